@@ -1,0 +1,73 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"strconv"
+	"strings"
+)
+
+// dialect is the seam between SQLite and PostgreSQL. Queries are written
+// once with `?` placeholders and standard SQL; what differs lives here.
+// Both databases accept `INSERT … ON CONFLICT (…) DO UPDATE SET x =
+// excluded.x` and `RETURNING`, so upserts need no translation. Column types
+// differ (BLOB/bytea) only in the per-dialect migration files.
+type dialect struct {
+	// name is "sqlite" or "postgres"; also the migrations directory.
+	name string
+	// driver is the database/sql driver name.
+	driver string
+	// dollar says placeholders are $1, $2… instead of ?.
+	dollar bool
+	// lockMigrations serialises migrations across processes inside tx.
+	lockMigrations func(ctx context.Context, tx *sql.Tx) error
+}
+
+// migrationLockID is the PostgreSQL advisory lock key held while
+// migrating ("mailgate" in ASCII).
+const migrationLockID = 0x6d61696c67617465
+
+// sqliteDialect is SQLite through modernc.org/sqlite.
+func sqliteDialect() dialect {
+	return dialect{
+		name:   "sqlite",
+		driver: "sqlite",
+		// Transactions start with BEGIN IMMEDIATE (_txlock=immediate), so
+		// the write lock is held from the first statement.
+		lockMigrations: func(context.Context, *sql.Tx) error { return nil },
+	}
+}
+
+// postgresDialect is PostgreSQL through pgx's database/sql driver.
+func postgresDialect() dialect {
+	return dialect{
+		name:   "postgres",
+		driver: "pgx",
+		dollar: true,
+		lockMigrations: func(ctx context.Context, tx *sql.Tx) error {
+			_, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock($1)", int64(migrationLockID))
+			return err
+		},
+	}
+}
+
+// rebind rewrites `?` placeholders for the dialect. Queries must not
+// contain a literal question mark.
+func (d dialect) rebind(q string) string {
+	if !d.dollar || !strings.Contains(q, "?") {
+		return q
+	}
+	var b strings.Builder
+	b.Grow(len(q) + 8)
+	n := 0
+	for i := 0; i < len(q); i++ {
+		if q[i] == '?' {
+			n++
+			b.WriteByte('$')
+			b.WriteString(strconv.Itoa(n))
+			continue
+		}
+		b.WriteByte(q[i])
+	}
+	return b.String()
+}
