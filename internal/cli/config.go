@@ -1,0 +1,133 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/mailgate/mailgate/internal/config"
+)
+
+// DefaultConfigFile is used when neither --config nor MAILGATE_CONFIG names
+// the configuration file.
+const DefaultConfigFile = "./mailgate.yaml"
+
+func init() {
+	register(&command{
+		name:    "config",
+		summary: "check the config file (config check) or print a documented example (config example)",
+		run:     runConfig,
+	})
+}
+
+// configPath returns the configuration file to use: the --config flag, else
+// $MAILGATE_CONFIG, else ./mailgate.yaml.
+func configPath(env *Env, flagValue string) string {
+	if flagValue != "" {
+		return flagValue
+	}
+	if env.Getenv != nil {
+		if p := env.Getenv("MAILGATE_CONFIG"); p != "" {
+			return p
+		}
+	}
+	return DefaultConfigFile
+}
+
+// loadConfig loads the configuration at path with the command's
+// environment. On failure it prints every problem to stderr, one
+// "file:line: key: problem" per line, and returns ok=false with the exit
+// code (ExitUsage). Warnings are printed to stderr in any case.
+func loadConfig(env *Env, path string) (cfg *config.Config, code int, ok bool) {
+	cfg, err := config.Load(path, env.Getenv)
+	if err != nil {
+		var cerr *config.Error
+		if errors.As(err, &cerr) {
+			for _, p := range cerr.Problems {
+				fmt.Fprintln(env.Err, p.String())
+			}
+		} else {
+			fmt.Fprintf(env.Err, "mailgate: %v\n", err)
+		}
+		return nil, ExitUsage, false
+	}
+	for _, w := range cfg.Warnings {
+		fmt.Fprintf(env.Err, "%s (warning)\n", w.String())
+	}
+	return cfg, ExitOK, true
+}
+
+func runConfig(ctx context.Context, env *Env, args []string) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
+		fmt.Fprintln(env.Err, "usage: mailgate config check [--config FILE]")
+		fmt.Fprintln(env.Err, "       mailgate config example > mailgate.yaml")
+		if len(args) == 0 {
+			return ExitUsage
+		}
+		return ExitOK
+	}
+	switch args[0] {
+	case "check":
+		return runConfigCheck(ctx, env, args[1:])
+	case "example":
+		return runConfigExample(ctx, env, args[1:])
+	}
+	fmt.Fprintf(env.Err, "mailgate config: unknown subcommand %q (check or example)\n", args[0])
+	return ExitUsage
+}
+
+func runConfigCheck(_ context.Context, env *Env, args []string) int {
+	fs := newFlagSet(env, "config check", "")
+	file := fs.String("config", "", "config file (default $MAILGATE_CONFIG, then ./mailgate.yaml)")
+	rest, code, ok := parseFlags(fs, args)
+	if !ok {
+		return code
+	}
+	if len(rest) > 0 {
+		fs.Usage()
+		return ExitUsage
+	}
+	path := configPath(env, *file)
+	cfg, code, ok := loadConfig(env, path)
+	if !ok {
+		return code
+	}
+	enabled := 0
+	for _, m := range cfg.Mailboxes {
+		if m.Enabled {
+			enabled++
+		}
+	}
+	fmt.Fprintf(env.Err, "config OK: %s: %s, %s (%d enabled), %s, %s\n", path,
+		plural(len(cfg.Profiles), "profile"), plural(len(cfg.Mailboxes), "mailbox"), enabled,
+		plural(len(cfg.Sinks), "sink"), plural(len(cfg.Senders), "sender"))
+	return ExitOK
+}
+
+func runConfigExample(_ context.Context, env *Env, args []string) int {
+	fs := newFlagSet(env, "config example", "")
+	fs.String("config", "", "ignored")
+	rest, code, ok := parseFlags(fs, args)
+	if !ok {
+		return code
+	}
+	if len(rest) > 0 {
+		fs.Usage()
+		return ExitUsage
+	}
+	if _, err := env.Out.Write(config.Example()); err != nil {
+		fmt.Fprintf(env.Err, "mailgate: %v\n", err)
+		return ExitFailed
+	}
+	return ExitOK
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return fmt.Sprintf("1 %s", word)
+	}
+	if word == "mailbox" {
+		return fmt.Sprintf("%d mailboxes", n)
+	}
+	return fmt.Sprintf("%d %ss", n, word)
+}

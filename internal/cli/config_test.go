@@ -1,0 +1,118 @@
+package cli
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/mailgate/mailgate/internal/config"
+)
+
+const goodConfig = `profiles:
+  - name: contoso
+    provider: microsoft
+    grant: client_credentials
+    tenant: contoso.onmicrosoft.com
+    client_id: aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee
+    client_secret: file:secret.txt
+    secret_expires: 2001-01-01
+mailboxes:
+  - name: forms
+    protocol: imap
+    host: outlook.office365.com
+    username: forms@contoso.com
+    profile: contoso
+    sink: out
+sinks:
+  - {name: out, type: maildir, path: ./inbox}
+`
+
+func writeConfig(t *testing.T, content string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "secret.txt"), []byte("s3cret-value\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, "mailgate.yaml")
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestConfigCheck(t *testing.T) {
+	good := writeConfig(t, goodConfig)
+	bad := writeConfig(t, strings.Replace(strings.Replace(goodConfig, "provider: microsoft", "provider: microsft", 1),
+		"sink: out", "sink: nowhere", 1)+"listn: x\n")
+	tests := []struct {
+		name     string
+		args     []string
+		code     int
+		stderr   []string // lines expected, in order
+		noStderr string
+	}{
+		{"ok", []string{"config", "check", "--config", good}, ExitOK, []string{
+			good + `:8: profiles[contoso].secret_expires: the credential expired on 2001-01-01; create a new one and update the config (warning)`,
+			"config OK: " + good + ": 1 profile, 1 mailbox (1 enabled), 1 sink, 0 senders",
+		}, "s3cret-value"},
+		{"problems", []string{"config", "check", "--config", bad}, ExitUsage, []string{
+			bad + `:3: profiles[contoso].provider: "microsft" is not one of microsoft, google, generic (did you mean "microsoft"?)`,
+			bad + `:15: mailboxes[forms].sink: no sink named "nowhere"`,
+			bad + `:18: listn: unknown key "listn" (did you mean "listen"?)`,
+		}, "config OK"},
+		{"missing file", []string{"config", "check", "--config", filepath.Join(t.TempDir(), "nope.yaml")}, ExitUsage, nil, ""},
+		{"no subcommand", []string{"config"}, ExitUsage, nil, ""},
+		{"unknown subcommand", []string{"config", "lint"}, ExitUsage, nil, ""},
+		{"stray argument", []string{"config", "check", "extra"}, ExitUsage, nil, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out, errs := runCLI(t, tc.args...)
+			if code != tc.code {
+				t.Fatalf("exit %d, want %d; stderr:\n%s", code, tc.code, errs)
+			}
+			if out != "" {
+				t.Errorf("stdout not empty: %q", out)
+			}
+			if tc.stderr != nil {
+				got := strings.Split(strings.TrimSuffix(errs, "\n"), "\n")
+				if strings.Join(got, "\n") != strings.Join(tc.stderr, "\n") {
+					t.Errorf("stderr:\n%s\nwant:\n%s", errs, strings.Join(tc.stderr, "\n"))
+				}
+			}
+			if tc.noStderr != "" && strings.Contains(errs, tc.noStderr) {
+				t.Errorf("stderr contains %q:\n%s", tc.noStderr, errs)
+			}
+		})
+	}
+}
+
+func TestConfigExample(t *testing.T) {
+	code, out, errs := runCLI(t, "config", "example")
+	if code != ExitOK {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	if out != string(config.Example()) {
+		t.Error("config example does not print config.Example()")
+	}
+}
+
+func TestConfigPath(t *testing.T) {
+	tests := []struct{ flag, envVar, want string }{
+		{"a.yaml", "b.yaml", "a.yaml"},
+		{"", "b.yaml", "b.yaml"},
+		{"", "", DefaultConfigFile},
+	}
+	for _, tc := range tests {
+		env := &Env{Getenv: func(k string) string {
+			if k == "MAILGATE_CONFIG" {
+				return tc.envVar
+			}
+			return ""
+		}}
+		if got := configPath(env, tc.flag); got != tc.want {
+			t.Errorf("configPath(%q) with MAILGATE_CONFIG=%q = %q, want %q", tc.flag, tc.envVar, got, tc.want)
+		}
+	}
+}

@@ -1,0 +1,64 @@
+// Package config owns mailgate's configuration file (mailgate.yaml): the
+// types, each key documented on its struct field; loading with problems
+// located by file, line and key; ${NAME} and file:PATH references; defaults;
+// validation; and Example(), a commented example generated from the field
+// documentation.
+//
+// It follows YAML 1.2 as implemented by go.yaml.in/yaml/v3 (its node API
+// gives every value a line), RFC 3986 for URLs and RFC 5322 for the
+// addresses in allowed_from.
+//
+// Use it in steps:
+//
+//  1. cfg, err := config.Load(path, os.Getenv)
+//  2. on error, errors.As(err, &cerr) with a *config.Error and print each of
+//     cerr.Problems ("file:line: key: problem"), one per line; exit 2;
+//  3. print cfg.Warnings (an expiring client secret, plain HTTP), which do
+//     not stop mailgate;
+//  4. look items up with cfg.Profile(name), cfg.Mailbox(name),
+//     cfg.Sink(name), cfg.Sender(name); defaults are already applied and
+//     file paths are absolute;
+//  5. read secrets only with Secret.Reveal, where they are used: a Secret
+//     prints, logs and marshals as "[redacted]".
+//
+// References: a value that starts with "file:" is replaced by the file's
+// contents (path relative to the config file's directory, one trailing
+// newline removed). Every ${NAME} in a value, whole or embedded in a longer
+// string, is replaced by that environment variable, which must be set and
+// not empty; write $${ for a literal ${. Both work in every value, not only
+// secrets, and a missing variable or unreadable file is a problem at that
+// line.
+//
+// Decisions the file format makes: keys are matched exactly (unknown keys
+// are problems, with a suggestion for a near miss); list items are named in
+// key paths by their name ("mailboxes[forms].sink"), or their index when they
+// have none; plain http is accepted only to loopback hosts for token
+// endpoints and Graph, and for webhooks anywhere with a warning; security:
+// none only to loopback hosts.
+package config
+
+// Profile returns the profile called name.
+func (c *Config) Profile(name string) (*Profile, bool) { return find(c.Profiles, name, profileName) }
+
+// Mailbox returns the mailbox called name.
+func (c *Config) Mailbox(name string) (*Mailbox, bool) { return find(c.Mailboxes, name, mailboxName) }
+
+// Sink returns the sink called name.
+func (c *Config) Sink(name string) (*Sink, bool) { return find(c.Sinks, name, sinkName) }
+
+// Sender returns the sender called name.
+func (c *Config) Sender(name string) (*Sender, bool) { return find(c.Senders, name, senderName) }
+
+func profileName(p *Profile) string { return p.Name }
+func mailboxName(m *Mailbox) string { return m.Name }
+func sinkName(s *Sink) string       { return s.Name }
+func senderName(s *Sender) string   { return s.Name }
+
+func find[T any](items []T, name string, nameOf func(*T) string) (*T, bool) {
+	for i := range items {
+		if nameOf(&items[i]) == name {
+			return &items[i], true
+		}
+	}
+	return nil, false
+}

@@ -1,0 +1,272 @@
+package config
+
+// This file holds the configuration types. The doc comment on every field is
+// the user documentation: Example() reads this file (embedded in the binary)
+// and prints those comments above each key, so keep them in the form
+// "what it is. Allowed values. Default."
+
+// Config is the whole mailgate.yaml file.
+type Config struct {
+	// Store is where mailgate keeps its state: "sqlite:PATH" (a file, relative
+	// to the config file's directory) or a PostgreSQL URL
+	// "postgres://user@host:5432/db" for several instances sharing one store.
+	// Default: sqlite:./mailgate.db
+	Store string `yaml:"store"`
+	// Listen is the address of the web console, the REST API under /api/v1,
+	// /metrics and /healthz, as host:port. Default: 127.0.0.1:8025
+	Listen string `yaml:"listen"`
+	// KeyFile is the file holding the store's encryption key (AES-256), created
+	// on first use; relative to the config file's directory. When the
+	// environment variable MAILGATE_KEY is set it holds the key itself and
+	// this file is not read. Default: mailgate.key beside the config file.
+	KeyFile string `yaml:"key_file"`
+	// TLSCert is a PEM certificate (chain) for serving the console over HTTPS;
+	// set it together with tls_key. Default: none (plain HTTP, keep listen on
+	// loopback then).
+	TLSCert string `yaml:"tls_cert"`
+	// TLSKey is the PEM private key for tls_cert. Default: none.
+	TLSKey string `yaml:"tls_key"`
+	// Profiles are the OAuth 2.0 identities tokens are obtained for; mailboxes
+	// and senders refer to them by name.
+	Profiles []Profile `yaml:"profiles"`
+	// Mailboxes are the mail sources read by the agents (IMAP, POP3 or
+	// Microsoft Graph); each delivers into a sink.
+	Mailboxes []Mailbox `yaml:"mailboxes"`
+	// Sinks are where messages read from mailboxes go.
+	Sinks []Sink `yaml:"sinks"`
+	// Senders are the ways out for `mailgate send` and the outbox (SMTP
+	// submission or Microsoft Graph sendMail).
+	Senders []Sender `yaml:"senders"`
+
+	// File is the absolute path the configuration was loaded from ("" for
+	// Parse without a file name). Not a key.
+	File string `yaml:"-"`
+	// Warnings are problems that do not stop mailgate, such as a client
+	// secret about to expire. Not a key.
+	Warnings []Problem `yaml:"-"`
+}
+
+// Profile is one OAuth 2.0 client registration and how to get tokens with it.
+type Profile struct {
+	// Name identifies the profile in commands (mailgate token NAME), in the
+	// store and in mailbox/sender profile keys. Letters, digits, '.', '_' and
+	// '-'. Required.
+	Name string `yaml:"name"`
+	// Provider is the kind of authorization server: microsoft (Entra ID),
+	// google or generic (any RFC 6749 server; needs token_url). Required.
+	Provider string `yaml:"provider"`
+	// Grant is how tokens are obtained: client_credentials (app-only),
+	// authorization_code (a user signs in with `mailgate login`), password
+	// (resource-owner password, needs username and password), device_code
+	// (`mailgate login --device`) or refresh_token (only a refresh token
+	// already in the store). Required.
+	Grant string `yaml:"grant"`
+	// Tenant is the Entra ID tenant: its GUID or a verified domain
+	// (organizations or common only for delegated grants). Required for
+	// microsoft unless token_url is given.
+	Tenant string `yaml:"tenant"`
+	// ClientID is the application (client) ID of the app registration.
+	// Required.
+	ClientID string `yaml:"client_id"`
+	// ClientSecret is the client secret's value (not its ID). Use ${ENV} or
+	// file:PATH rather than writing it here. Either this or
+	// client_certificate for client_credentials. Default: none.
+	ClientSecret Secret `yaml:"client_secret"`
+	// ClientCertificate authenticates the app with a certificate (a signed JWT
+	// client assertion) instead of a client secret. Default: none.
+	ClientCertificate *ClientCertificate `yaml:"client_certificate"`
+	// SecretExpires is the date (YYYY-MM-DD) the client secret or
+	// certificate expires; `config check` and the console warn 30 days
+	// before and after it lapses. Default: none.
+	SecretExpires Date `yaml:"secret_expires"`
+	// Scopes requested when a command names none, e.g.
+	// https://outlook.office365.com/.default for app-only IMAP/POP/SMTP or
+	// https://graph.microsoft.com/.default for Graph. A YAML list.
+	// Default: none (the command asks for the scope it needs).
+	Scopes []string `yaml:"scopes"`
+	// Authority is the Microsoft login host: the public cloud, a national
+	// cloud or the emulator. Absolute https URL (http only to loopback).
+	// Token URL = authority/tenant/oauth2/v2.0/token. Default (microsoft):
+	// https://login.microsoftonline.com
+	Authority string `yaml:"authority"`
+	// EndpointVersion selects Microsoft's v2 endpoints or the older v1
+	// (/oauth2/token with a resource). v2 | v1. Default: v2
+	EndpointVersion string `yaml:"endpoint_version"`
+	// TokenURL is the token endpoint; required for generic providers,
+	// overrides the derived one otherwise. Absolute https URL (http only to
+	// loopback). Default: derived from the provider.
+	TokenURL string `yaml:"token_url"`
+	// AuthorizeURL is the authorization endpoint for authorization_code;
+	// required for generic providers using that grant. Default: derived from
+	// the provider.
+	AuthorizeURL string `yaml:"authorize_url"`
+	// DeviceURL is the device authorization endpoint (RFC 8628) for
+	// device_code; required for generic providers using that grant.
+	// Default: derived from the provider.
+	DeviceURL string `yaml:"device_url"`
+	// RedirectURI is the redirect URI registered for the app, used by
+	// `mailgate login`, which listens on its host and port. http only to
+	// loopback. Default: a loopback address on a random port.
+	RedirectURI string `yaml:"redirect_uri"`
+	// Username is the account for the password grant (also sent as
+	// login_hint on sign-in). Default: none.
+	Username string `yaml:"username"`
+	// Password is the account's password for the password grant. Use ${ENV}
+	// or file:PATH. Default: none.
+	Password Secret `yaml:"password"`
+	// HTTPProxy is the proxy for the token endpoint, an absolute http or
+	// https URL such as http://proxy:3128. Default: the HTTPS_PROXY /
+	// NO_PROXY environment variables.
+	HTTPProxy string `yaml:"http_proxy"`
+	// TLSCA is a PEM file of extra certificate authorities to trust for the
+	// token endpoint (TLS-inspecting proxies, the emulator); relative to the
+	// config file's directory. Default: none (system roots).
+	TLSCA string `yaml:"tls_ca"`
+	// RefreshMargin is how long before expiry a cached access token is
+	// replaced, as a Go duration. Default: 5m
+	RefreshMargin Duration `yaml:"refresh_margin"`
+	// AuthStyle is how the client secret is sent to the token endpoint:
+	// params (in the form body) or basic (HTTP Basic). Useful for generic
+	// providers. Default: params
+	AuthStyle string `yaml:"auth_style"`
+}
+
+// ClientCertificate is a certificate credential: the certificate uploaded to
+// the app registration and its private key.
+type ClientCertificate struct {
+	// Cert is the PEM certificate file; relative to the config file's
+	// directory. Required.
+	Cert string `yaml:"cert"`
+	// Key is the PEM private key file (RSA); relative to the config file's
+	// directory. Required.
+	Key string `yaml:"key"`
+	// Alg is the signature algorithm of the client assertion: PS256 or RS256.
+	// Default: PS256
+	Alg string `yaml:"alg"`
+}
+
+// Mailbox is a mail source read by an agent.
+type Mailbox struct {
+	// Name identifies the mailbox in commands (mailgate run --mailbox NAME)
+	// and the console. Letters, digits, '.', '_' and '-'. Required.
+	Name string `yaml:"name"`
+	// Protocol is how the mailbox is read: imap, pop3 or graph (Microsoft
+	// Graph REST; host, port, security and sasl do not apply). Required.
+	Protocol string `yaml:"protocol"`
+	// Host is the IMAP or POP3 server. Required for imap and pop3.
+	Host string `yaml:"host"`
+	// Port is the server's TCP port. Default: imap 993 with tls, 143
+	// otherwise; pop3 995 with tls, 110 otherwise.
+	Port int `yaml:"port"`
+	// Security is the transport: tls (implicit TLS), starttls or none (only
+	// to a loopback host). Default: tls
+	Security string `yaml:"security"`
+	// TLSCA is a PEM file of extra certificate authorities to trust for the
+	// server; relative to the config file's directory. Default: none.
+	TLSCA string `yaml:"tls_ca"`
+	// SASL is the authentication mechanism: xoauth2 or oauthbearer
+	// (RFC 7628). Default: xoauth2
+	SASL string `yaml:"sasl"`
+	// Username is the mailbox address to open (a shared mailbox works the
+	// same way). Required.
+	Username string `yaml:"username"`
+	// Folder is the folder read: an IMAP mailbox name, or for graph a
+	// well-known folder name or a folder id. POP3 has only INBOX.
+	// Default: INBOX (graph: inbox)
+	Folder string `yaml:"folder"`
+	// Profile is the name of the profile whose tokens open the mailbox.
+	// Required.
+	Profile string `yaml:"profile"`
+	// Mode is poll (check every interval) or idle (IMAP IDLE: wait for new
+	// mail, imap only). Default: poll
+	Mode string `yaml:"mode"`
+	// Interval is the time between polls (and the longest wait in idle
+	// mode), as a Go duration, at least 10s. Default: 60s
+	Interval Duration `yaml:"interval"`
+	// After is what happens to a message once the sink has it: seen (mark it
+	// read), delete, keep (leave it; mailgate remembers what it delivered) or
+	// move:FOLDER (imap and graph). Default: seen
+	After string `yaml:"after"`
+	// Sink is the name of the sink messages are delivered to. Required.
+	Sink string `yaml:"sink"`
+	// Endpoint is the Microsoft Graph base URL for graph mailboxes: a
+	// national cloud or the emulator (http only to loopback).
+	// Default: https://graph.microsoft.com
+	Endpoint string `yaml:"endpoint"`
+	// Enabled says whether `serve` and `run --once` read this mailbox; a
+	// disabled one can still be named explicitly. Default: true
+	Enabled bool `yaml:"enabled"`
+	// BatchSize is the most messages fetched and delivered in one poll
+	// (the rest wait for the next one), 1 to 10000. Default: 100
+	BatchSize int `yaml:"batch_size"`
+}
+
+// Sink is a destination for messages read from mailboxes.
+type Sink struct {
+	// Name identifies the sink in mailbox sink keys. Letters, digits, '.',
+	// '_' and '-'. Required.
+	Name string `yaml:"name"`
+	// Type is maildir (a Maildir directory: tmp/ then new/, bytes
+	// unchanged), webhook (HTTP POST signed with HMAC-SHA256, retried),
+	// command (the message on a program's stdin; exit 0 = accepted) or store
+	// (kept in mailgate's store, browsable in the console). Required.
+	Type string `yaml:"type"`
+	// Path is the Maildir directory for maildir sinks; relative to the config
+	// file's directory. Required for maildir.
+	Path string `yaml:"path"`
+	// URL is the webhook's absolute http or https URL (http to a host that is
+	// not loopback draws a warning). Required for webhook.
+	URL string `yaml:"url"`
+	// Secret is the key the webhook body is signed with (HMAC-SHA256). Use
+	// ${ENV} or file:PATH. Default: none (unsigned).
+	Secret Secret `yaml:"secret"`
+	// Command is the program and its arguments for command sinks, as a YAML
+	// list; no shell is involved. Required for command.
+	Command []string `yaml:"command"`
+	// Timeout bounds one delivery (webhook request or command run), as a Go
+	// duration. Default: 30s
+	Timeout Duration `yaml:"timeout"`
+	// Headers are extra HTTP headers sent with every webhook request, as a
+	// mapping of name to value. Default: none.
+	Headers map[string]string `yaml:"headers"`
+}
+
+// Sender is a way to send mail.
+type Sender struct {
+	// Name identifies the sender (mailgate send --sender NAME). Letters,
+	// digits, '.', '_' and '-'. Required.
+	Name string `yaml:"name"`
+	// Protocol is smtp (submission with SASL) or graph (Microsoft Graph
+	// sendMail; host, port, security and sasl do not apply). Required.
+	Protocol string `yaml:"protocol"`
+	// Host is the SMTP submission server. Required for smtp.
+	Host string `yaml:"host"`
+	// Port is the server's TCP port. Default: 587 with starttls, 465 with
+	// tls, 25 with none.
+	Port int `yaml:"port"`
+	// Security is the transport: starttls, tls (implicit TLS) or none (only
+	// to a loopback host). Default: starttls
+	Security string `yaml:"security"`
+	// TLSCA is a PEM file of extra certificate authorities to trust for the
+	// server; relative to the config file's directory. Default: none.
+	TLSCA string `yaml:"tls_ca"`
+	// SASL is the authentication mechanism: xoauth2 or oauthbearer.
+	// Default: xoauth2
+	SASL string `yaml:"sasl"`
+	// Username is the account that authenticates (smtp) or whose mailbox
+	// sends (graph). Required.
+	Username string `yaml:"username"`
+	// Profile is the name of the profile whose tokens authenticate.
+	// Required.
+	Profile string `yaml:"profile"`
+	// AllowedFrom lists the From / envelope sender addresses this sender may
+	// use, as a YAML list; "@example.com" allows a whole domain. Anything
+	// else is refused. Default: none (only username).
+	AllowedFrom []string `yaml:"allowed_from"`
+	// Endpoint is the Microsoft Graph base URL for graph senders (http only
+	// to loopback). Default: https://graph.microsoft.com
+	Endpoint string `yaml:"endpoint"`
+	// SaveToSentItems says whether Graph keeps a copy in Sent Items (graph
+	// only). Default: true
+	SaveToSentItems bool `yaml:"save_to_sent_items"`
+}
