@@ -1,0 +1,77 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/mailgate/mailgate/internal/emulator"
+)
+
+func init() {
+	register(&command{
+		name:    "emulator",
+		summary: "run the Entra ID emulator alone and write a mailgate.yaml pointing at it",
+		run:     runEmulator,
+	})
+}
+
+func runEmulator(ctx context.Context, env *Env, args []string) int {
+	fs := newFlagSet(env, "emulator", "")
+	listen := fs.String("listen", "127.0.0.1:8443", "HTTPS listen address (the authority URL)")
+	httpListen := fs.String("http-listen", "127.0.0.1:0", `plain-HTTP listen address for loopback tools ("-" for none)`)
+	configOut := fs.String("config-out", "", "write the ready mailgate.yaml to FILE instead of stdout")
+	dir := fs.String("dir", "", "directory for the emulator's CA, demo certificate and secret files (default: beside --config-out, else a temporary one)")
+	verbose := fs.Bool("v", false, "log every request")
+	_ = fs.String("config", "", "ignored: the emulator needs no config")
+	pos, code, ok := parseFlags(fs, args)
+	if !ok {
+		return code
+	}
+	if len(pos) > 0 {
+		fmt.Fprintf(env.Err, "mailgate emulator: unexpected argument %q\n", pos[0])
+		return ExitUsage
+	}
+	d := *dir
+	if d == "" && *configOut != "" {
+		d = filepath.Join(filepath.Dir(*configOut), "mailgate-emulator")
+	}
+	if d != "" {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			fmt.Fprintf(env.Err, "mailgate emulator: %v\n", err)
+			return ExitFailed
+		}
+	}
+	level := slog.LevelWarn
+	if *verbose {
+		level = slog.LevelDebug
+	}
+	logger := slog.New(slog.NewTextHandler(env.Err, &slog.HandlerOptions{Level: level}))
+	srv, err := emulator.Start(ctx, emulator.Options{Listen: *listen, HTTPListen: *httpListen, Dir: d, Logger: logger})
+	if err != nil {
+		fmt.Fprintf(env.Err, "mailgate emulator: %v\n", err)
+		return ExitFailed
+	}
+	defer srv.Close()
+	yaml := srv.ConfigYAML()
+	if *configOut != "" {
+		if err := os.WriteFile(*configOut, yaml, 0o600); err != nil {
+			fmt.Fprintf(env.Err, "mailgate emulator: %v\n", err)
+			return ExitFailed
+		}
+		fmt.Fprintf(env.Err, "wrote %s\n", *configOut)
+	} else {
+		env.Out.Write(yaml)
+	}
+	t := srv.Tenant()
+	fmt.Fprintf(env.Err, "Entra ID emulator serving %s (and %s), tenant %s\n", srv.URL(), srv.HTTPURL(), t.ID())
+	fmt.Fprintf(env.Err, "CA certificate: %s\n", srv.CAFile())
+	fmt.Fprintf(env.Err, "Confidential app %s (secret in %s, certificate %s)\n", emulator.DemoAppID,
+		filepath.Join(srv.Dir(), "client-secret.txt"), filepath.Join(srv.Dir(), "app-cert.pem"))
+	fmt.Fprintf(env.Err, "Public app %s; user %s / %s\n", emulator.DemoPublicAppID, emulator.DemoUser, emulator.DemoUserPassword)
+	fmt.Fprintln(env.Err, "Stop with Ctrl-C.")
+	<-ctx.Done()
+	return ExitOK
+}

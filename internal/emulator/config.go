@@ -1,0 +1,105 @@
+package emulator
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+)
+
+// ConfigYAML returns a mailgate.yaml whose profiles point at this emulator:
+// client credentials with the demo secret and with the demo certificate,
+// a Graph profile, and the delegated grants with the public app.
+func (s *Server) ConfigYAML() []byte {
+	var b strings.Builder
+	expires := ""
+	s.tenant.mu.Lock()
+	if app := s.tenant.apps[strings.ToLower(DemoAppID)]; app != nil {
+		for _, sec := range app.secrets {
+			if sec.ID == DemoAppSecretID && !sec.Expires.IsZero() {
+				expires = sec.Expires.Format("2006-01-02")
+			}
+		}
+	}
+	s.tenant.mu.Unlock()
+	q := func(v string) string { return "'" + strings.ReplaceAll(v, "'", "''") + "'" }
+	fmt.Fprintf(&b, `# mailgate configuration for the Entra ID emulator at %[1]s
+# (tenant %[2]s, domain %[3]s). Written by "mailgate emulator"; every
+# credential here is the emulator's public demo credential.
+store: sqlite:./mailgate.db
+
+profiles:
+  # App-only access with a client secret (the secret's value, not its ID).
+  - name: emulator-secret
+    provider: microsoft
+    grant: client_credentials
+    authority: %[1]s
+    tls_ca: %[4]s
+    tenant: %[2]s
+    client_id: %[5]s
+    client_secret: %[6]s
+    secret_expires: %[7]s
+    scopes: [https://outlook.office365.com/.default]
+
+  # App-only access with a certificate (JWT client assertion).
+  - name: emulator-cert
+    provider: microsoft
+    grant: client_credentials
+    authority: %[1]s
+    tls_ca: %[4]s
+    tenant: %[2]s
+    client_id: %[5]s
+    client_certificate: {cert: %[8]s, key: %[9]s}
+    scopes: [https://outlook.office365.com/.default]
+
+  # Microsoft Graph, app-only.
+  - name: emulator-graph
+    provider: microsoft
+    grant: client_credentials
+    authority: %[1]s
+    tls_ca: %[4]s
+    tenant: %[2]s
+    client_id: %[5]s
+    client_secret: %[6]s
+    scopes: [https://graph.microsoft.com/.default]
+
+  # A user signs in in the browser ("mailgate login emulator-user"):
+  # %[10]s, password in %[11]s.
+  - name: emulator-user
+    provider: microsoft
+    grant: authorization_code
+    authority: %[1]s
+    tls_ca: %[4]s
+    tenant: %[2]s
+    client_id: %[12]s
+    redirect_uri: http://localhost:8400/
+    scopes: [https://outlook.office.com/IMAP.AccessAsUser.All, offline_access]
+
+  # The same user on a device without a browser ("mailgate login emulator-device --device").
+  - name: emulator-device
+    provider: microsoft
+    grant: device_code
+    authority: %[1]s
+    tls_ca: %[4]s
+    tenant: %[2]s
+    client_id: %[12]s
+    scopes: [https://outlook.office.com/IMAP.AccessAsUser.All, offline_access]
+
+  # Resource-owner password: deprecated by Microsoft, blocked by MFA; shown
+  # because older integrations still use it.
+  - name: emulator-password
+    provider: microsoft
+    grant: password
+    authority: %[1]s
+    tls_ca: %[4]s
+    tenant: %[2]s
+    client_id: %[12]s
+    username: %[10]s
+    password: %[13]s
+    scopes: [https://outlook.office.com/IMAP.AccessAsUser.All, offline_access]
+`, s.URL(), DemoTenantID, DemoDomain, q(s.CAFile()), DemoAppID,
+		q("file:"+filepath.Join(s.dir, "client-secret.txt")), expires,
+		q(filepath.Join(s.dir, "app-cert.pem")), q(filepath.Join(s.dir, "app-key.pem")),
+		DemoUser, filepath.Join(s.dir, "user-password.txt"), DemoPublicAppID,
+		q("file:"+filepath.Join(s.dir, "user-password.txt")))
+	return []byte(b.String())
+}
