@@ -71,7 +71,11 @@ func TestClientCredentialsSecret(t *testing.T) {
 func TestTokenErrors(t *testing.T) {
 	srv := start(t)
 	v2 := "/" + DemoTenantID + "/oauth2/v2.0/token"
-	cc := func(edit func(url.Values)) url.Values { f := ccForm("https://outlook.office365.com/.default"); edit(f); return f }
+	cc := func(edit func(url.Values)) url.Values {
+		f := ccForm("https://outlook.office365.com/.default")
+		edit(f)
+		return f
+	}
 	pub := func(grant string, edit func(url.Values)) url.Values {
 		f := url.Values{"grant_type": {grant}, "client_id": {DemoPublicAppID}, "scope": {"https://outlook.office.com/IMAP.AccessAsUser.All offline_access"},
 			"username": {DemoUser}, "password": {DemoUserPassword}}
