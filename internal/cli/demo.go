@@ -1,0 +1,221 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/mailgate/mailgate/internal/emulator"
+	"github.com/mailgate/mailgate/internal/oauth"
+	"github.com/mailgate/mailgate/internal/store"
+)
+
+func init() {
+	register(&command{
+		name:    "demo",
+		summary: "run mailgate's main job against the built-in Entra ID emulator (no tenant needed)",
+		run:     runDemo,
+	})
+}
+
+// runDemo starts the emulator and walks through what mailgate does with a
+// tenant: tokens with a secret and a certificate, the cache, a token used
+// against Exchange's mailbox rule, and an error explained.
+func runDemo(ctx context.Context, env *Env, args []string) int {
+	fs := newFlagSet(env, "demo", "")
+	dir := fs.String("dir", "", "keep the emulator's files, the store and a ready mailgate.yaml in DIR (default: a temporary directory removed at exit)")
+	listen := fs.String("listen", "127.0.0.1:0", "HTTPS listen address of the emulator")
+	once := fs.Bool("once", false, "exit after the walk-through instead of serving the emulator until Ctrl-C")
+	_ = fs.String("config", "", "ignored: the demo needs no config")
+	pos, code, ok := parseFlags(fs, args)
+	if !ok {
+		return code
+	}
+	if len(pos) > 0 {
+		fmt.Fprintf(env.Err, "mailgate demo: unexpected argument %q\n", pos[0])
+		return ExitUsage
+	}
+	d := *dir
+	if d == "" {
+		tmp, err := os.MkdirTemp("", "mailgate-demo-")
+		if err != nil {
+			fmt.Fprintf(env.Err, "mailgate demo: %v\n", err)
+			return ExitFailed
+		}
+		defer os.RemoveAll(tmp)
+		d = tmp
+	} else if err := os.MkdirAll(d, 0o700); err != nil {
+		fmt.Fprintf(env.Err, "mailgate demo: %v\n", err)
+		return ExitFailed
+	}
+	demo := &demoRun{env: env, dir: d, out: env.Err}
+	if err := demo.run(ctx, *listen); err != nil {
+		fmt.Fprintf(env.Err, "mailgate demo: %v\n", err)
+		return ExitFailed
+	}
+	if demo.failed {
+		fmt.Fprintln(env.Err, "mailgate demo: a step did not behave as expected (see above)")
+		return ExitFailed
+	}
+	if *once {
+		return ExitOK
+	}
+	fmt.Fprintln(env.Err, "\nThe emulator keeps running for you to try the commands above; Ctrl-C stops it.")
+	<-ctx.Done()
+	return ExitOK
+}
+
+type demoRun struct {
+	env    *Env
+	dir    string
+	out    io.Writer
+	failed bool
+	srv    *emulator.Server
+}
+
+func (d *demoRun) step(n int, title string) { fmt.Fprintf(d.out, "\n%d. %s\n", n, title) }
+func (d *demoRun) ok(format string, a ...any) {
+	fmt.Fprintf(d.out, "   ✓ "+format+"\n", a...)
+}
+func (d *demoRun) no(format string, a ...any) {
+	fmt.Fprintf(d.out, "   ✗ "+format+"\n", a...)
+}
+func (d *demoRun) unexpected(format string, a ...any) {
+	d.failed = true
+	fmt.Fprintf(d.out, "   !! unexpected: "+format+"\n", a...)
+}
+
+func (d *demoRun) run(ctx context.Context, listen string) error {
+	srv, err := emulator.Start(ctx, emulator.Options{Listen: listen, HTTPListen: "-", Dir: filepath.Join(d.dir, "emulator")})
+	if err != nil {
+		return err
+	}
+	d.srv = srv
+	context.AfterFunc(ctx, func() { _ = srv.Close() })
+	cfgPath := filepath.Join(d.dir, "mailgate.yaml")
+	if err := os.WriteFile(cfgPath, srv.ConfigYAML(), 0o600); err != nil {
+		return err
+	}
+	key, err := store.LoadKey(filepath.Join(d.dir, "mailgate.key"), d.env.Getenv)
+	if err != nil {
+		return err
+	}
+	st, err := store.Open(ctx, "sqlite:"+filepath.Join(d.dir, "mailgate.db"), &store.Options{Key: key})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	mgr := oauth.NewManager(st, &oauth.ManagerOptions{Logger: slog.New(slog.DiscardHandler)})
+	client, err := oauth.NewHTTPClient(oauth.HTTPOptions{RootCAs: srv.CertPool()})
+	if err != nil {
+		return err
+	}
+	base := oauth.Profile{Provider: "microsoft", Grant: "client_credentials", Tenant: emulator.DemoTenantID,
+		ClientID: emulator.DemoAppID, Authority: srv.URL(), HTTPClient: client,
+		Scopes: []string{"https://outlook.office365.com/.default"}}
+
+	fmt.Fprintln(d.out, "mailgate demo — no tenant needed: every step talks to the built-in Entra ID emulator,")
+	fmt.Fprintln(d.out, "which answers as Microsoft's token service and Exchange Online do (errors included).")
+	d.step(1, "Entra ID emulator")
+	d.ok("serving %s, tenant %s (%s)", srv.URL(), emulator.DemoTenantID, emulator.DemoDomain)
+	d.ok("app %s registered with a client secret and a certificate", emulator.DemoAppID)
+
+	secretP := base
+	secretP.Name = "emulator-secret"
+	secretP.ClientSecret = emulator.DemoAppSecret
+	d.step(2, "Client credentials with a client secret (profile emulator-secret)")
+	tok, err := mgr.Token(ctx, &secretP, nil)
+	if err != nil {
+		d.unexpected("%v", err)
+	} else {
+		d.describe(tok)
+		before := srv.TokenRequests()
+		if _, err := mgr.Token(ctx, &secretP, nil); err != nil {
+			d.unexpected("%v", err)
+		} else if srv.TokenRequests() == before {
+			d.ok("asked again: answered from the encrypted token cache, no new request to Entra ID")
+		} else {
+			d.unexpected("the second request went to the token endpoint")
+		}
+	}
+
+	certPEM, err1 := os.ReadFile(filepath.Join(srv.Dir(), "app-cert.pem"))
+	keyPEM, err2 := os.ReadFile(filepath.Join(srv.Dir(), "app-key.pem"))
+	if err1 != nil || err2 != nil {
+		return fmt.Errorf("demo certificate: %v %v", err1, err2)
+	}
+	cert, err := oauth.LoadClientCertificate(certPEM, keyPEM, "")
+	if err != nil {
+		return err
+	}
+	certP := base
+	certP.Name = "emulator-cert"
+	certP.Certificate = cert
+	d.step(3, "Client credentials with a certificate (signed JWT client assertion, PS256 + x5t#S256)")
+	tp := oauth.Thumbprints(cert.Cert)
+	d.ok("certificate thumbprint %s (as the Azure portal shows it)", tp.SHA1)
+	var certTok *oauth.Token
+	if certTok, err = mgr.Token(ctx, &certP, nil); err != nil {
+		d.unexpected("%v", err)
+	} else {
+		d.describe(certTok)
+	}
+
+	d.step(4, "Using the token: Exchange Online's rule for IMAP/POP/SMTP AUTH (XOAUTH2 user=MAILBOX)")
+	if certTok != nil {
+		for _, mb := range []string{emulator.DemoSharedMailbox, emulator.DemoRestrictedMailbox} {
+			if err := srv.CheckMailboxAccess(certTok.AccessToken, mb, "imap"); err != nil {
+				if mb == emulator.DemoSharedMailbox {
+					d.unexpected("%s refused: %v", mb, err)
+					continue
+				}
+				d.no("%s refused: %v", mb, err)
+			} else {
+				if mb == emulator.DemoRestrictedMailbox {
+					d.unexpected("%s allowed although the app was never granted it", mb)
+					continue
+				}
+				d.ok("%s: IMAP login allowed", mb)
+			}
+		}
+	}
+
+	d.step(5, "When Entra ID says no: the secret's ID pasted instead of its value")
+	wrong := base
+	wrong.Name = "pasted-secret-id"
+	wrong.ClientSecret = emulator.DemoAppSecretID
+	if _, err := mgr.Token(ctx, &wrong, nil); err == nil {
+		d.unexpected("the token endpoint accepted a secret ID")
+	} else if ex, ok := oauth.ExplainError(err, &wrong); ok {
+		d.no("AADSTS%d: %s", ex.AADSTS, ex.Meaning)
+		fmt.Fprintf(d.out, "     fix: %s\n", ex.Fix)
+	} else {
+		d.unexpected("no explanation for %v", err)
+	}
+
+	fmt.Fprintf(d.out, "\nA ready config for these profiles is in %s. Try, while this runs:\n", cfgPath)
+	fmt.Fprintf(d.out, "   mailgate token emulator-secret --config %s\n", cfgPath)
+	fmt.Fprintf(d.out, "   mailgate login emulator-device --device --config %s   (user %s, password %s)\n",
+		cfgPath, emulator.DemoUser, emulator.DemoUserPassword)
+	return nil
+}
+
+// describe prints what the resource will see in a token, never the token.
+func (d *demoRun) describe(tok *oauth.Token) {
+	c, err := d.srv.VerifyAccessToken(tok.AccessToken)
+	if err != nil {
+		d.unexpected("the token does not verify: %v", err)
+		return
+	}
+	what := "app-only, roles " + strings.Join(c.Roles, " ")
+	if c.Idtyp != "app" {
+		what = "user " + c.Upn + ", scopes " + c.Scp
+	}
+	d.ok("access token for %s, %s, valid for %d min (the token itself is never printed here)",
+		c.Aud, what, int(time.Until(tok.Expiry).Minutes()+0.5))
+}

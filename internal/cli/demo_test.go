@@ -1,0 +1,56 @@
+package cli
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/mailgate/mailgate/internal/emulator"
+)
+
+func TestDemoOnce(t *testing.T) {
+	dir := t.TempDir()
+	code, out, errs := runCLI(t, "demo", "--once", "--dir", dir)
+	if code != ExitOK {
+		t.Fatalf("exit %d:\n%s", code, errs)
+	}
+	if out != "" {
+		t.Errorf("the demo is for people: stdout should be empty, got %q", out)
+	}
+	for _, want := range []string{
+		"asked again: answered from the encrypted token cache",
+		"roles IMAP.AccessAsApp",
+		emulator.DemoSharedMailbox + ": IMAP login allowed",
+		emulator.DemoRestrictedMailbox + " refused",
+		"Add-MailboxPermission",
+		"AADSTS7000215",
+		"fix: Entra admin center",
+	} {
+		if !strings.Contains(errs, want) {
+			t.Errorf("demo output lacks %q", want)
+		}
+	}
+	if strings.Contains(errs, "!! unexpected") {
+		t.Errorf("a demo step misbehaved:\n%s", errs)
+	}
+	if strings.Contains(errs, emulator.DemoAppSecret) || strings.Contains(errs, "eyJ") {
+		t.Error("the demo printed a secret or a token")
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "mailgate.db*")) // with -wal and -shm
+	if len(files) == 0 {
+		t.Fatal("no store written")
+	}
+	for _, f := range files {
+		db, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(db), "eyJ") || strings.Contains(string(db), emulator.DemoAppSecret) {
+			t.Errorf("%s holds a token or the secret in clear", f)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "mailgate.yaml")); err != nil {
+		t.Error(err)
+	}
+}
