@@ -223,7 +223,10 @@ func TestAADSTSExplained(t *testing.T) {
 		{700027, func(p *oauth.Profile) { p.ClientSecret, p.Certificate = "", other }, 0},
 		{700024, func(p *oauth.Profile) { p.ClientSecret, p.Certificate = "", demoCert(t, srv, "") }, time.Hour},
 		{50126, func(p *oauth.Profile) { user(p); p.Password = "Summer2026!" }, 0},
-		{50076, func(p *oauth.Profile) { user(p); p.Username, p.Password = emulator.DemoMFAUser, emulator.DemoMFAUserPassword }, 0},
+		{50076, func(p *oauth.Profile) {
+			user(p)
+			p.Username, p.Password = emulator.DemoMFAUser, emulator.DemoMFAUserPassword
+		}, 0},
 		{50057, func(p *oauth.Profile) { user(p); p.Username, p.Password = emulator.DemoDisabledUser, "Former-Passw0rd" }, 0},
 	}
 	for _, tt := range tests {
@@ -352,4 +355,3 @@ func TestRotatedRefreshTokenKept(t *testing.T) {
 		t.Fatalf("refresh from a new manager: %v", err)
 	}
 }
-
