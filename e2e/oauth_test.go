@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -354,4 +355,8 @@ func TestRotatedRefreshTokenKept(t *testing.T) {
 	if _, err := mgr2.Token(t.Context(), p, []string{"https://outlook.office.com/SMTP.Send", "offline_access"}); err != nil {
 		t.Fatalf("refresh from a new manager: %v", err)
 	}
+}
+
+func openStore(ctx context.Context, dir string, key []byte) (*store.Store, error) {
+	return store.Open(ctx, "sqlite:"+filepath.Join(dir, "mailgate.db"), &store.Options{Key: key})
 }
