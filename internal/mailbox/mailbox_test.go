@@ -1,0 +1,66 @@
+package mailbox
+
+import (
+	"errors"
+	"io"
+	"strings"
+	"testing"
+)
+
+func TestParseAfter(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    After
+		wantErr bool
+	}{
+		{"seen", After{Kind: "seen"}, false},
+		{"", After{Kind: "seen"}, false},
+		{"delete", After{Kind: "delete"}, false},
+		{"keep", After{Kind: "keep"}, false},
+		{"move:Processed", After{Kind: "move", Folder: "Processed"}, false},
+		{"move: Archive/2026 ", After{Kind: "move", Folder: "Archive/2026"}, false},
+		{"move:", After{}, true},
+		{"Seen", After{}, true},
+		{"flag", After{}, true},
+	}
+	for _, tt := range tests {
+		got, err := ParseAfter(tt.in)
+		if (err != nil) != tt.wantErr || got != tt.want {
+			t.Errorf("ParseAfter(%q) = %+v, %v", tt.in, got, err)
+		}
+		if err == nil {
+			if back, _ := ParseAfter(got.String()); back != got {
+				t.Errorf("%q does not round-trip: %q", tt.in, got.String())
+			}
+		}
+	}
+}
+
+func TestErrorWrapping(t *testing.T) {
+	e := &Error{Mailbox: "forms", Step: StepTLS, Hint: "add tls_ca", Err: io.ErrUnexpectedEOF}
+	var err error = e
+	if !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Error("Unwrap lost the cause")
+	}
+	if got, ok := AsError(err); !ok || got.Step != StepTLS {
+		t.Error("AsError")
+	}
+	if s := e.Error(); !strings.Contains(s, "forms tls:") || !strings.Contains(s, "add tls_ca") {
+		t.Errorf("message %q", s)
+	}
+}
+
+func FuzzParseAfter(f *testing.F) {
+	for _, s := range []string{"seen", "delete", "keep", "move:Processed", "move:", "", "move:a:b"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		a, err := ParseAfter(s)
+		if err != nil {
+			return
+		}
+		if back, err := ParseAfter(a.String()); err != nil || back != a {
+			t.Fatalf("%q → %+v does not round-trip", s, a)
+		}
+	})
+}
