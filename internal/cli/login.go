@@ -1,0 +1,128 @@
+package cli
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/mailgate/mailgate/internal/oauth"
+)
+
+func init() {
+	register(&command{
+		name:    "login",
+		summary: "sign a user in for a delegated profile (browser, or --device) and store the refresh token",
+		run:     runLogin,
+	})
+}
+
+// runLogin signs a person in: the authorization-code flow with PKCE and a
+// loopback redirect listener (the URL printed, a browser opened when there
+// is one), or the device-code flow. The refresh token is stored encrypted;
+// `mailgate token` and the agents use it from then on.
+func runLogin(ctx context.Context, env *Env, args []string) int {
+	fs := newFlagSet(env, "login", "PROFILE")
+	cfgFlag := fs.String("config", "", "config file (default $MAILGATE_CONFIG, then ./mailgate.yaml)")
+	device := fs.Bool("device", false, "use the device-code flow: sign in on another device with a code")
+	noBrowser := fs.Bool("no-browser", false, "only print the sign-in URL, do not open a browser")
+	timeout := fs.Duration("timeout", 5*time.Minute, "how long to wait for the sign-in")
+	verbose := fs.Bool("v", false, "log the requests (never the tokens) on stderr")
+	pos, code, ok := parseFlags(fs, args)
+	if !ok {
+		return code
+	}
+	if len(pos) != 1 {
+		fmt.Fprintln(env.Err, "usage: mailgate login PROFILE [--device] [--no-browser] [--config FILE]")
+		return ExitUsage
+	}
+	cfg, code, ok := loadConfig(env, configPath(env, *cfgFlag))
+	if !ok {
+		return code
+	}
+	cp, err := findProfile(cfg, pos[0])
+	if err != nil {
+		fmt.Fprintf(env.Err, "mailgate: login: %v\n", err)
+		return ExitUsage
+	}
+	p, err := oauthProfile(cp, 0)
+	if err != nil {
+		fmt.Fprintf(env.Err, "%s: %v\n", cfg.File, err)
+		return ExitUsage
+	}
+	switch {
+	case p.Grant == oauth.GrantClientCredentials || p.Grant == "":
+		fmt.Fprintf(env.Err, "mailgate: login: profile %s uses client credentials (app-only): no user signs in; `mailgate token %s` works as is\n", p.Name, p.Name)
+		return ExitUsage
+	case p.Grant == oauth.GrantPassword:
+		fmt.Fprintf(env.Err, "mailgate: login: profile %s uses the password grant: the password in the config signs in; use grant: authorization_code or device_code for an interactive sign-in\n", p.Name)
+		return ExitUsage
+	}
+	log := logger(env.Err, *verbose)
+	st, err := openStore(ctx, env, cfg, log)
+	if err != nil {
+		fmt.Fprintf(env.Err, "mailgate: login: %v\n", err)
+		return ExitFailed
+	}
+	defer st.Close()
+	mgr := tokenManager(st, log)
+	var tok *oauth.Token
+	if *device || p.Grant == oauth.GrantDeviceCode {
+		lctx, cancel := context.WithTimeout(ctx, *timeout)
+		defer cancel()
+		tok, err = mgr.DeviceLogin(lctx, p, func(d oauth.DeviceAuth) {
+			fmt.Fprintf(env.Err, "To sign in, open %s and enter the code %s\n", d.VerificationURI, d.UserCode)
+			if d.VerificationURIComplete != "" {
+				fmt.Fprintf(env.Err, "(or open %s)\n", d.VerificationURIComplete)
+			}
+			fmt.Fprintf(env.Err, "Waiting for the sign-in (the code expires at %s)…\n", d.Expiry.Local().Format("15:04"))
+		})
+	} else {
+		tok, err = mgr.Login(ctx, p, oauth.LoginOptions{Out: env.Err, NoBrowser: *noBrowser, Getenv: env.Getenv, Timeout: *timeout})
+	}
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			fmt.Fprintf(env.Err, "mailgate: login %s: nobody signed in within %s\n", p.Name, *timeout)
+			return ExitFailed
+		}
+		printOAuthError(env.Err, "login", p, err)
+		return ExitFailed
+	}
+	who := tokenUser(tok.AccessToken)
+	if who == "" {
+		who = "the user"
+	}
+	fmt.Fprintf(env.Err, "Signed in as %s; the refresh token is stored (encrypted). `mailgate token %s` works from now on.\n", who, p.Name)
+	return ExitOK
+}
+
+// tokenUser reads the user name out of a JWT access token for display
+// (Microsoft's upn / preferred_username); "" for opaque tokens. The token
+// is not verified: this is only a greeting.
+func tokenUser(at string) string {
+	parts := strings.Split(at, ".")
+	if len(parts) != 3 {
+		return ""
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return ""
+	}
+	var c struct {
+		Upn               string `json:"upn"`
+		PreferredUsername string `json:"preferred_username"`
+		Email             string `json:"email"`
+	}
+	if json.Unmarshal(payload, &c) != nil {
+		return ""
+	}
+	for _, v := range []string{c.Upn, c.PreferredUsername, c.Email} {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}

@@ -1,0 +1,123 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/mailgate/mailgate/internal/config"
+	"github.com/mailgate/mailgate/internal/oauth"
+)
+
+// profileError is a problem of one config profile key, reported like a
+// config check problem (exit 2).
+type profileError struct {
+	key string
+	err error
+}
+
+func (e *profileError) Error() string { return e.key + ": " + e.err.Error() }
+func (e *profileError) Unwrap() error { return e.err }
+
+// findProfile returns the named profile, or an error listing the known ones.
+func findProfile(cfg *config.Config, name string) (*config.Profile, error) {
+	if p, ok := cfg.Profile(name); ok {
+		return p, nil
+	}
+	var names []string
+	for _, p := range cfg.Profiles {
+		names = append(names, p.Name)
+	}
+	sort.Strings(names)
+	known := "none is configured"
+	if len(names) > 0 {
+		known = "known: " + strings.Join(names, ", ")
+	}
+	return nil, fmt.Errorf("%s: no profile %q (%s)", cfg.File, name, known)
+}
+
+// oauthProfile turns a config profile into what the token engine needs:
+// certificate files loaded, the HTTP client built with the profile's proxy
+// and extra CA (else the standard proxy environment variables).
+func oauthProfile(cp *config.Profile, index int) (*oauth.Profile, error) {
+	key := fmt.Sprintf("profiles[%s]", cp.Name)
+	if cp.Name == "" {
+		key = fmt.Sprintf("profiles[%d]", index)
+	}
+	p := &oauth.Profile{
+		Name:            cp.Name,
+		Provider:        oauth.Provider(cp.Provider),
+		Grant:           oauth.Grant(cp.Grant),
+		Tenant:          cp.Tenant,
+		ClientID:        cp.ClientID,
+		ClientSecret:    cp.ClientSecret.Reveal(),
+		Scopes:          cp.Scopes,
+		Authority:       cp.Authority,
+		EndpointVersion: cp.EndpointVersion,
+		TokenURL:        cp.TokenURL,
+		AuthorizeURL:    cp.AuthorizeURL,
+		DeviceAuthURL:   cp.DeviceURL,
+		RedirectURI:     cp.RedirectURI,
+		Username:        cp.Username,
+		Password:        cp.Password.Reveal(),
+		AuthStyle:       oauth.AuthStyle(cp.AuthStyle),
+		RefreshMargin:   cp.RefreshMargin.D(),
+	}
+	if cc := cp.ClientCertificate; cc != nil {
+		certPEM, err := os.ReadFile(cc.Cert)
+		if err != nil {
+			return nil, &profileError{key + ".client_certificate.cert", err}
+		}
+		keyPEM, err := os.ReadFile(cc.Key)
+		if err != nil {
+			return nil, &profileError{key + ".client_certificate.key", err}
+		}
+		c, err := oauth.LoadClientCertificate(certPEM, keyPEM, cc.Alg)
+		if err != nil {
+			return nil, &profileError{key + ".client_certificate", err}
+		}
+		p.Certificate = c
+	}
+	client, err := oauth.NewHTTPClient(oauth.HTTPOptions{Proxy: cp.HTTPProxy, CAFile: cp.TLSCA})
+	if err != nil {
+		k := key + ".http_proxy"
+		if cp.TLSCA != "" && !strings.Contains(err.Error(), "proxy") {
+			k = key + ".tls_ca"
+		}
+		return nil, &profileError{k, err}
+	}
+	p.HTTPClient = client
+	return p, nil
+}
+
+// profileWarnings are what an administrator should know before using p:
+// the deprecated password grant, a client secret about to lapse.
+func profileWarnings(cp *config.Profile, now time.Time) []string {
+	var out []string
+	if cp.Grant == "password" {
+		out = append(out, fmt.Sprintf("profile %s uses the resource-owner password grant: Microsoft deprecates it and it fails for accounts with MFA or Conditional Access; prefer authorization_code (mailgate login) or an app-only profile", cp.Name))
+	}
+	if !cp.SecretExpires.IsZero() {
+		y, m, d := now.Date()
+		today := time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
+		days := int(cp.SecretExpires.Sub(today).Hours() / 24)
+		fix := "create a new one in Entra admin center › App registrations › " + cp.ClientID + " › Certificates & secrets, then update client_secret and secret_expires"
+		switch {
+		case days < 0:
+			out = append(out, fmt.Sprintf("the client secret of profile %s expired on %s: %s", cp.Name, cp.SecretExpires, fix))
+		case days <= 30:
+			out = append(out, fmt.Sprintf("the client secret of profile %s expires on %s (in %d days): %s", cp.Name, cp.SecretExpires, days, fix))
+		}
+	}
+	return out
+}
+
+// isProfileError reports a config-side problem (exit 2).
+func isProfileError(err error) bool {
+	var pe *profileError
+	return errors.As(err, &pe)
+}
+

@@ -1,0 +1,92 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/mailgate/mailgate/internal/oauth"
+)
+
+func init() {
+	register(&command{
+		name:    "token",
+		summary: "print a valid access token for a profile, and only it, on stdout",
+		run:     runToken,
+	})
+}
+
+// scopeFlags collects repeated --scope values.
+type scopeFlags []string
+
+func (s *scopeFlags) String() string { return strings.Join(*s, " ") }
+func (s *scopeFlags) Set(v string) error {
+	*s = append(*s, strings.Fields(v)...)
+	return nil
+}
+
+// runToken prints an access token: from the encrypted cache while it is
+// valid for longer than the refresh margin, else from the token endpoint
+// (one request for all concurrent callers of this process). It is meant as
+// a password command (msmtp passwordeval, getmail6, fetchmail, aerc, isync),
+// so stdout carries the token and nothing else.
+func runToken(ctx context.Context, env *Env, args []string) int {
+	fs := newFlagSet(env, "token", "PROFILE")
+	cfgFlag := fs.String("config", "", "config file (default $MAILGATE_CONFIG, then ./mailgate.yaml)")
+	var scopes scopeFlags
+	fs.Var(&scopes, "scope", "scope to request instead of the profile's (repeatable)")
+	verbose := fs.Bool("v", false, "log the token requests (never the tokens) on stderr")
+	pos, code, ok := parseFlags(fs, args)
+	if !ok {
+		return code
+	}
+	if len(pos) != 1 {
+		fmt.Fprintln(env.Err, "usage: mailgate token PROFILE [--scope S]... [--config FILE]")
+		return ExitUsage
+	}
+	cfg, code, ok := loadConfig(env, configPath(env, *cfgFlag))
+	if !ok {
+		return code
+	}
+	cp, err := findProfile(cfg, pos[0])
+	if err != nil {
+		fmt.Fprintf(env.Err, "mailgate: token: %v\n", err)
+		return ExitUsage
+	}
+	for _, w := range profileWarnings(cp, time.Now()) {
+		fmt.Fprintf(env.Err, "mailgate: warning: %s\n", w)
+	}
+	p, err := oauthProfile(cp, 0)
+	if err != nil {
+		fmt.Fprintf(env.Err, "%s: %v\n", cfg.File, err)
+		return ExitUsage
+	}
+	log := logger(env.Err, *verbose)
+	st, err := openStore(ctx, env, cfg, log)
+	if err != nil {
+		fmt.Fprintf(env.Err, "mailgate: token: %v\n", err)
+		return ExitFailed
+	}
+	defer st.Close()
+	tok, err := tokenManager(st, log).Token(ctx, p, scopes)
+	if err != nil {
+		var ve *oauth.ValidationError
+		if errors.As(err, &ve) {
+			fmt.Fprintf(env.Err, "%s: %v\n", cfg.File, err)
+			return ExitUsage
+		}
+		printOAuthError(env.Err, "token", p, err)
+		if errors.Is(err, oauth.ErrLoginRequired) {
+			hint := "mailgate login " + p.Name
+			if p.Grant == oauth.GrantDeviceCode {
+				hint += " --device"
+			}
+			fmt.Fprintf(env.Err, "  run: %s\n", hint)
+		}
+		return ExitFailed
+	}
+	fmt.Fprintln(env.Out, tok.AccessToken)
+	return ExitOK
+}
