@@ -120,4 +120,3 @@ func isProfileError(err error) bool {
 	var pe *profileError
 	return errors.As(err, &pe)
 }
-
