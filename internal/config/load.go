@@ -119,7 +119,11 @@ func (d *decoder) syntaxProblem(err error, data []byte) Problem {
 		p.Line = syntaxLine(data, p.Line, p.Msg)
 		// A ${NAME} inside { } or [ ] ends the flow collection early.
 		lines := strings.Split(string(data), "\n")
-		for _, l := range lines[max(0, p.Line-2):min(len(lines), p.Line)] {
+		// (YAML also counts a lone \r as a line break, so the line may lie
+		// beyond the \n-separated lines.)
+		lo := min(max(0, p.Line-2), len(lines))
+		hi := max(lo, min(len(lines), p.Line))
+		for _, l := range lines[lo:hi] {
 			if strings.Contains(l, "${") && strings.ContainsAny(l, "{[") {
 				p.Msg += ` (inside { } or [ ], quote values holding ${NAME}: "${NAME}")`
 				break
