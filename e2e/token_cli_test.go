@@ -229,3 +229,51 @@ func TestKilledAfterRefreshKeepsRotatedToken(t *testing.T) {
 		t.Errorf("expired refresh token: exit %d\n%s", r.code, r.stderr)
 	}
 }
+
+// TestLoginBrowserFlow runs `mailgate login` for an authorization-code
+// profile: the test plays the user's browser with the printed URL.
+func TestLoginBrowserFlow(t *testing.T) {
+	srv, dir := emulatorConfig(t, "")
+	cfg, _ := os.ReadFile(filepath.Join(dir, "mailgate.yaml"))
+	// a free port instead of the sample's fixed 8400
+	cfg = []byte(strings.Replace(string(cfg), "redirect_uri: http://localhost:8400/", "redirect_uri: http://localhost/", 1))
+	if err := os.WriteFile(filepath.Join(dir, "mailgate.yaml"), cfg, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	login := exec.CommandContext(t.Context(), mailgateBin, "login", "emulator-user", "--no-browser", "--timeout", "30s")
+	login.Dir = dir
+	login.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + dir, "MAILGATE_KEY=" + testKey}
+	stderr, err := login.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := login.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(stderr)
+	var lines []string
+	opened := false
+	for !opened && sc.Scan() {
+		lines = append(lines, sc.Text())
+		if u := strings.TrimSpace(sc.Text()); strings.HasPrefix(u, srv.URL()) {
+			if err := signIn(t, srv, emulator.DemoUser, emulator.DemoUserPassword)(u); err != nil {
+				t.Fatal(err)
+			}
+			opened = true
+		}
+	}
+	for sc.Scan() {
+		lines = append(lines, sc.Text())
+	}
+	if err := login.Wait(); err != nil || !opened {
+		t.Fatalf("login: %v\n%s", err, strings.Join(lines, "\n"))
+	}
+	if out := strings.Join(lines, "\n"); !strings.Contains(out, "Signed in as "+emulator.DemoUser) {
+		t.Errorf("stderr:\n%s", out)
+	}
+	r := mailgate(t, t.Context(), dir, "token", "emulator-user")
+	c, err := srv.VerifyAccessToken(strings.TrimSpace(r.stdout))
+	if r.code != 0 || err != nil || c.Upn != emulator.DemoUser {
+		t.Fatalf("token after login: exit %d, %v\n%s", r.code, err, r.stderr)
+	}
+}
