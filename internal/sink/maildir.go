@@ -1,0 +1,329 @@
+package sink
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// MaildirOptions configure NewMaildir.
+type MaildirOptions struct {
+	// Path is the maildir (tmp/, new/ and cur/ are created, mode 0700).
+	Path string
+	// Sync is "batch" (default: Commit stages the file in tmp/; Sync makes
+	// every staged file durable with one syncfs(2) of the filesystem and
+	// only then renames them into new/) or "file" (fsync and rename at each
+	// Commit).
+	Sync string
+}
+
+// Maildir is a maildir sink (https://cr.yp.to/proto/maildir.html): one
+// file per message, the bytes exactly as received. File names embed a hash
+// of the idempotency key, so the set of delivered keys is rebuilt from new/
+// and cur/ at open (also after a mail reader moved files into cur/), and a
+// key delivered before is recognised as a duplicate.
+type Maildir struct {
+	dir   string
+	batch bool
+	host  string
+	pid   int
+	seq   atomic.Uint64
+
+	mu        sync.Mutex
+	delivered map[string]string // key hash → path in new/ or cur/
+	staged    map[string]*staged
+	order     []*staged
+}
+
+type staged struct {
+	hash, tmp, final string
+}
+
+// NewMaildir opens (creating) the maildir and indexes what it holds. Stale
+// files in tmp/ (older than 36 hours, the maildir rule, and this sink's own
+// leftovers of a crash) are removed.
+func NewMaildir(o MaildirOptions) (*Maildir, error) {
+	if o.Path == "" {
+		return nil, errors.New("sink: maildir: no path")
+	}
+	switch o.Sync {
+	case "", "batch", "file":
+	default:
+		return nil, fmt.Errorf("sink: maildir: sync %q: want batch or file", o.Sync)
+	}
+	host, _ := os.Hostname()
+	host = strings.NewReplacer("/", `\057`, ":", `\072`).Replace(host)
+	if host == "" {
+		host = "localhost"
+	}
+	m := &Maildir{dir: o.Path, batch: o.Sync != "file", host: host, pid: os.Getpid(),
+		delivered: map[string]string{}, staged: map[string]*staged{}}
+	for _, sub := range []string{"tmp", "new", "cur"} {
+		if err := os.MkdirAll(filepath.Join(o.Path, sub), 0o700); err != nil {
+			return nil, fmt.Errorf("sink: maildir: %w", err)
+		}
+	}
+	for _, sub := range []string{"new", "cur"} {
+		entries, err := os.ReadDir(filepath.Join(o.Path, sub))
+		if err != nil {
+			return nil, fmt.Errorf("sink: maildir: %w", err)
+		}
+		for _, e := range entries {
+			if h := keyHashOf(e.Name()); h != "" {
+				m.delivered[h] = filepath.Join(o.Path, sub, e.Name())
+			}
+		}
+	}
+	tmp, err := os.ReadDir(filepath.Join(o.Path, "tmp"))
+	if err != nil {
+		return nil, fmt.Errorf("sink: maildir: %w", err)
+	}
+	for _, e := range tmp {
+		info, err := e.Info()
+		if err != nil {
+			continue
+		}
+		if keyHashOf(e.Name()) != "" || time.Since(info.ModTime()) > 36*time.Hour {
+			_ = os.Remove(filepath.Join(o.Path, "tmp", e.Name()))
+		}
+	}
+	return m, nil
+}
+
+// keyHash is the first 16 hex digits of SHA-256(key).
+func keyHash(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return hex.EncodeToString(sum[:8])
+}
+
+// keyHashOf extracts the key hash from one of our file names:
+// <seconds>.<pid>_<seq>.mg<hash>.<host>[:2,flags]; "" for other files.
+func keyHashOf(name string) string {
+	parts := strings.SplitN(name, ".", 4)
+	if len(parts) < 4 || !strings.HasPrefix(parts[2], "mg") || len(parts[2]) != 18 {
+		return ""
+	}
+	h := parts[2][2:]
+	if _, err := hex.DecodeString(h); err != nil {
+		return ""
+	}
+	return h
+}
+
+// Begin starts writing a message into tmp/.
+func (m *Maildir) Begin(ctx context.Context, msg Message) (Delivery, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	h := keyHash(msg.Key)
+	m.mu.Lock()
+	if p, ok := m.delivered[h]; ok {
+		m.mu.Unlock()
+		return &dupDelivery{ref: p}, nil
+	}
+	if s, ok := m.staged[h]; ok {
+		m.mu.Unlock()
+		return &dupDelivery{ref: s.final}, nil
+	}
+	m.mu.Unlock()
+	name := fmt.Sprintf("%d.%d_%d.mg%s.%s", time.Now().Unix(), m.pid, m.seq.Add(1), h, m.host)
+	tmp := filepath.Join(m.dir, "tmp", name)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, &Error{Sink: "maildir", Err: err}
+	}
+	return &maildirDelivery{m: m, f: f, w: bufio.NewWriterSize(f, 64<<10), hash: h, tmp: tmp,
+		final: filepath.Join(m.dir, "new", name)}, nil
+}
+
+type maildirDelivery struct {
+	m          *Maildir
+	f          *os.File
+	w          *bufio.Writer
+	hash       string
+	tmp, final string
+	done       bool
+	err        error
+}
+
+func (d *maildirDelivery) Write(p []byte) (int, error) {
+	if d.done {
+		return 0, errors.New("sink: maildir: write after commit or abort")
+	}
+	n, err := d.w.Write(p)
+	if err != nil {
+		d.err = err
+	}
+	return n, err
+}
+
+func (d *maildirDelivery) Commit(ctx context.Context) (Receipt, error) {
+	if d.done {
+		return Receipt{}, errors.New("sink: maildir: commit after commit or abort")
+	}
+	if d.err != nil {
+		return Receipt{}, &Error{Sink: "maildir", Err: d.err}
+	}
+	if err := d.w.Flush(); err != nil {
+		d.Abort()
+		return Receipt{}, &Error{Sink: "maildir", Err: err}
+	}
+	if !d.m.batch {
+		if err := d.f.Sync(); err != nil {
+			d.Abort()
+			return Receipt{}, &Error{Sink: "maildir", Err: err}
+		}
+	}
+	if err := d.f.Close(); err != nil {
+		d.done = true
+		os.Remove(d.tmp)
+		return Receipt{}, &Error{Sink: "maildir", Err: err}
+	}
+	d.done = true
+	m := d.m
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if p, ok := m.delivered[d.hash]; ok { // a concurrent delivery of the same key won
+		os.Remove(d.tmp)
+		return Receipt{Duplicate: true, Ref: p}, nil
+	}
+	if s, ok := m.staged[d.hash]; ok {
+		os.Remove(d.tmp)
+		return Receipt{Duplicate: true, Ref: s.final}, nil
+	}
+	if !m.batch {
+		if err := os.Rename(d.tmp, d.final); err != nil {
+			os.Remove(d.tmp)
+			return Receipt{}, &Error{Sink: "maildir", Err: err}
+		}
+		if err := syncDir(filepath.Join(m.dir, "new")); err != nil {
+			return Receipt{}, &Error{Sink: "maildir", Err: err}
+		}
+		m.delivered[d.hash] = d.final
+		return Receipt{Ref: d.final}, nil
+	}
+	s := &staged{hash: d.hash, tmp: d.tmp, final: d.final}
+	m.staged[d.hash] = s
+	m.order = append(m.order, s)
+	return Receipt{Ref: d.final}, nil
+}
+
+func (d *maildirDelivery) Abort() error {
+	if d.done {
+		return nil
+	}
+	d.done = true
+	d.f.Close()
+	if err := os.Remove(d.tmp); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// Sync makes every staged message durable (one syncfs of the maildir's
+// filesystem on Linux, which flushes the files' data and metadata), then
+// renames them into new/ and fsyncs new/. A file never appears in new/
+// before its bytes are on disk.
+func (m *Maildir) Sync(ctx context.Context) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.order) == 0 {
+		return nil
+	}
+	if err := m.syncStaged(); err != nil {
+		return &Error{Sink: "maildir", Err: err}
+	}
+	for i, s := range m.order {
+		if err := os.Rename(s.tmp, s.final); err != nil {
+			// keep the rest staged; what was renamed is done
+			for _, done := range m.order[:i] {
+				m.delivered[done.hash] = done.final
+				delete(m.staged, done.hash)
+			}
+			m.order = m.order[i:]
+			return &Error{Sink: "maildir", Err: err}
+		}
+	}
+	if err := syncDir(filepath.Join(m.dir, "new")); err != nil {
+		return &Error{Sink: "maildir", Err: err}
+	}
+	for _, s := range m.order {
+		m.delivered[s.hash] = s.final
+		delete(m.staged, s.hash)
+	}
+	m.order = m.order[:0]
+	return nil
+}
+
+func (m *Maildir) syncStaged() error {
+	dir, err := os.Open(filepath.Join(m.dir, "tmp"))
+	if err != nil {
+		return err
+	}
+	defer dir.Close()
+	if err := unix.Syncfs(int(dir.Fd())); err == nil {
+		return nil
+	}
+	for _, s := range m.order { // no syncfs: one fsync per file
+		f, err := os.Open(s.tmp)
+		if err != nil {
+			return err
+		}
+		err = f.Sync()
+		f.Close()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func syncDir(path string) error {
+	d, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// Close forgets staged messages that were never synced (their tmp files
+// are removed; the agent had not acknowledged them, so they come again).
+func (m *Maildir) Close() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, s := range m.order {
+		os.Remove(s.tmp)
+		delete(m.staged, s.hash)
+	}
+	m.order = nil
+	return nil
+}
+
+// Len returns how many delivered messages the maildir holds (for tests and
+// status).
+func (m *Maildir) Len() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.delivered)
+}
+
+type dupDelivery struct{ ref string }
+
+func (d *dupDelivery) Write(p []byte) (int, error) { return len(p), nil }
+func (d *dupDelivery) Commit(context.Context) (Receipt, error) {
+	return Receipt{Duplicate: true, Ref: d.ref}, nil
+}
+func (d *dupDelivery) Abort() error { return nil }
+
