@@ -326,4 +326,3 @@ func (d *dupDelivery) Commit(context.Context) (Receipt, error) {
 	return Receipt{Duplicate: true, Ref: d.ref}, nil
 }
 func (d *dupDelivery) Abort() error { return nil }
-
