@@ -113,6 +113,7 @@ const (
 	StepDNS    = "dns"
 	StepTCP    = "tcp"
 	StepTLS    = "tls"
+	StepToken  = "token"
 	StepAuth   = "auth"
 	StepSelect = "select"
 	StepFetch  = "fetch"

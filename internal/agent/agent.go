@@ -1,0 +1,243 @@
+// Package agent moves mail from mailboxes to sinks exactly once: for each
+// mailbox it scans for new messages, streams each to the sink, records it
+// in the delivery ledger once the sink made it durable, and only then marks,
+// moves or deletes it on the server (then records that too).
+//
+// Exactly once is at-least-once delivery plus an idempotency key the sink
+// recognises plus the ledger. After a crash:
+//   - before the sink's Sync: the message is not in the ledger and is fetched
+//     again; the sink sees the same key and keeps its first copy;
+//   - after the ledger says delivered, before the server was told: RunOnce
+//     first replays the acknowledgement from the ledger;
+//   - after the server was told, before the ledger says acked: the
+//     acknowledgement is repeated (it is idempotent).
+//
+// A changed IMAP UIDVALIDITY is resynchronised by matching the folder's
+// messages to ledger entries on Message-ID, size and internal date: matches
+// are re-keyed, not redelivered.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/mailgate/mailgate/internal/mailbox"
+	"github.com/mailgate/mailgate/internal/sink"
+	"github.com/mailgate/mailgate/internal/store"
+)
+
+// Ledger is the delivery ledger (implemented by store.Store).
+type Ledger interface {
+	MailboxCursor(ctx context.Context, mailbox string) (mailbox.Cursor, error)
+	SetMailboxCursor(ctx context.Context, mailbox string, c mailbox.Cursor) error
+	Delivered(ctx context.Context, mailbox string, keys []string) (map[string]store.LedgerState, error)
+	MarkDelivered(ctx context.Context, mailbox string, entries []store.LedgerEntry) error
+	MarkAcked(ctx context.Context, mailbox string, keys []string) error
+	Unacked(ctx context.Context, mailbox string) ([]store.LedgerEntry, error)
+	FindByIdentity(ctx context.Context, mailbox, messageID string, size int64, date time.Time) (*store.LedgerEntry, error)
+	Rekey(ctx context.Context, mailbox, oldKey, newKey, newUID string) error
+}
+
+// Mailbox is one configured mailbox as the agent runs it.
+type Mailbox struct {
+	Name      string
+	Dialer    mailbox.Dialer
+	Sink      sink.Sink
+	After     mailbox.After
+	BatchSize int // messages per sink Sync and ledger transaction; default 100
+	// RenewToken drops the cached access token so the next dial gets a
+	// fresh one (called once after the server refused or expired it).
+	RenewToken func()
+}
+
+// Stats counts what one run did.
+type Stats struct {
+	Delivered  int // handed to the sink and committed
+	Duplicates int // the sink already had them
+	Acked      int // marked/moved/deleted on the server (or kept)
+	Replayed   int // acknowledgements repeated from the ledger
+	Rekeyed    int // matched after a UIDVALIDITY change
+}
+
+// Progress receives a count of messages delivered so far (for a progress
+// bar); nil is fine.
+type Progress func(mailbox string, done, total int)
+
+// RunOnce connects, replays pending acknowledgements, delivers every new
+// message and acknowledges it. An authentication failure or an expired
+// token is retried once with a fresh token.
+func RunOnce(ctx context.Context, mb *Mailbox, l Ledger, log *slog.Logger, progress Progress) (Stats, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	var st Stats
+	conn, err := mb.Dialer.Dial(ctx)
+	if e, ok := mailbox.AsError(err); ok && (e.AuthFailed || e.TokenExpired) && mb.RenewToken != nil {
+		log.Info("agent: token refused, retrying with a fresh one", "mailbox", mb.Name, "err", err)
+		mb.RenewToken()
+		conn, err = mb.Dialer.Dial(ctx)
+	}
+	if err != nil {
+		return st, err
+	}
+	defer conn.Close()
+	return run(ctx, mb, conn, l, log, progress)
+}
+
+func run(ctx context.Context, mb *Mailbox, conn mailbox.Conn, l Ledger, log *slog.Logger, progress Progress) (Stats, error) {
+	var st Stats
+	batch := mb.BatchSize
+	if batch <= 0 {
+		batch = 100
+	}
+	// 1. acknowledgements the ledger owes the server
+	pending, err := l.Unacked(ctx, mb.Name)
+	if err != nil {
+		return st, err
+	}
+	if len(pending) > 0 {
+		items := make([]mailbox.Item, len(pending))
+		keys := make([]string, len(pending))
+		for i, e := range pending {
+			items[i] = mailbox.Item{UID: e.UID, Key: e.Key, Size: e.Size}
+			keys[i] = e.Key
+		}
+		if err := conn.Ack(ctx, items, mb.After); err != nil {
+			return st, err
+		}
+		if err := l.MarkAcked(ctx, mb.Name, keys); err != nil {
+			return st, err
+		}
+		st.Replayed = len(pending)
+		log.Info("agent: replayed acknowledgements", "mailbox", mb.Name, "n", len(pending))
+	}
+
+	// 2. what is new
+	cur, err := l.MailboxCursor(ctx, mb.Name)
+	if err != nil {
+		return st, err
+	}
+	scan, err := conn.Scan(ctx, cur)
+	if err != nil {
+		return st, err
+	}
+	var todo, ackOnly []mailbox.Item
+	if cur.Validity != "" && scan.Validity != cur.Validity {
+		log.Warn("agent: UIDVALIDITY changed; matching messages to the ledger", "mailbox", mb.Name, "old", cur.Validity, "new", scan.Validity)
+		for _, it := range scan.Items {
+			e, err := l.FindByIdentity(ctx, mb.Name, it.MessageID, it.Size, it.Date)
+			if err != nil {
+				return st, err
+			}
+			if e == nil {
+				todo = append(todo, it)
+				continue
+			}
+			if err := l.Rekey(ctx, mb.Name, e.Key, it.Key, it.UID); err != nil {
+				return st, err
+			}
+			st.Rekeyed++
+			if e.State != store.Acked {
+				ackOnly = append(ackOnly, it)
+			}
+		}
+	} else {
+		keys := make([]string, len(scan.Items))
+		for i, it := range scan.Items {
+			keys[i] = it.Key
+		}
+		states, err := l.Delivered(ctx, mb.Name, keys)
+		if err != nil {
+			return st, err
+		}
+		for _, it := range scan.Items {
+			switch states[it.Key] {
+			case 0:
+				todo = append(todo, it)
+			case store.Delivered:
+				ackOnly = append(ackOnly, it)
+			}
+		}
+	}
+	if len(ackOnly) > 0 {
+		if err := ackAndRecord(ctx, mb, conn, l, ackOnly); err != nil {
+			return st, err
+		}
+		st.Acked += len(ackOnly)
+	}
+
+	// 3. deliver in batches: fetch → sink → Sync → ledger → server → ledger
+	for start := 0; start < len(todo); start += batch {
+		items := todo[start:min(start+batch, len(todo))]
+		var entries []store.LedgerEntry
+		var delivered []mailbox.Item
+		err := conn.Fetch(ctx, items, func(it mailbox.Item, r io.Reader) error {
+			d, err := mb.Sink.Begin(ctx, sink.Message{Mailbox: mb.Name, Key: it.Key, Size: it.Size, ReceivedAt: it.Date})
+			if err != nil {
+				return err
+			}
+			tap := &headerTap{r: r}
+			if _, err := io.Copy(d, tap); err != nil {
+				d.Abort()
+				return fmt.Errorf("agent: copying %s to the sink: %w", it.Key, err)
+			}
+			rc, err := d.Commit(ctx)
+			if err != nil {
+				d.Abort()
+				return err
+			}
+			if rc.Duplicate {
+				st.Duplicates++
+			} else {
+				st.Delivered++
+			}
+			if it.MessageID == "" {
+				it.MessageID = tap.messageID()
+			}
+			entries = append(entries, store.LedgerEntry{Key: it.Key, UID: it.UID, MessageID: it.MessageID, Size: it.Size, Date: it.Date, SinkRef: rc.Ref})
+			delivered = append(delivered, it)
+			return nil
+		})
+		// whatever was committed is made durable and recorded, even when
+		// the fetch failed half-way
+		if len(entries) > 0 {
+			if serr := mb.Sink.Sync(ctx); serr != nil {
+				return st, errors.Join(serr, err)
+			}
+			if lerr := l.MarkDelivered(ctx, mb.Name, entries); lerr != nil {
+				return st, errors.Join(lerr, err)
+			}
+			if aerr := ackAndRecord(ctx, mb, conn, l, delivered); aerr != nil {
+				return st, errors.Join(aerr, err)
+			}
+			st.Acked += len(delivered)
+		}
+		if err != nil {
+			return st, err
+		}
+		if progress != nil {
+			progress(mb.Name, start+len(items), len(todo))
+		}
+	}
+	if scan.Next != cur {
+		if err := l.SetMailboxCursor(ctx, mb.Name, scan.Next); err != nil {
+			return st, err
+		}
+	}
+	return st, nil
+}
+
+func ackAndRecord(ctx context.Context, mb *Mailbox, conn mailbox.Conn, l Ledger, items []mailbox.Item) error {
+	if err := conn.Ack(ctx, items, mb.After); err != nil {
+		return err
+	}
+	keys := make([]string, len(items))
+	for i, it := range items {
+		keys[i] = it.Key
+	}
+	return l.MarkAcked(ctx, mb.Name, keys)
+}

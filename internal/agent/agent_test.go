@@ -1,0 +1,288 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/mailgate/mailgate/internal/mailbox"
+	"github.com/mailgate/mailgate/internal/sink"
+	"github.com/mailgate/mailgate/internal/store"
+)
+
+// memServer is an in-memory IMAP-like folder with UIDs, \Seen and
+// expunge, standing in for the server in crash-window tests (the real
+// server tests run against Dovecot).
+type memServer struct {
+	mu       sync.Mutex
+	validity string
+	next     int
+	msgs     map[int]string
+	seen     map[int]bool
+	failAck  int // fail the next n Ack calls
+	failAt   int // fail Fetch after this many deliveries (0 = never)
+}
+
+func newServer(n int) *memServer {
+	s := &memServer{validity: "100", next: 1, msgs: map[int]string{}, seen: map[int]bool{}}
+	for range n {
+		s.add()
+	}
+	return s
+}
+
+func (s *memServer) add() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.msgs[s.next] = fmt.Sprintf("Message-ID: <m%d@test>\r\n\r\nbody %d\r\n", s.next, s.next)
+	s.next++
+}
+
+func (s *memServer) Dial(context.Context) (mailbox.Conn, error) { return &memConn{s: s}, nil }
+
+type memConn struct{ s *memServer }
+
+func (c *memConn) uids() []int {
+	var u []int
+	for k := range c.s.msgs {
+		u = append(u, k)
+	}
+	sort.Ints(u)
+	return u
+}
+
+func (c *memConn) Scan(_ context.Context, cur mailbox.Cursor) (*mailbox.Scan, error) {
+	c.s.mu.Lock()
+	defer c.s.mu.Unlock()
+	sc := &mailbox.Scan{Validity: c.s.validity, Next: mailbox.Cursor{Validity: c.s.validity, Last: cur.Last}}
+	last, _ := strconv.Atoi(cur.Last)
+	resync := cur.Validity != "" && cur.Validity != c.s.validity
+	for _, u := range c.uids() {
+		if !resync && u <= last {
+			continue
+		}
+		it := mailbox.Item{UID: strconv.Itoa(u), Key: fmt.Sprintf("mb/imap/%s/%d", c.s.validity, u), Size: int64(len(c.s.msgs[u]))}
+		if resync {
+			it.MessageID = strings.TrimSuffix(strings.TrimPrefix(strings.SplitN(c.s.msgs[u], "\r\n", 2)[0], "Message-ID: "), "")
+		}
+		sc.Items = append(sc.Items, it)
+		sc.Next.Last = strconv.Itoa(u)
+	}
+	return sc, nil
+}
+
+func (c *memConn) Fetch(_ context.Context, items []mailbox.Item, deliver func(mailbox.Item, io.Reader) error) error {
+	for i, it := range items {
+		if c.s.failAt > 0 && i == c.s.failAt {
+			return errors.New("connection dropped")
+		}
+		u, _ := strconv.Atoi(it.UID)
+		c.s.mu.Lock()
+		body, ok := c.s.msgs[u]
+		c.s.mu.Unlock()
+		if !ok {
+			continue
+		}
+		if err := deliver(it, strings.NewReader(body)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *memConn) Ack(_ context.Context, items []mailbox.Item, a mailbox.After) error {
+	c.s.mu.Lock()
+	defer c.s.mu.Unlock()
+	if c.s.failAck > 0 {
+		c.s.failAck--
+		return errors.New("ack failed")
+	}
+	for _, it := range items {
+		if !strings.HasPrefix(it.Key, "mb/imap/"+c.s.validity+"/") {
+			continue
+		}
+		u, _ := strconv.Atoi(it.UID)
+		switch a.Kind {
+		case "seen":
+			c.s.seen[u] = true
+		case "delete":
+			delete(c.s.msgs, u)
+		}
+	}
+	return nil
+}
+
+func (c *memConn) Close() error { return nil }
+
+func setup(t *testing.T, srv *memServer, after string) (*Mailbox, *store.Store, *sink.Maildir, string) {
+	t.Helper()
+	dir := t.TempDir()
+	st, err := store.Open(t.Context(), "sqlite:"+filepath.Join(dir, "db"), &store.Options{Key: make([]byte, 32)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	md, err := sink.NewMaildir(sink.MaildirOptions{Path: filepath.Join(dir, "inbox")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := mailbox.ParseAfter(after)
+	return &Mailbox{Name: "mb", Dialer: srv, Sink: md, After: a, BatchSize: 7}, st, md, filepath.Join(dir, "inbox")
+}
+
+func count(t *testing.T, dir string) int {
+	es, err := os.ReadDir(filepath.Join(dir, "new"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(es)
+}
+
+func TestRunOnceDeliversOnceAndAcks(t *testing.T) {
+	for _, after := range []string{"seen", "delete", "keep"} {
+		t.Run(after, func(t *testing.T) {
+			srv := newServer(30)
+			mb, st, _, dir := setup(t, srv, after)
+			s, err := RunOnce(t.Context(), mb, st, nil, nil)
+			if err != nil || s.Delivered != 30 || s.Acked != 30 {
+				t.Fatalf("%+v %v", s, err)
+			}
+			if count(t, dir) != 30 {
+				t.Fatalf("%d files", count(t, dir))
+			}
+			switch after {
+			case "seen":
+				if len(srv.seen) != 30 {
+					t.Errorf("%d seen", len(srv.seen))
+				}
+			case "delete":
+				if len(srv.msgs) != 0 {
+					t.Errorf("%d left", len(srv.msgs))
+				}
+			}
+			srv.add()
+			s, err = RunOnce(t.Context(), mb, st, nil, nil)
+			if err != nil || s.Delivered != 1 || s.Duplicates != 0 || count(t, dir) != 31 {
+				t.Fatalf("second run %+v %v, %d files", s, err, count(t, dir))
+			}
+		})
+	}
+}
+
+func TestCrashWindows(t *testing.T) {
+	t.Run("fetch dies half-way", func(t *testing.T) {
+		srv := newServer(20)
+		srv.failAt = 3
+		mb, st, _, dir := setup(t, srv, "seen")
+		if _, err := RunOnce(t.Context(), mb, st, nil, nil); err == nil {
+			t.Fatal("want the fetch error")
+		}
+		if len(srv.seen) != 3 || count(t, dir) != 3 {
+			t.Fatalf("the 3 delivered must be synced and acked: %d seen, %d files", len(srv.seen), count(t, dir))
+		}
+		srv.failAt = 0
+		s, err := RunOnce(t.Context(), mb, st, nil, nil)
+		if err != nil || count(t, dir) != 20 || len(srv.seen) != 20 || s.Delivered != 17 {
+			t.Fatalf("%+v %v: %d files %d seen", s, err, count(t, dir), len(srv.seen))
+		}
+	})
+	t.Run("server ack fails after the ledger recorded delivery", func(t *testing.T) {
+		srv := newServer(10)
+		srv.failAck = 1
+		mb, st, _, dir := setup(t, srv, "delete")
+		if _, err := RunOnce(t.Context(), mb, st, nil, nil); err == nil {
+			t.Fatal("want the ack error")
+		}
+		if len(srv.msgs) != 10 {
+			t.Fatal("deleted although the ack failed")
+		}
+		s, err := RunOnce(t.Context(), mb, st, nil, nil)
+		if err != nil || s.Replayed != 7 || s.Delivered != 3 || len(srv.msgs) != 0 || count(t, dir) != 10 {
+			t.Fatalf("%+v %v: %d left, %d files", s, err, len(srv.msgs), count(t, dir))
+		}
+	})
+	t.Run("crash before the ledger: the sink recognises the replay", func(t *testing.T) {
+		srv := newServer(5)
+		mb, st, md, dir := setup(t, srv, "seen")
+		// the sink got the messages, the process died before the ledger
+		for _, u := range []int{1, 2} {
+			d, _ := md.Begin(t.Context(), sink.Message{Key: fmt.Sprintf("mb/imap/100/%d", u)})
+			_, _ = io.WriteString(d, srv.msgs[u])
+			_, _ = d.Commit(t.Context())
+		}
+		_ = md.Sync(t.Context())
+		s, err := RunOnce(t.Context(), mb, st, nil, nil)
+		if err != nil || s.Duplicates != 2 || s.Delivered != 3 || count(t, dir) != 5 {
+			t.Fatalf("%+v %v: %d files", s, err, count(t, dir))
+		}
+	})
+	t.Run("uidvalidity change", func(t *testing.T) {
+		srv := newServer(6)
+		mb, st, _, dir := setup(t, srv, "keep")
+		if _, err := RunOnce(t.Context(), mb, st, nil, nil); err != nil {
+			t.Fatal(err)
+		}
+		srv.mu.Lock()
+		srv.validity = "200" // the folder was recreated: same messages, new UIDs
+		srv.mu.Unlock()
+		srv.add()
+		s, err := RunOnce(t.Context(), mb, st, nil, nil)
+		if err != nil || s.Rekeyed != 6 || s.Delivered != 1 || count(t, dir) != 7 {
+			t.Fatalf("%+v %v: %d files", s, err, count(t, dir))
+		}
+	})
+}
+
+func TestHeaderTap(t *testing.T) {
+	tests := []struct{ msg, want string }{
+		{"Subject: x\r\nMessage-ID: <a@b>\r\n\r\nbody", "<a@b>"},
+		{"message-id:\r\n <folded@b>\r\nX: y\r\n\r\n", "<folded@b>"},
+		{"Subject: lf only\nMessage-Id: <lf@b>\n\nMessage-ID: <body@b>\n", "<lf@b>"},
+		{"Subject: none\r\n\r\nMessage-ID: <in-body@b>\r\n", ""},
+		{"no header end Message-ID: <x>", ""},
+	}
+	for _, tt := range tests {
+		tap := &headerTap{r: iotest(tt.msg)}
+		if b, _ := io.ReadAll(tap); string(b) != tt.msg {
+			t.Fatal("bytes changed")
+		}
+		if got := tap.messageID(); got != tt.want {
+			t.Errorf("%q: got %q want %q", tt.msg, got, tt.want)
+		}
+	}
+}
+
+// iotest reads s three bytes at a time, to cross the header end.
+func iotest(s string) io.Reader { return &slowReader{s: s} }
+
+type slowReader struct{ s string }
+
+func (r *slowReader) Read(p []byte) (int, error) {
+	if r.s == "" {
+		return 0, io.EOF
+	}
+	n := copy(p[:min(3, len(p))], r.s)
+	r.s = r.s[n:]
+	return n, nil
+}
+
+func FuzzHeaderTap(f *testing.F) {
+	f.Add("Message-ID: <a@b>\r\n\r\nx")
+	f.Add("\r\n\r\n")
+	f.Fuzz(func(t *testing.T, s string) {
+		tap := &headerTap{r: iotest(s)}
+		b, _ := io.ReadAll(tap)
+		if string(b) != s {
+			t.Fatal("bytes changed")
+		}
+		_ = tap.messageID()
+	})
+}

@@ -1,0 +1,44 @@
+package agent
+
+import (
+	"bufio"
+	"bytes"
+	"io"
+	"net/textproto"
+	"strings"
+)
+
+// maxHeader bounds how much of a message is kept to find its Message-ID.
+const maxHeader = 64 << 10
+
+// headerTap passes a message through while keeping its header (up to
+// maxHeader bytes), so the ledger can record the Message-ID that survives a
+// UIDVALIDITY change without a second round trip to the server.
+type headerTap struct {
+	r    io.Reader
+	head []byte
+	done bool
+}
+
+func (h *headerTap) Read(p []byte) (int, error) {
+	n, err := h.r.Read(p)
+	if !h.done && n > 0 {
+		h.head = append(h.head, p[:n]...)
+		if i := bytes.Index(h.head, []byte("\r\n\r\n")); i >= 0 {
+			h.head, h.done = h.head[:i+2], true
+		} else if i := bytes.Index(h.head, []byte("\n\n")); i >= 0 {
+			h.head, h.done = h.head[:i+1], true
+		} else if len(h.head) >= maxHeader {
+			h.head, h.done = h.head[:maxHeader], true
+		}
+	}
+	return n, err
+}
+
+// messageID returns the Message-ID header of what passed through, "" when
+// there is none.
+func (h *headerTap) messageID() string {
+	tp := textproto.NewReader(bufio.NewReader(io.MultiReader(bytes.NewReader(h.head), strings.NewReader("\r\n"))))
+	hdr, _ := tp.ReadMIMEHeader()
+	return strings.TrimSpace(hdr.Get("Message-Id"))
+}

@@ -1,0 +1,261 @@
+package mailbox
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mailgate/mailgate/internal/imap"
+	"github.com/mailgate/mailgate/internal/sasl"
+)
+
+// IMAPOptions configure NewIMAP.
+type IMAPOptions struct {
+	Name      string // mailgate mailbox name, used in keys
+	Addr      string // host:port
+	Security  string // tls (default), starttls, none
+	TLSConfig *tls.Config
+	Username  string // the mailbox (user= in XOAUTH2); a shared mailbox works the same
+	Mechanism string // xoauth2 (default) or oauthbearer
+	// Token returns a valid access token (the agent's token engine).
+	Token     func(ctx context.Context) (string, error)
+	Folder    string // default INBOX
+	BatchSize int    // messages per UID FETCH; default 100
+	Logger    *slog.Logger
+}
+
+// NewIMAP returns a Dialer for an IMAP mailbox.
+func NewIMAP(o IMAPOptions) Dialer {
+	if o.Folder == "" {
+		o.Folder = "INBOX"
+	}
+	if o.BatchSize <= 0 {
+		o.BatchSize = 100
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &imapDialer{o: o}
+}
+
+type imapDialer struct{ o IMAPOptions }
+
+func (d *imapDialer) Dial(ctx context.Context) (Conn, error) {
+	o := d.o
+	c, err := imap.Dial(ctx, o.Addr, &imap.Options{Security: o.Security, TLSConfig: o.TLSConfig, Logger: o.Logger})
+	if err != nil {
+		return nil, imapError(o.Name, "", err)
+	}
+	tok, err := o.Token(ctx)
+	if err != nil {
+		c.Close()
+		return nil, &Error{Mailbox: o.Name, Step: StepToken, Err: err}
+	}
+	host, portStr, _ := net.SplitHostPort(o.Addr)
+	port, _ := strconv.Atoi(portStr)
+	sc, err := sasl.New(o.Mechanism, o.Username, tok, host, port)
+	if err != nil {
+		c.Close()
+		return nil, &Error{Mailbox: o.Name, Step: StepAuth, Err: err}
+	}
+	if err := c.Authenticate(ctx, sc); err != nil {
+		c.Close()
+		return nil, imapError(o.Name, StepAuth, err)
+	}
+	mb, err := c.Select(ctx, o.Folder)
+	if err != nil {
+		c.Close()
+		return nil, imapError(o.Name, StepSelect, err)
+	}
+	return &imapConn{o: o, c: c, validity: strconv.FormatUint(uint64(mb.UIDValidity), 10)}, nil
+}
+
+// imapError classifies an internal/imap failure into the step an
+// administrator acts on.
+func imapError(name, step string, err error) error {
+	e := &Error{Mailbox: name, Step: step, Err: err}
+	var dnsErr *net.DNSError
+	var ie *imap.Error
+	switch {
+	case errors.As(err, &dnsErr):
+		e.Step, e.Temporary = StepDNS, dnsErr.Temporary()
+		e.Hint = "check the host name"
+	case errors.As(err, &ie):
+		switch ie.Kind {
+		case imap.KindTLS:
+			e.Step = StepTLS
+			var ua x509.UnknownAuthorityError
+			var hn x509.HostnameError
+			if errors.As(err, &ua) {
+				e.Hint = "the server's certificate is not signed by a trusted CA: add its CA with tls_ca"
+			} else if errors.As(err, &hn) {
+				e.Hint = "the certificate does not name this host: use the host name it was issued for"
+			}
+		case imap.KindConnection:
+			if e.Step == "" {
+				e.Step = StepTCP
+			}
+			e.Temporary = true
+		case imap.KindAuthFailed:
+			e.Step, e.AuthFailed = StepAuth, true
+			e.Hint = "the server refused the token: check the profile's scopes and the app's mail permissions"
+		case imap.KindNotConnected:
+			e.AuthFailed = true
+			e.Hint = "Exchange accepted the token but cannot open this mailbox: New-ServicePrincipal for the app and Add-MailboxPermission … -AccessRights FullAccess"
+		case imap.KindTokenExpired:
+			e.TokenExpired, e.Temporary = true, true
+		default:
+			if e.Step == "" {
+				e.Step = StepTCP
+			}
+			e.Temporary = ie.Temporary()
+		}
+	default:
+		if e.Step == "" {
+			e.Step = StepTCP
+		}
+		var ne net.Error
+		e.Temporary = errors.As(err, &ne)
+	}
+	return e
+}
+
+type imapConn struct {
+	o        IMAPOptions
+	c        *imap.Client
+	validity string
+}
+
+func (c *imapConn) key(uid uint32) string {
+	return fmt.Sprintf("%s/imap/%s/%d", c.o.Name, c.validity, uid)
+}
+
+// Scan lists the messages after the cursor, or every message (with
+// Message-ID, size and date) when UIDVALIDITY changed.
+func (c *imapConn) Scan(ctx context.Context, cur Cursor) (*Scan, error) {
+	s := &Scan{Validity: c.validity, Next: Cursor{Validity: c.validity, Last: cur.Last}}
+	if cur.Validity != "" && cur.Validity != c.validity {
+		metas, err := c.c.Metadata(ctx, nil)
+		if err != nil {
+			return nil, imapError(c.o.Name, StepSelect, err)
+		}
+		s.Next.Last = ""
+		for _, m := range metas {
+			s.Items = append(s.Items, Item{UID: strconv.FormatUint(uint64(m.UID), 10), Key: c.key(m.UID), Size: m.Size, MessageID: m.MessageID, Date: m.Date})
+			s.Next.Last = strconv.FormatUint(uint64(m.UID), 10)
+		}
+		return s, nil
+	}
+	last := uint64(0)
+	if cur.Last != "" {
+		var err error
+		if last, err = strconv.ParseUint(cur.Last, 10, 32); err != nil {
+			return nil, &Error{Mailbox: c.o.Name, Step: StepSelect, Err: fmt.Errorf("cursor %q: %w", cur.Last, err)}
+		}
+	}
+	uids, err := c.c.UIDsAfter(ctx, uint32(last))
+	if err != nil {
+		return nil, imapError(c.o.Name, StepSelect, err)
+	}
+	for _, u := range uids {
+		s.Items = append(s.Items, Item{UID: strconv.FormatUint(uint64(u), 10), Key: c.key(u), Size: -1})
+		s.Next.Last = strconv.FormatUint(uint64(u), 10)
+	}
+	return s, nil
+}
+
+// Fetch streams the items in batches of BatchSize UIDs.
+func (c *imapConn) Fetch(ctx context.Context, items []Item, deliver func(Item, io.Reader) error) error {
+	byUID := make(map[uint32]Item, len(items))
+	var uids []uint32
+	for _, it := range items {
+		u, err := strconv.ParseUint(it.UID, 10, 32)
+		if err != nil {
+			return &Error{Mailbox: c.o.Name, Step: StepFetch, Err: fmt.Errorf("uid %q: %w", it.UID, err)}
+		}
+		byUID[uint32(u)] = it
+		uids = append(uids, uint32(u))
+	}
+	var deliverErr error
+	for start := 0; start < len(uids); start += c.o.BatchSize {
+		batch := uids[start:min(start+c.o.BatchSize, len(uids))]
+		err := c.c.FetchBodies(ctx, batch, func(uid uint32, size int64, date time.Time, r io.Reader) error {
+			it, ok := byUID[uid]
+			if !ok {
+				return nil
+			}
+			if it.Size < 0 {
+				it.Size = size
+			}
+			if it.Date.IsZero() {
+				it.Date = date
+			}
+			if err := deliver(it, r); err != nil {
+				deliverErr = err
+				return err
+			}
+			return nil
+		})
+		if deliverErr != nil {
+			return deliverErr
+		}
+		if err != nil {
+			return imapError(c.o.Name, StepFetch, err)
+		}
+	}
+	return nil
+}
+
+// Ack marks, deletes or moves the items of the current UIDVALIDITY;
+// items of an older one no longer name a message and count as done.
+func (c *imapConn) Ack(ctx context.Context, items []Item, a After) error {
+	prefix := c.o.Name + "/imap/" + c.validity + "/"
+	var uids []uint32
+	for _, it := range items {
+		if !strings.HasPrefix(it.Key, prefix) {
+			continue
+		}
+		u, err := strconv.ParseUint(it.UID, 10, 32)
+		if err != nil {
+			continue
+		}
+		uids = append(uids, uint32(u))
+	}
+	var err error
+	switch a.Kind {
+	case "seen", "":
+		err = c.c.MarkSeen(ctx, uids)
+	case "delete":
+		err = c.c.Delete(ctx, uids)
+	case "move":
+		err = c.c.Move(ctx, uids, a.Folder)
+	case "keep":
+	default:
+		return &Error{Mailbox: c.o.Name, Step: StepAck, Err: fmt.Errorf("after %q", a.Kind)}
+	}
+	if err != nil {
+		return imapError(c.o.Name, StepAck, err)
+	}
+	return nil
+}
+
+// Wait waits for new mail with IDLE (NOOP polling without it).
+func (c *imapConn) Wait(ctx context.Context, max time.Duration) error {
+	if err := c.c.Idle(ctx, max); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return imapError(c.o.Name, StepFetch, err)
+	}
+	return nil
+}
+
+func (c *imapConn) Close() error { return c.c.Close() }
