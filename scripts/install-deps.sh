@@ -14,6 +14,8 @@ GO_VERSION=1.26.8
 PACKAGES=(
 	# the real mail server the agents and senders are tested against
 	dovecot-core dovecot-imapd dovecot-pop3d dovecot-submissiond dovecot-lmtpd
+	# Dovecot's Lua passdb asks the emulator whether a token may open a mailbox
+	dovecot-auth-lua
 	# relays what Dovecot's submission service accepts back into the mailbox
 	postfix
 	# the store's second dialect

@@ -131,6 +131,20 @@ type sniffConn struct {
 
 func (cl *Client) sniff(c net.Conn) net.Conn { return &sniffConn{Conn: c, cl: cl, tail: []byte("\n")} }
 
+// Write fixes one wire detail of go-imap's AUTHENTICATE: it encodes an
+// empty SASL response as "=" (right for an initial response, RFC 4959), but
+// a client answering a server's error challenge must send an empty line
+// (RFC 3501 §6.2.2); Dovecot rejects "=" there with "Invalid base64 data".
+func (s *sniffConn) Write(p []byte) (int, error) {
+	if s.cl.authenticating.Load() && string(p) == "=\r\n" {
+		if _, err := s.Conn.Write([]byte("\r\n")); err != nil {
+			return 0, err
+		}
+		return len(p), nil
+	}
+	return s.Conn.Write(p)
+}
+
 func (s *sniffConn) Read(p []byte) (int, error) {
 	n, err := s.Conn.Read(p)
 	if n > 0 {

@@ -25,6 +25,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	goimap "github.com/emersion/go-imap/v2"
@@ -56,6 +57,8 @@ type Client struct {
 	exists  uint32
 	newMail chan struct{} // signalled on EXISTS growth
 	bye     string        // text of a BYE received
+
+	authenticating atomic.Bool // during AUTHENTICATE (see sniffConn.Write)
 }
 
 // Dial connects to addr, reads the greeting and applies Security.
@@ -175,19 +178,23 @@ func (cl *Client) Caps(name string) bool { return cl.c.Caps().Has(goimap.Cap(nam
 // error challenge (interface{ AuthError() error }), it is joined in.
 func (cl *Client) Authenticate(ctx context.Context, sc sasl.Client) error {
 	defer cl.watch(ctx)()
+	cl.authenticating.Store(true)
 	err := cl.c.Authenticate(sc)
+	cl.authenticating.Store(false)
 	if err == nil {
 		return nil
 	}
 	e := cl.wrap(ctx, "authenticate", err)
+	var detail error
+	if ae, ok := sc.(interface{ AuthError() error }); ok {
+		detail = ae.AuthError()
+	}
 	var ie *Error
-	if errors.As(e, &ie) && ie.Kind == KindNo {
+	if errors.As(e, &ie) && (ie.Kind == KindNo || detail != nil && ie.Kind == KindBad) {
 		ie.Kind = KindAuthFailed
 	}
-	if ae, ok := sc.(interface{ AuthError() error }); ok {
-		if detail := ae.AuthError(); detail != nil {
-			return errors.Join(e, detail)
-		}
+	if detail != nil {
+		return errors.Join(e, detail)
 	}
 	return e
 }
