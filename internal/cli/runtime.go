@@ -57,3 +57,6 @@ func printOAuthError(w io.Writer, cmd string, p *oauth.Profile, err error) {
 		}
 	}
 }
+
+// storeT is the store type the commands share.
+type storeT = store.Store

@@ -1,0 +1,56 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/mailgate/mailgate/internal/dovecot"
+	"github.com/mailgate/mailgate/internal/emulator"
+)
+
+// TestRunOnceCommand: `mailgate run --once` with the emulator's config plus
+// two mailboxes on a real Dovecot: the granted one is delivered, the other
+// fails with Exchange's reason, the exit status is 1, and a second run
+// delivers nothing new.
+func TestRunOnceCommand(t *testing.T) {
+	srv, dir := emulatorConfig(t, "")
+	dv := dovecot.StartT(t, dovecot.Options{CheckURL: srv.HTTPURL()})
+	if err := dv.Seed(emulator.DemoSharedMailbox, 50, 3000); err != nil {
+		t.Fatal(err)
+	}
+	if err := dv.Seed(emulator.DemoRestrictedMailbox, 5, 3000); err != nil {
+		t.Fatal(err)
+	}
+	host, port, _ := strings.Cut(dv.Addr("imaps"), ":")
+	mb := func(name, user, after string) string {
+		return fmt.Sprintf("  - {name: %s, protocol: imap, host: %s, port: %s, security: tls, tls_ca: '%s', sasl: xoauth2, username: %s, profile: emulator-cert, after: '%s', sink: out}\n",
+			name, host, port, dv.CAFile(), user, after)
+	}
+	cfg, _ := os.ReadFile(filepath.Join(dir, "mailgate.yaml"))
+	cfg = append(cfg, []byte("mailboxes:\n"+mb("forms", emulator.DemoSharedMailbox, "move:Processed")+mb("ceo", emulator.DemoRestrictedMailbox, "seen")+
+		"sinks:\n  - {name: out, type: maildir, path: ./inbox}\n")...)
+	if err := os.WriteFile(filepath.Join(dir, "mailgate.yaml"), cfg, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if r := mailgate(t, t.Context(), dir, "config", "check"); r.code != 0 {
+		t.Fatalf("config check: %d\n%s", r.code, r.stderr)
+	}
+	r := mailgate(t, t.Context(), dir, "run", "--once")
+	if r.code != 1 || !strings.Contains(r.stderr, "forms: 50 delivered") || !strings.Contains(r.stderr, "ceo: FAILED") {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	files, _ := os.ReadDir(filepath.Join(dir, "inbox", "new"))
+	if len(files) != 50 {
+		t.Fatalf("%d files", len(files))
+	}
+	if moved, _ := dv.Messages(emulator.DemoSharedMailbox, "Processed"); len(moved) != 50 {
+		t.Fatalf("%d moved", len(moved))
+	}
+	r = mailgate(t, t.Context(), dir, "run", "--once", "--mailbox", "forms")
+	if r.code != 0 || !strings.Contains(r.stderr, "forms: 0 delivered") {
+		t.Fatalf("second run: exit %d\n%s", r.code, r.stderr)
+	}
+}

@@ -1,0 +1,278 @@
+package cli
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/mailgate/mailgate/internal/agent"
+	"github.com/mailgate/mailgate/internal/config"
+	"github.com/mailgate/mailgate/internal/mailbox"
+	"github.com/mailgate/mailgate/internal/oauth"
+	"github.com/mailgate/mailgate/internal/sink"
+)
+
+func init() {
+	register(&command{
+		name:    "run",
+		summary: "poll the mailboxes once (--once), deliver to their sinks, mark, move or delete, exit",
+		run:     runRun,
+	})
+}
+
+// runRun is `mailgate run --once [--mailbox NAME]`: every enabled mailbox
+// (or one) is read once, concurrently; exit 1 when any failed.
+func runRun(ctx context.Context, env *Env, args []string) int {
+	fs := newFlagSet(env, "run", "")
+	cfgFlag := fs.String("config", "", "config file (default $MAILGATE_CONFIG, then ./mailgate.yaml)")
+	once := fs.Bool("once", false, "read each mailbox once and exit (required; `mailgate serve` runs continuously)")
+	only := fs.String("mailbox", "", "read only this mailbox")
+	verbose := fs.Bool("v", false, "log each step on stderr")
+	pos, code, ok := parseFlags(fs, args)
+	if !ok {
+		return code
+	}
+	if len(pos) > 0 || !*once {
+		fmt.Fprintln(env.Err, "usage: mailgate run --once [--mailbox NAME] [--config FILE]")
+		return ExitUsage
+	}
+	cfg, code, ok := loadConfig(env, configPath(env, *cfgFlag))
+	if !ok {
+		return code
+	}
+	var boxes []*config.Mailbox
+	for i := range cfg.Mailboxes {
+		m := &cfg.Mailboxes[i]
+		if *only != "" && m.Name != *only || *only == "" && !m.Enabled {
+			continue
+		}
+		boxes = append(boxes, m)
+	}
+	if len(boxes) == 0 {
+		if *only != "" {
+			fmt.Fprintf(env.Err, "mailgate: run: no mailbox %q in %s\n", *only, cfg.File)
+		} else {
+			fmt.Fprintf(env.Err, "mailgate: run: no enabled mailbox in %s\n", cfg.File)
+		}
+		return ExitUsage
+	}
+	log := logger(env.Err, *verbose)
+	rt, err := newRuntime(ctx, env, cfg, log)
+	if err != nil {
+		fmt.Fprintf(env.Err, "mailgate: run: %v\n", err)
+		if isProfileError(err) {
+			return ExitUsage
+		}
+		return ExitFailed
+	}
+	defer rt.close()
+	agents := make([]*agent.Mailbox, len(boxes))
+	for i, m := range boxes {
+		a, err := rt.agentMailbox(m)
+		if err != nil {
+			fmt.Fprintf(env.Err, "%s: mailboxes[%s]: %v\n", cfg.File, m.Name, err)
+			return ExitUsage
+		}
+		agents[i] = a
+	}
+	bar := newProgress(env.Err)
+	var wg sync.WaitGroup
+	results := make([]error, len(agents))
+	stats := make([]agent.Stats, len(agents))
+	for i, a := range agents {
+		wg.Go(func() {
+			stats[i], results[i] = agent.RunOnce(ctx, a, rt.store, log, bar.update)
+		})
+	}
+	wg.Wait()
+	bar.done()
+	failed := 0
+	for i, a := range agents {
+		s := stats[i]
+		if err := results[i]; err != nil {
+			failed++
+			fmt.Fprintf(env.Err, "%s: FAILED after %d delivered: %v\n", a.Name, s.Delivered, err)
+			if e, ok := mailbox.AsError(err); ok && e.Step == mailbox.StepToken {
+				p := rt.profiles[boxes[i].Profile]
+				if ex, ok := oauth.ExplainError(e.Err, p); ok {
+					fmt.Fprintf(env.Err, "  fix: %s\n", ex.String())
+				}
+			}
+			continue
+		}
+		fmt.Fprintf(env.Err, "%s: %d delivered, %d already there, %d acknowledged (%s)\n", a.Name, s.Delivered, s.Duplicates, s.Acked, a.After)
+	}
+	if failed > 0 {
+		return ExitFailed
+	}
+	return ExitOK
+}
+
+// runtime is what the mail commands share: the store, the token engine
+// and one oauth profile and sink per configured name.
+type runtimeT struct {
+	cfg      *config.Config
+	store    *storeT
+	mgr      *oauth.Manager
+	profiles map[string]*oauth.Profile
+	sinks    map[string]sink.Sink
+	log      *slog.Logger
+}
+
+func newRuntime(ctx context.Context, env *Env, cfg *config.Config, log *slog.Logger) (*runtimeT, error) {
+	st, err := openStore(ctx, env, cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	rt := &runtimeT{cfg: cfg, store: st, mgr: tokenManager(st, log), profiles: map[string]*oauth.Profile{}, sinks: map[string]sink.Sink{}, log: log}
+	for i := range cfg.Profiles {
+		p, err := oauthProfile(&cfg.Profiles[i], i)
+		if err != nil {
+			st.Close()
+			return nil, err
+		}
+		rt.profiles[p.Name] = p
+	}
+	return rt, nil
+}
+
+func (rt *runtimeT) close() {
+	for _, s := range rt.sinks {
+		s.Close()
+	}
+	rt.store.Close()
+}
+
+// sink opens a configured sink once.
+func (rt *runtimeT) sink(name string) (sink.Sink, error) {
+	if s, ok := rt.sinks[name]; ok {
+		return s, nil
+	}
+	cs, ok := rt.cfg.Sink(name)
+	if !ok {
+		return nil, fmt.Errorf("sink %q is not defined", name)
+	}
+	var s sink.Sink
+	var err error
+	switch cs.Type {
+	case "maildir":
+		s, err = sink.NewMaildir(sink.MaildirOptions{Path: cs.Path})
+	default:
+		return nil, fmt.Errorf("sink %q: type %s is not available in this build yet (maildir is)", name, cs.Type)
+	}
+	if err != nil {
+		return nil, err
+	}
+	rt.sinks[name] = s
+	return s, nil
+}
+
+func tlsConfig(host, caFile string) (*tls.Config, error) {
+	c := &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
+	if caFile != "" {
+		pool, err := x509.SystemCertPool()
+		if err != nil {
+			pool = x509.NewCertPool()
+		}
+		b, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("tls_ca: %w", err)
+		}
+		if !pool.AppendCertsFromPEM(b) {
+			return nil, fmt.Errorf("tls_ca: %s holds no PEM certificate", caFile)
+		}
+		c.RootCAs = pool
+	}
+	return c, nil
+}
+
+// agentMailbox builds the agent's view of a configured mailbox.
+func (rt *runtimeT) agentMailbox(m *config.Mailbox) (*agent.Mailbox, error) {
+	p, ok := rt.profiles[m.Profile]
+	if !ok {
+		return nil, fmt.Errorf("profile %q is not defined", m.Profile)
+	}
+	s, err := rt.sink(m.Sink)
+	if err != nil {
+		return nil, err
+	}
+	after, err := mailbox.ParseAfter(m.After)
+	if err != nil {
+		return nil, err
+	}
+	tc, err := tlsConfig(m.Host, m.TLSCA)
+	if err != nil {
+		return nil, err
+	}
+	token := func(ctx context.Context) (string, error) {
+		t, err := rt.mgr.Token(ctx, p, nil)
+		if err != nil {
+			return "", err
+		}
+		return t.AccessToken, nil
+	}
+	a := &agent.Mailbox{Name: m.Name, Sink: s, After: after, BatchSize: m.BatchSize,
+		RenewToken: func() { rt.mgr.Invalidate(p.Name, nil) }}
+	addr := net.JoinHostPort(m.Host, strconv.Itoa(m.Port))
+	switch m.Protocol {
+	case "imap":
+		a.Dialer = mailbox.NewIMAP(mailbox.IMAPOptions{Name: m.Name, Addr: addr, Security: m.Security, TLSConfig: tc,
+			Username: m.Username, Mechanism: m.SASL, Token: token, Folder: m.Folder, BatchSize: m.BatchSize, Logger: rt.log})
+	default:
+		return nil, fmt.Errorf("protocol %s is not available in this build yet (imap is)", m.Protocol)
+	}
+	return a, nil
+}
+
+// progress draws a one-line bar on a terminal and nothing otherwise (the
+// summary lines follow either way).
+type progress struct {
+	mu    sync.Mutex
+	w     io.Writer
+	tty   bool
+	state map[string][2]int
+}
+
+func newProgress(w io.Writer) *progress {
+	tty := false
+	if f, ok := w.(*os.File); ok {
+		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+			tty = true
+		}
+	}
+	return &progress{w: w, tty: tty, state: map[string][2]int{}}
+}
+
+func (p *progress) update(name string, done, total int) {
+	if !p.tty {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.state[name] = [2]int{done, total}
+	var parts []string
+	for n, s := range p.state {
+		width := 20
+		fill := 0
+		if s[1] > 0 {
+			fill = width * s[0] / s[1]
+		}
+		parts = append(parts, fmt.Sprintf("%s [%s%s] %d/%d", n, strings.Repeat("#", fill), strings.Repeat(".", width-fill), s[0], s[1]))
+	}
+	fmt.Fprintf(p.w, "\r%s", strings.Join(parts, "  "))
+}
+
+func (p *progress) done() {
+	if p.tty && len(p.state) > 0 {
+		fmt.Fprintln(p.w)
+	}
+}
+
