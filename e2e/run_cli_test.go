@@ -42,6 +42,9 @@ func TestRunOnceCommand(t *testing.T) {
 	if r.code != 1 || !strings.Contains(r.stderr, "forms: 50 delivered") || !strings.Contains(r.stderr, "ceo: FAILED") {
 		t.Fatalf("exit %d\n%s", r.code, r.stderr)
 	}
+	if !strings.Contains(r.stderr, "Add-MailboxPermission -Identity "+emulator.DemoRestrictedMailbox) || !strings.Contains(r.stderr, "New-ServicePrincipal -AppId "+emulator.DemoAppID) {
+		t.Errorf("the failure does not say what Exchange needs:\n%s", r.stderr)
+	}
 	files, _ := os.ReadDir(filepath.Join(dir, "inbox", "new"))
 	if len(files) != 50 {
 		t.Fatalf("%d files", len(files))

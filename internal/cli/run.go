@@ -100,11 +100,8 @@ func runRun(ctx context.Context, env *Env, args []string) int {
 		if err := results[i]; err != nil {
 			failed++
 			fmt.Fprintf(env.Err, "%s: FAILED after %d delivered: %v\n", a.Name, s.Delivered, err)
-			if e, ok := mailbox.AsError(err); ok && e.Step == mailbox.StepToken {
-				p := rt.profiles[boxes[i].Profile]
-				if ex, ok := oauth.ExplainError(e.Err, p); ok {
-					fmt.Fprintf(env.Err, "  fix: %s\n", ex.String())
-				}
+			for _, line := range diagnose(boxes[i], rt.profiles[boxes[i].Profile], err) {
+				fmt.Fprintf(env.Err, "  %s\n", line)
 			}
 			continue
 		}
@@ -274,4 +271,36 @@ func (p *progress) done() {
 	if p.tty && len(p.state) > 0 {
 		fmt.Fprintln(p.w)
 	}
+}
+
+// diagnose says what to change when a mailbox failed: the token's AADSTS
+// explanation, or for a login Exchange refused, what Exchange Online needs
+// for this app and this mailbox, IDs filled in.
+func diagnose(m *config.Mailbox, p *oauth.Profile, err error) []string {
+	e, ok := mailbox.AsError(err)
+	if !ok {
+		return nil
+	}
+	switch {
+	case e.Step == mailbox.StepToken:
+		if ex, ok := oauth.ExplainError(e.Err, p); ok {
+			return []string{"fix: " + ex.String()}
+		}
+	case e.Step == mailbox.StepAuth && e.AuthFailed && p != nil && (p.Grant == "" || p.Grant == oauth.GrantClientCredentials):
+		role := map[string]string{"imap": "IMAP.AccessAsApp", "pop3": "POP.AccessAsApp"}[m.Protocol]
+		return []string{
+			"the server refused the app-only token for " + m.Username + ". Exchange Online needs, for app " + p.ClientID + ":",
+			"  1. Entra admin center › App registrations › " + p.ClientID + " › API permissions: Office 365 Exchange Online › Application permissions › " + role + ", then Grant admin consent",
+			"  2. Exchange Online PowerShell: New-ServicePrincipal -AppId " + p.ClientID + " -ObjectId <object id of the enterprise application (not of the app registration)>",
+			"  3. Add-MailboxPermission -Identity " + m.Username + " -User <that service principal's id> -AccessRights FullAccess",
+			"  and the profile must request scope https://outlook.office365.com/.default",
+		}
+	case e.Step == mailbox.StepAuth && e.AuthFailed:
+		return []string{"the server refused the user's token for " + m.Username + ": the signed-in user needs the mailbox's delegated permission (" +
+			map[string]string{"imap": "IMAP.AccessAsUser.All", "pop3": "POP.AccessAsUser.All"}[m.Protocol] +
+			") and, for a shared mailbox, FullAccess on it: Add-MailboxPermission -Identity " + m.Username + " -User <user> -AccessRights FullAccess"}
+	case e.Hint != "":
+		return []string{"fix: " + e.Hint}
+	}
+	return nil
 }

@@ -125,8 +125,9 @@ func classifyErr(op string, err error) error {
 // dropped connection.
 type sniffConn struct {
 	net.Conn
-	cl   *Client
-	tail []byte // the end of the previous read, for a BYE split across reads
+	cl      *Client
+	tail    []byte // the end of the previous read, for a BYE split across reads
+	pending bool   // tail holds a BYE line whose end has not come yet
 }
 
 func (cl *Client) sniff(c net.Conn) net.Conn { return &sniffConn{Conn: c, cl: cl, tail: []byte("\n")} }
@@ -155,7 +156,22 @@ func (s *sniffConn) Read(p []byte) (int, error) {
 
 func (s *sniffConn) scan(b []byte) {
 	const marker = "\n* BYE "
+	// Fast path, almost every read: no BYE in b, none across the boundary
+	// with the previous read, no BYE line waiting for its end.
+	if !s.pending && !bytes.Contains(b, []byte(marker)) {
+		edge := append(s.tail[:len(s.tail):len(s.tail)], b[:min(len(b), len(marker))]...)
+		if !bytes.Contains(edge, []byte(marker)) {
+			if len(b) >= len(marker)-1 {
+				s.tail = append(s.tail[:0], b[len(b)-(len(marker)-1):]...)
+			} else {
+				s.tail = append(s.tail, b...)
+				s.tail = s.tail[max(0, len(s.tail)-(len(marker)-1)):]
+			}
+			return
+		}
+	}
 	window := append(s.tail, b...)
+	s.pending = false
 	if i := bytes.LastIndex(window, []byte(marker)); i >= 0 {
 		line := window[i+len(marker):]
 		complete := false
@@ -170,6 +186,7 @@ func (s *sniffConn) scan(b []byte) {
 		s.cl.mu.Unlock()
 		if !complete { // the rest of the line comes with the next read
 			s.tail = append(s.tail[:0], window[i:]...)
+			s.pending = true
 			return
 		}
 	}

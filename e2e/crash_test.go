@@ -1,0 +1,148 @@
+package e2e
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mailgate/mailgate/internal/dovecot"
+	"github.com/mailgate/mailgate/internal/emulator"
+)
+
+// imapConfig appends one IMAP mailbox on dv to the emulator's config in dir.
+func imapConfig(t *testing.T, dir string, dv *dovecot.Server, user, after string, batch int) {
+	t.Helper()
+	host, port, _ := strings.Cut(dv.Addr("imaps"), ":")
+	cfg, _ := os.ReadFile(filepath.Join(dir, "mailgate.yaml"))
+	cfg = append(cfg, fmt.Sprintf("mailboxes:\n  - {name: mb, protocol: imap, host: %s, port: %s, security: tls, tls_ca: '%s', sasl: xoauth2, username: %s, profile: emulator-secret, after: '%s', sink: out, batch_size: %d}\nsinks:\n  - {name: out, type: maildir, path: ./inbox}\n",
+		host, port, dv.CAFile(), user, after, batch)...)
+	if err := os.WriteFile(filepath.Join(dir, "mailgate.yaml"), cfg, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestCrashSafety kills `mailgate run --once` (SIGKILL) at random moments
+// while it ingests 2,000 messages, restarting it each time: the maildir
+// ends with exactly the 2,000 messages, none twice.
+func TestCrashSafety(t *testing.T) {
+	const n = 2000
+	srv, dir := emulatorConfig(t, "")
+	dv := dovecot.StartT(t, dovecot.Options{CheckURL: srv.HTTPURL()})
+	if err := dv.Seed(emulator.DemoSharedMailbox, n, 5000); err != nil {
+		t.Fatal(err)
+	}
+	imapConfig(t, dir, dv, emulator.DemoSharedMailbox, "seen", 50)
+	kills := 0
+	for attempt := 0; attempt < 60 && kills < 12; attempt++ {
+		cmd := exec.Command(mailgateBin, "run", "--once")
+		cmd.Dir = dir
+		cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + dir, "MAILGATE_KEY=" + testKey}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case <-done: // finished before the kill
+		case <-time.After(time.Duration(30+rand.IntN(250)) * time.Millisecond):
+			_ = cmd.Process.Signal(syscall.SIGKILL)
+			<-done
+			kills++
+		}
+	}
+	if kills < 10 {
+		t.Fatalf("only %d kills landed mid-run", kills)
+	}
+	r := mailgate(t, t.Context(), dir, "run", "--once")
+	if r.code != 0 {
+		t.Fatalf("final run: %d\n%s", r.code, r.stderr)
+	}
+	files, _ := os.ReadDir(filepath.Join(dir, "inbox", "new"))
+	seen := map[[32]byte]bool{}
+	for _, f := range files {
+		b, _ := os.ReadFile(filepath.Join(dir, "inbox", "new", f.Name()))
+		h := sha256.Sum256(b)
+		if seen[h] {
+			t.Fatalf("%s delivered twice", f.Name())
+		}
+		seen[h] = true
+	}
+	for k := 1; k <= n; k++ {
+		if !seen[sha256.Sum256(dovecot.SeedBody(emulator.DemoSharedMailbox, k, 5000))] {
+			t.Fatalf("message %d lost", k)
+		}
+	}
+	if len(files) != n {
+		t.Fatalf("%d files, want %d", len(files), n)
+	}
+	t.Logf("%d SIGKILLs mid-run; %d messages, each once", kills, n)
+}
+
+// TestLargeMessageBoundedMemory delivers a 50 MB message with the binary
+// and checks its peak RSS stays under 100 MB.
+func TestLargeMessageBoundedMemory(t *testing.T) {
+	srv, dir := emulatorConfig(t, "")
+	dv := dovecot.StartT(t, dovecot.Options{CheckURL: srv.HTTPURL()})
+	var b strings.Builder
+	b.WriteString("Message-ID: <big@mailgate.test>\r\nSubject: big\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n")
+	line := strings.Repeat("QUJDREVGR0hJSktMTU5PUFFSU1RVVldY", 3)[:76] + "\r\n"
+	for b.Len() < 50<<20 {
+		b.WriteString(line)
+	}
+	raw := []byte(b.String())
+	if err := dv.SeedMessage(emulator.DemoInvoicesMailbox, raw); err != nil {
+		t.Fatal(err)
+	}
+	imapConfig(t, dir, dv, emulator.DemoInvoicesMailbox, "seen", 100)
+	cmd := exec.Command(mailgateBin, "run", "--once")
+	cmd.Dir = dir
+	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + dir, "MAILGATE_KEY=" + testKey}
+	// ru_maxrss would count the test process's own memory at fork time, so
+	// the child's high-water mark (VmHWM, reset at exec) is sampled instead.
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	hwm := make(chan int, 1)
+	go func() {
+		peak := 0
+		for {
+			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
+			if err != nil {
+				hwm <- peak
+				return
+			}
+			for _, l := range strings.Split(string(b), "\n") {
+				var kb int
+				if _, err := fmt.Sscanf(l, "VmHWM: %d kB", &kb); err == nil && kb > peak {
+					peak = kb
+				}
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	rssMB := float64(<-hwm) / 1024
+	files, _ := os.ReadDir(filepath.Join(dir, "inbox", "new"))
+	if len(files) != 1 {
+		t.Fatalf("%d files", len(files))
+	}
+	got, _ := os.ReadFile(filepath.Join(dir, "inbox", "new", files[0].Name()))
+	if sha256.Sum256(got) != sha256.Sum256(raw) {
+		t.Fatal("the 50 MB message changed on the way")
+	}
+	if rssMB >= 100 {
+		t.Fatalf("peak RSS %.1f MB for a %d MB message", rssMB, len(raw)>>20)
+	}
+	t.Logf("50 MB message delivered; peak RSS %.1f MB", rssMB)
+}
