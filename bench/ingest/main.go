@@ -1,0 +1,245 @@
+// Command ingest is the incoming-mail benchmark: 10,000 messages of 5 KB
+// seeded into a real Dovecot are ingested over IMAPS with XOAUTH2 into a
+// maildir, durably, and three figures come out of the same run:
+//
+//   - mailgate: `mailgate run --once` (the binary, end to end: start,
+//     token, login, fetch, maildir with group commit, ledger, \Seen);
+//   - the raw reference: one `UID FETCH 1:* BODY.PEEK[]` over the same kind
+//     of TLS connection, literals discarded (what the server and the link
+//     can do at most);
+//   - a peer: Debian's getmail6 with XOAUTH2 (its password command is
+//     `mailgate token`), into a maildir of its own.
+//
+// It also prints the token-endpoint calls mailgate made and its peak RSS.
+//
+//	go run ./bench/ingest [-n 10000] [-size 5000]
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"encoding/base64"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mailgate/mailgate/internal/dovecot"
+	"github.com/mailgate/mailgate/internal/emulator"
+	"github.com/mailgate/mailgate/internal/oauth"
+)
+
+func main() {
+	n := flag.Int("n", 10000, "messages")
+	size := flag.Int("size", 5000, "bytes per message")
+	peerN := flag.Int("peer-n", 2000, "messages for the peer (getmail6 forks a delivery process per message and times out on large runs)")
+	flag.Parse()
+	log.SetFlags(0)
+	ctx := context.Background()
+	work, err := os.MkdirTemp("", "mailgate-bench-")
+	check(err)
+	defer os.RemoveAll(work)
+
+	bin := filepath.Join(work, "mailgate")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/mailgate")
+	build.Stderr = os.Stderr
+	check(build.Run())
+
+	emu, err := emulator.Start(ctx, emulator.Options{Dir: filepath.Join(work, "emulator")})
+	check(err)
+	defer emu.Close()
+	dv, err := dovecot.Start(ctx, dovecot.Options{CheckURL: emu.HTTPURL()})
+	check(err)
+	defer dv.Stop()
+	mine, peer := emulator.DemoSharedMailbox, emulator.DemoInvoicesMailbox
+	check(dv.Seed(mine, *n, *size))
+	check(dv.Seed(peer, *peerN, *size))
+	total := float64(*n)
+
+	cfgPath := filepath.Join(work, "mailgate.yaml")
+	host, port, _ := strings.Cut(dv.Addr("imaps"), ":")
+	cfg := string(emu.ConfigYAML()) + fmt.Sprintf(
+		"mailboxes:\n  - {name: bench, protocol: imap, host: %s, port: %s, security: tls, tls_ca: '%s', sasl: xoauth2, username: %s, profile: emulator-secret, after: seen, sink: out, batch_size: 500}\n"+
+			"sinks:\n  - {name: out, type: maildir, path: %s}\n", host, port, dv.CAFile(), mine, filepath.Join(work, "mailgate-maildir"))
+	check(os.WriteFile(cfgPath, []byte(cfg), 0o600))
+	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + work, "MAILGATE_KEY=" + base64.StdEncoding.EncodeToString(make([]byte, 32))}
+
+	hc, err := oauth.NewHTTPClient(oauth.HTTPOptions{RootCAs: emu.CertPool()})
+	check(err)
+	p := &oauth.Profile{Name: "bench", Tenant: emulator.DemoTenantID, ClientID: emulator.DemoAppID, ClientSecret: emulator.DemoAppSecret,
+		Authority: emu.URL(), HTTPClient: hc, Scopes: []string{"https://outlook.office365.com/.default"}}
+	tok, err := oauth.NewManager(oauth.NewMemoryStore(), nil).Token(ctx, p, nil)
+	check(err)
+
+	// warm both mailboxes (Dovecot indexes a maildir on first access)
+	_, err = rawFetch(dv, peer, tok.AccessToken)
+	check(err)
+	ref, err := rawFetch(dv, mine, tok.AccessToken)
+	check(err)
+
+	before := emu.TokenRequests()
+	t0 := time.Now()
+	cmd := exec.Command(bin, "run", "--once", "--config", cfgPath)
+	cmd.Env = env
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	check(cmd.Start())
+	hwm := sampleHWM(cmd.Process.Pid)
+	if err := cmd.Wait(); err != nil {
+		log.Fatalf("mailgate run: %v\n%s", err, out.String())
+	}
+	mg := time.Since(t0)
+	rss := <-hwm
+	calls := emu.TokenRequests() - before
+	got, _ := os.ReadDir(filepath.Join(work, "mailgate-maildir", "new"))
+	if len(got) != *n {
+		log.Fatalf("mailgate delivered %d of %d\n%s", len(got), *n, out.String())
+	}
+
+	mgRate, refRate := total/mg.Seconds(), total/ref.Seconds()
+	fmt.Printf("ingest %d x %d B over IMAPS + XOAUTH2 into a maildir (Dovecot %s)\n", *n, *size, dovecotVersion())
+	fmt.Printf("  mailgate run --once:        %8.0f msgs/s  (%.2f s, durable, \\Seen set)\n", mgRate, mg.Seconds())
+	fmt.Printf("  raw UID FETCH 1:* (ref):    %8.0f msgs/s  (%.2f s, bytes discarded)\n", refRate, ref.Seconds())
+	fmt.Printf("  ratio vs reference:         %8.2f  (goal >= 0.5)\n", mgRate/refRate)
+	fmt.Printf("  token endpoint calls:       %8d  (goal 1)\n", calls)
+	fmt.Printf("  mailgate peak RSS:          %8.1f MB\n", float64(rss)/1024)
+
+	peerDir := filepath.Join(work, "getmail-maildir")
+	for _, d := range []string{"tmp", "new", "cur"} {
+		check(os.MkdirAll(filepath.Join(peerDir, d), 0o700))
+	}
+	destUser := ""
+	if os.Getuid() == 0 { // getmail refuses to deliver as root
+		destUser = "user = nobody\n"
+		check(exec.Command("chown", "-R", "nobody", peerDir).Run())
+		check(os.Chmod(work, 0o755))
+	}
+	rc := filepath.Join(work, "getmailrc")
+	check(os.WriteFile(rc, []byte(fmt.Sprintf(`[retriever]
+type = SimpleIMAPSSLRetriever
+server = %s
+port = %s
+username = %s
+use_xoauth2 = True
+password_command = ("%s", "token", "emulator-secret", "--config", "%s")
+ca_certs = %s
+mailboxes = ("INBOX",)
+
+[destination]
+type = Maildir
+path = %s/
+%s
+[options]
+read_all = true
+delete = false
+verbose = 0
+`, host, port, peer, bin, cfgPath, dv.CAFile(), peerDir, destUser)), 0o600))
+	t0 = time.Now()
+	gm := exec.Command("getmail", "--getmaildir", work, "--rcfile", rc)
+	gm.Env = env
+	if b, err := gm.CombinedOutput(); err != nil {
+		log.Fatalf("getmail: %v\n%s", err, b)
+	}
+	peerTime := time.Since(t0)
+	pgot, _ := os.ReadDir(filepath.Join(peerDir, "new"))
+	if len(pgot) != *peerN {
+		log.Fatalf("getmail delivered %d of %d", len(pgot), *peerN)
+	}
+	peerRate := float64(*peerN) / peerTime.Seconds()
+	fmt.Printf("  getmail6 %s (peer, %d msgs): %6.0f msgs/s  (%.2f s)\n", getmailVersion(), *peerN, peerRate, peerTime.Seconds())
+	fmt.Printf("  ratio vs peer:              %8.2f  (goal >= 3)\n", mgRate/peerRate)
+}
+
+func getmailVersion() string {
+	b, _ := exec.Command("getmail", "--version").Output()
+	return strings.TrimSpace(strings.TrimPrefix(string(b), "getmail "))
+}
+
+// rawFetch logs in with XOAUTH2 over TLS and runs one UID FETCH 1:*
+// BODY.PEEK[], skipping the literals; it returns the time from dial to
+// the tagged OK.
+func rawFetch(dv *dovecot.Server, user, token string) (time.Duration, error) {
+	t0 := time.Now()
+	conn, err := tls.Dial("tcp", dv.Addr("imaps"), dv.TLSConfig())
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+	r := bufio.NewReaderSize(conn, 64<<10)
+	w := bufio.NewWriter(conn)
+	ir := base64.StdEncoding.EncodeToString([]byte("user=" + user + "\x01auth=Bearer " + token + "\x01\x01"))
+	cmds := []string{"a AUTHENTICATE XOAUTH2 " + ir, "b EXAMINE INBOX", "c UID FETCH 1:* BODY.PEEK[]"}
+	if _, err := r.ReadString('\n'); err != nil { // greeting
+		return 0, err
+	}
+	for _, c := range cmds {
+		tag := c[:1] + " "
+		fmt.Fprintf(w, "%s\r\n", c)
+		if err := w.Flush(); err != nil {
+			return 0, err
+		}
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				return 0, err
+			}
+			if strings.HasSuffix(line, "}\r\n") {
+				if i := strings.LastIndexByte(line, '{'); i >= 0 {
+					n, _ := strconv.ParseInt(line[i+1:len(line)-3], 10, 64)
+					if _, err := io.CopyN(io.Discard, r, n); err != nil {
+						return 0, err
+					}
+					continue
+				}
+			}
+			if strings.HasPrefix(line, tag) {
+				if !strings.HasPrefix(line, tag+"OK") {
+					return 0, fmt.Errorf("%s: %s", c[:20], line)
+				}
+				break
+			}
+		}
+	}
+	return time.Since(t0), nil
+}
+
+// sampleHWM reports the process's VmHWM (kB) when it exits.
+func sampleHWM(pid int) <-chan int {
+	ch := make(chan int, 1)
+	go func() {
+		peak := 0
+		for {
+			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+			if err != nil {
+				ch <- peak
+				return
+			}
+			for _, l := range strings.Split(string(b), "\n") {
+				var kb int
+				if _, err := fmt.Sscanf(l, "VmHWM: %d kB", &kb); err == nil && kb > peak {
+					peak = kb
+				}
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}()
+	return ch
+}
+
+func dovecotVersion() string {
+	b, _ := exec.Command("/usr/sbin/dovecot", "--version").Output()
+	return strings.TrimSpace(string(b))
+}
+
+func check(err error) {
+	if err != nil {
+		log.Fatal(err)
+	}
+}
