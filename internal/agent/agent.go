@@ -49,6 +49,10 @@ type Mailbox struct {
 	Sink      sink.Sink
 	After     mailbox.After
 	BatchSize int // messages per sink Sync and ledger transaction; default 100
+	// Idle makes Serve wait for new mail on an open connection (IMAP IDLE,
+	// NOOP polling without it) instead of polling every Interval.
+	Idle     bool
+	Interval time.Duration // poll interval; default 60 s
 	// RenewToken drops the cached access token so the next dial gets a
 	// fresh one (called once after the server refused or expired it).
 	RenewToken func()
@@ -75,17 +79,24 @@ func RunOnce(ctx context.Context, mb *Mailbox, l Ledger, log *slog.Logger, progr
 		log = slog.New(slog.DiscardHandler)
 	}
 	var st Stats
+	conn, err := dial(ctx, mb, log)
+	if err != nil {
+		return st, err
+	}
+	defer conn.Close()
+	return run(ctx, mb, conn, l, log, progress)
+}
+
+// dial connects, retrying once with a fresh token when the server refused
+// or expired the token.
+func dial(ctx context.Context, mb *Mailbox, log *slog.Logger) (mailbox.Conn, error) {
 	conn, err := mb.Dialer.Dial(ctx)
 	if e, ok := mailbox.AsError(err); ok && (e.AuthFailed || e.TokenExpired) && mb.RenewToken != nil {
 		log.Info("agent: token refused, retrying with a fresh one", "mailbox", mb.Name, "err", err)
 		mb.RenewToken()
 		conn, err = mb.Dialer.Dial(ctx)
 	}
-	if err != nil {
-		return st, err
-	}
-	defer conn.Close()
-	return run(ctx, mb, conn, l, log, progress)
+	return conn, err
 }
 
 func run(ctx context.Context, mb *Mailbox, conn mailbox.Conn, l Ledger, log *slog.Logger, progress Progress) (Stats, error) {

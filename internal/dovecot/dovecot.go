@@ -50,6 +50,7 @@ type Server struct {
 	pid     int
 	runUser *user.User
 	seq     atomic.Int64
+	env     []string
 }
 
 var protos = []string{"imap", "imaps", "pop3", "pop3s", "submission", "lmtp"}
@@ -118,26 +119,42 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 		relay, _ = freePort()
 	}
 	env = append(env, "DV_RELAY_PORT="+strconv.Itoa(relay))
-	cmd := exec.CommandContext(ctx, "bash", filepath.Join(scriptsDir(), "start.sh"), s.dir)
-	cmd.Env = env
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Run(); err != nil {
+	s.env = env
+	if err := s.start(ctx); err != nil {
 		s.cleanup()
-		return nil, fmt.Errorf("dovecot: start.sh: %v: %s%s", err, errb.String(), s.log())
+		return nil, err
 	}
-	pid, err := strconv.Atoi(strings.TrimSpace(out.String()))
-	if err != nil {
-		s.cleanup()
-		return nil, fmt.Errorf("dovecot: start.sh printed %q, not a PID: %s", out.String(), errb.String())
-	}
-	s.pid = pid
 	if os.Getuid() == 0 {
 		s.runUser, _ = user.Lookup("nobody")
 	} else {
 		s.runUser, _ = user.Current()
 	}
 	return s, nil
+}
+
+func (s *Server) start(ctx context.Context) error {
+	cmd := exec.CommandContext(ctx, "bash", filepath.Join(scriptsDir(), "start.sh"), s.dir)
+	cmd.Env = s.env
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("dovecot: start.sh: %v: %s%s", err, errb.String(), s.log())
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(out.String()))
+	if err != nil {
+		return fmt.Errorf("dovecot: start.sh printed %q, not a PID: %s", out.String(), errb.String())
+	}
+	s.pid = pid
+	return nil
+}
+
+// Restart stops Dovecot and starts it again on the same ports with the
+// same mail (for "the server went away" tests).
+func (s *Server) Restart(ctx context.Context) error {
+	if out, err := exec.Command("bash", filepath.Join(scriptsDir(), "stop.sh"), s.dir).CombinedOutput(); err != nil {
+		return fmt.Errorf("dovecot: stop.sh: %v: %s", err, out)
+	}
+	return s.start(ctx)
 }
 
 // StartT starts Dovecot for a test and stops it at the end. Without

@@ -1,0 +1,186 @@
+package agent
+
+import (
+	"context"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/mailgate/mailgate/internal/mailbox"
+)
+
+// Status is a mailbox's state as Serve sees it.
+type Status struct {
+	Mailbox   string
+	LastRun   time.Time
+	LastError error
+	Stats     Stats // of the last successful run
+	Total     int   // delivered since start
+	Failures  int   // consecutive failures
+}
+
+// Supervisor runs every mailbox until stopped: poll mailboxes are read
+// every Interval, idle mailboxes keep a connection open and wait for new
+// mail. Failures are retried with exponential backoff and jitter (1 s to
+// 5 min); an expired or refused token is renewed once per failure.
+type Supervisor struct {
+	Mailboxes []*Mailbox
+	Ledger    Ledger
+	Log       *slog.Logger
+	// OnRun is called after every run (for metrics and the console).
+	OnRun func(Status)
+
+	mu     sync.Mutex
+	status map[string]*Status
+}
+
+// Statuses returns a copy of every mailbox's status.
+func (s *Supervisor) Statuses() []Status {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Status
+	for _, m := range s.Mailboxes {
+		if st, ok := s.status[m.Name]; ok {
+			out = append(out, *st)
+		}
+	}
+	return out
+}
+
+// Serve runs until stop is closed, then lets each mailbox finish the batch
+// it is delivering (at most grace) and returns.
+func (s *Supervisor) Serve(stop <-chan struct{}, grace time.Duration) {
+	if s.Log == nil {
+		s.Log = slog.New(slog.DiscardHandler)
+	}
+	s.mu.Lock()
+	s.status = map[string]*Status{}
+	for _, m := range s.Mailboxes {
+		s.status[m.Name] = &Status{Mailbox: m.Name}
+	}
+	s.mu.Unlock()
+	// work is cancelled only grace after stop: a run in progress finishes
+	// its batch and acknowledges it.
+	work, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		<-stop
+		t := time.NewTimer(grace)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			cancel()
+		case <-work.Done():
+		}
+	}()
+	var wg sync.WaitGroup
+	for _, m := range s.Mailboxes {
+		wg.Go(func() { s.loop(work, stop, m) })
+	}
+	wg.Wait()
+}
+
+func (s *Supervisor) record(m *Mailbox, st Stats, err error) time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cur := s.status[m.Name]
+	cur.LastRun, cur.LastError = time.Now(), err
+	if err != nil {
+		cur.Failures++
+	} else {
+		cur.Failures, cur.Stats = 0, st
+		cur.Total += st.Delivered
+	}
+	if s.OnRun != nil {
+		s.OnRun(*cur)
+	}
+	if err == nil {
+		return 0
+	}
+	d := time.Second << min(cur.Failures-1, 9)
+	d = min(d, 5*time.Minute)
+	return d/2 + rand.N(d/2+1) // jitter: [d/2, d]
+}
+
+// sleep waits d or until stop; it reports false when stopped.
+func sleep(stop <-chan struct{}, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-stop:
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+func stopped(stop <-chan struct{}) bool {
+	select {
+	case <-stop:
+		return true
+	default:
+		return false
+	}
+}
+
+func (s *Supervisor) loop(ctx context.Context, stop <-chan struct{}, m *Mailbox) {
+	interval := m.Interval
+	if interval <= 0 {
+		interval = time.Minute
+	}
+	for !stopped(stop) {
+		conn, err := dial(ctx, m, s.Log)
+		if err != nil {
+			s.Log.Warn("agent: connect failed", "mailbox", m.Name, "err", err)
+			if !sleep(stop, s.record(m, Stats{}, err)) {
+				return
+			}
+			continue
+		}
+		// one connection serves runs until it fails (idle) or for one run (poll)
+		for !stopped(stop) {
+			st, err := run(ctx, m, conn, s.Ledger, s.Log, nil)
+			backoff := s.record(m, st, err)
+			if err != nil {
+				s.Log.Warn("agent: run failed", "mailbox", m.Name, "err", err)
+				conn.Close()
+				if !sleep(stop, backoff) {
+					return
+				}
+				break
+			}
+			if st.Delivered > 0 {
+				s.Log.Info("agent: delivered", "mailbox", m.Name, "n", st.Delivered, "duplicates", st.Duplicates)
+			}
+			w, canWait := conn.(mailbox.Waiter)
+			if !m.Idle || !canWait {
+				conn.Close()
+				if !sleep(stop, interval) {
+					return
+				}
+				break
+			}
+			// IDLE until new mail, the interval's cap, or stop
+			wctx, wcancel := context.WithCancel(ctx)
+			go func() {
+				select {
+				case <-stop:
+				case <-wctx.Done():
+				}
+				wcancel()
+			}()
+			err = w.Wait(wctx, 25*time.Minute)
+			wcancel()
+			if stopped(stop) {
+				conn.Close()
+				return
+			}
+			if err != nil {
+				s.Log.Info("agent: idle ended, reconnecting", "mailbox", m.Name, "err", err)
+				conn.Close()
+				break
+			}
+		}
+	}
+}

@@ -1,0 +1,101 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/mailgate/mailgate/internal/agent"
+)
+
+func init() {
+	register(&command{
+		name:    "serve",
+		summary: "run the mailbox agents until SIGTERM (health endpoints on listen)",
+		run:     runServe,
+	})
+}
+
+// runServe runs every enabled mailbox continuously: poll mailboxes every
+// interval, idle mailboxes on an open connection with IMAP IDLE. SIGTERM or
+// SIGINT stops it gracefully: each mailbox finishes the batch it is
+// delivering (at most --grace) before the process exits. /healthz and
+// /readyz answer on the config's listen address.
+func runServe(ctx context.Context, env *Env, args []string) int {
+	fs := newFlagSet(env, "serve", "")
+	cfgFlag := fs.String("config", "", "config file (default $MAILGATE_CONFIG, then ./mailgate.yaml)")
+	grace := fs.Duration("grace", 30*time.Second, "how long a stopping agent may finish its batch")
+	verbose := fs.Bool("v", false, "log debug lines")
+	pos, code, ok := parseFlags(fs, args)
+	if !ok {
+		return code
+	}
+	if len(pos) > 0 {
+		fmt.Fprintln(env.Err, "usage: mailgate serve [--config FILE]")
+		return ExitUsage
+	}
+	cfg, code, ok := loadConfig(env, configPath(env, *cfgFlag))
+	if !ok {
+		return code
+	}
+	level := slog.LevelInfo
+	if *verbose {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(env.Err, &slog.HandlerOptions{Level: level}))
+	rt, err := newRuntime(ctx, env, cfg, logger(env.Err, *verbose))
+	if err != nil {
+		fmt.Fprintf(env.Err, "mailgate: serve: %v\n", err)
+		if isProfileError(err) {
+			return ExitUsage
+		}
+		return ExitFailed
+	}
+	defer rt.close()
+	sup := &agent.Supervisor{Ledger: rt.store, Log: log}
+	for i := range cfg.Mailboxes {
+		m := &cfg.Mailboxes[i]
+		if !m.Enabled {
+			continue
+		}
+		a, err := rt.agentMailbox(m)
+		if err != nil {
+			fmt.Fprintf(env.Err, "%s: mailboxes[%s]: %v\n", cfg.File, m.Name, err)
+			return ExitUsage
+		}
+		a.Idle = m.Mode == "idle"
+		a.Interval = m.Interval.D()
+		sup.Mailboxes = append(sup.Mailboxes, a)
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		fmt.Fprintf(env.Err, "mailgate: serve: listen %s: %v\n", cfg.Listen, err)
+		return ExitFailed
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if err := rt.store.Ping(r.Context()); err != nil {
+			http.Error(w, "store: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("serve: http", "err", err)
+		}
+	}()
+	log.Info("mailgate serving", "mailboxes", len(sup.Mailboxes), "listen", ln.Addr().String())
+	sup.Serve(ctx.Done(), *grace)
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = hs.Shutdown(sctx)
+	log.Info("mailgate stopped")
+	return ExitOK
+}
