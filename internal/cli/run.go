@@ -162,8 +162,12 @@ func (rt *runtimeT) sink(name string) (sink.Sink, error) {
 	switch cs.Type {
 	case "maildir":
 		s, err = sink.NewMaildir(sink.MaildirOptions{Path: cs.Path})
+	case "webhook":
+		s, err = sink.NewWebhook(sink.WebhookOptions{URL: cs.URL, Secret: cs.Secret.Reveal(), Headers: cs.Headers, Timeout: cs.Timeout.D()})
+	case "command":
+		s, err = sink.NewCommand(sink.CommandOptions{Argv: cs.Command, Timeout: cs.Timeout.D()})
 	default:
-		return nil, fmt.Errorf("sink %q: type %s is not available in this build yet (maildir is)", name, cs.Type)
+		return nil, fmt.Errorf("sink %q: type %s is not available in this build yet (maildir, webhook and command are)", name, cs.Type)
 	}
 	if err != nil {
 		return nil, err
