@@ -227,8 +227,11 @@ func (rt *runtimeT) agentMailbox(m *config.Mailbox) (*agent.Mailbox, error) {
 	case "imap":
 		a.Dialer = mailbox.NewIMAP(mailbox.IMAPOptions{Name: m.Name, Addr: addr, Security: m.Security, TLSConfig: tc,
 			Username: m.Username, Mechanism: m.SASL, Token: token, Folder: m.Folder, BatchSize: m.BatchSize, Logger: rt.log})
+	case "pop3":
+		a.Dialer = mailbox.NewPOP3(mailbox.POP3Options{Name: m.Name, Addr: addr, Security: m.Security, TLSConfig: tc,
+			Username: m.Username, Mechanism: m.SASL, Token: token, Logger: rt.log})
 	default:
-		return nil, fmt.Errorf("protocol %s is not available in this build yet (imap is)", m.Protocol)
+		return nil, fmt.Errorf("protocol %s is not available in this build yet (imap and pop3 are)", m.Protocol)
 	}
 	return a, nil
 }

@@ -1,0 +1,86 @@
+package e2e
+
+import (
+	"context"
+	"crypto/sha256"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/mailgate/mailgate/internal/agent"
+	"github.com/mailgate/mailgate/internal/dovecot"
+	"github.com/mailgate/mailgate/internal/emulator"
+	"github.com/mailgate/mailgate/internal/mailbox"
+	"github.com/mailgate/mailgate/internal/oauth"
+	"github.com/mailgate/mailgate/internal/sink"
+)
+
+// TestPOP3AgentAgainstDovecot: the POP3 path with POP3S and STLS, XOAUTH2
+// and OAUTHBEARER; delete verified on the server; a second run delivers
+// nothing.
+func TestPOP3AgentAgainstDovecot(t *testing.T) {
+	emu := emu(t)
+	dv := dovecot.StartT(t, dovecot.Options{CheckURL: emu.HTTPURL()})
+	mgr := oauth.NewManager(oauth.NewMemoryStore(), nil)
+	p := profile(t, emu, "exo")
+	tests := []struct {
+		addr, after, proto, security, mech string
+		n                                  int
+	}{
+		{emulator.DemoSharedMailbox, "delete", "pop3s", "tls", "xoauth2", 1000},
+		{emulator.DemoInvoicesMailbox, "keep", "pop3", "starttls", "oauthbearer", 200},
+		{emulator.DemoSenderMailbox, "seen", "pop3s", "tls", "oauthbearer", 100},
+	}
+	for _, tt := range tests {
+		t.Run(tt.after+"-"+tt.proto, func(t *testing.T) {
+			if err := dv.Seed(tt.addr, tt.n, 5000); err != nil {
+				t.Fatal(err)
+			}
+			dir := t.TempDir()
+			st := sqliteStore(t, dir)
+			md, err := sink.NewMaildir(sink.MaildirOptions{Path: filepath.Join(dir, "inbox")})
+			if err != nil {
+				t.Fatal(err)
+			}
+			after, _ := mailbox.ParseAfter(tt.after)
+			mb := &agent.Mailbox{Name: "mb", Sink: md, After: after, BatchSize: 100,
+				Dialer: mailbox.NewPOP3(mailbox.POP3Options{Name: "mb", Addr: dv.Addr(tt.proto), Security: tt.security,
+					TLSConfig: dv.TLSConfig(), Username: tt.addr, Mechanism: tt.mech,
+					Token: func(ctx context.Context) (string, error) {
+						tok, err := mgr.Token(ctx, p, nil)
+						if err != nil {
+							return "", err
+						}
+						return tok.AccessToken, nil
+					}})}
+			stats, err := agent.RunOnce(t.Context(), mb, st, nil, nil)
+			if err != nil || stats.Delivered != tt.n {
+				t.Fatalf("%+v %v\n%s", stats, err, dv.Log())
+			}
+			want := map[[32]byte]bool{}
+			for k := 1; k <= tt.n; k++ {
+				want[sha256.Sum256(dovecot.SeedBody(tt.addr, k, 5000))] = true
+			}
+			files, _ := os.ReadDir(filepath.Join(dir, "inbox", "new"))
+			if len(files) != tt.n {
+				t.Fatalf("%d files", len(files))
+			}
+			for _, f := range files {
+				b, _ := os.ReadFile(filepath.Join(dir, "inbox", "new", f.Name()))
+				h := sha256.Sum256(b)
+				if !want[h] {
+					t.Fatalf("%s: not a seeded message, or twice", f.Name())
+				}
+				delete(want, h)
+			}
+			left, _ := dv.Messages(tt.addr, "")
+			if tt.after == "delete" && len(left) != 0 || tt.after != "delete" && len(left) != tt.n {
+				t.Fatalf("%d messages left on the server after %s", len(left), tt.after)
+			}
+			stats, err = agent.RunOnce(t.Context(), mb, st, nil, nil)
+			if err != nil || stats.Delivered != 0 || stats.Duplicates != 0 {
+				t.Fatalf("second run: %+v %v", stats, err)
+			}
+		})
+	}
+}
