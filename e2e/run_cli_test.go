@@ -52,6 +52,17 @@ func TestRunOnceCommand(t *testing.T) {
 	if moved, _ := dv.Messages(emulator.DemoSharedMailbox, "Processed"); len(moved) != 50 {
 		t.Fatalf("%d moved", len(moved))
 	}
+	// the Test button: every step for the good mailbox, the fix for the other
+	r = mailgate(t, t.Context(), dir, "test", "forms")
+	for _, step := range []string{"✓ dns", "✓ tcp", "✓ tls", "✓ token", "✓ auth", "✓ select"} {
+		if !strings.Contains(r.stdout, step) {
+			t.Errorf("test forms lacks %q:\n%s%s", step, r.stdout, r.stderr)
+		}
+	}
+	r = mailgate(t, t.Context(), dir, "test", "ceo")
+	if r.code != 1 || !strings.Contains(r.stdout, "✗ auth") || !strings.Contains(r.stdout, "Add-MailboxPermission -Identity "+emulator.DemoRestrictedMailbox) {
+		t.Errorf("test ceo: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
 	r = mailgate(t, t.Context(), dir, "run", "--once", "--mailbox", "forms")
 	if r.code != 0 || !strings.Contains(r.stderr, "forms: 0 delivered") {
 		t.Fatalf("second run: exit %d\n%s", r.code, r.stderr)
