@@ -166,8 +166,10 @@ func (rt *runtimeT) sink(name string) (sink.Sink, error) {
 		s, err = sink.NewWebhook(sink.WebhookOptions{URL: cs.URL, Secret: cs.Secret.Reveal(), Headers: cs.Headers, Timeout: cs.Timeout.D()})
 	case "command":
 		s, err = sink.NewCommand(sink.CommandOptions{Argv: cs.Command, Timeout: cs.Timeout.D()})
+	case "store":
+		s, err = sink.NewStore(rt.store)
 	default:
-		return nil, fmt.Errorf("sink %q: type %s is not available in this build yet (maildir, webhook and command are)", name, cs.Type)
+		return nil, fmt.Errorf("sink %q: unknown type %s", name, cs.Type)
 	}
 	if err != nil {
 		return nil, err

@@ -188,3 +188,22 @@ func BenchmarkMaildir(b *testing.B) {
 	b.ReportMetric(float64(time.Second)/float64(ref), "ref-fsync-each-msgs/s")
 	b.ReportMetric(float64(ref)/float64(per), "x-vs-fsync-each")
 }
+
+// FuzzKeyHashOf: the file-name parser that rebuilds the delivered-key
+// index never panics and recognises every name the sink writes.
+func FuzzKeyHashOf(f *testing.F) {
+	f.Add("1700000000.123_1.mg0123456789abcdef.host:2,S")
+	f.Add("1700000000.M1P2.other-mda")
+	f.Add("....")
+	f.Fuzz(func(t *testing.T, name string) {
+		h := keyHashOf(name)
+		if h != "" && len(h) != 16 {
+			t.Fatalf("%q → %q", name, h)
+		}
+		key := name
+		ours := fmt.Sprintf("%d.%d_%d.mg%s.%s", 1700000000, 42, 7, keyHash(key), "host.example")
+		if keyHashOf(ours) != keyHash(key) || keyHashOf(ours+":2,RS") != keyHash(key) {
+			t.Fatalf("own name %q not recognised", ours)
+		}
+	})
+}

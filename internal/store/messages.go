@@ -1,0 +1,116 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+
+	"github.com/mailgate/mailgate/internal/sink"
+)
+
+const chunkSize = 256 << 10
+
+// PutMessage keeps a message (the "store" sink), in 256 KB chunks, in one
+// transaction. A key stored before is a duplicate: r is drained, nothing is
+// written, and the first copy's id is returned.
+func (s *Store) PutMessage(ctx context.Context, m sink.Message, r io.Reader) (string, bool, error) {
+	var id int64
+	err := s.queryRow(ctx, "SELECT id FROM messages WHERE msg_key = ?", m.Key).Scan(&id)
+	if err == nil {
+		_, _ = io.Copy(io.Discard, r)
+		return strconv.FormatInt(id, 10), true, nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return "", false, fmt.Errorf("store: message %q: %w", m.Key, err)
+	}
+	err = s.inTx(ctx, func(tx *Tx) error {
+		if err := tx.QueryRow(ctx, "INSERT INTO messages (mailbox, msg_key, size, received_at, stored_at) VALUES (?, ?, 0, ?, ?) RETURNING id",
+			m.Mailbox, m.Key, nanos(m.ReceivedAt), time.Now().UnixNano()).Scan(&id); err != nil {
+			return err
+		}
+		buf := make([]byte, chunkSize)
+		var total int64
+		for seq := 0; ; seq++ {
+			n, rerr := io.ReadFull(r, buf)
+			if n > 0 {
+				if _, err := tx.Exec(ctx, "INSERT INTO message_chunks (message_id, seq, data) VALUES (?, ?, ?)", id, seq, buf[:n]); err != nil {
+					return err
+				}
+				total += int64(n)
+			}
+			if errors.Is(rerr, io.EOF) || errors.Is(rerr, io.ErrUnexpectedEOF) {
+				break
+			}
+			if rerr != nil {
+				return rerr
+			}
+		}
+		_, err := tx.Exec(ctx, "UPDATE messages SET size = ? WHERE id = ?", total, id)
+		return err
+	})
+	if err != nil {
+		return "", false, fmt.Errorf("store: keep message %q: %w", m.Key, err)
+	}
+	return strconv.FormatInt(id, 10), false, nil
+}
+
+// StoredMessage describes a kept message.
+type StoredMessage struct {
+	ID, Mailbox, Key string
+	Size             int64
+	ReceivedAt       time.Time
+	StoredAt         time.Time
+}
+
+// Messages lists kept messages, newest first (at most limit).
+func (s *Store) Messages(ctx context.Context, limit int) ([]StoredMessage, error) {
+	rows, err := s.query(ctx, "SELECT id, mailbox, msg_key, size, received_at, stored_at FROM messages ORDER BY id DESC LIMIT ?", limit)
+	if err != nil {
+		return nil, fmt.Errorf("store: messages: %w", err)
+	}
+	defer rows.Close()
+	var out []StoredMessage
+	for rows.Next() {
+		var m StoredMessage
+		var id, stored int64
+		var recv sql.NullInt64
+		if err := rows.Scan(&id, &m.Mailbox, &m.Key, &m.Size, &recv, &stored); err != nil {
+			return nil, err
+		}
+		m.ID, m.ReceivedAt, m.StoredAt = strconv.FormatInt(id, 10), fromNanos(recv), time.Unix(0, stored)
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+// OpenMessage writes a kept message's raw bytes to w, chunk by chunk.
+func (s *Store) OpenMessage(ctx context.Context, id string, w io.Writer) error {
+	n, err := strconv.ParseInt(id, 10, 64)
+	if err != nil {
+		return fmt.Errorf("store: message id %q: %w", id, ErrNotFound)
+	}
+	var exists int
+	if err := s.queryRow(ctx, "SELECT 1 FROM messages WHERE id = ?", n).Scan(&exists); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("store: message %s: %w", id, ErrNotFound)
+		}
+		return err
+	}
+	for seq := 0; ; seq++ {
+		var data []byte
+		err := s.queryRow(ctx, "SELECT data FROM message_chunks WHERE message_id = ? AND seq = ?", n, seq).Scan(&data)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("store: message %s: %w", id, err)
+		}
+		if _, err := w.Write(data); err != nil {
+			return err
+		}
+	}
+}
