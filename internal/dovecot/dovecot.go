@@ -78,13 +78,25 @@ func Available() error {
 	return nil
 }
 
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
+// freePorts returns n distinct free loopback ports (all held open until
+// every one is picked, so none is handed out twice).
+func freePorts(n int) ([]int, error) {
+	var lns []net.Listener
+	defer func() {
+		for _, ln := range lns {
+			ln.Close()
+		}
+	}()
+	var ports []int
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		lns = append(lns, ln)
+		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
+	return ports, nil
 }
 
 // Start runs scripts/dovecot/start.sh with free ports.
@@ -105,22 +117,30 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 	}
 	// the run-as user (nobody when root) must reach the directory
 	_ = os.Chmod(s.dir, 0o755)
-	env := append(os.Environ(), "DV_CHECK_URL="+o.CheckURL)
-	for _, p := range protos {
-		port, err := freePort()
-		if err != nil {
-			return nil, err
+	// another process may take a port between our pick and Dovecot's
+	// bind: try again with new ports
+	var err error
+	for attempt := 0; attempt < 3; attempt++ {
+		var ports []int
+		if ports, err = freePorts(len(protos) + 1); err != nil {
+			break
 		}
-		s.ports[p] = port
-		env = append(env, "DV_"+strings.ToUpper(p)+"="+strconv.Itoa(port))
+		env := append(os.Environ(), "DV_CHECK_URL="+o.CheckURL)
+		for i, p := range protos {
+			s.ports[p] = ports[i]
+			env = append(env, "DV_"+strings.ToUpper(p)+"="+strconv.Itoa(ports[i]))
+		}
+		relay := o.RelayPort
+		if relay == 0 {
+			relay = ports[len(protos)]
+		}
+		s.env = append(env, "DV_RELAY_PORT="+strconv.Itoa(relay))
+		if err = s.start(ctx); err == nil {
+			break
+		}
+		_ = exec.Command("bash", filepath.Join(scriptsDir(), "stop.sh"), s.dir).Run()
 	}
-	relay := o.RelayPort
-	if relay == 0 {
-		relay, _ = freePort()
-	}
-	env = append(env, "DV_RELAY_PORT="+strconv.Itoa(relay))
-	s.env = env
-	if err := s.start(ctx); err != nil {
+	if err != nil {
 		s.cleanup()
 		return nil, err
 	}
