@@ -29,9 +29,9 @@ func TestIMAPAgentAgainstDovecot(t *testing.T) {
 		n                            int
 	}{
 		{"seen", "imaps", "tls", "xoauth2", 1000},
-		{"delete", "imap", "starttls", "oauthbearer", 200},
-		{"move:Processed", "imaps", "tls", "oauthbearer", 200},
-		{"keep", "imap", "starttls", "xoauth2", 200},
+		{"delete", "imap", "starttls", "oauthbearer", 1000},
+		{"move:Processed", "imaps", "tls", "oauthbearer", 1000},
+		{"keep", "imap", "starttls", "xoauth2", 1000},
 	}
 	for i, tt := range tests {
 		t.Run(tt.after, func(t *testing.T) {

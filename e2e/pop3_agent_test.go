@@ -28,8 +28,8 @@ func TestPOP3AgentAgainstDovecot(t *testing.T) {
 		n                                  int
 	}{
 		{emulator.DemoSharedMailbox, "delete", "pop3s", "tls", "xoauth2", 1000},
-		{emulator.DemoInvoicesMailbox, "keep", "pop3", "starttls", "oauthbearer", 200},
-		{emulator.DemoSenderMailbox, "seen", "pop3s", "tls", "oauthbearer", 100},
+		{emulator.DemoInvoicesMailbox, "keep", "pop3", "starttls", "oauthbearer", 1000},
+		{emulator.DemoSenderMailbox, "seen", "pop3s", "tls", "oauthbearer", 1000},
 	}
 	for _, tt := range tests {
 		t.Run(tt.after+"-"+tt.proto, func(t *testing.T) {

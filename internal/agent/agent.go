@@ -53,6 +53,9 @@ type Mailbox struct {
 	// NOOP polling without it) instead of polling every Interval.
 	Idle     bool
 	Interval time.Duration // poll interval; default 60 s
+	// Host is the server's host name, for the supervisor's per-host
+	// connection cap ("" = no cap).
+	Host string
 	// RenewToken drops the cached access token so the next dial gets a
 	// fresh one (called once after the server refused or expired it).
 	RenewToken func()

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 	"testing"
 
 	"github.com/mailgate/mailgate/internal/mailbox"
@@ -286,3 +288,72 @@ func FuzzHeaderTap(f *testing.F) {
 		_ = tap.messageID()
 	})
 }
+
+// TestSupervisorHostCap: with a cap of 2 connections per host, three poll
+// mailboxes on one host never hold more than 2 connections at once, and
+// all of them deliver.
+func TestSupervisorHostCap(t *testing.T) {
+	var open, peak atomic.Int32
+	var boxes []*Mailbox
+	var stores []*store.Store
+	for i := range 3 {
+		srv := newServer(5)
+		mb, st, _, _ := setup(t, srv, "seen")
+		mb.Name = fmt.Sprintf("mb%d", i)
+		mb.Host = "outlook.office365.com"
+		mb.Interval = 20 * time.Millisecond
+		mb.Dialer = countingDialer{srv, &open, &peak}
+		boxes = append(boxes, mb)
+		stores = append(stores, st)
+	}
+	// one ledger per mailbox name is fine: the store keys by mailbox
+	sup := &Supervisor{Mailboxes: boxes, Ledger: stores[0], HostCap: 2}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() { sup.Serve(stop, time.Second); close(done) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		all := true
+		for _, st := range sup.Statuses() {
+			if st.Total < 5 {
+				all = false
+			}
+		}
+		if all && len(sup.Statuses()) == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("statuses %+v", sup.Statuses())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	close(stop)
+	<-done
+	if p := peak.Load(); p > 2 || p == 0 {
+		t.Errorf("peak %d connections to one host, cap 2", p)
+	}
+}
+
+type countingDialer struct {
+	s          *memServer
+	open, peak *atomic.Int32
+}
+
+func (d countingDialer) Dial(ctx context.Context) (mailbox.Conn, error) {
+	n := d.open.Add(1)
+	for {
+		p := d.peak.Load()
+		if n <= p || d.peak.CompareAndSwap(p, n) {
+			break
+		}
+	}
+	time.Sleep(5 * time.Millisecond)
+	return &countingConn{memConn: &memConn{s: d.s}, open: d.open}, nil
+}
+
+type countingConn struct {
+	*memConn
+	open *atomic.Int32
+}
+
+func (c *countingConn) Close() error { c.open.Add(-1); return nil }

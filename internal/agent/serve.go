@@ -30,9 +30,37 @@ type Supervisor struct {
 	Log       *slog.Logger
 	// OnRun is called after every run (for metrics and the console).
 	OnRun func(Status)
+	// HostCap bounds the connections open at once to one host (Exchange
+	// Online allows a mailbox only a few; default 8).
+	HostCap int
 
 	mu     sync.Mutex
 	status map[string]*Status
+	hosts  map[string]chan struct{}
+}
+
+// slot takes a connection slot for host; release it with the returned func.
+func (s *Supervisor) slot(stop <-chan struct{}, host string) (func(), bool) {
+	if host == "" {
+		return func() {}, true
+	}
+	s.mu.Lock()
+	ch, ok := s.hosts[host]
+	if !ok {
+		n := s.HostCap
+		if n <= 0 {
+			n = 8
+		}
+		ch = make(chan struct{}, n)
+		s.hosts[host] = ch
+	}
+	s.mu.Unlock()
+	select {
+	case ch <- struct{}{}:
+		return func() { <-ch }, true
+	case <-stop:
+		return nil, false
+	}
 }
 
 // Statuses returns a copy of every mailbox's status.
@@ -56,6 +84,7 @@ func (s *Supervisor) Serve(stop <-chan struct{}, grace time.Duration) {
 	}
 	s.mu.Lock()
 	s.status = map[string]*Status{}
+	s.hosts = map[string]chan struct{}{}
 	for _, m := range s.Mailboxes {
 		s.status[m.Name] = &Status{Mailbox: m.Name}
 	}
@@ -130,57 +159,60 @@ func (s *Supervisor) loop(ctx context.Context, stop <-chan struct{}, m *Mailbox)
 		interval = time.Minute
 	}
 	for !stopped(stop) {
-		conn, err := dial(ctx, m, s.Log)
-		if err != nil {
-			s.Log.Warn("agent: connect failed", "mailbox", m.Name, "err", err)
-			if !sleep(stop, s.record(m, Stats{}, err)) {
-				return
-			}
-			continue
+		release, ok := s.slot(stop, m.Host)
+		if !ok {
+			return
 		}
-		// one connection serves runs until it fails (idle) or for one run (poll)
-		for !stopped(stop) {
-			st, err := run(ctx, m, conn, s.Ledger, s.Log, nil)
-			backoff := s.record(m, st, err)
-			if err != nil {
-				s.Log.Warn("agent: run failed", "mailbox", m.Name, "err", err)
-				conn.Close()
-				if !sleep(stop, backoff) {
-					return
-				}
-				break
-			}
-			if st.Delivered > 0 {
-				s.Log.Info("agent: delivered", "mailbox", m.Name, "n", st.Delivered, "duplicates", st.Duplicates)
-			}
-			w, canWait := conn.(mailbox.Waiter)
-			if !m.Idle || !canWait {
-				conn.Close()
-				if !sleep(stop, interval) {
-					return
-				}
-				break
-			}
-			// IDLE until new mail, the interval's cap, or stop
-			wctx, wcancel := context.WithCancel(ctx)
-			go func() {
-				select {
-				case <-stop:
-				case <-wctx.Done():
-				}
-				wcancel()
-			}()
-			err = w.Wait(wctx, 25*time.Minute)
-			wcancel()
-			if stopped(stop) {
-				conn.Close()
-				return
-			}
-			if err != nil {
-				s.Log.Info("agent: idle ended, reconnecting", "mailbox", m.Name, "err", err)
-				conn.Close()
-				break
-			}
+		pause := s.session(ctx, stop, m, interval)
+		release() // no connection slot is held while waiting
+		if pause > 0 && !sleep(stop, pause) {
+			return
 		}
 	}
+}
+
+// session runs one connection: one run (poll) or runs and IDLE waits until
+// the connection fails (idle). It returns how long to wait before the next
+// session: the poll interval, a backoff after a failure, 0 to reconnect now.
+func (s *Supervisor) session(ctx context.Context, stop <-chan struct{}, m *Mailbox, interval time.Duration) time.Duration {
+	conn, err := dial(ctx, m, s.Log)
+	if err != nil {
+		s.Log.Warn("agent: connect failed", "mailbox", m.Name, "err", err)
+		return s.record(m, Stats{}, err)
+	}
+	defer conn.Close()
+	for !stopped(stop) {
+		st, err := run(ctx, m, conn, s.Ledger, s.Log, nil)
+		backoff := s.record(m, st, err)
+		if err != nil {
+			s.Log.Warn("agent: run failed", "mailbox", m.Name, "err", err)
+			return backoff
+		}
+		if st.Delivered > 0 {
+			s.Log.Info("agent: delivered", "mailbox", m.Name, "n", st.Delivered, "duplicates", st.Duplicates)
+		}
+		w, canWait := conn.(mailbox.Waiter)
+		if !m.Idle || !canWait {
+			return interval
+		}
+		// IDLE until new mail, the 25-minute cap, or stop
+		wctx, wcancel := context.WithCancel(ctx)
+		go func() {
+			select {
+			case <-stop:
+			case <-wctx.Done():
+			}
+			wcancel()
+		}()
+		err = w.Wait(wctx, 25*time.Minute)
+		wcancel()
+		if stopped(stop) {
+			return 0
+		}
+		if err != nil {
+			s.Log.Info("agent: idle ended, reconnecting", "mailbox", m.Name, "err", err)
+			return 0
+		}
+	}
+	return 0
 }

@@ -69,6 +69,7 @@ func runServe(ctx context.Context, env *Env, args []string) int {
 		}
 		a.Idle = m.Mode == "idle"
 		a.Interval = m.Interval.D()
+		a.Host = m.Host
 		sup.Mailboxes = append(sup.Mailboxes, a)
 	}
 	ln, err := net.Listen("tcp", cfg.Listen)
