@@ -40,6 +40,9 @@ type Options struct {
 	CheckURL string
 	// RelayPort is where submission relays to (default: a free port, no relay).
 	RelayPort int
+	// Relay starts the test relay (StartRelay) so that submission works:
+	// messages sent through submission are delivered into Dovecot.
+	Relay bool
 }
 
 // Server is a running Dovecot.
@@ -51,6 +54,7 @@ type Server struct {
 	runUser *user.User
 	seq     atomic.Int64
 	env     []string
+	relay   *Relay
 }
 
 var protos = []string{"imap", "imaps", "pop3", "pop3s", "submission", "lmtp"}
@@ -117,6 +121,14 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 	}
 	// the run-as user (nobody when root) must reach the directory
 	_ = os.Chmod(s.dir, 0o755)
+	if o.Relay {
+		r, err := StartRelay(func() string { return s.Addr("lmtp") })
+		if err != nil {
+			return nil, err
+		}
+		s.relay = r
+		o.RelayPort = r.Port()
+	}
 	// another process may take a port between our pick and Dovecot's
 	// bind: try again with new ports
 	var err error
@@ -141,6 +153,9 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 		_ = exec.Command("bash", filepath.Join(scriptsDir(), "stop.sh"), s.dir).Run()
 	}
 	if err != nil {
+		if s.relay != nil {
+			s.relay.Close()
+		}
 		s.cleanup()
 		return nil, err
 	}
@@ -332,6 +347,9 @@ func (s *Server) Messages(addr, folder string) (map[string][]byte, error) {
 func (s *Server) Stop() error {
 	cmd := exec.Command("bash", filepath.Join(scriptsDir(), "stop.sh"), s.dir)
 	out, err := cmd.CombinedOutput()
+	if s.relay != nil {
+		s.relay.Close()
+	}
 	s.cleanup()
 	if err != nil {
 		return fmt.Errorf("dovecot: stop.sh: %v: %s", err, out)

@@ -1,0 +1,212 @@
+// Package smtp submits mail over SMTP (RFC 5321, submission RFC 6409) with
+// an OAuth 2.0 token: port 587 with STARTTLS or 465 with implicit TLS,
+// certificate verification, EHLO, AUTH XOAUTH2 or OAUTHBEARER with the
+// error challenge answered, and replies classified into temporary and
+// permanent with their enhanced status codes (RFC 3463). Exchange Online's
+// refusals come with what they mean and how to fix them.
+//
+// It wraps github.com/emersion/go-smtp's client. The token goes in a
+// continuation line, not on the AUTH line: Dovecot's submission service
+// refuses AUTH lines longer than about 1 KB and an Entra token is longer.
+package smtp
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"time"
+
+	gosasl "github.com/emersion/go-sasl"
+	gosmtp "github.com/emersion/go-smtp"
+)
+
+// Options configure Dial.
+type Options struct {
+	Security  string // "starttls" (default, 587), "tls" (465) or "none" (loopback only)
+	TLSConfig *tls.Config
+	Timeout   time.Duration
+	LocalName string // EHLO name; default "localhost"
+}
+
+// Error is a failed SMTP step with the server's reply.
+type Error struct {
+	Step     string // dial, tls, ehlo, auth, mail, rcpt, data
+	Code     int    // 0 when not a server reply
+	Enhanced string // e.g. "5.7.139"
+	Message  string
+	Err      error
+}
+
+func (e *Error) Error() string {
+	if e.Code != 0 {
+		s := fmt.Sprintf("smtp: %s: %d", e.Step, e.Code)
+		if e.Enhanced != "" {
+			s += " " + e.Enhanced
+		}
+		return s + " " + e.Message
+	}
+	return fmt.Sprintf("smtp: %s: %v", e.Step, e.Err)
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Temporary reports a 4xx reply or a network failure: try again later.
+func (e *Error) Temporary() bool {
+	if e.Code == 0 {
+		return e.Step != "tls"
+	}
+	return e.Code >= 400 && e.Code < 500
+}
+
+// Explain says what an Exchange Online refusal means and what to change.
+func (e *Error) Explain() (meaning, fix string) {
+	switch {
+	case e.Code == 535 && e.Enhanced == "5.7.139":
+		return "SMTP AUTH is disabled for the tenant or this mailbox",
+			"Exchange Online PowerShell: Set-CASMailbox -Identity <mailbox> -SmtpClientAuthenticationDisabled $false (or Set-TransportConfig -SmtpClientAuthenticationDisabled $false for the tenant)"
+	case e.Code == 535:
+		return "the server refused the token",
+			"app-only: the SMTP.SendAsApp application permission with admin consent, New-ServicePrincipal for the app and Add-MailboxPermission -AccessRights FullAccess on the sending mailbox; delegated: the SMTP.Send permission; the profile's scope must be https://outlook.office365.com/.default (app) or https://outlook.office.com/SMTP.Send (user)"
+	case e.Code == 554 && (e.Enhanced == "5.2.252" || strings.Contains(e.Message, "SendAsDenied")):
+		return "the account may not send as this From address",
+			"Add-RecipientPermission -Identity <from address> -Trustee <sending account or app> -AccessRights SendAs, or send from the account's own address"
+	case e.Code == 421:
+		return "the server closed the session (overload or a limit)", "mailgate retries later"
+	case e.Code == 452 || strings.HasPrefix(e.Enhanced, "4.7."):
+		return "the server throttles this sender (Exchange allows about 30 messages a minute per mailbox)", "mailgate retries later; spread the sending"
+	case e.Code == 504:
+		return "the server does not offer this SASL mechanism", "use sasl: xoauth2 (Exchange Online does not offer OAUTHBEARER)"
+	}
+	return "", ""
+}
+
+func replyError(step string, err error) error {
+	var se *gosmtp.SMTPError
+	if errors.As(err, &se) {
+		enh := ""
+		if se.EnhancedCode != (gosmtp.EnhancedCode{}) && se.EnhancedCode != gosmtp.NoEnhancedCode {
+			enh = fmt.Sprintf("%d.%d.%d", se.EnhancedCode[0], se.EnhancedCode[1], se.EnhancedCode[2])
+		}
+		return &Error{Step: step, Code: se.Code, Enhanced: enh, Message: se.Message, Err: err}
+	}
+	return &Error{Step: step, Err: err}
+}
+
+// Client is one submission session.
+type Client struct {
+	c *gosmtp.Client
+}
+
+// Dial connects, applies Security and says EHLO.
+func Dial(ctx context.Context, addr string, o *Options) (*Client, error) {
+	if o == nil {
+		o = &Options{}
+	}
+	timeout := o.Timeout
+	if timeout == 0 {
+		timeout = 30 * time.Second
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, &Error{Step: "dial", Err: err}
+	}
+	tc := &tls.Config{}
+	if o.TLSConfig != nil {
+		tc = o.TLSConfig.Clone()
+	}
+	if tc.ServerName == "" {
+		tc.ServerName = host
+	}
+	dctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var d net.Dialer
+	conn, err := d.DialContext(dctx, "tcp", addr)
+	if err != nil {
+		return nil, &Error{Step: "dial", Err: err}
+	}
+	_ = conn.SetDeadline(time.Now().Add(timeout))
+	var c *gosmtp.Client
+	switch o.Security {
+	case "", "starttls":
+		c, err = gosmtp.NewClientStartTLS(conn, tc)
+		if err != nil {
+			conn.Close()
+			return nil, &Error{Step: "tls", Err: fmt.Errorf("STARTTLS failed (is it offered? port 465 needs security: tls): %w", err)}
+		}
+	case "tls":
+		t := tls.Client(conn, tc)
+		if err := t.HandshakeContext(dctx); err != nil {
+			conn.Close()
+			return nil, &Error{Step: "tls", Err: err}
+		}
+		c = gosmtp.NewClient(t)
+	case "none":
+		c = gosmtp.NewClient(conn)
+	default:
+		conn.Close()
+		return nil, fmt.Errorf("smtp: security %q: want starttls, tls or none", o.Security)
+	}
+	name := o.LocalName
+	if name == "" {
+		name = "localhost"
+	}
+	if err := c.Hello(name); err != nil {
+		c.Close()
+		return nil, replyError("ehlo", err)
+	}
+	_ = conn.SetDeadline(time.Time{})
+	return &Client{c: c}, nil
+}
+
+// Authenticate runs AUTH; a refusal keeps the server's reply and, when
+// sc kept the error challenge (AuthError), joins it.
+func (c *Client) Authenticate(sc gosasl.Client) error {
+	err := c.c.Auth(sc)
+	if err == nil {
+		return nil
+	}
+	e := replyError("auth", err)
+	if ae, ok := sc.(interface{ AuthError() error }); ok {
+		if d := ae.AuthError(); d != nil {
+			return errors.Join(e, d)
+		}
+	}
+	return e
+}
+
+// Send submits one message; the connection stays usable for the next.
+func (c *Client) Send(from string, to []string, r io.Reader) error {
+	if err := c.c.Mail(from, nil); err != nil {
+		_ = c.c.Reset()
+		return replyError("mail", err)
+	}
+	for _, rc := range to {
+		if err := c.c.Rcpt(rc, nil); err != nil {
+			_ = c.c.Reset()
+			return replyError("rcpt", err)
+		}
+	}
+	w, err := c.c.Data()
+	if err != nil {
+		_ = c.c.Reset()
+		return replyError("data", err)
+	}
+	if _, err := io.Copy(w, r); err != nil {
+		w.Close()
+		return &Error{Step: "data", Err: err}
+	}
+	if err := w.Close(); err != nil {
+		return replyError("data", err)
+	}
+	return nil
+}
+
+// Quit ends the session.
+func (c *Client) Quit() error { return c.c.Quit() }
+
+// Close drops the connection.
+func (c *Client) Close() error { return c.c.Close() }
