@@ -1,0 +1,255 @@
+package cli
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/mail"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/mailgate/mailgate/internal/config"
+	"github.com/mailgate/mailgate/internal/sasl"
+	"github.com/mailgate/mailgate/internal/smtp"
+)
+
+func init() {
+	register(&command{
+		name:    "send",
+		summary: "send messages (files or stdin) through a configured sender",
+		run:     runSend,
+	})
+}
+
+// addrList collects repeated --to values (comma-separated allowed).
+type addrList []string
+
+func (a *addrList) String() string { return strings.Join(*a, ",") }
+func (a *addrList) Set(v string) error {
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			*a = append(*a, s)
+		}
+	}
+	return nil
+}
+
+// runSend submits each FILE (or stdin) over one connection: recipients
+// from --to, else from the message's To, Cc and Bcc (like sendmail -t, the
+// Bcc header is removed); the envelope sender from --from, else the From
+// header, else the sender's username. allowed_from is enforced before
+// anything is sent.
+func runSend(ctx context.Context, env *Env, args []string) int {
+	fs := newFlagSet(env, "send", "[FILE...]")
+	cfgFlag := fs.String("config", "", "config file (default $MAILGATE_CONFIG, then ./mailgate.yaml)")
+	senderName := fs.String("sender", "", "the configured sender to use (required)")
+	from := fs.String("from", "", "envelope sender (default: the message's From)")
+	var to addrList
+	fs.Var(&to, "to", "recipient (repeatable; default: the message's To, Cc and Bcc)")
+	pos, code, ok := parseFlags(fs, args)
+	if !ok {
+		return code
+	}
+	if *senderName == "" {
+		fmt.Fprintln(env.Err, "usage: mailgate send --sender NAME [--to ADDR]... [--from ADDR] [FILE...]")
+		return ExitUsage
+	}
+	cfg, code, ok := loadConfig(env, configPath(env, *cfgFlag))
+	if !ok {
+		return code
+	}
+	snd, ok := cfg.Sender(*senderName)
+	if !ok {
+		fmt.Fprintf(env.Err, "mailgate: send: no sender %q in %s\n", *senderName, cfg.File)
+		return ExitUsage
+	}
+	if snd.Protocol != "smtp" && snd.Protocol != "" {
+		fmt.Fprintf(env.Err, "mailgate: send: sender %s: protocol %s is not available in this build yet (smtp is)\n", snd.Name, snd.Protocol)
+		return ExitUsage
+	}
+	// read and check every message before sending any
+	type outgoing struct {
+		name  string
+		from  string
+		rcpts []string
+		raw   []byte
+	}
+	var msgs []outgoing
+	inputs := pos
+	if len(inputs) == 0 {
+		inputs = []string{"-"}
+	}
+	for _, in := range inputs {
+		var raw []byte
+		var err error
+		if in == "-" {
+			raw, err = io.ReadAll(env.In)
+		} else {
+			raw, err = os.ReadFile(in)
+		}
+		if err != nil {
+			fmt.Fprintf(env.Err, "mailgate: send: %v\n", err)
+			return ExitUsage
+		}
+		o, err := prepare(raw, *from, to, snd)
+		if err != nil {
+			fmt.Fprintf(env.Err, "mailgate: send: %s: %v\n", in, err)
+			return ExitUsage
+		}
+		msgs = append(msgs, outgoing{name: in, from: o.from, rcpts: o.rcpts, raw: o.raw})
+	}
+	rt, err := newRuntime(ctx, env, cfg, logger(env.Err, false))
+	if err != nil {
+		fmt.Fprintf(env.Err, "mailgate: send: %v\n", err)
+		return ExitFailed
+	}
+	defer rt.close()
+	p, ok := rt.profiles[snd.Profile]
+	if !ok {
+		fmt.Fprintf(env.Err, "%s: senders[%s].profile: %q is not defined\n", cfg.File, snd.Name, snd.Profile)
+		return ExitUsage
+	}
+	tok, err := rt.mgr.Token(ctx, p, nil)
+	if err != nil {
+		printOAuthError(env.Err, "send", p, err)
+		return ExitFailed
+	}
+	tc, err := tlsConfig(snd.Host, snd.TLSCA)
+	if err != nil {
+		fmt.Fprintf(env.Err, "%s: senders[%s]: %v\n", cfg.File, snd.Name, err)
+		return ExitUsage
+	}
+	addr := net.JoinHostPort(snd.Host, strconv.Itoa(snd.Port))
+	c, err := smtp.Dial(ctx, addr, &smtp.Options{Security: snd.Security, TLSConfig: tc})
+	if err != nil {
+		fmt.Fprintf(env.Err, "mailgate: send: %s: %v\n", addr, err)
+		return ExitFailed
+	}
+	defer c.Close()
+	var sc sasl.Client = sasl.NewXOAuth2ClientNoIR(snd.Username, tok.AccessToken)
+	if strings.EqualFold(snd.SASL, "oauthbearer") {
+		sc = sasl.NewOAuthBearerClientNoIR(snd.Username, tok.AccessToken, snd.Host, snd.Port)
+	}
+	if err := c.Authenticate(sc); err != nil {
+		printSMTPError(env, "AUTH as "+snd.Username, err)
+		return ExitFailed
+	}
+	failed := 0
+	for _, m := range msgs {
+		if err := c.Send(m.from, m.rcpts, bytes.NewReader(m.raw)); err != nil {
+			printSMTPError(env, m.name, err)
+			failed++
+			continue
+		}
+		fmt.Fprintf(env.Err, "%s: sent from %s to %s\n", m.name, m.from, strings.Join(m.rcpts, ", "))
+	}
+	_ = c.Quit()
+	if failed > 0 {
+		return ExitFailed
+	}
+	return ExitOK
+}
+
+func printSMTPError(env *Env, what string, err error) {
+	fmt.Fprintf(env.Err, "mailgate: send: %s: %v\n", what, err)
+	var se *smtp.Error
+	if errors.As(err, &se) {
+		if meaning, fix := se.Explain(); meaning != "" {
+			fmt.Fprintf(env.Err, "  %s\n  fix: %s\n", meaning, fix)
+		}
+	}
+}
+
+type prepared struct {
+	from  string
+	rcpts []string
+	raw   []byte
+}
+
+// prepare finds the envelope of a message and enforces allowed_from.
+func prepare(raw []byte, from string, to []string, snd *config.Sender) (*prepared, error) {
+	msg, err := mail.ReadMessage(bytes.NewReader(raw))
+	if err != nil {
+		return nil, fmt.Errorf("not a message: %w", err)
+	}
+	out := &prepared{raw: raw}
+	hdrFrom := ""
+	if l, err := msg.Header.AddressList("From"); err == nil && len(l) > 0 {
+		hdrFrom = l[0].Address
+	}
+	switch {
+	case from != "":
+		out.from = from
+	case hdrFrom != "":
+		out.from = hdrFrom
+	default:
+		out.from = snd.Username
+	}
+	allowed := func(a string) bool {
+		if len(snd.AllowedFrom) == 0 {
+			return true
+		}
+		return slices.ContainsFunc(snd.AllowedFrom, func(x string) bool { return strings.EqualFold(x, a) })
+	}
+	for _, a := range []string{out.from, hdrFrom} {
+		if a != "" && !allowed(a) {
+			return nil, fmt.Errorf("%s is not in senders[%s].allowed_from (%s)", a, snd.Name, strings.Join(snd.AllowedFrom, ", "))
+		}
+	}
+	if len(to) > 0 {
+		out.rcpts = to
+		return out, nil
+	}
+	for _, h := range []string{"To", "Cc", "Bcc"} {
+		l, err := msg.Header.AddressList(h)
+		if err != nil && !errors.Is(err, mail.ErrHeaderNotPresent) {
+			return nil, fmt.Errorf("%s header: %w", h, err)
+		}
+		for _, a := range l {
+			out.rcpts = append(out.rcpts, a.Address)
+		}
+	}
+	if len(out.rcpts) == 0 {
+		return nil, errors.New("no recipients: give --to or To/Cc/Bcc headers")
+	}
+	if msg.Header.Get("Bcc") != "" {
+		out.raw = stripHeader(raw, "Bcc")
+	}
+	return out, nil
+}
+
+// stripHeader removes a header field (with its folded lines) from the
+// header section, leaving every other byte as it was.
+func stripHeader(raw []byte, name string) []byte {
+	var out bytes.Buffer
+	r := bufio.NewReader(bytes.NewReader(raw))
+	inHeader, skipping := true, false
+	for {
+		line, err := r.ReadBytes('\n')
+		if len(line) > 0 {
+			switch {
+			case !inHeader:
+				out.Write(line)
+			case len(bytes.TrimRight(line, "\r\n")) == 0:
+				inHeader = false
+				out.Write(line)
+			case skipping && (line[0] == ' ' || line[0] == '\t'):
+			default:
+				k, _, _ := bytes.Cut(line, []byte(":"))
+				skipping = strings.EqualFold(strings.TrimSpace(string(k)), name)
+				if !skipping {
+					out.Write(line)
+				}
+			}
+		}
+		if err != nil {
+			return out.Bytes()
+		}
+	}
+}

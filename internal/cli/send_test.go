@@ -1,0 +1,60 @@
+package cli
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/mailgate/mailgate/internal/config"
+)
+
+func TestPrepare(t *testing.T) {
+	snd := &config.Sender{Name: "noreply", Username: "noreply@contoso.com", AllowedFrom: []string{"noreply@contoso.com", "alerts@contoso.com"}}
+	tests := []struct {
+		name, msg, from string
+		to              []string
+		wantFrom        string
+		wantRcpts       string
+		wantErr         string
+		bccGone         bool
+	}{
+		{name: "headers", msg: "From: Alerts <alerts@contoso.com>\r\nTo: a@x.com, B <b@x.com>\r\nCc: c@x.com\r\nBcc: d@x.com,\r\n e@x.com\r\nSubject: s\r\n\r\nBcc: stays in the body\r\n",
+			wantFrom: "alerts@contoso.com", wantRcpts: "a@x.com b@x.com c@x.com d@x.com e@x.com", bccGone: true},
+		{name: "--to wins", msg: "From: noreply@contoso.com\r\nTo: a@x.com\r\n\r\nx\r\n", to: []string{"z@x.com"}, wantFrom: "noreply@contoso.com", wantRcpts: "z@x.com"},
+		{name: "no From uses the account", msg: "To: a@x.com\r\n\r\nx\r\n", wantFrom: "noreply@contoso.com", wantRcpts: "a@x.com"},
+		{name: "From not allowed", msg: "From: ceo@contoso.com\r\nTo: a@x.com\r\n\r\nx\r\n", wantErr: "allowed_from"},
+		{name: "--from not allowed", msg: "From: noreply@contoso.com\r\nTo: a@x.com\r\n\r\nx\r\n", from: "ceo@contoso.com", wantErr: "allowed_from"},
+		{name: "no recipients", msg: "From: noreply@contoso.com\r\n\r\nx\r\n", wantErr: "no recipients"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := prepare([]byte(tt.msg), tt.from, tt.to, snd)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || p.from != tt.wantFrom || strings.Join(p.rcpts, " ") != tt.wantRcpts {
+				t.Fatalf("%+v %v", p, err)
+			}
+			head, body, _ := strings.Cut(string(p.raw), "\r\n\r\n")
+			if tt.bccGone && (strings.Contains(head, "Bcc") || strings.Contains(head, "e@x.com") || !strings.Contains(body, "Bcc: stays")) {
+				t.Errorf("Bcc handling:\n%s", p.raw)
+			}
+		})
+	}
+}
+
+func FuzzStripHeader(f *testing.F) {
+	f.Add("Bcc: a\r\n b\r\nTo: c\r\n\r\nBcc: body\r\n")
+	f.Add("Bcc:x")
+	f.Fuzz(func(t *testing.T, s string) {
+		out := string(stripHeader([]byte(s), "Bcc"))
+		if len(out) > len(s) {
+			t.Fatal("grew")
+		}
+		if !strings.Contains(s, "\n") && !strings.HasPrefix(strings.ToLower(strings.TrimSpace(s)), "bcc") && out != s {
+			t.Fatalf("changed a header-free line: %q → %q", s, out)
+		}
+	})
+}
