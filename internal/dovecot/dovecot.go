@@ -221,6 +221,9 @@ func (s *Server) log() string {
 	return string(b)
 }
 
+// Relay is the test relay behind submission (nil without Options.Relay).
+func (s *Server) Relay() *Relay { return s.relay }
+
 // Log returns the tail of Dovecot's log (for test failures).
 func (s *Server) Log() string { return s.log() }
 

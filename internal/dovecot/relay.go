@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
+	"sync"
 
 	"github.com/emersion/go-smtp"
 )
@@ -21,6 +23,28 @@ type Relay struct {
 	// LMTPAddr is where messages are delivered; set before Dovecot starts
 	// (its port is known once Start picked it), read per message.
 	LMTPAddr func() string
+
+	mu       sync.Mutex
+	failData int             // answer the next n DATA with a 451
+	reject   map[string]bool // recipients answered 550 5.1.1
+}
+
+// FailData makes the next n messages fail with "451 4.3.0" (a server in
+// trouble for a while).
+func (r *Relay) FailData(n int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.failData = n
+}
+
+// Reject makes RCPT TO:<addr> fail with "550 5.1.1".
+func (r *Relay) Reject(addr string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.reject == nil {
+		r.reject = map[string]bool{}
+	}
+	r.reject[strings.ToLower(addr)] = true
 }
 
 // StartRelay listens on a free loopback port.
@@ -57,6 +81,12 @@ func (s *relaySession) Mail(from string, _ *smtp.MailOptions) error {
 	return nil
 }
 func (s *relaySession) Rcpt(to string, _ *smtp.RcptOptions) error {
+	s.r.mu.Lock()
+	rejected := s.r.reject[strings.ToLower(to)]
+	s.r.mu.Unlock()
+	if rejected {
+		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "Recipient address rejected: User unknown"}
+	}
 	s.to = append(s.to, to)
 	return nil
 }
@@ -66,6 +96,15 @@ func (s *relaySession) Data(r io.Reader) error {
 	body, err := io.ReadAll(r)
 	if err != nil {
 		return err
+	}
+	s.r.mu.Lock()
+	fail := s.r.failData > 0
+	if fail {
+		s.r.failData--
+	}
+	s.r.mu.Unlock()
+	if fail {
+		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Temporary local problem, try again later"}
 	}
 	conn, err := net.Dial("tcp", s.r.LMTPAddr())
 	if err != nil {

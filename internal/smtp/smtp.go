@@ -210,3 +210,50 @@ func (c *Client) Quit() error { return c.c.Quit() }
 
 // Close drops the connection.
 func (c *Client) Close() error { return c.c.Close() }
+
+// RcptError is one recipient the server refused.
+type RcptError struct {
+	Rcpt string
+	Err  *Error
+}
+
+// SendEach submits one message, continuing past refused recipients: it
+// returns the refused ones, and an error when the message as a whole was
+// not accepted (MAIL or DATA refused, every recipient refused, or the
+// connection failed).
+func (c *Client) SendEach(from string, to []string, r io.Reader) ([]RcptError, error) {
+	if err := c.c.Mail(from, nil); err != nil {
+		_ = c.c.Reset()
+		return nil, replyError("mail", err)
+	}
+	var refused []RcptError
+	for _, rc := range to {
+		if err := c.c.Rcpt(rc, nil); err != nil {
+			var e *Error
+			if !errors.As(replyError("rcpt", err), &e) || e.Code == 0 {
+				return refused, replyError("rcpt", err)
+			}
+			refused = append(refused, RcptError{Rcpt: rc, Err: e})
+		}
+	}
+	if len(refused) == len(to) {
+		_ = c.c.Reset()
+		return refused, refused[0].Err
+	}
+	w, err := c.c.Data()
+	if err != nil {
+		_ = c.c.Reset()
+		return refused, replyError("data", err)
+	}
+	if _, err := io.Copy(w, r); err != nil {
+		w.Close()
+		return refused, &Error{Step: "data", Err: err}
+	}
+	if err := w.Close(); err != nil {
+		return refused, replyError("data", err)
+	}
+	return refused, nil
+}
+
+// Noop checks the connection is still usable.
+func (c *Client) Noop() error { return c.c.Noop() }

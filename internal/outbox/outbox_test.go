@@ -1,0 +1,187 @@
+package outbox
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mailgate/mailgate/internal/dovecot"
+	"github.com/mailgate/mailgate/internal/emulator"
+	"github.com/mailgate/mailgate/internal/imap"
+	"github.com/mailgate/mailgate/internal/sasl"
+	"github.com/mailgate/mailgate/internal/smtp"
+	"github.com/mailgate/mailgate/internal/store"
+)
+
+func appToken(t *testing.T, emu *emulator.Server) string {
+	t.Helper()
+	resp, err := emu.Client().PostForm(emu.URL()+"/"+emulator.DemoTenantID+"/oauth2/v2.0/token", url.Values{
+		"grant_type": {"client_credentials"}, "client_id": {emulator.DemoAppID}, "client_secret": {emulator.DemoAppSecret},
+		"scope": {"https://outlook.office365.com/.default"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var v struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
+		t.Fatal(err)
+	}
+	return v.AccessToken
+}
+
+// readBack fetches every message of a mailbox over IMAPS with the
+// project's own client.
+func readBack(t *testing.T, dv *dovecot.Server, tok, user string) []string {
+	t.Helper()
+	c, err := imap.Dial(t.Context(), dv.Addr("imaps"), &imap.Options{TLSConfig: dv.TLSConfig()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Authenticate(t.Context(), sasl.NewXOAuth2Client(user, tok)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Select(t.Context(), "INBOX"); err != nil {
+		t.Fatal(err)
+	}
+	uids, err := c.UIDsAfter(t.Context(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	err = c.FetchBodies(t.Context(), uids, func(_ uint32, _ int64, _ time.Time, r io.Reader) error {
+		b, err := io.ReadAll(r)
+		out = append(out, string(b))
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestOutboxAgainstDovecot(t *testing.T) {
+	emu, err := emulator.Start(t.Context(), emulator.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer emu.Close()
+	dv := dovecot.StartT(t, dovecot.Options{CheckURL: emu.HTTPURL(), Relay: true})
+	tok := appToken(t, emu)
+	st, err := store.Open(t.Context(), "sqlite:"+filepath.Join(t.TempDir(), "db"), &store.Options{Key: make([]byte, 32)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	dials := 0
+	sender := &Sender{Name: "noreply", Dial: func(ctx context.Context) (*smtp.Client, error) {
+		dials++
+		c, err := smtp.Dial(ctx, dv.Addr("submission"), &smtp.Options{TLSConfig: dv.TLSConfig()})
+		if err != nil {
+			return nil, err
+		}
+		if err := c.Authenticate(sasl.NewXOAuth2ClientNoIR(emulator.DemoSenderMailbox, tok)); err != nil {
+			c.Close()
+			return nil, err
+		}
+		return c, nil
+	}}
+	w := &Worker{Store: st, Senders: []*Sender{sender}, Poll: 20 * time.Millisecond, Backoff: 200 * time.Millisecond}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() { w.Run(stop); close(done) }()
+	defer func() { close(stop); <-done }()
+	waitState := func(id int64, state string) *store.OutboxMessage {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			m, err := st.OutboxMessageStatus(t.Context(), id)
+			if err == nil && m.State == state {
+				return m
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("message %d: %+v %v, want %s", id, m, err, state)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+
+	t.Run("200 messages read back intact", func(t *testing.T) {
+		var ids []int64
+		bodies := map[string]string{}
+		for i := range 200 {
+			mid := fmt.Sprintf("<out-%d@mailgate.test>", i)
+			raw := fmt.Sprintf("From: %s\r\nTo: %s\r\nSubject: outbox %d\r\nMessage-ID: %s\r\n\r\nline one %d\r\n.leading dot\r\n", emulator.DemoSenderMailbox, emulator.DemoSharedMailbox, i, mid, i)
+			bodies[mid] = raw
+			id, err := st.Enqueue(t.Context(), "noreply", emulator.DemoSenderMailbox, []string{emulator.DemoSharedMailbox}, []byte(raw))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, id)
+		}
+		for _, id := range ids {
+			waitState(id, store.OutboxSent)
+		}
+		got := readBack(t, dv, tok, emulator.DemoSharedMailbox)
+		seen := map[string]int{}
+		for _, m := range got {
+			for mid, raw := range bodies {
+				// the original bytes follow the trace headers the servers add
+				if strings.Contains(m, mid) {
+					if !strings.HasSuffix(m, raw) {
+						t.Fatalf("%s changed on the way:\n%q", mid, m)
+					}
+					seen[mid]++
+				}
+			}
+		}
+		if len(seen) != 200 {
+			t.Fatalf("%d of 200 arrived", len(seen))
+		}
+		for mid, n := range seen {
+			if n != 1 {
+				t.Fatalf("%s arrived %d times", mid, n)
+			}
+		}
+		if dials > 3 {
+			t.Errorf("%d connections for 200 messages: the connection is not reused", dials)
+		}
+	})
+	t.Run("4xx for a while, then delivered", func(t *testing.T) {
+		dv.Relay().FailData(3)
+		id, _ := st.Enqueue(t.Context(), "noreply", emulator.DemoSenderMailbox, []string{emulator.DemoSharedMailbox},
+			[]byte("From: "+emulator.DemoSenderMailbox+"\r\nSubject: retry\r\n\r\nx\r\n"))
+		m := waitState(id, store.OutboxSent)
+		if m.Attempts != 4 {
+			t.Errorf("%d attempts, want 4", m.Attempts)
+		}
+	})
+	t.Run("5xx recipient marked failed with the reply", func(t *testing.T) {
+		dv.Relay().Reject("nobody@contoso.example")
+		id, _ := st.Enqueue(t.Context(), "noreply", emulator.DemoSenderMailbox, []string{"nobody@contoso.example", emulator.DemoSharedMailbox},
+			[]byte("From: "+emulator.DemoSenderMailbox+"\r\nSubject: partly\r\n\r\nx\r\n"))
+		m := waitState(id, store.OutboxSent)
+		for _, r := range m.Rcpts {
+			if r.Addr == "nobody@contoso.example" && (r.State != store.OutboxFailed || !strings.Contains(r.Reply, "550")) {
+				t.Errorf("%+v", r)
+			}
+			if r.Addr == emulator.DemoSharedMailbox && r.State != store.OutboxSent {
+				t.Errorf("%+v", r)
+			}
+		}
+		id, _ = st.Enqueue(t.Context(), "noreply", emulator.DemoSenderMailbox, []string{"nobody@contoso.example"},
+			[]byte("From: "+emulator.DemoSenderMailbox+"\r\nSubject: none\r\n\r\nx\r\n"))
+		m = waitState(id, store.OutboxFailed)
+		if !strings.Contains(m.LastError, "550 5.1.1") {
+			t.Errorf("last error %q", m.LastError)
+		}
+	})
+}

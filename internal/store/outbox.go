@@ -1,0 +1,217 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Outbox states.
+const (
+	OutboxQueued  = "queued"
+	OutboxSending = "sending"
+	OutboxSent    = "sent"
+	OutboxFailed  = "failed"
+)
+
+// OutboxMessage is one queued message.
+type OutboxMessage struct {
+	ID        int64
+	Sender    string
+	From      string
+	Rcpts     []OutboxRcpt
+	Raw       []byte
+	State     string
+	Attempts  int
+	LastError string
+	CreatedAt time.Time
+}
+
+// OutboxRcpt is a recipient's status.
+type OutboxRcpt struct {
+	Addr  string
+	State string // queued, sent, failed
+	Reply string // the server's reply for a failure
+}
+
+// Enqueue stores a message for sending; it returns once the message is
+// durable (the store commits with synchronous=FULL / PostgreSQL's commit).
+func (s *Store) Enqueue(ctx context.Context, sender, from string, rcpts []string, raw []byte) (int64, error) {
+	now := time.Now().UnixNano()
+	var id int64
+	err := s.inTx(ctx, func(tx *Tx) error {
+		if err := tx.QueryRow(ctx, `INSERT INTO outbox (sender, mail_from, raw, state, next_attempt, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`, sender, from, raw, OutboxQueued, now, now, now).Scan(&id); err != nil {
+			return err
+		}
+		for _, r := range rcpts {
+			if _, err := tx.Exec(ctx, "INSERT INTO outbox_rcpts (outbox_id, rcpt, state) VALUES (?, ?, ?) ON CONFLICT DO NOTHING", id, r, OutboxQueued); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("store: enqueue: %w", err)
+	}
+	return id, nil
+}
+
+// ClaimDue marks up to limit due messages of sender as sending and returns
+// them. Messages left in "sending" by a crash are returned again (they may
+// have been sent: the caller counts them as possible duplicates).
+func (s *Store) ClaimDue(ctx context.Context, sender string, limit int) (msgs []OutboxMessage, recovered int, err error) {
+	now := time.Now().UnixNano()
+	err = s.inTx(ctx, func(tx *Tx) error {
+		rows, err := tx.Query(ctx, `SELECT id, mail_from, raw, state, attempts, created_at FROM outbox
+			WHERE sender = ? AND (state = ? AND next_attempt <= ? OR state = ?) ORDER BY id LIMIT ?`,
+			sender, OutboxQueued, now, OutboxSending, limit)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var m OutboxMessage
+			var created int64
+			if err := rows.Scan(&m.ID, &m.From, &m.Raw, &m.State, &m.Attempts, &created); err != nil {
+				rows.Close()
+				return err
+			}
+			if m.State == OutboxSending {
+				recovered++
+			}
+			m.Sender, m.CreatedAt = sender, time.Unix(0, created)
+			msgs = append(msgs, m)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for i := range msgs {
+			if _, err := tx.Exec(ctx, "UPDATE outbox SET state = ?, attempts = attempts + 1, updated_at = ? WHERE id = ?", OutboxSending, now, msgs[i].ID); err != nil {
+				return err
+			}
+			rrows, err := tx.Query(ctx, "SELECT rcpt, state FROM outbox_rcpts WHERE outbox_id = ? AND state <> ? ORDER BY rcpt", msgs[i].ID, OutboxSent)
+			if err != nil {
+				return err
+			}
+			for rrows.Next() {
+				var r OutboxRcpt
+				if err := rrows.Scan(&r.Addr, &r.State); err != nil {
+					rrows.Close()
+					return err
+				}
+				msgs[i].Rcpts = append(msgs[i].Rcpts, r)
+			}
+			rrows.Close()
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("store: outbox: %w", err)
+	}
+	return msgs, recovered, nil
+}
+
+// MarkSent records that the server accepted the message.
+func (s *Store) MarkSent(ctx context.Context, id int64) error {
+	now := time.Now().UnixNano()
+	return s.inTx(ctx, func(tx *Tx) error {
+		if _, err := tx.Exec(ctx, "UPDATE outbox SET state = ?, last_error = '', updated_at = ? WHERE id = ?", OutboxSent, now, id); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, "UPDATE outbox_rcpts SET state = ?, reply = '' WHERE outbox_id = ? AND state <> ?", OutboxSent, id, OutboxFailed)
+		return err
+	})
+}
+
+// MarkRetry puts the message back in the queue after a temporary failure.
+func (s *Store) MarkRetry(ctx context.Context, id int64, next time.Time, reply string) error {
+	_, err := s.exec(ctx, "UPDATE outbox SET state = ?, next_attempt = ?, last_error = ?, updated_at = ? WHERE id = ?",
+		OutboxQueued, next.UnixNano(), reply, time.Now().UnixNano(), id)
+	return err
+}
+
+// MarkFailed records a permanent failure: the whole message, or one
+// recipient when rcpt is not "".
+func (s *Store) MarkFailed(ctx context.Context, id int64, rcpt, reply string) error {
+	now := time.Now().UnixNano()
+	if rcpt != "" {
+		_, err := s.exec(ctx, "UPDATE outbox_rcpts SET state = ?, reply = ? WHERE outbox_id = ? AND rcpt = ?", OutboxFailed, reply, id, rcpt)
+		return err
+	}
+	return s.inTx(ctx, func(tx *Tx) error {
+		if _, err := tx.Exec(ctx, "UPDATE outbox SET state = ?, last_error = ?, updated_at = ? WHERE id = ?", OutboxFailed, reply, now, id); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, "UPDATE outbox_rcpts SET state = ?, reply = ? WHERE outbox_id = ? AND state = ?", OutboxFailed, reply, id, OutboxQueued)
+		return err
+	})
+}
+
+// OutboxCounts returns how many messages are in each state.
+func (s *Store) OutboxCounts(ctx context.Context) (map[string]int, error) {
+	rows, err := s.query(ctx, "SELECT state, COUNT(*) FROM outbox GROUP BY state")
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var st string
+		var n int
+		if err := rows.Scan(&st, &n); err != nil {
+			return nil, err
+		}
+		out[st] = n
+	}
+	return out, rows.Err()
+}
+
+// OutboxMessageStatus returns one message's state and its recipients.
+func (s *Store) OutboxMessageStatus(ctx context.Context, id int64) (*OutboxMessage, error) {
+	m := &OutboxMessage{ID: id}
+	err := s.queryRow(ctx, "SELECT sender, mail_from, state, attempts, last_error FROM outbox WHERE id = ?", id).
+		Scan(&m.Sender, &m.From, &m.State, &m.Attempts, &m.LastError)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("store: outbox message %d: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.query(ctx, "SELECT rcpt, state, reply FROM outbox_rcpts WHERE outbox_id = ? ORDER BY rcpt", id)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var r OutboxRcpt
+		if err := rows.Scan(&r.Addr, &r.State, &r.Reply); err != nil {
+			return nil, err
+		}
+		m.Rcpts = append(m.Rcpts, r)
+	}
+	return m, rows.Err()
+}
+
+// Heartbeat records that a serve instance is alive.
+func (s *Store) Heartbeat(ctx context.Context, instance string) error {
+	_, err := s.exec(ctx, `INSERT INTO serve_heartbeats (instance, seen_at) VALUES (?, ?)
+		ON CONFLICT (instance) DO UPDATE SET seen_at = excluded.seen_at`, instance, time.Now().UnixNano())
+	return err
+}
+
+// ServeRunning reports whether a serve instance beat within maxAge.
+func (s *Store) ServeRunning(ctx context.Context, maxAge time.Duration) (bool, error) {
+	var n int
+	err := s.queryRow(ctx, "SELECT COUNT(*) FROM serve_heartbeats WHERE seen_at > ?", time.Now().Add(-maxAge).UnixNano()).Scan(&n)
+	return n > 0, err
+}
+
+// ForgetHeartbeat removes an instance's heartbeat (at a clean stop).
+func (s *Store) ForgetHeartbeat(ctx context.Context, instance string) error {
+	_, err := s.exec(ctx, "DELETE FROM serve_heartbeats WHERE instance = ?", instance)
+	return err
+}
+
