@@ -3,8 +3,10 @@ package e2e
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -59,7 +61,100 @@ func TestSendCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	r = mailgate(t, t.Context(), dir, "send", "--sender", "noreply", "bad.eml")
-	if r.code != 2 || !strings.Contains(r.stderr, "allowed_from") {
+	if r.code != 1 || !strings.Contains(r.stderr, "allowed_from") || !strings.Contains(r.stderr, "nothing was sent") {
 		t.Fatalf("exit %d\n%s", r.code, r.stderr)
 	}
+}
+
+// TestOutboxSurvivesKill: with `mailgate serve` running, `mailgate send`
+// queues 500 messages; serve is killed (SIGKILL) during the burst and
+// restarted; every message arrives, and any duplicate is within the
+// window the outbox counts (messages recovered from "sending").
+func TestOutboxSurvivesKill(t *testing.T) {
+	const n = 500
+	srv, dir := emulatorConfig(t, "")
+	dv := dovecot.StartT(t, dovecot.Options{CheckURL: srv.HTTPURL(), Relay: true})
+	host, port, _ := strings.Cut(dv.Addr("submission"), ":")
+	cfg, _ := os.ReadFile(filepath.Join(dir, "mailgate.yaml"))
+	cfg = append(cfg, fmt.Sprintf("listen: 127.0.0.1:0\nsenders:\n  - {name: noreply, protocol: smtp, host: %s, port: %s, security: starttls, tls_ca: '%s', sasl: xoauth2, username: %s, profile: emulator-secret, allowed_from: [%s]}\n",
+		host, port, dv.CAFile(), emulator.DemoSenderMailbox, emulator.DemoSenderMailbox)...)
+	if err := os.WriteFile(filepath.Join(dir, "mailgate.yaml"), cfg, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	serve := func() (*exec.Cmd, *strings.Builder) {
+		cmd := exec.Command(mailgateBin, "serve")
+		cmd.Dir = dir
+		cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + dir, "MAILGATE_KEY=" + testKey}
+		var logs strings.Builder
+		cmd.Stdout, cmd.Stderr = &logs, &logs
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		return cmd, &logs
+	}
+	cmd, _ := serve()
+	time.Sleep(500 * time.Millisecond) // its first heartbeat
+	var files []string
+	for i := range n {
+		name := fmt.Sprintf("m%03d.eml", i)
+		msg := fmt.Sprintf("From: %s\r\nTo: %s\r\nSubject: burst %d\r\nMessage-ID: <burst-%d@mailgate.test>\r\n\r\nburst\r\n", emulator.DemoSenderMailbox, emulator.DemoInvoicesMailbox, i, i)
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(msg), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, name)
+	}
+	r := mailgate(t, t.Context(), dir, append([]string{"send", "--sender", "noreply"}, files...)...)
+	if r.code != 0 || !strings.Contains(r.stderr, "queued as") {
+		t.Fatalf("send: exit %d\n%s", r.code, r.stderr)
+	}
+	count := func() (total, distinct int) {
+		msgs, _ := dv.Messages(emulator.DemoInvoicesMailbox, "")
+		ids := map[string]bool{}
+		for _, b := range msgs {
+			s := string(b)
+			if i := strings.Index(s, "<burst-"); i >= 0 {
+				ids[s[i:i+strings.Index(s[i:], ">")+1]] = true
+			}
+		}
+		return len(msgs), len(ids)
+	}
+	// kill it once part of the burst went out
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if total, _ := count(); total >= 50 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the burst did not start")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	_ = cmd.Process.Signal(syscall.SIGKILL)
+	_ = cmd.Wait()
+	before, _ := count()
+	cmd, logs := serve()
+	deadline = time.Now().Add(60 * time.Second)
+	for {
+		if _, distinct := count(); distinct == n {
+			break
+		}
+		if time.Now().After(deadline) {
+			_, d := count()
+			t.Fatalf("%d of %d arrived\n%s", d, n, logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond)
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	_ = cmd.Wait()
+	total, distinct := count()
+	dups := total - distinct
+	recovered := 0
+	if i := strings.Index(logs.String(), "recovered_possible_duplicates="); i >= 0 {
+		fmt.Sscanf(logs.String()[i+len("recovered_possible_duplicates="):], "%d", &recovered)
+	}
+	if dups > recovered {
+		t.Fatalf("%d duplicates, but only %d messages were in the crash window\n%s", dups, recovered, logs.String())
+	}
+	t.Logf("killed after %d of %d; %d delivered, %d duplicates, %d in the crash window", before, n, distinct, dups, recovered)
 }

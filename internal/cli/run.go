@@ -17,7 +17,10 @@ import (
 	"github.com/mailgate/mailgate/internal/config"
 	"github.com/mailgate/mailgate/internal/mailbox"
 	"github.com/mailgate/mailgate/internal/oauth"
+	"github.com/mailgate/mailgate/internal/outbox"
+	"github.com/mailgate/mailgate/internal/sasl"
 	"github.com/mailgate/mailgate/internal/sink"
+	"github.com/mailgate/mailgate/internal/smtp"
 )
 
 func init() {
@@ -312,4 +315,41 @@ func diagnose(m *config.Mailbox, p *oauth.Profile, err error) []string {
 		return []string{"fix: " + e.Hint}
 	}
 	return nil
+}
+
+// outboxSender is the outbox's view of a configured SMTP sender: dial,
+// STARTTLS/TLS, AUTH with a current token.
+func (rt *runtimeT) outboxSender(snd *config.Sender) (*outbox.Sender, error) {
+	p, ok := rt.profiles[snd.Profile]
+	if !ok {
+		return nil, fmt.Errorf("profile %q is not defined", snd.Profile)
+	}
+	tc, err := tlsConfig(snd.Host, snd.TLSCA)
+	if err != nil {
+		return nil, err
+	}
+	addr := net.JoinHostPort(snd.Host, strconv.Itoa(snd.Port))
+	return &outbox.Sender{
+		Name:       snd.Name,
+		RenewToken: func() { rt.mgr.Invalidate(p.Name, nil) },
+		Dial: func(ctx context.Context) (*smtp.Client, error) {
+			tok, err := rt.mgr.Token(ctx, p, nil)
+			if err != nil {
+				return nil, err
+			}
+			c, err := smtp.Dial(ctx, addr, &smtp.Options{Security: snd.Security, TLSConfig: tc})
+			if err != nil {
+				return nil, err
+			}
+			var sc sasl.Client = sasl.NewXOAuth2ClientNoIR(snd.Username, tok.AccessToken)
+			if strings.EqualFold(snd.SASL, "oauthbearer") {
+				sc = sasl.NewOAuthBearerClientNoIR(snd.Username, tok.AccessToken, snd.Host, snd.Port)
+			}
+			if err := c.Authenticate(sc); err != nil {
+				c.Close()
+				return nil, err
+			}
+			return c, nil
+		},
+	}, nil
 }

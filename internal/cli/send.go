@@ -99,8 +99,8 @@ func runSend(ctx context.Context, env *Env, args []string) int {
 		}
 		o, err := prepare(raw, *from, to, snd)
 		if err != nil {
-			fmt.Fprintf(env.Err, "mailgate: send: %s: %v\n", in, err)
-			return ExitUsage
+			fmt.Fprintf(env.Err, "mailgate: send: %s: %v; nothing was sent\n", in, err)
+			return ExitFailed
 		}
 		msgs = append(msgs, outgoing{name: in, from: o.from, rcpts: o.rcpts, raw: o.raw})
 	}
@@ -110,6 +110,19 @@ func runSend(ctx context.Context, env *Env, args []string) int {
 		return ExitFailed
 	}
 	defer rt.close()
+	// a running `mailgate serve` on the same store sends from the outbox:
+	// queue, and succeed once the messages are durable
+	if running, err := rt.store.ServeRunning(ctx, heartbeatMaxAge); err == nil && running {
+		for _, m := range msgs {
+			id, err := rt.store.Enqueue(ctx, snd.Name, m.from, m.rcpts, m.raw)
+			if err != nil {
+				fmt.Fprintf(env.Err, "mailgate: send: %s: %v\n", m.name, err)
+				return ExitFailed
+			}
+			fmt.Fprintf(env.Err, "%s: queued as %d (mailgate serve sends it)\n", m.name, id)
+		}
+		return ExitOK
+	}
 	p, ok := rt.profiles[snd.Profile]
 	if !ok {
 		fmt.Fprintf(env.Err, "%s: senders[%s].profile: %q is not defined\n", cfg.File, snd.Name, snd.Profile)

@@ -7,9 +7,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/mailgate/mailgate/internal/agent"
+	"github.com/mailgate/mailgate/internal/outbox"
 )
 
 func init() {
@@ -92,11 +94,54 @@ func runServe(ctx context.Context, env *Env, args []string) int {
 			log.Error("serve: http", "err", err)
 		}
 	}()
-	log.Info("mailgate serving", "mailboxes", len(sup.Mailboxes), "listen", ln.Addr().String())
+	ob := &outbox.Worker{Store: rt.store, Log: log}
+	for i := range cfg.Senders {
+		if snd := &cfg.Senders[i]; snd.Protocol == "smtp" || snd.Protocol == "" {
+			s, err := rt.outboxSender(snd)
+			if err != nil {
+				fmt.Fprintf(env.Err, "%s: senders[%s]: %v\n", cfg.File, snd.Name, err)
+				return ExitUsage
+			}
+			ob.Senders = append(ob.Senders, s)
+		}
+	}
+	instance := fmt.Sprintf("%s-%d", hostname(), os.Getpid())
+	_ = rt.store.Heartbeat(ctx, instance)
+	beat := time.NewTicker(heartbeatEvery)
+	defer beat.Stop()
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-beat.C:
+				_ = rt.store.Heartbeat(context.Background(), instance)
+			}
+		}
+	}()
+	log.Info("mailgate serving", "mailboxes", len(sup.Mailboxes), "senders", len(ob.Senders), "listen", ln.Addr().String())
+	obDone := make(chan struct{})
+	go func() { ob.Run(ctx.Done()); close(obDone) }()
 	sup.Serve(ctx.Done(), *grace)
+	<-obDone
+	_ = rt.store.ForgetHeartbeat(context.Background(), instance)
+	if st := ob.Stats(); st.Sent+st.Failed+st.Recovered > 0 {
+		log.Info("outbox", "sent", st.Sent, "failed", st.Failed, "retried", st.Retried, "recovered_possible_duplicates", st.Recovered, "max_250_to_commit", st.Window)
+	}
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = hs.Shutdown(sctx)
 	log.Info("mailgate stopped")
 	return ExitOK
+}
+
+// The serve heartbeat tells `mailgate send` that an outbox worker runs.
+const (
+	heartbeatEvery  = 5 * time.Second
+	heartbeatMaxAge = 15 * time.Second
+)
+
+func hostname() string {
+	h, _ := os.Hostname()
+	return h
 }

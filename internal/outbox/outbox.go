@@ -151,6 +151,11 @@ func (w *Worker) send(ctx context.Context, c *smtp.Client, m store.OutboxMessage
 			rcpts = append(rcpts, r.Addr)
 		}
 	}
+	if err := w.Store.MarkSending(ctx, m.ID); err != nil {
+		w.retry(ctx, m, err)
+		return true
+	}
+	m.Attempts++
 	refused, err := c.SendEach(m.From, rcpts, bytes.NewReader(m.Raw))
 	accepted := time.Now()
 	if err == nil {
@@ -185,7 +190,7 @@ func (w *Worker) send(ctx context.Context, c *smtp.Client, m store.OutboxMessage
 }
 
 func (w *Worker) retry(ctx context.Context, m store.OutboxMessage, err error) {
-	d := w.Backoff << min(m.Attempts, 7)
+	d := w.Backoff << min(max(m.Attempts-1, 0), 7)
 	d = min(d, time.Hour)
 	next := time.Now().Add(d/2 + rand.N(d/2+1))
 	msg := err.Error()

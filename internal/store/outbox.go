@@ -59,9 +59,11 @@ func (s *Store) Enqueue(ctx context.Context, sender, from string, rcpts []string
 	return id, nil
 }
 
-// ClaimDue marks up to limit due messages of sender as sending and returns
-// them. Messages left in "sending" by a crash are returned again (they may
-// have been sent: the caller counts them as possible duplicates).
+// ClaimDue returns up to limit due messages of sender. Messages left in
+// "sending" by a crash are returned too (they may have been sent: the
+// caller counts them as possible duplicates). Call MarkSending right
+// before each one goes to the server. (One worker per store: several
+// serve instances on one PostgreSQL store would each pick a message.)
 func (s *Store) ClaimDue(ctx context.Context, sender string, limit int) (msgs []OutboxMessage, recovered int, err error) {
 	now := time.Now().UnixNano()
 	err = s.inTx(ctx, func(tx *Tx) error {
@@ -89,9 +91,6 @@ func (s *Store) ClaimDue(ctx context.Context, sender string, limit int) (msgs []
 			return err
 		}
 		for i := range msgs {
-			if _, err := tx.Exec(ctx, "UPDATE outbox SET state = ?, attempts = attempts + 1, updated_at = ? WHERE id = ?", OutboxSending, now, msgs[i].ID); err != nil {
-				return err
-			}
 			rrows, err := tx.Query(ctx, "SELECT rcpt, state FROM outbox_rcpts WHERE outbox_id = ? AND state <> ? ORDER BY rcpt", msgs[i].ID, OutboxSent)
 			if err != nil {
 				return err
@@ -112,6 +111,12 @@ func (s *Store) ClaimDue(ctx context.Context, sender string, limit int) (msgs []
 		return nil, 0, fmt.Errorf("store: outbox: %w", err)
 	}
 	return msgs, recovered, nil
+}
+
+// MarkSending records that the message is about to go to the server.
+func (s *Store) MarkSending(ctx context.Context, id int64) error {
+	_, err := s.exec(ctx, "UPDATE outbox SET state = ?, attempts = attempts + 1, updated_at = ? WHERE id = ?", OutboxSending, time.Now().UnixNano(), id)
+	return err
 }
 
 // MarkSent records that the server accepted the message.
@@ -214,4 +219,3 @@ func (s *Store) ForgetHeartbeat(ctx context.Context, instance string) error {
 	_, err := s.exec(ctx, "DELETE FROM serve_heartbeats WHERE instance = ?", instance)
 	return err
 }
-
