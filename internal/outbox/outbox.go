@@ -87,6 +87,7 @@ func (w *Worker) loop(stop <-chan struct{}, s *Sender) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var c *smtp.Client
+	var lastUse time.Time
 	defer func() {
 		if c != nil {
 			_ = c.Quit()
@@ -109,6 +110,12 @@ func (w *Worker) loop(stop <-chan struct{}, s *Sender) {
 			w.mu.Unlock()
 		}
 		for i, m := range msgs {
+			// a connection idle for a while may have been dropped (or its
+			// server restarted): check before trusting it with a message
+			if c != nil && time.Since(lastUse) > 5*time.Second && c.Noop() != nil {
+				_ = c.Close()
+				c = nil
+			}
 			if c == nil {
 				c, err = s.Dial(ctx)
 				var se *smtp.Error
@@ -129,6 +136,7 @@ func (w *Worker) loop(stop <-chan struct{}, s *Sender) {
 				_ = c.Close()
 				c = nil
 			}
+			lastUse = time.Now()
 		}
 		if len(msgs) == 0 {
 			t := time.NewTimer(w.Poll)

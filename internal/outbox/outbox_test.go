@@ -185,3 +185,66 @@ func TestOutboxAgainstDovecot(t *testing.T) {
 		}
 	})
 }
+
+// TestReauthAfterTokenExpiry: a token expires between two messages and the
+// server dropped the connection meanwhile (Dovecot restarted): the second
+// message goes out on a new connection with a fresh token, without an
+// error reaching the queue.
+func TestReauthAfterTokenExpiry(t *testing.T) {
+	emu, err := emulator.Start(t.Context(), emulator.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer emu.Close()
+	emu.SetTokenLifetime(2 * time.Second)
+	dv := dovecot.StartT(t, dovecot.Options{CheckURL: emu.HTTPURL(), Relay: true})
+	st, err := store.Open(t.Context(), "sqlite:"+filepath.Join(t.TempDir(), "db"), &store.Options{Key: make([]byte, 32)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	sender := &Sender{Name: "noreply", Dial: func(ctx context.Context) (*smtp.Client, error) {
+		tok := appToken(t, emu) // a fresh token per connection, as the token engine would hand out
+		c, err := smtp.Dial(ctx, dv.Addr("submission"), &smtp.Options{TLSConfig: dv.TLSConfig()})
+		if err != nil {
+			return nil, err
+		}
+		if err := c.Authenticate(sasl.NewXOAuth2ClientNoIR(emulator.DemoSenderMailbox, tok)); err != nil {
+			c.Close()
+			return nil, err
+		}
+		return c, nil
+	}}
+	w := &Worker{Store: st, Senders: []*Sender{sender}, Poll: 20 * time.Millisecond, Backoff: 100 * time.Millisecond}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() { w.Run(stop); close(done) }()
+	defer func() { close(stop); <-done }()
+	send := func(subject string) *store.OutboxMessage {
+		id, _ := st.Enqueue(t.Context(), "noreply", emulator.DemoSenderMailbox, []string{emulator.DemoSharedMailbox},
+			[]byte("From: "+emulator.DemoSenderMailbox+"\r\nSubject: "+subject+"\r\n\r\nx\r\n"))
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			m, _ := st.OutboxMessageStatus(t.Context(), id)
+			if m != nil && m.State == store.OutboxSent {
+				return m
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %+v", subject, m)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	send("first")
+	time.Sleep(2500 * time.Millisecond) // the first token has expired
+	if err := dv.Restart(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	m := send("second")
+	if m.LastError != "" && m.State != store.OutboxSent {
+		t.Errorf("%+v", m)
+	}
+	if s := w.Stats(); s.Sent != 2 || s.Failed != 0 || s.Retried != 0 {
+		t.Errorf("stats %+v", s)
+	}
+}
