@@ -1,0 +1,142 @@
+// Command send is the outgoing-mail benchmark: 1,000 messages through
+// Dovecot's submission service with XOAUTH2, sent by `mailgate send` (one
+// process, one connection reused) and by Debian's msmtp with
+// `passwordeval "mailgate token PROFILE"` and `auth xoauth2`, one process
+// per message as a password-command user runs it, same server, same run.
+//
+//	go run ./bench/send [-n 1000] [-peer-n 200]
+package main
+
+import (
+	"context"
+	"encoding/base64"
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/mailgate/mailgate/internal/dovecot"
+	"github.com/mailgate/mailgate/internal/emulator"
+)
+
+func main() {
+	n := flag.Int("n", 1000, "messages sent by mailgate")
+	peerN := flag.Int("peer-n", 200, "messages sent by msmtp (one process each)")
+	flag.Parse()
+	log.SetFlags(0)
+	ctx := context.Background()
+	work, err := os.MkdirTemp("", "mailgate-bench-send-")
+	check(err)
+	defer os.RemoveAll(work)
+	bin := filepath.Join(work, "mailgate")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/mailgate")
+	build.Stderr = os.Stderr
+	check(build.Run())
+	emu, err := emulator.Start(ctx, emulator.Options{Dir: filepath.Join(work, "emulator")})
+	check(err)
+	defer emu.Close()
+	dv, err := dovecot.Start(ctx, dovecot.Options{CheckURL: emu.HTTPURL(), Relay: true})
+	check(err)
+	defer dv.Stop()
+	host, port, _ := strings.Cut(dv.Addr("submission"), ":")
+	cfgPath := filepath.Join(work, "mailgate.yaml")
+	check(os.WriteFile(cfgPath, append(emu.ConfigYAML(), fmt.Sprintf("senders:\n  - {name: noreply, protocol: smtp, host: %s, port: %s, security: starttls, tls_ca: '%s', sasl: xoauth2, username: %s, profile: emulator-secret}\n",
+		host, port, dv.CAFile(), emulator.DemoSenderMailbox)...), 0o600))
+	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + work, "MAILGATE_KEY=" + base64.StdEncoding.EncodeToString(make([]byte, 32))}
+
+	msg := func(who string, i int) string {
+		return fmt.Sprintf("From: %s\r\nTo: %s\r\nSubject: %s %d\r\nMessage-ID: <%s-%d@mailgate.test>\r\n\r\n%s\r\n",
+			emulator.DemoSenderMailbox, emulator.DemoSharedMailbox, who, i, who, i, strings.Repeat("report line 0123456789\r\n", 100))
+	}
+	var files []string
+	for i := range *n {
+		f := filepath.Join(work, fmt.Sprintf("mg-%04d.eml", i))
+		check(os.WriteFile(f, []byte(msg("mailgate", i)), 0o600))
+		files = append(files, f)
+	}
+	// warm the token cache as a password-command user's first call would
+	warm := exec.Command(bin, "token", "emulator-secret", "--config", cfgPath)
+	warm.Env = env
+	check(warm.Run())
+
+	t0 := time.Now()
+	cmd := exec.Command(bin, append([]string{"send", "--sender", "noreply", "--config", cfgPath}, files...)...)
+	cmd.Env = env
+	if out, err := cmd.CombinedOutput(); err != nil {
+		log.Fatalf("mailgate send: %v\n%s", err, out)
+	}
+	mg := time.Since(t0)
+
+	rc := filepath.Join(work, "msmtprc")
+	check(os.WriteFile(rc, []byte(fmt.Sprintf(`defaults
+tls on
+tls_starttls on
+tls_trust_file %s
+logfile %s
+account bench
+host %s
+port %s
+auth xoauth2
+user %s
+from %s
+passwordeval "%s token emulator-secret --config %s"
+account default : bench
+`, dv.CAFile(), filepath.Join(work, "msmtp.log"), host, port, emulator.DemoSenderMailbox, emulator.DemoSenderMailbox, bin, cfgPath)), 0o600))
+	t0 = time.Now()
+	peerErr := ""
+	for i := range *peerN {
+		m := exec.Command("msmtp", "-C", rc, "-t")
+		m.Env = env
+		m.Stdin = strings.NewReader(msg("msmtp", i))
+		if out, err := m.CombinedOutput(); err != nil {
+			peerErr = fmt.Sprintf("%v: %s", err, strings.TrimSpace(string(out)))
+			break
+		}
+	}
+	peer := time.Since(t0)
+
+	deadline := time.Now().Add(60 * time.Second)
+	want := *n
+	if peerErr == "" {
+		want += *peerN
+	}
+	for {
+		got, _ := dv.Messages(emulator.DemoSharedMailbox, "")
+		if len(got) >= want || time.Now().After(deadline) {
+			fmt.Printf("send %d messages over submission (STARTTLS, XOAUTH2) into Dovecot %s; %d arrived\n", *n, dovecotVersion(), len(got))
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	mgRate := float64(*n) / mg.Seconds()
+	fmt.Printf("  mailgate send (1 process, 1 connection): %7.0f msgs/s  (%.2f s)\n", mgRate, mg.Seconds())
+	if peerErr != "" {
+		fmt.Printf("  msmtp %s: failed: %s\n", msmtpVersion(), peerErr)
+		return
+	}
+	peerRate := float64(*peerN) / peer.Seconds()
+	fmt.Printf("  msmtp %s (1 process per message, %d msgs): %6.0f msgs/s  (%.2f s)\n", msmtpVersion(), *peerN, peerRate, peer.Seconds())
+	fmt.Printf("  ratio: %.1f  (goal >= 5)\n", mgRate/peerRate)
+	fmt.Printf("  token endpoint calls: %d\n", emu.TokenRequests())
+}
+
+func msmtpVersion() string {
+	b, _ := exec.Command("msmtp", "--version").Output()
+	first, _, _ := strings.Cut(string(b), "\n")
+	return strings.TrimPrefix(strings.TrimSpace(first), "msmtp version ")
+}
+
+func dovecotVersion() string {
+	b, _ := exec.Command("/usr/sbin/dovecot", "--version").Output()
+	return strings.TrimSpace(string(b))
+}
+
+func check(err error) {
+	if err != nil {
+		log.Fatal(err)
+	}
+}
