@@ -57,7 +57,7 @@ type Server struct {
 	relay   *Relay
 }
 
-var protos = []string{"imap", "imaps", "pop3", "pop3s", "submission", "lmtp"}
+var protos = []string{"imap", "imaps", "pop3", "pop3s", "submission", "submissions", "lmtp"}
 
 // scriptsDir finds scripts/dovecot from this source file (tests run in the
 // repository) or $MAILGATE_SCRIPTS.
@@ -228,7 +228,7 @@ func (s *Server) Relay() *Relay { return s.relay }
 func (s *Server) Log() string { return s.log() }
 
 // Addr returns 127.0.0.1:port of proto: imap, imaps, pop3, pop3s,
-// submission or lmtp.
+// submission (STARTTLS), submissions (implicit TLS) or lmtp.
 func (s *Server) Addr(proto string) string {
 	return "127.0.0.1:" + strconv.Itoa(s.ports[proto])
 }

@@ -78,6 +78,8 @@ func (e *Error) Explain() (meaning, fix string) {
 		return "the server closed the session (overload or a limit)", "mailgate retries later"
 	case e.Code == 452 || strings.HasPrefix(e.Enhanced, "4.7."):
 		return "the server throttles this sender (Exchange allows about 30 messages a minute per mailbox)", "mailgate retries later; spread the sending"
+	case e.Code >= 500 && strings.HasPrefix(e.Enhanced, "5.1."):
+		return "the destination does not accept this address", "check the recipient address; the message is not retried"
 	case e.Code == 504:
 		return "the server does not offer this SASL mechanism", "use sasl: xoauth2 (Exchange Online does not offer OAUTHBEARER)"
 	}

@@ -45,14 +45,15 @@ func TestSubmissionAgainstDovecot(t *testing.T) {
 	tests := []struct {
 		name, user, mech string
 		ok               bool
+		proto, security  string
 	}{
-		{"xoauth2 granted", emulator.DemoSenderMailbox, "xoauth2", true},
-		{"oauthbearer granted", emulator.DemoSenderMailbox, "oauthbearer", true},
-		{"not granted", emulator.DemoRestrictedMailbox, "xoauth2", false},
+		{"xoauth2 granted", emulator.DemoSenderMailbox, "xoauth2", true, "submission", "starttls"},
+		{"oauthbearer granted implicit tls", emulator.DemoSenderMailbox, "oauthbearer", true, "submissions", "tls"},
+		{"not granted", emulator.DemoRestrictedMailbox, "xoauth2", false, "submission", "starttls"},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := Dial(t.Context(), dv.Addr("submission"), &Options{Security: "starttls", TLSConfig: dv.TLSConfig()})
+			c, err := Dial(t.Context(), dv.Addr(tt.proto), &Options{Security: tt.security, TLSConfig: dv.TLSConfig()})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -108,6 +109,7 @@ func TestExplain(t *testing.T) {
 		{Error{Code: 554, Enhanced: "5.2.252", Message: "SendAsDenied; a not allowed to send as b"}, "Add-RecipientPermission"},
 		{Error{Code: 452, Enhanced: "4.5.3", Message: "Too many recipients"}, "retries"},
 		{Error{Code: 451, Enhanced: "4.7.500", Message: "Server busy"}, "retries"},
+		{Error{Code: 550, Enhanced: "5.1.1", Message: "User unknown"}, "recipient address"},
 	}
 	for _, tt := range tests {
 		_, fix := tt.e.Explain()

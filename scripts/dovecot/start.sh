@@ -7,8 +7,8 @@
 #   scripts/dovecot/start.sh ROOT
 #
 # Environment: DV_CHECK_URL (the emulator's plain-HTTP URL, required),
-# DV_IMAP DV_IMAPS DV_POP3 DV_POP3S DV_SUBMISSION DV_LMTP (ports, defaults
-# 10143 10993 10110 10995 10587 10024), DV_RELAY_PORT (SMTP relay for
+# DV_IMAP DV_IMAPS DV_POP3 DV_POP3S DV_SUBMISSION DV_SUBMISSIONS DV_LMTP
+# (ports, defaults 10143 10993 10110 10995 10587 10465 10024), DV_RELAY_PORT (SMTP relay for
 # submission, default 10025), DV_USER (run-as user when started by root,
 # default nobody).
 set -euo pipefail
@@ -16,7 +16,7 @@ root=${1:?usage: start.sh ROOT}
 here=$(cd "$(dirname "$0")" && pwd)
 : "${DV_CHECK_URL:?set DV_CHECK_URL to the plain-HTTP URL of the emulator}"
 imap=${DV_IMAP:-10143} imaps=${DV_IMAPS:-10993} pop3=${DV_POP3:-10110} pop3s=${DV_POP3S:-10995}
-sub=${DV_SUBMISSION:-10587} lmtp=${DV_LMTP:-10024} relay=${DV_RELAY_PORT:-10025}
+sub=${DV_SUBMISSION:-10587} subs=${DV_SUBMISSIONS:-10465} lmtp=${DV_LMTP:-10024} relay=${DV_RELAY_PORT:-10025}
 
 if [ ! -x /usr/sbin/dovecot ] || [ ! -f /usr/lib/dovecot/modules/auth/libauthdb_lua.so ]; then
 	echo "start.sh: dovecot or dovecot-auth-lua is not installed (scripts/install-deps.sh installs them)" >&2
@@ -138,6 +138,11 @@ service submission-login {
     address = 127.0.0.1
     port = $sub
   }
+  inet_listener submissions {
+    address = 127.0.0.1
+    port = $subs
+    ssl = yes
+  }
 }
 service lmtp {
   inet_listener lmtp {
@@ -182,7 +187,7 @@ doveconf -c "$root/etc/dovecot.conf" -n >/dev/null
 # the master keeps the stderr it was started with: never a pipe
 /usr/sbin/dovecot -c "$root/etc/dovecot.conf" >>"$root/log/start.log" 2>&1 </dev/null
 
-for port in $imap $imaps $pop3 $pop3s $sub $lmtp; do
+for port in $imap $imaps $pop3 $pop3s $sub $subs $lmtp; do
 	for _ in $(seq 1 100); do
 		if (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null; then break; fi
 		sleep 0.05
