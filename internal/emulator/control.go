@@ -32,6 +32,8 @@ func (s *Server) routes() *http.ServeMux {
 	m.HandleFunc("GET /common/userrealm/{user}", s.handleUserRealm)
 	m.HandleFunc("GET /common/UserRealm/{user}", s.handleUserRealm)
 
+	s.graphRoutes(m)
+
 	m.Handle("GET /_emulator/stats", s.loopbackOnly(s.handleStats))
 	m.Handle("POST /_emulator/faults", s.loopbackOnly(s.handleAddFault))
 	m.Handle("DELETE /_emulator/faults", s.loopbackOnly(func(w http.ResponseWriter, r *http.Request) {

@@ -66,6 +66,9 @@ type Server struct {
 	lifetime       atomic.Int64 // nanoseconds; 0 = random
 	clock          atomic.Pointer[func() time.Time]
 
+	graphOnce sync.Once
+	graphSt   *graphState
+
 	mu      sync.Mutex
 	faults  []*Fault
 	codes   map[string]*authCode

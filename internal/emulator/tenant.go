@@ -125,6 +125,8 @@ type Tenant struct {
 	strictRT   bool
 	deviceTick time.Duration
 	now        func() time.Time
+	// graphDenied: application access policies denying an app a mailbox
+	graphDenied map[string]bool
 }
 
 func newTenant(id, domain string, now func() time.Time) *Tenant {
