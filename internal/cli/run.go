@@ -15,6 +15,7 @@ import (
 
 	"github.com/mailgate/mailgate/internal/agent"
 	"github.com/mailgate/mailgate/internal/config"
+	"github.com/mailgate/mailgate/internal/graph"
 	"github.com/mailgate/mailgate/internal/mailbox"
 	"github.com/mailgate/mailgate/internal/oauth"
 	"github.com/mailgate/mailgate/internal/outbox"
@@ -214,9 +215,11 @@ func (rt *runtimeT) agentMailbox(m *config.Mailbox) (*agent.Mailbox, error) {
 	if err != nil {
 		return nil, err
 	}
-	tc, err := tlsConfig(m.Host, m.TLSCA)
-	if err != nil {
-		return nil, err
+	var tc *tls.Config
+	if m.Protocol != "graph" {
+		if tc, err = tlsConfig(m.Host, m.TLSCA); err != nil {
+			return nil, err
+		}
 	}
 	token := func(ctx context.Context) (string, error) {
 		t, err := rt.mgr.Token(ctx, p, nil)
@@ -232,6 +235,10 @@ func (rt *runtimeT) agentMailbox(m *config.Mailbox) (*agent.Mailbox, error) {
 	case "imap":
 		a.Dialer = mailbox.NewIMAP(mailbox.IMAPOptions{Name: m.Name, Addr: addr, Security: m.Security, TLSConfig: tc,
 			Username: m.Username, Mechanism: m.SASL, Token: token, Folder: m.Folder, BatchSize: m.BatchSize, Logger: rt.log})
+	case "graph":
+		gc := graph.New(graph.Options{Endpoint: m.Endpoint, HTTPClient: p.HTTPClient, Token: token,
+			Renew: func() { rt.mgr.Invalidate(p.Name, nil) }})
+		a.Dialer = mailbox.NewGraph(mailbox.GraphOptions{Name: m.Name, Client: gc, Username: m.Username, Folder: m.Folder, Logger: rt.log})
 	case "pop3":
 		a.Dialer = mailbox.NewPOP3(mailbox.POP3Options{Name: m.Name, Addr: addr, Security: m.Security, TLSConfig: tc,
 			Username: m.Username, Mechanism: m.SASL, Token: token, Logger: rt.log})

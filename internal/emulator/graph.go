@@ -280,8 +280,11 @@ func messageJSON(m *gmessage, immutable bool) map[string]any {
 		"from": map[string]any{"emailAddress": map[string]any{"address": m.from}}}
 }
 
+// prefer joins every Prefer header (clients send one per preference).
+func prefer(r *http.Request) string { return strings.Join(r.Header.Values("Prefer"), ",") }
+
 func wantsImmutable(r *http.Request) bool {
-	return strings.Contains(r.Header.Get("Prefer"), `IdType="ImmutableId"`)
+	return strings.Contains(prefer(r), `IdType="ImmutableId"`)
 }
 
 // findMessage looks an id up (current or immutable).
@@ -359,7 +362,7 @@ func (s *Server) handleDelta(w http.ResponseWriter, r *http.Request, b *gmailbox
 	g := s.graph()
 	q := r.URL.Query()
 	page := 10
-	if p := r.Header.Get("Prefer"); strings.Contains(p, "odata.maxpagesize=") {
+	if p := prefer(r); strings.Contains(p, "odata.maxpagesize=") {
 		v := p[strings.Index(p, "odata.maxpagesize=")+len("odata.maxpagesize="):]
 		if i := strings.IndexAny(v, ", "); i >= 0 {
 			v = v[:i]
