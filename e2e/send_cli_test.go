@@ -158,3 +158,41 @@ func TestOutboxSurvivesKill(t *testing.T) {
 	}
 	t.Logf("killed after %d of %d; %d delivered, %d duplicates, %d in the crash window", before, n, distinct, dups, recovered)
 }
+
+// TestSendThroughGraph: a Graph sender keeps the original MIME bytes;
+// without the Mail.Send permission the error names the fix.
+func TestSendThroughGraph(t *testing.T) {
+	srv, dir := emulatorConfig(t, "")
+	cfg, _ := os.ReadFile(filepath.Join(dir, "mailgate.yaml"))
+	cfg = append(cfg, fmt.Sprintf("senders:\n  - {name: g, protocol: graph, endpoint: '%s', username: %s, profile: emulator-graph, allowed_from: [%s]}\n",
+		srv.URL(), emulator.DemoSenderMailbox, emulator.DemoSenderMailbox)...)
+	if err := os.WriteFile(filepath.Join(dir, "mailgate.yaml"), cfg, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	msg := "From: " + emulator.DemoSenderMailbox + "\r\nTo: " + emulator.DemoSharedMailbox + "\r\nSubject: via graph\r\nMessage-ID: <g@mailgate.test>\r\nX-Custom: kept\r\n\r\nexact bytes\r\n"
+	if err := os.WriteFile(filepath.Join(dir, "m.eml"), []byte(msg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := mailgate(t, t.Context(), dir, "send", "--sender", "g", "m.eml")
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	got := srv.GraphMessages(emulator.DemoSharedMailbox, "inbox")
+	if len(got) != 1 || string(got[0]) != msg {
+		t.Fatalf("arrived: %q", got)
+	}
+	if sent := srv.GraphMessages(emulator.DemoSenderMailbox, "sentitems"); len(sent) != 1 {
+		t.Errorf("%d in Sent Items", len(sent))
+	}
+	if err := srv.Tenant().RevokeAppRoles(emulator.DemoAppID, "https://graph.microsoft.com", "Mail.Send"); err != nil {
+		t.Fatal(err)
+	}
+	// a new token without the role (the cached one still has it: wait it out by clearing the store)
+	os.Remove(filepath.Join(dir, "mailgate.db"))
+	os.Remove(filepath.Join(dir, "mailgate.db-wal"))
+	os.Remove(filepath.Join(dir, "mailgate.db-shm"))
+	r = mailgate(t, t.Context(), dir, "send", "--sender", "g", "m.eml")
+	if r.code != 1 || !strings.Contains(r.stderr, "Mail.Send") {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/mailgate/mailgate/internal/config"
+	"github.com/mailgate/mailgate/internal/graph"
 	"github.com/mailgate/mailgate/internal/sasl"
 	"github.com/mailgate/mailgate/internal/smtp"
 )
@@ -69,17 +70,11 @@ func runSend(ctx context.Context, env *Env, args []string) int {
 		fmt.Fprintf(env.Err, "mailgate: send: no sender %q in %s\n", *senderName, cfg.File)
 		return ExitUsage
 	}
-	if snd.Protocol != "smtp" && snd.Protocol != "" {
-		fmt.Fprintf(env.Err, "mailgate: send: sender %s: protocol %s is not available in this build yet (smtp is)\n", snd.Name, snd.Protocol)
+	if snd.Protocol != "smtp" && snd.Protocol != "graph" && snd.Protocol != "" {
+		fmt.Fprintf(env.Err, "mailgate: send: sender %s: unknown protocol %s\n", snd.Name, snd.Protocol)
 		return ExitUsage
 	}
 	// read and check every message before sending any
-	type outgoing struct {
-		name  string
-		from  string
-		rcpts []string
-		raw   []byte
-	}
 	var msgs []outgoing
 	inputs := pos
 	if len(inputs) == 0 {
@@ -110,6 +105,9 @@ func runSend(ctx context.Context, env *Env, args []string) int {
 		return ExitFailed
 	}
 	defer rt.close()
+	if snd.Protocol == "graph" {
+		return sendGraph(ctx, env, rt, cfg, snd, msgs)
+	}
 	// a running `mailgate serve` on the same store sends from the outbox:
 	// queue, and succeed once the messages are durable
 	if running, err := rt.store.ServeRunning(ctx, heartbeatMaxAge); err == nil && running {
@@ -265,4 +263,47 @@ func stripHeader(raw []byte, name string) []byte {
 			return out.Bytes()
 		}
 	}
+}
+
+type outgoing struct {
+	name  string
+	from  string
+	rcpts []string
+	raw   []byte
+}
+
+// sendGraph sends each message's original MIME with Graph's sendMail as
+// the sender's mailbox (recipients come from the message's headers, as
+// Graph takes them).
+func sendGraph(ctx context.Context, env *Env, rt *runtimeT, cfg *config.Config, snd *config.Sender, msgs []outgoing) int {
+	p, ok := rt.profiles[snd.Profile]
+	if !ok {
+		fmt.Fprintf(env.Err, "%s: senders[%s].profile: %q is not defined\n", cfg.File, snd.Name, snd.Profile)
+		return ExitUsage
+	}
+	gc := graph.New(graph.Options{Endpoint: snd.Endpoint, HTTPClient: p.HTTPClient,
+		Token: func(ctx context.Context) (string, error) {
+			t, err := rt.mgr.Token(ctx, p, nil)
+			if err != nil {
+				return "", err
+			}
+			return t.AccessToken, nil
+		}, Renew: func() { rt.mgr.Invalidate(p.Name, nil) }})
+	failed := 0
+	for _, m := range msgs {
+		if err := gc.SendMIME(ctx, snd.Username, m.raw); err != nil {
+			fmt.Fprintf(env.Err, "mailgate: send: %s: %v\n", m.name, err)
+			var ge *graph.Error
+			if errors.As(err, &ge) && ge.Hint() != "" {
+				fmt.Fprintf(env.Err, "  fix: %s\n", ge.Hint())
+			}
+			failed++
+			continue
+		}
+		fmt.Fprintf(env.Err, "%s: sent through Graph as %s to %s\n", m.name, snd.Username, strings.Join(m.rcpts, ", "))
+	}
+	if failed > 0 {
+		return ExitFailed
+	}
+	return ExitOK
 }

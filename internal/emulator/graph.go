@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/mail"
 	"slices"
@@ -543,7 +544,138 @@ func (s *Server) handleDelete(w http.ResponseWriter, r *http.Request, b *gmailbo
 	w.WriteHeader(http.StatusNoContent)
 }
 
+// handleSendMail serves POST /users/{id}/sendMail with a base64 MIME body
+// (Content-Type text/plain) or Graph's JSON message: 202, the message is
+// put into the tenant's recipients' inboxes and, unless saveToSentItems is
+// false, into the sender's Sent Items.
+func (s *Server) handleSendMail(w http.ResponseWriter, r *http.Request) {
+	if s.applyFault(w, r, "graph") {
+		return
+	}
+	user := r.PathValue("user")
+	c, ok := s.graphAuthSend(w, r, user)
+	if !ok {
+		return
+	}
+	_ = c
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 150<<20))
+	if err != nil {
+		s.graphError(w, r, 413, "ErrorMessageSizeExceeded", "The message exceeds the maximum supported size.")
+		return
+	}
+	var raw []byte
+	save := true
+	if strings.HasPrefix(r.Header.Get("Content-Type"), "text/plain") {
+		raw, err = base64.StdEncoding.DecodeString(strings.TrimSpace(string(body)))
+		if err != nil {
+			s.graphError(w, r, 400, "ErrorMimeContentInvalidBase64String", "Invalid base64 string for MIME content.")
+			return
+		}
+	} else {
+		var v struct {
+			Message struct {
+				Subject string `json:"subject"`
+				Body    struct {
+					Content string `json:"content"`
+				} `json:"body"`
+				ToRecipients []struct {
+					EmailAddress struct {
+						Address string `json:"address"`
+					} `json:"emailAddress"`
+				} `json:"toRecipients"`
+			} `json:"message"`
+			SaveToSentItems *bool `json:"saveToSentItems"`
+		}
+		if err := json.Unmarshal(body, &v); err != nil || len(v.Message.ToRecipients) == 0 {
+			s.graphError(w, r, 400, "ErrorInvalidRecipients", "At least one recipient is not valid., A message can't be sent because it contains no recipients.")
+			return
+		}
+		var to []string
+		for _, t := range v.Message.ToRecipients {
+			to = append(to, t.EmailAddress.Address)
+		}
+		raw = []byte("From: " + user + "\r\nTo: " + strings.Join(to, ", ") + "\r\nSubject: " + v.Message.Subject + "\r\n\r\n" + v.Message.Body.Content + "\r\n")
+		if v.SaveToSentItems != nil {
+			save = *v.SaveToSentItems
+		}
+	}
+	msg, err := mail.ReadMessage(bytes.NewReader(raw))
+	if err != nil {
+		s.graphError(w, r, 400, "ErrorMimeContentInvalid", "The MIME content is not valid.")
+		return
+	}
+	var rcpts []string
+	for _, h := range []string{"To", "Cc", "Bcc"} {
+		l, _ := msg.Header.AddressList(h)
+		for _, a := range l {
+			rcpts = append(rcpts, a.Address)
+		}
+	}
+	if len(rcpts) == 0 {
+		s.graphError(w, r, 400, "ErrorInvalidRecipients", "A message can't be sent because it contains no recipients.")
+		return
+	}
+	for _, rc := range rcpts {
+		if s.tenant.HasMailbox(rc) {
+			_, _ = s.GraphDeliver(rc, raw)
+		}
+	}
+	if save {
+		g := s.graph()
+		g.mu.Lock()
+		b := g.box(user)
+		g.seq++
+		m := &gmessage{id: "AAMkAG" + randomToken(24), immutableID: "AAkALg" + randomToken(24), raw: raw, isRead: true,
+			received: s.now().UTC().Truncate(time.Second), seq: g.seq, subject: msg.Header.Get("Subject"), messageID: msg.Header.Get("Message-Id")}
+		m.folder, _ = b.folderID("sentitems")
+		b.msgs[m.id], b.byImm[m.immutableID] = m, m
+		g.mu.Unlock()
+	}
+	w.WriteHeader(http.StatusAccepted)
+}
+
+// graphAuthSend checks a token for sendMail as user: Mail.Send (app) or
+// Mail.Send / Mail.Send.Shared (delegated).
+func (s *Server) graphAuthSend(w http.ResponseWriter, r *http.Request, user string) (*Claims, bool) {
+	raw, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	c, err := s.VerifyAccessToken(raw)
+	if !ok || err != nil || (c.Aud != "https://graph.microsoft.com" && c.Aud != GraphAppID) {
+		s.graphError(w, r, 401, "InvalidAuthenticationToken", "Access token validation failure. Invalid audience.")
+		return nil, false
+	}
+	if !s.tenant.HasMailbox(user) {
+		s.graphError(w, r, 404, "ErrorInvalidUser", fmt.Sprintf("The requested user '%s' is invalid.", user))
+		return nil, false
+	}
+	if c.Idtyp == "app" {
+		if !slices.Contains(c.Roles, "Mail.Send") {
+			s.graphError(w, r, 403, "ErrorAccessDenied", "Access is denied. Check credentials and try again.")
+			return nil, false
+		}
+		s.tenant.mu.Lock()
+		denied := s.tenant.graphDenied[strings.ToLower(user)+"|"+strings.ToLower(c.AppID)]
+		s.tenant.mu.Unlock()
+		if denied {
+			s.graphError(w, r, 403, "ErrorAccessDenied", "Access to OData is disabled: [RAOP] : Blocked by tenant configured AppOnly AccessPolicy settings.")
+			return nil, false
+		}
+		return c, true
+	}
+	if strings.EqualFold(c.Upn, user) && slices.Contains(c.Scopes(), "Mail.Send") {
+		return c, true
+	}
+	s.tenant.mu.Lock()
+	sendAs := s.tenant.hasPerm(user, c.Upn, "SendAs")
+	s.tenant.mu.Unlock()
+	if sendAs && slices.Contains(c.Scopes(), "Mail.Send.Shared") {
+		return c, true
+	}
+	s.graphError(w, r, 403, "ErrorAccessDenied", "Access is denied. Check credentials and try again.")
+	return nil, false
+}
+
 func (s *Server) graphRoutes(m *http.ServeMux) {
+	m.HandleFunc("POST /v1.0/users/{user}/sendMail", s.handleSendMail)
 	const base = "/v1.0/users/{user}"
 	m.HandleFunc("GET "+base+"/mailFolders/{folder}/messages", s.graphHandler(false, s.handleList))
 	m.HandleFunc("GET "+base+"/mailFolders/{folder}/messages/delta", s.graphHandler(false, s.handleDelta))

@@ -13,6 +13,7 @@ package graph
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -68,6 +69,7 @@ func New(o Options) *Client {
 
 // Error is Graph's error answer.
 type Error struct {
+	Op      string // "send" for sendMail
 	Status  int
 	Code    string
 	Message string
@@ -85,6 +87,8 @@ func (e *Error) Hint() string {
 	switch {
 	case e.Status == 403 && strings.Contains(e.Message, "AccessPolicy"):
 		return "an application access policy blocks this app from this mailbox: Exchange Online PowerShell Get-ApplicationAccessPolicy / New-ApplicationAccessPolicy -AccessRight RestrictAccess with a group containing the mailbox (or RBAC for Applications)"
+	case e.Status == 403 && e.Op == "send":
+		return "the app may not send as this mailbox: Entra admin center › App registrations › API permissions › Microsoft Graph › Application permissions › Mail.Send, then Grant admin consent (and check application access policies: Get-ApplicationAccessPolicy)"
 	case e.Status == 403:
 		return "the token lacks the permission: Entra admin center › App registrations › API permissions › Microsoft Graph › Application permissions › Mail.ReadWrite (reading) or Mail.Send (sending), then Grant admin consent"
 	case e.Status == 401:
@@ -117,6 +121,19 @@ func (c *Client) slot(ctx context.Context, user string) (func(), error) {
 // do sends one request with the retry rules; the caller closes the body of
 // a 2xx response.
 func (c *Client) do(ctx context.Context, user, method, rawURL string, body []byte, hdr map[string]string) (*http.Response, error) {
+	ct := ""
+	if body != nil {
+		ct = "application/json"
+	}
+	return c.send(ctx, user, method, rawURL, body, ct, hdr)
+}
+
+// doRaw is do with a given content type.
+func (c *Client) doRaw(ctx context.Context, user, method, rawURL string, body []byte, contentType string) (*http.Response, error) {
+	return c.send(ctx, user, method, rawURL, body, contentType, nil)
+}
+
+func (c *Client) send(ctx context.Context, user, method, rawURL string, body []byte, contentType string, hdr map[string]string) (*http.Response, error) {
 	release, err := c.slot(ctx, user)
 	if err != nil {
 		return nil, err
@@ -134,8 +151,8 @@ func (c *Client) do(ctx context.Context, user, method, rawURL string, body []byt
 		}
 		req.Header.Set("Authorization", "Bearer "+tok)
 		req.Header.Set("Prefer", `IdType="ImmutableId"`)
-		if body != nil {
-			req.Header.Set("Content-Type", "application/json")
+		if contentType != "" {
+			req.Header.Set("Content-Type", contentType)
 		}
 		for k, v := range hdr {
 			req.Header.Add(k, v)
@@ -325,4 +342,20 @@ func (c *Client) Move(ctx context.Context, user, id, folder string) error {
 // Delete deletes a message.
 func (c *Client) Delete(ctx context.Context, user, id string) error {
 	return c.simple(ctx, user, http.MethodDelete, "/messages/"+url.PathEscape(id), nil)
+}
+
+// SendMIME sends raw (the original bytes, base64 in a text/plain body, as
+// Graph's sendMail takes MIME) as user; Graph answers 202.
+func (c *Client) SendMIME(ctx context.Context, user string, raw []byte) error {
+	body := []byte(base64.StdEncoding.EncodeToString(raw))
+	resp, err := c.doRaw(ctx, user, http.MethodPost, c.userURL(user)+"/sendMail", body, "text/plain")
+	var ge *Error
+	if errors.As(err, &ge) {
+		ge.Op = "send"
+	}
+	if err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return resp.Body.Close()
 }

@@ -1,6 +1,7 @@
 package graph
 
 import (
+	"strings"
 	"testing"
 )
 
@@ -25,21 +26,10 @@ func TestHints(t *testing.T) {
 		{Error{Status: 401, Code: "InvalidAuthenticationToken"}, "graph.microsoft.com/.default"},
 	}
 	for _, tt := range tests {
-		if h := tt.e.Hint(); h == "" || !contains(h, tt.want) {
+		if h := tt.e.Hint(); h == "" || !strings.Contains(h, tt.want) {
 			t.Errorf("%+v: %q", tt.e, h)
 		}
 	}
-}
-
-func contains(s, sub string) bool { return len(s) >= len(sub) && (s == sub || indexOf(s, sub) >= 0) }
-
-func indexOf(s, sub string) int {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		if s[i:i+len(sub)] == sub {
-			return i
-		}
-	}
-	return -1
 }
 
 func FuzzParsePage(f *testing.F) {
