@@ -10,8 +10,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mailgate/mailgate/internal/agent"
 	"github.com/mailgate/mailgate/internal/emulator"
+	"github.com/mailgate/mailgate/internal/graph"
+	"github.com/mailgate/mailgate/internal/mailbox"
 	"github.com/mailgate/mailgate/internal/oauth"
+	"github.com/mailgate/mailgate/internal/sink"
 	"github.com/mailgate/mailgate/internal/store"
 )
 
@@ -98,7 +102,27 @@ func (d *demoRun) run(ctx context.Context, listen string) error {
 	d.srv = srv
 	context.AfterFunc(ctx, func() { _ = srv.Close() })
 	cfgPath := filepath.Join(d.dir, "mailgate.yaml")
-	if err := os.WriteFile(cfgPath, srv.ConfigYAML(), 0o600); err != nil {
+	cfg := string(srv.ConfigYAML()) + fmt.Sprintf(`
+# The demo's mailbox and sender, on the emulator's Graph mail API.
+mailboxes:
+  - name: forms
+    protocol: graph
+    endpoint: %[1]s
+    username: %[2]s
+    profile: emulator-graph
+    after: seen
+    sink: inbox
+sinks:
+  - {name: inbox, type: maildir, path: ./inbox}
+senders:
+  - name: noreply
+    protocol: graph
+    endpoint: %[1]s
+    username: %[3]s
+    profile: emulator-graph
+    allowed_from: [%[3]s]
+`, srv.URL(), emulator.DemoSharedMailbox, emulator.DemoSenderMailbox)
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return err
 	}
 	key, err := store.LoadKey(filepath.Join(d.dir, "mailgate.key"), d.env.Getenv)
@@ -198,8 +222,15 @@ func (d *demoRun) run(ctx context.Context, listen string) error {
 		d.unexpected("no explanation for %v", err)
 	}
 
+	if err := d.mail(ctx, mgr, st, base); err != nil {
+		d.unexpected("%v", err)
+	}
+
 	fmt.Fprintf(d.out, "\nA ready config for these profiles is in %s. Try, while this runs:\n", cfgPath)
 	fmt.Fprintf(d.out, "   mailgate token emulator-secret --config %s\n", cfgPath)
+	fmt.Fprintf(d.out, "   mailgate test forms --config %s\n", cfgPath)
+	fmt.Fprintf(d.out, "   mailgate run --once --config %s            (new mail: none yet, the ledger remembers)\n", cfgPath)
+	fmt.Fprintf(d.out, "   mailgate send --sender noreply --to %s --config %s < some.eml\n", emulator.DemoSharedMailbox, cfgPath)
 	fmt.Fprintf(d.out, "   mailgate login emulator-device --device --config %s   (user %s, password %s)\n",
 		cfgPath, emulator.DemoUser, emulator.DemoUserPassword)
 	return nil
@@ -218,4 +249,59 @@ func (d *demoRun) describe(tok *oauth.Token) {
 	}
 	d.ok("access token for %s, %s, valid for %d min (the token itself is never printed here)",
 		c.Aud, what, int(time.Until(tok.Expiry).Minutes()+0.5))
+}
+
+// mail shows the agent at work on the emulator's Graph mailboxes: sample
+// mail delivered to a maildir exactly once, marked read, and a reply sent.
+func (d *demoRun) mail(ctx context.Context, mgr *oauth.Manager, st *store.Store, base oauth.Profile) error {
+	d.step(6, "Reading a mailbox: Microsoft Graph delta → maildir, exactly once, then marked read")
+	gp := base
+	gp.Name = "emulator-graph"
+	gp.ClientSecret = emulator.DemoAppSecret
+	gp.Scopes = []string{"https://graph.microsoft.com/.default"}
+	token := func(ctx context.Context) (string, error) {
+		t, err := mgr.Token(ctx, &gp, nil)
+		if err != nil {
+			return "", err
+		}
+		return t.AccessToken, nil
+	}
+	for i, subj := range []string{"Order 1001", "Invoice 2026-117", "Form: leave request", "Delivery note", "Form: expense claim"} {
+		raw := fmt.Sprintf("From: customer%d@fabrikam.example\r\nTo: %s\r\nSubject: %s\r\nMessage-ID: <demo-%d@fabrikam.example>\r\nDate: Mon, 23 Nov 2026 09:%02d:00 +0000\r\n\r\nSample message %d for the mailgate demo.\r\n",
+			i, emulator.DemoSharedMailbox, subj, i, i, i)
+		if _, err := d.srv.GraphDeliver(emulator.DemoSharedMailbox, []byte(raw)); err != nil {
+			return err
+		}
+	}
+	gc := graph.New(graph.Options{Endpoint: d.srv.URL(), HTTPClient: gp.HTTPClient, Token: token})
+	inbox := filepath.Join(d.dir, "inbox")
+	md, err := sink.NewMaildir(sink.MaildirOptions{Path: inbox})
+	if err != nil {
+		return err
+	}
+	defer md.Close()
+	after, _ := mailbox.ParseAfter("seen")
+	mb := &agent.Mailbox{Name: "forms", Sink: md, After: after,
+		Dialer: mailbox.NewGraph(mailbox.GraphOptions{Name: "forms", Client: gc, Username: emulator.DemoSharedMailbox})}
+	s, err := agent.RunOnce(ctx, mb, st, nil, nil)
+	if err != nil {
+		return err
+	}
+	d.ok("%d messages from %s delivered to %s, each marked read on the server", s.Delivered, emulator.DemoSharedMailbox, filepath.Join(inbox, "new"))
+	s, err = agent.RunOnce(ctx, mb, st, nil, nil)
+	if err != nil {
+		return err
+	}
+	if s.Delivered != 0 {
+		d.unexpected("a second run delivered %d again", s.Delivered)
+	} else {
+		d.ok("a second run delivers nothing: the delivery ledger knows every message")
+	}
+	d.step(7, "Sending: the original MIME through Graph sendMail as "+emulator.DemoSenderMailbox)
+	reply := "From: " + emulator.DemoSenderMailbox + "\r\nTo: " + emulator.DemoSharedMailbox + "\r\nSubject: Re: Order 1001\r\n\r\nReceived, thank you.\r\n"
+	if err := gc.SendMIME(ctx, emulator.DemoSenderMailbox, []byte(reply)); err != nil {
+		return err
+	}
+	d.ok("sent; a copy is in Sent Items (%d) and it arrived in %s", len(d.srv.GraphMessages(emulator.DemoSenderMailbox, "sentitems")), emulator.DemoSharedMailbox)
+	return nil
 }

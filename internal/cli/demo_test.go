@@ -26,6 +26,9 @@ func TestDemoOnce(t *testing.T) {
 		"Add-MailboxPermission",
 		"AADSTS7000215",
 		"fix: Entra admin center",
+		"5 messages from " + emulator.DemoSharedMailbox + " delivered",
+		"a second run delivers nothing",
+		"sent; a copy is in Sent Items (1)",
 	} {
 		if !strings.Contains(errs, want) {
 			t.Errorf("demo output lacks %q", want)
@@ -52,5 +55,13 @@ func TestDemoOnce(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "mailgate.yaml")); err != nil {
 		t.Error(err)
+	}
+	if es, _ := os.ReadDir(filepath.Join(dir, "inbox", "new")); len(es) != 5 {
+		t.Errorf("%d messages in the demo maildir", len(es))
+	}
+	// the written config is valid and names the demo's mailbox and sender
+	code, _, errs = runCLI(t, "config", "check", "--config", filepath.Join(dir, "mailgate.yaml"))
+	if code != ExitOK {
+		t.Errorf("the demo's config does not check: %s", errs)
 	}
 }

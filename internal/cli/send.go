@@ -106,6 +106,15 @@ func runSend(ctx context.Context, env *Env, args []string) int {
 	}
 	defer rt.close()
 	if snd.Protocol == "graph" {
+		// Graph's MIME sendMail takes the recipients from the headers
+		for i := range msgs {
+			raw, err := graphRecipients(msgs[i].raw, to)
+			if err != nil {
+				fmt.Fprintf(env.Err, "mailgate: send: %s: %v\n", msgs[i].name, err)
+				return ExitUsage
+			}
+			msgs[i].raw = raw
+		}
 		return sendGraph(ctx, env, rt, cfg, snd, msgs)
 	}
 	// a running `mailgate serve` on the same store sends from the outbox:
@@ -306,4 +315,39 @@ func sendGraph(ctx context.Context, env *Env, rt *runtimeT, cfg *config.Config, 
 		return ExitFailed
 	}
 	return ExitOK
+}
+
+// graphRecipients makes --to visible to Graph, which reads recipients from
+// the MIME headers: a message without To/Cc/Bcc gets a To header; one
+// whose headers name other recipients is refused rather than sent
+// elsewhere than asked.
+func graphRecipients(raw []byte, to []string) ([]byte, error) {
+	if len(to) == 0 {
+		return raw, nil
+	}
+	msg, err := mail.ReadMessage(bytes.NewReader(raw))
+	if err != nil {
+		return nil, err
+	}
+	var have []string
+	for _, h := range []string{"To", "Cc", "Bcc"} {
+		l, _ := msg.Header.AddressList(h)
+		for _, a := range l {
+			have = append(have, strings.ToLower(a.Address))
+		}
+	}
+	if len(have) == 0 {
+		return append([]byte("To: "+strings.Join(to, ", ")+"\r\n"), raw...), nil
+	}
+	want := make([]string, len(to))
+	for i, a := range to {
+		want[i] = strings.ToLower(a)
+	}
+	slices.Sort(have)
+	slices.Sort(want)
+	if !slices.Equal(have, want) {
+		return nil, fmt.Errorf("a Graph sender sends to the message's To/Cc/Bcc (%s), not to --to (%s): drop --to or fix the headers",
+			strings.Join(have, ", "), strings.Join(want, ", "))
+	}
+	return raw, nil
 }

@@ -58,3 +58,23 @@ func FuzzStripHeader(f *testing.F) {
 		}
 	})
 }
+
+func TestGraphRecipients(t *testing.T) {
+	tests := []struct {
+		msg     string
+		to      []string
+		want    string
+		wantErr bool
+	}{
+		{"Subject: x\r\n\r\nb\r\n", []string{"a@x.com", "b@x.com"}, "To: a@x.com, b@x.com\r\nSubject: x\r\n\r\nb\r\n", false},
+		{"To: A@x.com\r\n\r\nb\r\n", []string{"a@x.com"}, "To: A@x.com\r\n\r\nb\r\n", false},
+		{"To: c@x.com\r\n\r\nb\r\n", []string{"a@x.com"}, "", true},
+		{"To: c@x.com\r\n\r\nb\r\n", nil, "To: c@x.com\r\n\r\nb\r\n", false},
+	}
+	for _, tt := range tests {
+		got, err := graphRecipients([]byte(tt.msg), tt.to)
+		if (err != nil) != tt.wantErr || err == nil && string(got) != tt.want {
+			t.Errorf("%q %v: %q %v", tt.msg, tt.to, got, err)
+		}
+	}
+}

@@ -77,6 +77,9 @@ func runTest(ctx context.Context, env *Env, args []string) int {
 }
 
 func testMailbox(ctx context.Context, rt *runtimeT, m *config.Mailbox, step func(bool, string, string, ...any), hint func(string)) bool {
+	if m.Protocol == "graph" {
+		return testGraphMailbox(ctx, rt, m, step, hint)
+	}
 	addr := net.JoinHostPort(m.Host, strconv.Itoa(m.Port))
 	ips, err := net.DefaultResolver.LookupHost(ctx, m.Host)
 	if err != nil {
@@ -161,4 +164,41 @@ func orDefault(s, d string) string {
 		return d
 	}
 	return s
+}
+
+// testGraphMailbox: token, then a delta query of the folder.
+func testGraphMailbox(ctx context.Context, rt *runtimeT, m *config.Mailbox, step func(bool, string, string, ...any), hint func(string)) bool {
+	p := rt.profiles[m.Profile]
+	t0 := time.Now()
+	tok, err := rt.mgr.Token(ctx, p, nil)
+	if err != nil {
+		step(false, "token", "profile %s: %v", m.Profile, err)
+		for _, l := range diagnose(m, p, &mailbox.Error{Mailbox: m.Name, Step: mailbox.StepToken, Err: err}) {
+			hint(l)
+		}
+		return false
+	}
+	step(true, "token", "profile %s, valid until %s (%s)", m.Profile, tok.Expiry.Local().Format("15:04:05"), time.Since(t0).Round(time.Millisecond))
+	a, err := rt.agentMailbox(m)
+	if err != nil {
+		step(false, "config", "%v", err)
+		return false
+	}
+	c, err := a.Dialer.Dial(ctx)
+	if err != nil {
+		step(false, "graph", "%v", err)
+		return false
+	}
+	defer c.Close()
+	t0 = time.Now()
+	s, err := c.Scan(ctx, mailbox.Cursor{})
+	if err != nil {
+		step(false, "graph", "%v", err)
+		if e, ok := mailbox.AsError(err); ok && e.Hint != "" {
+			hint("fix: " + e.Hint)
+		}
+		return false
+	}
+	step(true, "graph", "%s of %s: %d messages (%s)", orDefault(m.Folder, "inbox"), m.Username, len(s.Items), time.Since(t0).Round(time.Millisecond))
+	return true
 }
