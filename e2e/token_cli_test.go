@@ -166,7 +166,7 @@ func TestKilledAfterRefreshKeepsRotatedToken(t *testing.T) {
 	srv, dir := emulatorConfig(t, "")
 	srv.Tenant().SetDeviceInterval(time.Second)
 	srv.Tenant().SetRotationRevokesOld(true)
-	srv.SetTokenLifetime(time.Second) // every run finds its token expired and refreshes
+	srv.SetTokenLifetime(2 * time.Second) // every run finds its token expired and refreshes
 	login := exec.CommandContext(t.Context(), mailgateBin, "login", "emulator-device", "--device")
 	login.Dir = dir
 	login.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + dir, "MAILGATE_KEY=" + testKey}
@@ -195,7 +195,7 @@ func TestKilledAfterRefreshKeepsRotatedToken(t *testing.T) {
 		t.Fatalf("login --device: %v (approved %v)", err, approved)
 	}
 	for i := range 4 {
-		time.Sleep(1100 * time.Millisecond)
+		time.Sleep(2100 * time.Millisecond)
 		before := srv.TokenRequests()
 		cmd := exec.CommandContext(t.Context(), mailgateBin, "token", "emulator-device")
 		cmd.Dir = dir
@@ -223,7 +223,7 @@ func TestKilledAfterRefreshKeepsRotatedToken(t *testing.T) {
 
 	// Entra forgets a refresh token unused for 90 days: the message says to log in again
 	srv.Tenant().ExpireRefreshTokens(emulator.DemoUser)
-	time.Sleep(1100 * time.Millisecond)
+	time.Sleep(2100 * time.Millisecond)
 	r := mailgate(t, t.Context(), dir, "token", "emulator-device")
 	if r.code != 1 || !strings.Contains(r.stderr, "AADSTS700082") || !strings.Contains(r.stderr, "mailgate login emulator-device") {
 		t.Errorf("expired refresh token: exit %d\n%s", r.code, r.stderr)
