@@ -37,6 +37,24 @@ import (
 )
 
 func main() {
+	if err := run(); err != nil {
+		log.Print(err)
+		os.Exit(1)
+	}
+}
+
+// run does the work; a failure unwinds through the deferred cleanups
+// (emulator, Dovecot, temporary files), so nothing is left running.
+func run() (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			be, ok := r.(benchErr)
+			if !ok {
+				panic(r)
+			}
+			err = be.err
+		}
+	}()
 	n := flag.Int("n", 10000, "messages")
 	size := flag.Int("size", 5000, "bytes per message")
 	peerN := flag.Int("peer-n", 2000, "messages for the peer (getmail6 forks a delivery process per message and times out on large runs)")
@@ -93,14 +111,14 @@ func main() {
 	check(cmd.Start())
 	hwm := sampleHWM(cmd.Process.Pid)
 	if err := cmd.Wait(); err != nil {
-		log.Fatalf("mailgate run: %v\n%s", err, out.String())
+		fatalf("mailgate run: %v\n%s", err, out.String())
 	}
 	mg := time.Since(t0)
 	rss := <-hwm
 	calls := emu.TokenRequests() - before
 	got, _ := os.ReadDir(filepath.Join(work, "mailgate-maildir", "new"))
 	if len(got) != *n {
-		log.Fatalf("mailgate delivered %d of %d\n%s", len(got), *n, out.String())
+		fatalf("mailgate delivered %d of %d\n%s", len(got), *n, out.String())
 	}
 
 	mgRate, refRate := total/mg.Seconds(), total/ref.Seconds()
@@ -145,16 +163,17 @@ verbose = 0
 	gm := exec.Command("getmail", "--getmaildir", work, "--rcfile", rc)
 	gm.Env = env
 	if b, err := gm.CombinedOutput(); err != nil {
-		log.Fatalf("getmail: %v\n%s", err, b)
+		fatalf("getmail: %v\n%s", err, b)
 	}
 	peerTime := time.Since(t0)
 	pgot, _ := os.ReadDir(filepath.Join(peerDir, "new"))
 	if len(pgot) != *peerN {
-		log.Fatalf("getmail delivered %d of %d", len(pgot), *peerN)
+		fatalf("getmail delivered %d of %d", len(pgot), *peerN)
 	}
 	peerRate := float64(*peerN) / peerTime.Seconds()
 	fmt.Printf("  getmail6 %s (peer, %d msgs): %6.0f msgs/s  (%.2f s)\n", getmailVersion(), *peerN, peerRate, peerTime.Seconds())
 	fmt.Printf("  ratio vs peer:              %8.2f  (goal >= 3)\n", mgRate/peerRate)
+	return nil
 }
 
 func getmailVersion() string {
@@ -238,8 +257,13 @@ func dovecotVersion() string {
 	return strings.TrimSpace(string(b))
 }
 
+// benchErr carries a failure up to run, past the deferred cleanups.
+type benchErr struct{ err error }
+
+func fatalf(format string, a ...any) { panic(benchErr{fmt.Errorf(format, a...)}) }
+
 func check(err error) {
 	if err != nil {
-		log.Fatal(err)
+		panic(benchErr{err})
 	}
 }

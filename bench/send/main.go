@@ -24,6 +24,24 @@ import (
 )
 
 func main() {
+	if err := run(); err != nil {
+		log.Print(err)
+		os.Exit(1)
+	}
+}
+
+// run does the work; a failure unwinds through the deferred cleanups
+// (emulator, Dovecot, temporary files), so nothing is left running.
+func run() (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			be, ok := r.(benchErr)
+			if !ok {
+				panic(r)
+			}
+			err = be.err
+		}
+	}()
 	n := flag.Int("n", 1000, "messages sent by mailgate")
 	peerN := flag.Int("peer-n", 200, "messages sent by msmtp (one process each)")
 	flag.Parse()
@@ -67,7 +85,7 @@ func main() {
 	cmd := exec.Command(bin, append([]string{"send", "--sender", "noreply", "--config", cfgPath}, files...)...)
 	cmd.Env = env
 	if out, err := cmd.CombinedOutput(); err != nil {
-		log.Fatalf("mailgate send: %v\n%s", err, out)
+		fatalf("mailgate send: %v\n%s", err, out)
 	}
 	mg := time.Since(t0)
 
@@ -122,6 +140,7 @@ account default : bench
 	fmt.Printf("  msmtp %s (1 process per message, %d msgs): %6.0f msgs/s  (%.2f s)\n", msmtpVersion(), *peerN, peerRate, peer.Seconds())
 	fmt.Printf("  ratio: %.1f  (goal >= 5)\n", mgRate/peerRate)
 	fmt.Printf("  token endpoint calls: %d\n", emu.TokenRequests())
+	return nil
 }
 
 func msmtpVersion() string {
@@ -135,8 +154,13 @@ func dovecotVersion() string {
 	return strings.TrimSpace(string(b))
 }
 
+// benchErr carries a failure up to run, past the deferred cleanups.
+type benchErr struct{ err error }
+
+func fatalf(format string, a ...any) { panic(benchErr{fmt.Errorf(format, a...)}) }
+
 func check(err error) {
 	if err != nil {
-		log.Fatal(err)
+		panic(benchErr{err})
 	}
 }
