@@ -44,6 +44,8 @@ type Maildir struct {
 	delivered map[string]string // key hash → path in new/ or cur/
 	staged    map[string]*staged
 	order     []*staged
+
+	bufs sync.Pool // *bufio.Writer, 64 KB each, reused across deliveries
 }
 
 type staged struct {
@@ -143,7 +145,13 @@ func (m *Maildir) Begin(ctx context.Context, msg Message) (Delivery, error) {
 	if err != nil {
 		return nil, &Error{Sink: "maildir", Err: err}
 	}
-	return &maildirDelivery{m: m, f: f, w: bufio.NewWriterSize(f, 64<<10), hash: h, tmp: tmp,
+	w, _ := m.bufs.Get().(*bufio.Writer)
+	if w == nil {
+		w = bufio.NewWriterSize(f, 64<<10)
+	} else {
+		w.Reset(f)
+	}
+	return &maildirDelivery{m: m, f: f, w: w, hash: h, tmp: tmp,
 		final: filepath.Join(m.dir, "new", name)}, nil
 }
 
@@ -175,6 +183,9 @@ func (d *maildirDelivery) Commit(ctx context.Context) (Receipt, error) {
 	if d.err != nil {
 		return Receipt{}, &Error{Sink: "maildir", Err: d.err}
 	}
+	if err := ctx.Err(); err != nil {
+		return Receipt{}, &Error{Sink: "maildir", Err: err}
+	}
 	if err := d.w.Flush(); err != nil {
 		d.Abort()
 		return Receipt{}, &Error{Sink: "maildir", Err: err}
@@ -185,6 +196,7 @@ func (d *maildirDelivery) Commit(ctx context.Context) (Receipt, error) {
 			return Receipt{}, &Error{Sink: "maildir", Err: err}
 		}
 	}
+	d.release()
 	if err := d.f.Close(); err != nil {
 		d.done = true
 		os.Remove(d.tmp)
@@ -219,11 +231,21 @@ func (d *maildirDelivery) Commit(ctx context.Context) (Receipt, error) {
 	return Receipt{Ref: d.final}, nil
 }
 
+// release returns the write buffer to the pool.
+func (d *maildirDelivery) release() {
+	if d.w != nil {
+		d.w.Reset(nil)
+		d.m.bufs.Put(d.w)
+		d.w = nil
+	}
+}
+
 func (d *maildirDelivery) Abort() error {
 	if d.done {
 		return nil
 	}
 	d.done = true
+	d.release()
 	d.f.Close()
 	if err := os.Remove(d.tmp); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err

@@ -189,9 +189,9 @@ func BenchmarkMaildir(b *testing.B) {
 	b.ReportMetric(float64(ref)/float64(per), "x-vs-fsync-each")
 }
 
-// FuzzKeyHashOf: the file-name parser that rebuilds the delivered-key
+// FuzzMaildirName: the file-name parser that rebuilds the delivered-key
 // index never panics and recognises every name the sink writes.
-func FuzzKeyHashOf(f *testing.F) {
+func FuzzMaildirName(f *testing.F) {
 	f.Add("1700000000.123_1.mg0123456789abcdef.host:2,S")
 	f.Add("1700000000.M1P2.other-mda")
 	f.Add("....")

@@ -1,24 +1,46 @@
 // Package sink delivers incoming messages to where the application takes
 // them, in two phases so that a message is never lost and never half
 // there: Begin a delivery, write the raw bytes, then Commit (accept) or
-// Abort (always safe, also after a failed write). Nothing is visible to the
-// sink's consumer before Commit; batching sinks make committed messages
-// durable and visible at Sync, and the agent acknowledges a message on the
-// mail server only after Sync returned.
+// Abort (always safe, also after a failed write, and idempotent). Nothing
+// is visible to the sink's consumer before Commit; batching sinks make
+// committed messages durable and visible at Sync.
 //
-// Every message carries an idempotency key that is stable across restarts
-// ("<mailbox>/imap/<uidvalidity>/<uid>", …). A sink that sees a key again
-// keeps its first copy and says so (Receipt.Duplicate), which is what makes
-// "exactly once" hold across crashes: the agent may hand a message over
-// twice, the consumer sees it once.
+// "Exactly once" is at-least-once delivery plus an idempotency key the sink
+// recognises plus the agent's ledger: the agent acknowledges a message on
+// the mail server (\Seen, delete, move) only after Sync returned and the
+// ledger recorded the delivery. Every message carries a key that is stable
+// across restarts ("<mailbox>/imap/<uidvalidity>/<uid>",
+// "<mailbox>/pop3/<uidl>", "<mailbox>/graph/<id>"). A sink that sees a key
+// again keeps its first copy and says so (Receipt.Duplicate), so a message
+// handed over twice after a crash reaches the consumer once.
 //
-// Implementations: Maildir (one file per message, tmp/ → new/, group
-// commit with one syncfs per batch), Command (the message on a program's
-// stdin, exit 0 accepts) and Webhook (an HTTP POST signed with HMAC-SHA256).
+// Implementations:
+//   - Maildir (https://cr.yp.to/proto/maildir.html): one file per message,
+//     bytes unchanged, tmp/ then new/; group commit with one syncfs(2) per
+//     Sync, so no file appears in new/ before its bytes are durable.
+//   - Webhook: an HTTP POST of message/rfc822 signed with HMAC-SHA256
+//     (headers and verification recipe on Webhook).
+//   - Command: the message on a program's stdin; exit 0 accepts, 75
+//     (EX_TEMPFAIL) is temporary.
+//   - Store: mailgate's own store through the MessageStore interface.
+//
+// Use:
+//  1. Build one sink per configured target (NewMaildir, NewWebhook,
+//     NewCommand, NewStore); one sink may be shared by several goroutines.
+//  2. Per message: d := s.Begin(ctx, msg); io.Copy(d, r); d.Commit(ctx),
+//     or d.Abort() on any failure.
+//  3. After a batch: s.Sync(ctx); only then record the batch as delivered
+//     and acknowledge it on the server.
+//  4. Classify failures with IsPermanent (a permanent failure will fail
+//     again for this message; others are retried later).
+//
+// Webhook and command deliveries are spooled to a temporary file while
+// written, so a large message never sits in memory.
 package sink
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -76,3 +98,9 @@ func (e *Error) Error() string {
 }
 
 func (e *Error) Unwrap() error { return e.Err }
+
+// IsPermanent reports whether err holds a permanent *Error.
+func IsPermanent(err error) bool {
+	var se *Error
+	return errors.As(err, &se) && se.Permanent
+}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"strconv"
@@ -31,6 +32,24 @@ type WebhookOptions struct {
 	Client *http.Client
 }
 
+// LogValue redacts the secret.
+func (o WebhookOptions) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("url", o.URL), slog.String("secret", redact(o.Secret)),
+		slog.Duration("timeout", o.Timeout), slog.Int("max_attempts", o.MaxAttempts))
+}
+
+// String redacts the secret.
+func (o WebhookOptions) String() string {
+	return fmt.Sprintf("webhook %s (secret %s)", o.URL, redact(o.Secret))
+}
+
+func redact(s string) string {
+	if s == "" {
+		return ""
+	}
+	return "***"
+}
+
 // Webhook POSTs each message to an application as message/rfc822.
 //
 // Each request carries:
@@ -46,11 +65,19 @@ type WebhookOptions struct {
 // Any 2xx accepts the message; 409 Conflict means the application already
 // has it (accepted, reported as a duplicate); 408, 429, 5xx and network
 // errors are retried with exponential backoff honouring Retry-After; other
-// 4xx are permanent. To verify a request, a receiver computes
-// HMAC-SHA256(secret, X-Mailgate-Timestamp + "." + raw body), compares its
-// hex form with the signature after "sha256=" in constant time, rejects
-// timestamps far from its clock, and stores the Idempotency-Key with the
-// message so that a repeated delivery is recognised.
+// 4xx are permanent.
+//
+// A receiver verifies a request like this (Go; any language with HMAC works):
+//
+//	body, _ := io.ReadAll(r.Body)
+//	mac := hmac.New(sha256.New, secret)
+//	mac.Write([]byte(r.Header.Get("X-Mailgate-Timestamp") + "."))
+//	mac.Write(body)
+//	ok := hmac.Equal([]byte(r.Header.Get("X-Mailgate-Signature")), []byte("sha256="+hex.EncodeToString(mac.Sum(nil))))
+//
+// It should also reject timestamps far from its clock (replays) and store
+// the Idempotency-Key with the message, answering 409 for a key it already
+// has, so that a repeated delivery is recognised.
 type Webhook struct {
 	o WebhookOptions
 }
@@ -141,7 +168,7 @@ func (d *webhookDelivery) Commit(ctx context.Context) (Receipt, error) {
 		}
 		delay = min(2*delay, time.Minute)
 	}
-	return Receipt{}, fmt.Errorf("sink: webhook: gave up after %d attempts: %w", o.MaxAttempts, last)
+	return Receipt{}, &Error{Sink: "webhook", Err: fmt.Errorf("gave up after %d attempts: %w", o.MaxAttempts, last)}
 }
 
 // post makes one attempt.

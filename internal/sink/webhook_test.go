@@ -53,6 +53,8 @@ func TestWebhook(t *testing.T) {
 			w.WriteHeader(http.StatusBadGateway)
 		case "reject":
 			w.WriteHeader(http.StatusUnprocessableEntity)
+		case "bad request":
+			w.WriteHeader(http.StatusBadRequest)
 		}
 	}))
 	defer srv.Close()
@@ -73,6 +75,7 @@ func TestWebhook(t *testing.T) {
 		{"flaky", 2, false, false, false},
 		{"down", 3, false, false, true},
 		{"reject", 1, false, true, true},
+		{"bad request", 1, false, true, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.mode, func(t *testing.T) {
