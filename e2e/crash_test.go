@@ -3,12 +3,10 @@ package e2e
 import (
 	"crypto/sha256"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -39,26 +37,9 @@ func TestCrashSafety(t *testing.T) {
 		t.Fatal(err)
 	}
 	imapConfig(t, dir, dv, emulator.DemoSharedMailbox, "seen", 50)
-	kills := 0
-	for attempt := 0; attempt < 60 && kills < 12; attempt++ {
-		cmd := exec.Command(mailgateBin, "run", "--once")
-		cmd.Dir = dir
-		cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + dir, "MAILGATE_KEY=" + testKey}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		select {
-		case <-done: // finished before the kill
-		case <-time.After(time.Duration(30+rand.IntN(250)) * time.Millisecond):
-			_ = cmd.Process.Signal(syscall.SIGKILL)
-			<-done
-			kills++
-		}
-	}
+	kills := killMidRun(t, dir, filepath.Join(dir, "inbox"), 12)
 	if kills < 10 {
-		t.Fatalf("only %d kills landed mid-run", kills)
+		t.Fatalf("only %d kills landed mid-delivery", kills)
 	}
 	r := mailgate(t, t.Context(), dir, "run", "--once")
 	if r.code != 0 {

@@ -3,13 +3,9 @@ package e2e
 import (
 	"crypto/sha256"
 	"fmt"
-	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/mailgate/mailgate/internal/emulator"
 )
@@ -34,24 +30,7 @@ func TestGraphCrashSafety(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "mailgate.yaml"), cfg, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	kills := 0
-	for attempt := 0; attempt < 60 && kills < 10; attempt++ {
-		cmd := exec.Command(mailgateBin, "run", "--once")
-		cmd.Dir = dir
-		cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + dir, "MAILGATE_KEY=" + testKey}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		select {
-		case <-done:
-		case <-time.After(time.Duration(40+rand.IntN(300)) * time.Millisecond):
-			_ = cmd.Process.Signal(syscall.SIGKILL)
-			<-done
-			kills++
-		}
-	}
+	kills := killMidRun(t, dir, filepath.Join(dir, "inbox"), 10)
 	if r := mailgate(t, t.Context(), dir, "run", "--once"); r.code != 0 {
 		t.Fatalf("final run: %d\n%s", r.code, r.stderr)
 	}
@@ -70,8 +49,8 @@ func TestGraphCrashSafety(t *testing.T) {
 			t.Fatalf("message %d lost", i)
 		}
 	}
-	if kills < 5 {
-		t.Errorf("only %d kills landed mid-run", kills)
+	if kills < 8 {
+		t.Errorf("only %d kills landed mid-delivery", kills)
 	}
 	t.Logf("%d SIGKILLs; %d messages each once", kills, n)
 }
