@@ -326,7 +326,31 @@ func diagnose(m *config.Mailbox, p *oauth.Profile, err error) []string {
 
 // outboxSender is the outbox's view of a configured SMTP sender: dial,
 // STARTTLS/TLS, AUTH with a current token.
+// graphSender is a Graph sender's client bound to its mailbox.
+func (rt *runtimeT) graphSender(snd *config.Sender, log *slog.Logger) (*graph.Sender, error) {
+	p, ok := rt.profiles[snd.Profile]
+	if !ok {
+		return nil, fmt.Errorf("profile %q is not defined", snd.Profile)
+	}
+	gc := graph.New(graph.Options{Endpoint: snd.Endpoint, HTTPClient: p.HTTPClient,
+		Token: func(ctx context.Context) (string, error) {
+			t, err := rt.mgr.Token(ctx, p, nil)
+			if err != nil {
+				return "", err
+			}
+			return t.AccessToken, nil
+		}, Renew: func() { rt.mgr.Invalidate(p.Name, nil) }})
+	return &graph.Sender{Client: gc, User: snd.Username, SaveToSentItems: snd.SaveToSentItems, Log: log}, nil
+}
+
 func (rt *runtimeT) outboxSender(snd *config.Sender) (*outbox.Sender, error) {
+	if snd.Protocol == "graph" {
+		gs, err := rt.graphSender(snd, rt.log)
+		if err != nil {
+			return nil, err
+		}
+		return &outbox.Sender{Name: snd.Name, Mailer: gs}, nil
+	}
 	p, ok := rt.profiles[snd.Profile]
 	if !ok {
 		return nil, fmt.Errorf("profile %q is not defined", snd.Profile)

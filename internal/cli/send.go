@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -115,7 +116,6 @@ func runSend(ctx context.Context, env *Env, args []string) int {
 			}
 			msgs[i].raw = raw
 		}
-		return sendGraph(ctx, env, rt, cfg, snd, msgs)
 	}
 	// a running `mailgate serve` on the same store sends from the outbox:
 	// queue, and succeed once the messages are durable
@@ -129,6 +129,9 @@ func runSend(ctx context.Context, env *Env, args []string) int {
 			fmt.Fprintf(env.Err, "%s: queued as %d (mailgate serve sends it)\n", m.name, id)
 		}
 		return ExitOK
+	}
+	if snd.Protocol == "graph" {
+		return sendGraph(ctx, env, rt, cfg, snd, msgs)
 	}
 	p, ok := rt.profiles[snd.Profile]
 	if !ok {
@@ -238,6 +241,20 @@ func prepare(raw []byte, from string, to []string, snd *config.Sender) (*prepare
 	if len(out.rcpts) == 0 {
 		return nil, errors.New("no recipients: give --to or To/Cc/Bcc headers")
 	}
+	if snd.Protocol == "graph" {
+		// Graph reads Bcc from the header (Exchange removes it from the
+		// copies it delivers); a Message-ID is what finds the sent copy in
+		// Sent Items after a crash, so one is added when missing, as a
+		// submission server would (RFC 6409 §8.3)
+		if msg.Header.Get("Message-Id") == "" {
+			domain := "mailgate.invalid"
+			if _, d, ok := strings.Cut(out.from, "@"); ok && d != "" {
+				domain = d
+			}
+			out.raw = append([]byte("Message-ID: <"+rand.Text()+"@"+domain+">\r\n"), raw...)
+		}
+		return out, nil
+	}
 	if msg.Header.Get("Bcc") != "" {
 		out.raw = stripHeader(raw, "Bcc")
 	}
@@ -281,26 +298,19 @@ type outgoing struct {
 	raw   []byte
 }
 
-// sendGraph sends each message's original MIME with Graph's sendMail as
-// the sender's mailbox (recipients come from the message's headers, as
+// sendGraph sends each message through Graph as the sender's mailbox:
+// the original MIME in one sendMail, or, over graph.DirectLimit, a draft
+// with its attachments uploaded (recipients come from the headers, as
 // Graph takes them).
 func sendGraph(ctx context.Context, env *Env, rt *runtimeT, cfg *config.Config, snd *config.Sender, msgs []outgoing) int {
-	p, ok := rt.profiles[snd.Profile]
-	if !ok {
-		fmt.Fprintf(env.Err, "%s: senders[%s].profile: %q is not defined\n", cfg.File, snd.Name, snd.Profile)
+	gs, err := rt.graphSender(snd, logger(env.Err, false))
+	if err != nil {
+		fmt.Fprintf(env.Err, "%s: senders[%s]: %v\n", cfg.File, snd.Name, err)
 		return ExitUsage
 	}
-	gc := graph.New(graph.Options{Endpoint: snd.Endpoint, HTTPClient: p.HTTPClient,
-		Token: func(ctx context.Context) (string, error) {
-			t, err := rt.mgr.Token(ctx, p, nil)
-			if err != nil {
-				return "", err
-			}
-			return t.AccessToken, nil
-		}, Renew: func() { rt.mgr.Invalidate(p.Name, nil) }})
 	failed := 0
 	for _, m := range msgs {
-		if err := gc.SendMIME(ctx, snd.Username, m.raw); err != nil {
+		if err := gs.Send(ctx, m.raw); err != nil {
 			fmt.Fprintf(env.Err, "mailgate: send: %s: %v\n", m.name, err)
 			var ge *graph.Error
 			if errors.As(err, &ge) && ge.Hint() != "" {
@@ -309,7 +319,11 @@ func sendGraph(ctx context.Context, env *Env, rt *runtimeT, cfg *config.Config, 
 			failed++
 			continue
 		}
-		fmt.Fprintf(env.Err, "%s: sent through Graph as %s to %s\n", m.name, snd.Username, strings.Join(m.rcpts, ", "))
+		how := "sendMail"
+		if len(m.raw) > graph.DirectLimit {
+			how = "a draft with uploaded attachments"
+		}
+		fmt.Fprintf(env.Err, "%s: sent through Graph (%s) as %s to %s\n", m.name, how, snd.Username, strings.Join(m.rcpts, ", "))
 	}
 	if failed > 0 {
 		return ExitFailed

@@ -96,7 +96,7 @@ func runServe(ctx context.Context, env *Env, args []string) int {
 	}()
 	ob := &outbox.Worker{Store: rt.store, Log: log}
 	for i := range cfg.Senders {
-		if snd := &cfg.Senders[i]; snd.Protocol == "smtp" || snd.Protocol == "" {
+		if snd := &cfg.Senders[i]; snd.Protocol == "smtp" || snd.Protocol == "graph" || snd.Protocol == "" {
 			s, err := rt.outboxSender(snd)
 			if err != nil {
 				fmt.Fprintf(env.Err, "%s: senders[%s]: %v\n", cfg.File, snd.Name, err)

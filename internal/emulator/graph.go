@@ -32,6 +32,8 @@ type gmessage struct {
 	received        time.Time
 	seq             int64 // change sequence, for delta
 	removed         bool
+	isDraft         bool
+	attachments     []gattachment // added to a draft, rendered at send
 }
 
 type gmailbox struct {
@@ -47,6 +49,7 @@ type graphState struct {
 	generation int // bumped by ExpireDeltaTokens: older tokens answer 410
 	inflight   map[string]int
 	limit      int
+	uploads    map[string]*uploadSession // by the upload URL's token
 }
 
 func (s *Server) graph() *graphState {
@@ -276,7 +279,7 @@ func messageJSON(m *gmessage, immutable bool) map[string]any {
 	if immutable {
 		id = m.immutableID
 	}
-	return map[string]any{"id": id, "subject": m.subject, "isRead": m.isRead, "internetMessageId": m.messageID,
+	return map[string]any{"id": id, "subject": m.subject, "isRead": m.isRead, "isDraft": m.isDraft, "internetMessageId": m.messageID,
 		"receivedDateTime": m.received.Format(time.RFC3339), "parentFolderId": m.folder,
 		"from": map[string]any{"emailAddress": map[string]any{"address": m.from}}}
 }
@@ -313,13 +316,16 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request, b *gmailbox,
 		top = n
 	}
 	skip, _ := strconv.Atoi(q.Get("$skip"))
-	unreadOnly := false
+	unreadOnly, msgID := false, ""
 	if f := q.Get("$filter"); f != "" {
-		if strings.ReplaceAll(f, " ", "") != "isReadeqfalse" {
+		if v, ok := strings.CutPrefix(f, "internetMessageId eq '"); ok && strings.HasSuffix(v, "'") {
+			msgID = strings.ReplaceAll(strings.TrimSuffix(v, "'"), "''", "'")
+		} else if strings.ReplaceAll(f, " ", "") == "isReadeqfalse" {
+			unreadOnly = true
+		} else {
 			s.graphError(w, r, 400, "BadRequest", "Invalid filter clause")
 			return
 		}
-		unreadOnly = true
 	}
 	g.mu.Lock()
 	fid, ok := b.folderID(r.PathValue("folder"))
@@ -328,7 +334,7 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request, b *gmailbox,
 	if ok {
 		var all []*gmessage
 		for _, m := range sortedMsgs(b) {
-			if m.folder == fid && !m.removed && (!unreadOnly || !m.isRead) {
+			if m.folder == fid && !m.removed && (!unreadOnly || !m.isRead) && (msgID == "" || m.messageID == msgID) {
 				all = append(all, m)
 			}
 		}
@@ -558,9 +564,11 @@ func (s *Server) handleSendMail(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	_ = c
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 150<<20))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxMIMERequest))
 	if err != nil {
-		s.graphError(w, r, 413, "ErrorMessageSizeExceeded", "The message exceeds the maximum supported size.")
+		// Microsoft: big mail goes through a draft and upload sessions; the
+		// 4 MB request limit and this code are inferred
+		s.graphError(w, r, 413, "ErrorRequestEntityTooLarge", "The request body exceeds the maximum size of 4 MB; attach large files with an upload session.")
 		return
 	}
 	var raw []byte
@@ -683,5 +691,11 @@ func (s *Server) graphRoutes(m *http.ServeMux) {
 	m.HandleFunc("PATCH "+base+"/messages/{id}", s.graphHandler(true, s.handlePatch))
 	m.HandleFunc("POST "+base+"/messages/{id}/move", s.graphHandler(true, s.handleMove))
 	m.HandleFunc("DELETE "+base+"/messages/{id}", s.graphHandler(true, s.handleDelete))
+	m.HandleFunc("POST "+base+"/messages", s.graphHandler(true, s.handleCreateDraft))
+	m.HandleFunc("POST "+base+"/mailFolders/{folder}/messages", s.graphHandler(true, s.handleCreateDraft))
+	m.HandleFunc("POST "+base+"/messages/{id}/attachments", s.graphHandler(true, s.handleAddAttachment))
+	m.HandleFunc("POST "+base+"/messages/{id}/attachments/createUploadSession", s.graphHandler(true, s.handleCreateUploadSession))
+	m.HandleFunc("POST "+base+"/messages/{id}/send", s.handleSendDraft)
+	m.HandleFunc("PUT /api/v2.0/", s.handleUpload)
 	m.HandleFunc("/v1.0/me/", s.handleMe)
 }

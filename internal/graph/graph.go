@@ -69,7 +69,7 @@ func New(o Options) *Client {
 
 // Error is Graph's error answer.
 type Error struct {
-	Op      string // "send" for sendMail
+	Op      string // "send" (sendMail, send a draft), "draft" (create, attach), "upload"; "" for reading
 	Status  int
 	Code    string
 	Message string
@@ -87,6 +87,8 @@ func (e *Error) Hint() string {
 	switch {
 	case e.Status == 403 && strings.Contains(e.Message, "AccessPolicy"):
 		return "an application access policy blocks this app from this mailbox: Exchange Online PowerShell Get-ApplicationAccessPolicy / New-ApplicationAccessPolicy -AccessRight RestrictAccess with a group containing the mailbox (or RBAC for Applications)"
+	case e.Status == 403 && e.Op == "draft":
+		return "messages over 3 MB are sent through a draft with attachment uploads, which needs Mail.ReadWrite besides Mail.Send: Entra admin center › App registrations › API permissions › Microsoft Graph › Application permissions › Mail.ReadWrite, then Grant admin consent (or send smaller messages)"
 	case e.Status == 403 && e.Op == "send":
 		return "the app may not send as this mailbox: Entra admin center › App registrations › API permissions › Microsoft Graph › Application permissions › Mail.Send, then Grant admin consent (and check application access policies: Get-ApplicationAccessPolicy)"
 	case e.Status == 403:

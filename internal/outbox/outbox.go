@@ -11,6 +11,11 @@
 // SMTP has no way to close it: the server cannot be asked whether it took a
 // message. After a crash, messages found in "sending" are sent again and
 // counted as possible duplicates (Stats.Recovered).
+//
+// Senders that go through Microsoft Graph (Sender.Mailer) close that window
+// where the API allows it: a recovered message is looked up by its
+// Message-ID in the sender's Sent Items and sent again only if it is not
+// there (Stats.Confirmed counts the ones found).
 package outbox
 
 import (
@@ -20,6 +25,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net/mail"
 	"strings"
 	"sync"
 	"time"
@@ -28,19 +34,39 @@ import (
 	"github.com/mailgate/mailgate/internal/store"
 )
 
-// Sender is one configured sender as the worker uses it.
+// Sender is one configured sender as the worker uses it: SMTP (Dial) or
+// an API that takes whole messages (Mailer, for Microsoft Graph).
 type Sender struct {
 	Name string
 	// Dial connects and authenticates (with a current token).
 	Dial func(ctx context.Context) (*smtp.Client, error)
 	// RenewToken drops the cached token after an authentication refusal.
 	RenewToken func()
+	// Mailer, when set, sends instead of SMTP; Dial is not used.
+	Mailer Mailer
+}
+
+// Mailer sends a whole message through an API that reads the recipients
+// from its headers (Graph's sendMail).
+type Mailer interface {
+	Send(ctx context.Context, raw []byte) error
+	// Sent reports whether the message with this Message-ID already went
+	// (Graph: it is in the sender's Sent Items); known is false when the
+	// API cannot tell. A message a crash left in "sending" is looked up
+	// before it is sent again.
+	Sent(ctx context.Context, messageID string) (sent, known bool)
+	// Permanent says whether an error from Send will recur for this
+	// message (the message is refused, not the sender's setup).
+	Permanent(err error) bool
 }
 
 // Stats counts what the worker did since it started.
 type Stats struct {
 	Sent, Retried, Failed, Recovered int
-	Window                           time.Duration // longest 250-to-commit time seen
+	// Confirmed counts recovered messages found already sent (Mailer.Sent)
+	// and so not sent again.
+	Confirmed int
+	Window    time.Duration // longest 250-to-commit time seen
 }
 
 // Worker sends queued messages until stopped.
@@ -109,6 +135,12 @@ func (w *Worker) loop(stop <-chan struct{}, s *Sender) {
 			w.stats.Recovered += recovered
 			w.mu.Unlock()
 		}
+		if s.Mailer != nil {
+			for _, m := range msgs {
+				w.sendAPI(ctx, s.Mailer, m)
+			}
+			msgs = nil
+		}
 		for i, m := range msgs {
 			// a connection idle for a while may have been dropped (or its
 			// server restarted): check before trusting it with a message
@@ -138,7 +170,7 @@ func (w *Worker) loop(stop <-chan struct{}, s *Sender) {
 			}
 			lastUse = time.Now()
 		}
-		if len(msgs) == 0 {
+		if len(msgs) == 0 || s.Mailer != nil {
 			t := time.NewTimer(w.Poll)
 			select {
 			case <-stop:
@@ -197,11 +229,74 @@ func (w *Worker) send(ctx context.Context, c *smtp.Client, m store.OutboxMessage
 	return false
 }
 
+// sendAPI sends one message through a Mailer. A message that a crash
+// left in "sending" is first looked up, so that one the API already took is
+// recorded as sent instead of going out twice.
+func (w *Worker) sendAPI(ctx context.Context, api Mailer, m store.OutboxMessage) {
+	if m.State == store.OutboxSending {
+		if id := messageID(m.Raw); id != "" {
+			if sent, known := api.Sent(ctx, id); known && sent {
+				w.Log.Info("outbox: a message left in sending by a crash had already gone; not sent again", "id", m.ID, "message_id", id)
+				if err := w.Store.MarkSent(ctx, m.ID); err != nil {
+					w.Log.Error("outbox: record sent", "id", m.ID, "err", err)
+				}
+				w.mu.Lock()
+				w.stats.Confirmed++
+				w.stats.Recovered--
+				w.mu.Unlock()
+				return
+			}
+		}
+	}
+	if err := w.Store.MarkSending(ctx, m.ID); err != nil {
+		w.retry(ctx, m, err)
+		return
+	}
+	m.Attempts++
+	err := api.Send(ctx, m.Raw)
+	switch {
+	case err == nil:
+		if cerr := w.Store.MarkSent(ctx, m.ID); cerr != nil {
+			w.Log.Error("outbox: record sent", "id", m.ID, "err", cerr)
+		}
+		w.mu.Lock()
+		w.stats.Sent++
+		w.mu.Unlock()
+	case api.Permanent(err):
+		w.Log.Warn("outbox: refused", "id", m.ID, "err", err)
+		_ = w.Store.MarkFailed(ctx, m.ID, "", withHint(err))
+		w.mu.Lock()
+		w.stats.Failed++
+		w.mu.Unlock()
+	default:
+		w.Log.Warn("outbox: will retry", "id", m.ID, "err", err)
+		w.retry(ctx, m, err)
+	}
+}
+
+// messageID is the Message-ID header of a message, angle brackets kept.
+func messageID(raw []byte) string {
+	msg, err := mail.ReadMessage(bytes.NewReader(raw))
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(msg.Header.Get("Message-Id"))
+}
+
+// withHint is an error's text with its fix, when it has one.
+func withHint(err error) string {
+	var h interface{ Hint() string }
+	if errors.As(err, &h) && h.Hint() != "" {
+		return err.Error() + " — fix: " + h.Hint()
+	}
+	return err.Error()
+}
+
 func (w *Worker) retry(ctx context.Context, m store.OutboxMessage, err error) {
 	d := w.Backoff << min(max(m.Attempts-1, 0), 7)
 	d = min(d, time.Hour)
 	next := time.Now().Add(d/2 + rand.N(d/2+1))
-	msg := err.Error()
+	msg := withHint(err)
 	var se *smtp.Error
 	if errors.As(err, &se) {
 		msg = reply(se)
