@@ -267,6 +267,7 @@ type Sender struct {
 	// to loopback). Default: https://graph.microsoft.com
 	Endpoint string `yaml:"endpoint"`
 	// SaveToSentItems says whether Graph keeps a copy in Sent Items (graph
-	// only). Default: true
+	// only); false deletes the copy after sending, which needs
+	// Mail.ReadWrite. Default: true
 	SaveToSentItems bool `yaml:"save_to_sent_items"`
 }
