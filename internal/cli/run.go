@@ -129,11 +129,16 @@ type runtimeT struct {
 }
 
 func newRuntime(ctx context.Context, env *Env, cfg *config.Config, log *slog.Logger) (*runtimeT, error) {
+	return newObservedRuntime(ctx, env, cfg, log, nil)
+}
+
+// newObservedRuntime is newRuntime with token requests reported to onToken.
+func newObservedRuntime(ctx context.Context, env *Env, cfg *config.Config, log *slog.Logger, onToken func(profile, result string, aadsts int)) (*runtimeT, error) {
 	st, err := openStore(ctx, env, cfg, log)
 	if err != nil {
 		return nil, err
 	}
-	rt := &runtimeT{cfg: cfg, store: st, mgr: tokenManager(st, log), profiles: map[string]*oauth.Profile{}, sinks: map[string]sink.Sink{}, log: log}
+	rt := &runtimeT{cfg: cfg, store: st, mgr: observedTokenManager(st, log, onToken), profiles: map[string]*oauth.Profile{}, sinks: map[string]sink.Sink{}, log: log}
 	for i := range cfg.Profiles {
 		p, err := oauthProfile(&cfg.Profiles[i], i)
 		if err != nil {

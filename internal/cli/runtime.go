@@ -42,6 +42,12 @@ func tokenManager(st *store.Store, log *slog.Logger) *oauth.Manager {
 	return oauth.NewManager(st, &oauth.ManagerOptions{Logger: log})
 }
 
+// observedTokenManager is tokenManager reporting every token endpoint
+// exchange to onRequest (metrics).
+func observedTokenManager(st *store.Store, log *slog.Logger, onRequest func(profile, result string, aadsts int)) *oauth.Manager {
+	return oauth.NewManager(st, &oauth.ManagerOptions{Logger: log, OnRequest: onRequest})
+}
+
 // printOAuthError tells the administrator what went wrong and how to fix
 // it: one summary line, then the AADSTS meaning and the fix.
 func printOAuthError(w io.Writer, cmd string, p *oauth.Profile, err error) {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/mailgate/mailgate/internal/agent"
 	"github.com/mailgate/mailgate/internal/outbox"
+	"github.com/mailgate/mailgate/internal/web"
 )
 
 func init() {
@@ -49,7 +50,8 @@ func runServe(ctx context.Context, env *Env, args []string) int {
 		level = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(env.Err, &slog.HandlerOptions{Level: level}))
-	rt, err := newRuntime(ctx, env, cfg, logger(env.Err, *verbose))
+	tel := newTelemetry()
+	rt, err := newObservedRuntime(ctx, env, cfg, logger(env.Err, *verbose), tel.onToken)
 	if err != nil {
 		fmt.Fprintf(env.Err, "mailgate: serve: %v\n", err)
 		if isProfileError(err) {
@@ -58,7 +60,7 @@ func runServe(ctx context.Context, env *Env, args []string) int {
 		return ExitFailed
 	}
 	defer rt.close()
-	sup := &agent.Supervisor{Ledger: rt.store, Log: log}
+	sup := &agent.Supervisor{Ledger: rt.store, Log: log, OnRun: tel.onRun}
 	for i := range cfg.Mailboxes {
 		m := &cfg.Mailboxes[i]
 		if !m.Enabled {
@@ -79,16 +81,18 @@ func runServe(ctx context.Context, env *Env, args []string) int {
 		fmt.Fprintf(env.Err, "mailgate: serve: listen %s: %v\n", cfg.Listen, err)
 		return ExitFailed
 	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if err := rt.store.Ping(r.Context()); err != nil {
-			http.Error(w, "store: "+err.Error(), http.StatusServiceUnavailable)
-			return
-		}
-		fmt.Fprintln(w, "ready")
-	})
-	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	console := web.New(web.Options{Store: rt.store, Config: cfg, Metrics: tel.reg, Log: log, Statuses: sup.Statuses,
+		CertExpiry: func(name string) (time.Time, bool) {
+			if p, ok := rt.profiles[name]; ok && p.Certificate != nil && p.Certificate.Cert != nil {
+				return p.Certificate.Cert.NotAfter, true
+			}
+			return time.Time{}, false
+		}})
+	if n, err := rt.store.CountAdmins(ctx); err == nil && n == 0 {
+		log.Warn("no console administrator yet: create one with `mailgate admin add NAME` (password on stdin), then sign in at http://" + ln.Addr().String() + "/")
+	}
+	go tel.watchOutbox(ctx, rt.store, 15*time.Second)
+	hs := &http.Server{Handler: console, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("serve: http", "err", err)

@@ -1,0 +1,138 @@
+package e2e
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mailgate/mailgate/internal/emulator"
+)
+
+// TestServeConsoleAPIAndMetrics: an administrator created with `mailgate
+// admin add` (password on stdin) gets an API token with `mailgate admin
+// token`; `mailgate serve` reads a Graph mailbox, and /api/v1/status and
+// /metrics show the messages delivered and the token requests made, while
+// an anonymous request gets 401.
+func TestServeConsoleAPIAndMetrics(t *testing.T) {
+	srv, dir := emulatorConfig(t, "")
+	for i := range 5 {
+		if _, err := srv.GraphDeliver(emulator.DemoSharedMailbox, []byte(fmt.Sprintf("Message-ID: <c%d@x>\r\nSubject: %d\r\n\r\nhello\r\n", i, i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg, _ := os.ReadFile(filepath.Join(dir, "mailgate.yaml"))
+	cfg = append(cfg, fmt.Sprintf("listen: 127.0.0.1:0\nmailboxes:\n  - {name: g, protocol: graph, endpoint: '%s', username: %s, profile: emulator-graph, after: seen, sink: out, interval: 10s}\nsinks:\n  - {name: out, type: maildir, path: ./inbox}\n",
+		srv.URL(), emulator.DemoSharedMailbox)...)
+	if err := os.WriteFile(filepath.Join(dir, "mailgate.yaml"), cfg, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run := func(stdin string, args ...string) (string, string, int) {
+		cmd := exec.Command(mailgateBin, args...)
+		cmd.Dir = dir
+		cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + dir, "MAILGATE_KEY=" + testKey}
+		cmd.Stdin = strings.NewReader(stdin)
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		_ = cmd.Run()
+		return out.String(), errb.String(), cmd.ProcessState.ExitCode()
+	}
+	if _, e, code := run("short\n", "admin", "add", "ops"); code != 2 || !strings.Contains(e, "at least 12 characters") {
+		t.Fatalf("short password: exit %d %s", code, e)
+	}
+	if _, e, code := run("a long enough password\n", "admin", "add", "ops"); code != 0 {
+		t.Fatalf("admin add: exit %d %s", code, e)
+	}
+	tok, e, code := run("", "admin", "token", "ops")
+	tok = strings.TrimSpace(tok)
+	if code != 0 || !strings.HasPrefix(tok, "mgt_") {
+		t.Fatalf("admin token: exit %d %q %s", code, tok, e)
+	}
+
+	cmd := exec.Command(mailgateBin, "serve")
+	cmd.Dir = dir
+	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + dir, "MAILGATE_KEY=" + testKey}
+	var logs syncBuffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	listen := regexp.MustCompile(`listen=(127\.0\.0\.1:\d+)`)
+	var base string
+	for deadline := time.Now().Add(10 * time.Second); base == ""; time.Sleep(20 * time.Millisecond) {
+		if m := listen.FindStringSubmatch(logs.String()); m != nil {
+			base = "http://" + m[1]
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("serve did not say where it listens:\n%s", logs.String())
+		}
+	}
+	get := func(path, bearer string) (int, string) {
+		req, _ := http.NewRequest("GET", base+path, nil)
+		if bearer != "" {
+			req.Header.Set("Authorization", "Bearer "+bearer)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, _ := get("/api/v1/status", ""); code != 401 {
+		t.Errorf("anonymous status: %d", code)
+	}
+	if code, _ := get("/metrics", ""); code != 401 {
+		t.Errorf("anonymous metrics: %d", code)
+	}
+	if code, _ := get("/healthz", ""); code != 200 {
+		t.Errorf("healthz: %d", code)
+	}
+	var status string
+	for deadline := time.Now().Add(15 * time.Second); !strings.Contains(status, `"delivered_since_start": 5`); time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("status never showed 5 delivered:\n%s\n%s", status, logs.String())
+		}
+		_, status = get("/api/v1/status", tok)
+	}
+	if !strings.Contains(status, `"state": "ok"`) {
+		t.Errorf("status:\n%s", status)
+	}
+	_, m := get("/metrics", tok)
+	for _, want := range []string{`mailgate_messages_delivered_total{mailbox="g"} 5`, `mailgate_polls_total{mailbox="g",result="ok"}`,
+		`mailgate_token_requests_total{profile="emulator-graph",result="ok",aadsts="0"}`, `mailgate_last_successful_poll_timestamp_seconds{mailbox="g"}`, `mailgate_outbox_messages{state="queued"} 0`} {
+		if !strings.Contains(m, want) {
+			t.Errorf("metrics lack %s:\n%s", want, m)
+		}
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+}
+
+// syncBuffer is a bytes.Buffer safe for a process's output and a reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}

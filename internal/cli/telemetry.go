@@ -1,0 +1,70 @@
+package cli
+
+import (
+	"context"
+	"strconv"
+	"time"
+
+	"github.com/mailgate/mailgate/internal/agent"
+	"github.com/mailgate/mailgate/internal/metrics"
+	"github.com/mailgate/mailgate/internal/store"
+)
+
+// telemetry is the metrics `mailgate serve` exposes on /metrics.
+type telemetry struct {
+	reg           *metrics.Registry
+	delivered     *metrics.CounterVec
+	duplicates    *metrics.CounterVec
+	polls         *metrics.CounterVec
+	lastOK        *metrics.GaugeVec
+	tokenReqs     *metrics.CounterVec
+	outboxByState *metrics.GaugeVec
+}
+
+func newTelemetry() *telemetry {
+	r := &metrics.Registry{}
+	return &telemetry{
+		reg:           r,
+		delivered:     r.Counter("mailgate_messages_delivered_total", "Messages handed to a mailbox's sink.", "mailbox"),
+		duplicates:    r.Counter("mailgate_messages_duplicate_total", "Messages fetched again that the sink already had.", "mailbox"),
+		polls:         r.Counter("mailgate_polls_total", "Mailbox runs (poll or idle wake-up) by result (ok, error).", "mailbox", "result"),
+		lastOK:        r.Gauge("mailgate_last_successful_poll_timestamp_seconds", "When a mailbox last ran without error (Unix time).", "mailbox"),
+		tokenReqs:     r.Counter("mailgate_token_requests_total", "Token endpoint requests by profile, result and AADSTS code (0: none).", "profile", "result", "aadsts"),
+		outboxByState: r.Gauge("mailgate_outbox_messages", "Messages in the outbox by state (queued, sending, sent, failed).", "state"),
+	}
+}
+
+// onRun records one agent run.
+func (t *telemetry) onRun(s agent.Status) {
+	if s.LastError != nil {
+		t.polls.Add(1, s.Mailbox, "error")
+		return
+	}
+	t.polls.Add(1, s.Mailbox, "ok")
+	t.delivered.Add(float64(s.Stats.Delivered), s.Mailbox)
+	t.duplicates.Add(float64(s.Stats.Duplicates), s.Mailbox)
+	t.lastOK.Set(float64(s.LastRun.Unix()), s.Mailbox)
+}
+
+// onToken records one token endpoint exchange.
+func (t *telemetry) onToken(profile, result string, aadsts int) {
+	t.tokenReqs.Add(1, profile, result, strconv.Itoa(aadsts))
+}
+
+// watchOutbox refreshes the outbox gauge until ctx ends.
+func (t *telemetry) watchOutbox(ctx context.Context, st *store.Store, every time.Duration) {
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		if counts, err := st.OutboxCounts(ctx); err == nil {
+			for _, state := range []string{store.OutboxQueued, store.OutboxSending, store.OutboxSent, store.OutboxFailed} {
+				t.outboxByState.Set(float64(counts[state]), state)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}

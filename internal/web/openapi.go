@@ -1,0 +1,54 @@
+package web
+
+import "net/http"
+
+// openapi serves the OpenAPI 3.1 description of /api/v1.
+func (s *Server) openapi(w http.ResponseWriter, _ *http.Request) {
+	list := func(kind, item string) map[string]any {
+		return map[string]any{"get": map[string]any{"summary": "List " + kind + " (secrets shown as set / not set)",
+			"responses": map[string]any{"200": map[string]any{"description": "the " + kind, "content": map[string]any{"application/json": map[string]any{
+				"schema": map[string]any{"type": "object", "properties": map[string]any{kind: map[string]any{"type": "array", "items": map[string]any{"$ref": "#/components/schemas/" + item}}}}}}},
+				"401": map[string]any{"$ref": "#/components/responses/Unauthenticated"}}}}
+	}
+	one := func(kind, item string) map[string]any {
+		return map[string]any{"get": map[string]any{"summary": "One of the " + kind,
+			"parameters": []any{map[string]any{"name": "name", "in": "path", "required": true, "schema": map[string]any{"type": "string"}}},
+			"responses": map[string]any{"200": map[string]any{"description": "the record", "content": map[string]any{"application/json": map[string]any{
+				"schema": map[string]any{"$ref": "#/components/schemas/" + item}}}},
+				"404": map[string]any{"description": "no such record"}, "401": map[string]any{"$ref": "#/components/responses/Unauthenticated"}}}}
+	}
+	obj := func(props ...string) map[string]any {
+		p := map[string]any{}
+		for _, n := range props {
+			p[n] = map[string]any{}
+		}
+		return map[string]any{"type": "object", "properties": p}
+	}
+	doc := map[string]any{
+		"openapi":  "3.1.0",
+		"info":     map[string]any{"title": "mailgate API", "version": "1"},
+		"security": []any{map[string]any{"bearer": []any{}}, map[string]any{"session": []any{}}},
+		"paths": map[string]any{
+			"/api/v1/profiles": list("profiles", "Profile"), "/api/v1/profiles/{name}": one("profiles", "Profile"),
+			"/api/v1/mailboxes": list("mailboxes", "Mailbox"), "/api/v1/mailboxes/{name}": one("mailboxes", "Mailbox"),
+			"/api/v1/sinks": list("sinks", "Sink"), "/api/v1/sinks/{name}": one("sinks", "Sink"),
+			"/api/v1/senders": list("senders", "Sender"), "/api/v1/senders/{name}": one("senders", "Sender"),
+			"/api/v1/status": map[string]any{"get": map[string]any{"summary": "Agent state of every mailbox and expiry warnings",
+				"responses": map[string]any{"200": map[string]any{"description": "status"}, "401": map[string]any{"$ref": "#/components/responses/Unauthenticated"}}}},
+		},
+		"components": map[string]any{
+			"securitySchemes": map[string]any{
+				"bearer":  map[string]any{"type": "http", "scheme": "bearer", "description": "a token from `mailgate admin token NAME`"},
+				"session": map[string]any{"type": "apiKey", "in": "cookie", "name": SessionCookie},
+			},
+			"responses": map[string]any{"Unauthenticated": map[string]any{"description": "no session and no valid Bearer token"}},
+			"schemas": map[string]any{
+				"Profile": obj("name", "source", "provider", "grant", "tenant", "client_id", "client_secret", "client_certificate", "scopes", "authority", "secret_expires", "certificate_expires"),
+				"Mailbox": obj("name", "source", "protocol", "host", "port", "username", "folder", "profile", "sink", "after", "mode", "enabled", "state", "last_run", "last_error", "consecutive_failures", "delivered_since_start"),
+				"Sink":    obj("name", "source", "type", "path", "url", "secret", "program", "header_names"),
+				"Sender":  obj("name", "source", "protocol", "host", "port", "username", "profile", "allowed_from", "endpoint", "save_to_sent_items"),
+			},
+		},
+	}
+	writeJSON(w, http.StatusOK, doc)
+}

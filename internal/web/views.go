@@ -1,0 +1,330 @@
+package web
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"time"
+
+	"github.com/mailgate/mailgate/internal/agent"
+	"github.com/mailgate/mailgate/internal/config"
+)
+
+// The views are what the console and the API show of a record: every
+// field an administrator needs, and no secret value. A secret is "set" or
+// "not set"; URLs lose their password and query values; a command shows
+// its program only (its arguments may carry credentials); webhook headers
+// show their names only.
+
+const (
+	sourceConfig = "config" // provisioned from the YAML file: read-only here
+	secretSet    = "set"
+	secretNotSet = "not set"
+)
+
+func secretState(s config.Secret) string {
+	if s.Reveal() != "" {
+		return secretSet
+	}
+	return secretNotSet
+}
+
+// Expiry is a date something stops working, with the warning level the
+// console shows: "ok", "warning" (30 days or less), "critical" (7 days or
+// less) or "expired".
+type Expiry struct {
+	Date  string `json:"date"`
+	Days  int    `json:"days_left"`
+	Level string `json:"level"`
+}
+
+func expiry(t, now time.Time) *Expiry {
+	if t.IsZero() {
+		return nil
+	}
+	days := int(t.Sub(now).Hours() / 24)
+	e := &Expiry{Date: t.UTC().Format(time.DateOnly), Days: days, Level: "ok"}
+	switch {
+	case !t.After(now):
+		e.Level, e.Days = "expired", 0
+	case days <= 7:
+		e.Level = "critical"
+	case days <= 30:
+		e.Level = "warning"
+	}
+	return e
+}
+
+// ProfileView is an OAuth profile as shown.
+type ProfileView struct {
+	Name          string   `json:"name"`
+	Source        string   `json:"source"`
+	Provider      string   `json:"provider"`
+	Grant         string   `json:"grant"`
+	Tenant        string   `json:"tenant,omitempty"`
+	ClientID      string   `json:"client_id"`
+	ClientSecret  string   `json:"client_secret"`
+	Certificate   string   `json:"client_certificate"`
+	Scopes        []string `json:"scopes"`
+	Authority     string   `json:"authority,omitempty"`
+	SecretExpires *Expiry  `json:"secret_expires,omitempty"`
+	CertExpires   *Expiry  `json:"certificate_expires,omitempty"`
+}
+
+// MailboxView is a mailbox with its agent's state.
+type MailboxView struct {
+	Name      string `json:"name"`
+	Source    string `json:"source"`
+	Protocol  string `json:"protocol"`
+	Host      string `json:"host,omitempty"`
+	Port      int    `json:"port,omitempty"`
+	Username  string `json:"username"`
+	Folder    string `json:"folder,omitempty"`
+	Profile   string `json:"profile"`
+	Sink      string `json:"sink"`
+	After     string `json:"after"`
+	Mode      string `json:"mode"`
+	Enabled   bool   `json:"enabled"`
+	State     string `json:"state"` // disabled, waiting (not run yet), ok, failing
+	LastRun   string `json:"last_run,omitempty"`
+	LastError string `json:"last_error,omitempty"`
+	Failures  int    `json:"consecutive_failures"`
+	Delivered int    `json:"delivered_since_start"`
+
+	lastRun time.Time
+}
+
+// SinkView is a sink as shown.
+type SinkView struct {
+	Name    string   `json:"name"`
+	Source  string   `json:"source"`
+	Type    string   `json:"type"`
+	Path    string   `json:"path,omitempty"`
+	URL     string   `json:"url,omitempty"`
+	Secret  string   `json:"secret,omitempty"`
+	Program string   `json:"program,omitempty"`
+	Headers []string `json:"header_names,omitempty"`
+}
+
+// SenderView is a sender as shown.
+type SenderView struct {
+	Name            string   `json:"name"`
+	Source          string   `json:"source"`
+	Protocol        string   `json:"protocol"`
+	Host            string   `json:"host,omitempty"`
+	Port            int      `json:"port,omitempty"`
+	Username        string   `json:"username"`
+	Profile         string   `json:"profile"`
+	AllowedFrom     []string `json:"allowed_from"`
+	Endpoint        string   `json:"endpoint,omitempty"`
+	SaveToSentItems bool     `json:"save_to_sent_items"`
+}
+
+// safeURL drops a URL's password and query values.
+func safeURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	if u.User != nil {
+		u.User = url.User(u.User.Username())
+	}
+	if u.RawQuery != "" {
+		q := u.Query()
+		for k := range q {
+			q[k] = []string{"…"}
+		}
+		u.RawQuery = q.Encode()
+	}
+	return u.String()
+}
+
+func (s *Server) profiles() []ProfileView {
+	now := s.o.Now()
+	var out []ProfileView
+	for _, p := range s.o.Config.Profiles {
+		v := ProfileView{Name: p.Name, Source: sourceConfig, Provider: p.Provider, Grant: p.Grant, Tenant: p.Tenant,
+			ClientID: p.ClientID, ClientSecret: secretState(p.ClientSecret), Certificate: secretNotSet,
+			Scopes: slices.Clone(p.Scopes), Authority: p.Authority, SecretExpires: expiry(p.SecretExpires.Time, now)}
+		if p.ClientCertificate != nil {
+			v.Certificate = secretSet
+			if s.o.CertExpiry != nil {
+				if t, ok := s.o.CertExpiry(p.Name); ok {
+					v.CertExpires = expiry(t, now)
+				}
+			}
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+func (s *Server) mailboxes() []MailboxView {
+	st := map[string]agent.Status{}
+	for _, a := range s.o.Statuses() {
+		st[a.Mailbox] = a
+	}
+	var out []MailboxView
+	for _, m := range s.o.Config.Mailboxes {
+		v := MailboxView{Name: m.Name, Source: sourceConfig, Protocol: m.Protocol, Host: m.Host, Port: m.Port, Username: m.Username,
+			Folder: m.Folder, Profile: m.Profile, Sink: m.Sink, After: m.After, Mode: m.Mode, Enabled: m.Enabled, State: "waiting"}
+		if m.Protocol == "graph" {
+			v.Host, v.Port = safeURL(m.Endpoint), 0
+		}
+		a, ok := st[m.Name]
+		switch {
+		case !m.Enabled:
+			v.State = "disabled"
+		case ok && a.LastError != nil:
+			v.State = "failing"
+		case ok && !a.LastRun.IsZero():
+			v.State = "ok"
+		}
+		if ok {
+			v.lastRun, v.Failures, v.Delivered = a.LastRun, a.Failures, a.Total
+			if !a.LastRun.IsZero() {
+				v.LastRun = a.LastRun.UTC().Format(time.RFC3339)
+			}
+			if a.LastError != nil {
+				v.LastError = a.LastError.Error()
+			}
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+func (s *Server) sinks() []SinkView {
+	var out []SinkView
+	for _, k := range s.o.Config.Sinks {
+		v := SinkView{Name: k.Name, Source: sourceConfig, Type: k.Type, Path: k.Path}
+		if k.URL != "" {
+			v.URL = safeURL(k.URL)
+			v.Secret = secretState(k.Secret)
+		}
+		if len(k.Command) > 0 {
+			v.Program = k.Command[0]
+		}
+		for h := range k.Headers {
+			v.Headers = append(v.Headers, h)
+		}
+		slices.Sort(v.Headers)
+		out = append(out, v)
+	}
+	return out
+}
+
+func (s *Server) senders() []SenderView {
+	var out []SenderView
+	for _, d := range s.o.Config.Senders {
+		v := SenderView{Name: d.Name, Source: sourceConfig, Protocol: d.Protocol, Host: d.Host, Port: d.Port, Username: d.Username,
+			Profile: d.Profile, AllowedFrom: slices.Clone(d.AllowedFrom), SaveToSentItems: d.SaveToSentItems}
+		if d.Protocol == "graph" {
+			v.Endpoint, v.Host, v.Port = safeURL(d.Endpoint), "", 0
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+func (s *Server) records(kind string) []any {
+	var out []any
+	switch kind {
+	case "profiles":
+		for _, v := range s.profiles() {
+			out = append(out, v)
+		}
+	case "mailboxes":
+		for _, v := range s.mailboxes() {
+			out = append(out, v)
+		}
+	case "sinks":
+		for _, v := range s.sinks() {
+			out = append(out, v)
+		}
+	case "senders":
+		for _, v := range s.senders() {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+func nameOf(v any) string {
+	switch v := v.(type) {
+	case ProfileView:
+		return v.Name
+	case MailboxView:
+		return v.Name
+	case SinkView:
+		return v.Name
+	case SenderView:
+		return v.Name
+	}
+	return ""
+}
+
+func (s *Server) apiList(kind string) http.HandlerFunc {
+	return func(w http.ResponseWriter, _ *http.Request) {
+		items := s.records(kind)
+		if items == nil {
+			items = []any{}
+		}
+		writeJSON(w, http.StatusOK, map[string]any{kind: items})
+	}
+}
+
+func (s *Server) apiOne(kind string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		name := r.PathValue("name")
+		for _, v := range s.records(kind) {
+			if nameOf(v) == name {
+				writeJSON(w, http.StatusOK, v)
+				return
+			}
+		}
+		writeJSON(w, http.StatusNotFound, apiError{"not_found", fmt.Sprintf("no %s named %q", kind[:len(kind)-1], name)})
+	}
+}
+
+func (s *Server) apiStatus(w http.ResponseWriter, _ *http.Request) {
+	mbs := s.mailboxes()
+	if mbs == nil {
+		mbs = []MailboxView{}
+	}
+	var warnings []string
+	for _, p := range s.profiles() {
+		for what, e := range map[string]*Expiry{"client secret": p.SecretExpires, "certificate": p.CertExpires} {
+			if e != nil && e.Level != "ok" {
+				warnings = append(warnings, fmt.Sprintf("profile %s: %s %s (%s, %d days left)", p.Name, what, e.Level, e.Date, e.Days))
+			}
+		}
+	}
+	slices.Sort(warnings)
+	writeJSON(w, http.StatusOK, map[string]any{"mailboxes": mbs, "warnings": orEmpty(warnings)})
+}
+
+func orEmpty(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func (s *Server) dashboard(w http.ResponseWriter, r *http.Request) {
+	var warnings []string
+	profiles := s.profiles()
+	for _, p := range profiles {
+		for what, e := range map[string]*Expiry{"client secret": p.SecretExpires, "certificate": p.CertExpires} {
+			if e != nil && e.Level != "ok" {
+				warnings = append(warnings, fmt.Sprintf("Profile %s: the %s expires %s (%d days left). Create a new one in Entra admin center › App registrations › Certificates & secrets before then.", p.Name, what, e.Date, e.Days))
+			}
+		}
+	}
+	slices.Sort(warnings)
+	s.render(w, "dashboard.html", map[string]any{
+		"Admin": s.admin(r), "Mailboxes": s.mailboxes(), "Profiles": profiles, "Sinks": s.sinks(), "Senders": s.senders(),
+		"Warnings": warnings, "Now": s.o.Now().UTC().Format(time.RFC3339),
+	})
+}

@@ -1,0 +1,302 @@
+// Package web serves mailgate's console and REST API: the login page and
+// sessions, the dashboard, /api/v1 (JSON, described by
+// /api/v1/openapi.json), /metrics (Prometheus text), /healthz and /readyz.
+//
+// Access: every route except /healthz, /readyz, /login and /static/ needs
+// an administrator — a browser session (cookie HttpOnly, SameSite=Strict,
+// Secure under TLS) or an API token (Authorization: Bearer). Pages answer
+// an anonymous request with a redirect to /login, the API and /metrics
+// with 401. Cross-origin unsafe requests are refused
+// (net/http.CrossOriginProtection, which reads Sec-Fetch-Site and Origin),
+// failed logins are throttled per client address and per name, and no
+// secret value (client secret, password, token) is ever rendered: secrets
+// are shown as "set" or "not set".
+//
+// Use: build a Server with New and serve it (it is an http.Handler).
+package web
+
+import (
+	"context"
+	"embed"
+	"encoding/json"
+	"errors"
+	"html/template"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mailgate/mailgate/internal/agent"
+	"github.com/mailgate/mailgate/internal/config"
+	"github.com/mailgate/mailgate/internal/metrics"
+	"github.com/mailgate/mailgate/internal/store"
+)
+
+//go:embed templates/*.html static/*
+var assets embed.FS
+
+// SessionCookie is the name of the console's session cookie.
+const SessionCookie = "mailgate_session"
+
+// SessionTTL is how long a console session lasts.
+const SessionTTL = 12 * time.Hour
+
+// Options configure New.
+type Options struct {
+	Store   *store.Store
+	Config  *config.Config
+	Metrics *metrics.Registry
+	Log     *slog.Logger
+	// Statuses returns the agents' state (nil: no agents run).
+	Statuses func() []agent.Status
+	// CertExpiry returns when a profile's client certificate expires.
+	CertExpiry func(profile string) (time.Time, bool)
+	// Secure marks cookies Secure (the console is served over TLS).
+	Secure bool
+	// Now is the clock (tests); default time.Now.
+	Now func() time.Time
+}
+
+// Server is the console and API handler.
+type Server struct {
+	o        Options
+	h        http.Handler
+	routes   []string
+	tmpl     *template.Template
+	throttle *throttle
+}
+
+type ctxKey struct{}
+
+// New builds the handler.
+func New(o Options) *Server {
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Statuses == nil {
+		o.Statuses = func() []agent.Status { return nil }
+	}
+	s := &Server{o: o, throttle: newThrottle(5, 15*time.Minute)}
+	s.tmpl = template.Must(template.New("").Funcs(template.FuncMap{
+		"ago": func(t time.Time) string {
+			if t.IsZero() {
+				return "never"
+			}
+			return o.Now().Sub(t).Round(time.Second).String() + " ago"
+		},
+	}).ParseFS(assets, "templates/*.html"))
+	mux := http.NewServeMux()
+	handle := func(pattern string, public bool, h http.HandlerFunc) {
+		s.routes = append(s.routes, pattern)
+		if public {
+			mux.Handle(pattern, h)
+			return
+		}
+		mux.Handle(pattern, s.authed(h))
+	}
+	handle("GET /healthz", true, func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	handle("GET /readyz", true, s.ready)
+	handle("GET /login", true, s.loginPage)
+	handle("POST /login", true, s.login)
+	handle("GET /static/", true, http.FileServerFS(assets).ServeHTTP)
+	handle("POST /logout", false, s.logout)
+	handle("GET /{$}", false, s.dashboard)
+	handle("GET /metrics", false, s.metrics)
+	handle("GET /api/v1/openapi.json", false, s.openapi)
+	handle("GET /api/v1/status", false, s.apiStatus)
+	for _, kind := range []string{"profiles", "mailboxes", "sinks", "senders"} {
+		handle("GET /api/v1/"+kind, false, s.apiList(kind))
+		handle("GET /api/v1/"+kind+"/{name}", false, s.apiOne(kind))
+	}
+	s.h = http.NewCrossOriginProtection().Handler(securityHeaders(mux))
+	return s
+}
+
+// Routes lists every registered route pattern (for tests and docs).
+func (s *Server) Routes() []string { return s.routes }
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.h.ServeHTTP(w, r) }
+
+func securityHeaders(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		w.Header().Set("X-Frame-Options", "DENY")
+		w.Header().Set("Referrer-Policy", "same-origin")
+		w.Header().Set("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'")
+		h.ServeHTTP(w, r)
+	})
+}
+
+// admin returns the authenticated administrator of a request.
+func (s *Server) admin(r *http.Request) string {
+	a, _ := r.Context().Value(ctxKey{}).(string)
+	return a
+}
+
+// authed lets a request through with a session or an API token.
+func (s *Server) authed(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var admin string
+		var err error
+		if tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
+			admin, err = s.o.Store.APITokenAdmin(r.Context(), strings.TrimSpace(tok))
+		} else if c, cerr := r.Cookie(SessionCookie); cerr == nil {
+			admin, err = s.o.Store.SessionAdmin(r.Context(), c.Value)
+		}
+		if err != nil {
+			s.o.Log.Error("web: authentication lookup", "err", err)
+			http.Error(w, "store unavailable", http.StatusServiceUnavailable)
+			return
+		}
+		if admin == "" {
+			if isAPI(r) {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="mailgate"`)
+				writeJSON(w, http.StatusUnauthorized, apiError{"unauthenticated", "log in or send Authorization: Bearer <token> (mailgate admin token NAME)"})
+				return
+			}
+			http.Redirect(w, r, "/login", http.StatusSeeOther)
+			return
+		}
+		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, admin)))
+	})
+}
+
+func isAPI(r *http.Request) bool {
+	return strings.HasPrefix(r.URL.Path, "/api/") || r.URL.Path == "/metrics"
+}
+
+type apiError struct {
+	Code    string `json:"error"`
+	Message string `json:"message"`
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
+	if err := s.o.Store.Ping(r.Context()); err != nil {
+		http.Error(w, "store: "+err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	_, _ = w.Write([]byte("ready\n"))
+}
+
+func (s *Server) metrics(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+	if s.o.Metrics != nil {
+		_, _ = s.o.Metrics.WriteTo(w)
+	}
+}
+
+// throttle counts failed logins per key and refuses after max failures
+// within window.
+type throttle struct {
+	mu     sync.Mutex
+	max    int
+	window time.Duration
+	fails  map[string][]time.Time
+}
+
+func newThrottle(max int, window time.Duration) *throttle {
+	return &throttle{max: max, window: window, fails: map[string][]time.Time{}}
+}
+
+func (t *throttle) blocked(now time.Time, keys ...string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, k := range keys {
+		var keep []time.Time
+		for _, f := range t.fails[k] {
+			if now.Sub(f) < t.window {
+				keep = append(keep, f)
+			}
+		}
+		t.fails[k] = keep
+		if len(keep) >= t.max {
+			return true
+		}
+	}
+	return false
+}
+
+func (t *throttle) fail(now time.Time, keys ...string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, k := range keys {
+		t.fails[k] = append(t.fails[k], now)
+	}
+}
+
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) {
+	s.render(w, "login.html", map[string]any{"Error": r.URL.Query().Get("e")})
+}
+
+func (s *Server) login(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
+	name, pw := r.PostFormValue("name"), r.PostFormValue("password")
+	now := s.o.Now()
+	keys := []string{"ip:" + clientIP(r), "name:" + name}
+	if s.throttle.blocked(now, keys...) {
+		s.o.Log.Warn("web: login throttled", "name", name, "from", clientIP(r))
+		w.WriteHeader(http.StatusTooManyRequests)
+		s.render(w, "login.html", map[string]any{"Error": "Too many failed logins: wait 15 minutes."})
+		return
+	}
+	err := s.o.Store.CheckAdmin(r.Context(), name, pw)
+	if errors.Is(err, store.ErrBadLogin) {
+		s.throttle.fail(now, keys...)
+		s.o.Log.Warn("web: failed login", "name", name, "from", clientIP(r))
+		w.WriteHeader(http.StatusUnauthorized)
+		s.render(w, "login.html", map[string]any{"Error": "Wrong name or password."})
+		return
+	}
+	if err != nil {
+		http.Error(w, "store unavailable", http.StatusServiceUnavailable)
+		return
+	}
+	id, err := s.o.Store.NewSession(r.Context(), name, SessionTTL)
+	if err != nil {
+		http.Error(w, "store unavailable", http.StatusServiceUnavailable)
+		return
+	}
+	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: id, Path: "/", HttpOnly: true, Secure: s.o.Secure,
+		SameSite: http.SameSiteStrictMode, MaxAge: int(SessionTTL / time.Second)})
+	s.o.Log.Info("web: login", "name", name, "from", clientIP(r))
+	http.Redirect(w, r, "/", http.StatusSeeOther)
+}
+
+func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
+	if c, err := r.Cookie(SessionCookie); err == nil {
+		_ = s.o.Store.EndSession(r.Context(), c.Value)
+	}
+	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: "", Path: "/", HttpOnly: true, Secure: s.o.Secure,
+		SameSite: http.SameSiteStrictMode, MaxAge: -1})
+	http.Redirect(w, r, "/login", http.StatusSeeOther)
+}
+
+func (s *Server) render(w http.ResponseWriter, name string, data any) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	if err := s.tmpl.ExecuteTemplate(w, name, data); err != nil {
+		s.o.Log.Error("web: template", "name", name, "err", err)
+	}
+}

@@ -1,0 +1,303 @@
+package web
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mailgate/mailgate/internal/agent"
+	"github.com/mailgate/mailgate/internal/config"
+	"github.com/mailgate/mailgate/internal/metrics"
+	"github.com/mailgate/mailgate/internal/store"
+)
+
+// Known secret values put into the config: none may ever be served.
+var secrets = []string{
+	"client-SECRET-value-0001",
+	"webhook-HMAC-secret-0002",
+	"url-PASSWORD-0003",
+	"query-TOKEN-0004",
+	"command-ARG-token-0005",
+	"header-VALUE-bearer-0006",
+	"admin-PASSWORD-0007-long",
+}
+
+const testConfig = `profiles:
+  - name: contoso
+    provider: microsoft
+    grant: client_credentials
+    tenant: contoso.onmicrosoft.com
+    client_id: aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee
+    client_secret: ${SECRET}
+    secret_expires: 2026-12-01
+mailboxes:
+  - {name: forms, protocol: imap, host: outlook.office365.com, username: forms@contoso.com, profile: contoso, sink: hook}
+  - {name: invoices, protocol: imap, host: outlook.office365.com, username: invoices@contoso.com, profile: contoso, sink: cmd}
+sinks:
+  - name: hook
+    type: webhook
+    url: https://app:url-PASSWORD-0003@app.example.com/in?token=query-TOKEN-0004
+    secret: webhook-HMAC-secret-0002
+    headers: {Authorization: Bearer header-VALUE-bearer-0006}
+  - {name: cmd, type: command, command: [/usr/local/bin/import, --token, command-ARG-token-0005]}
+senders:
+  - {name: noreply, protocol: smtp, host: smtp.office365.com, username: noreply@contoso.com, profile: contoso}
+`
+
+type fixture struct {
+	srv   *httptest.Server
+	web   *Server
+	st    *store.Store
+	token string
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	dir := t.TempDir()
+	cfg, err := config.Parse([]byte(testConfig), filepath.Join(dir, "mailgate.yaml"), func(k string) string {
+		if k == "SECRET" {
+			return secrets[0]
+		}
+		return ""
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(t.Context(), "sqlite:"+filepath.Join(dir, "db"), &store.Options{Key: make([]byte, 32)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if err := st.SetAdmin(t.Context(), "ops", secrets[6]); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := st.NewAPIToken(t.Context(), "ops")
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := &metrics.Registry{}
+	reg.Counter("mailgate_messages_delivered_total", "Messages handed to a sink.", "mailbox").Add(3, "forms")
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	w := New(Options{Store: st, Config: cfg, Metrics: reg, Now: func() time.Time { return now },
+		Statuses: func() []agent.Status {
+			return []agent.Status{{Mailbox: "forms", LastRun: now.Add(-time.Minute), Total: 3},
+				{Mailbox: "invoices", LastRun: now, LastError: errors.New("imap: AUTHENTICATE failed"), Failures: 2}}
+		}})
+	srv := httptest.NewServer(w)
+	t.Cleanup(srv.Close)
+	return &fixture{srv: srv, web: w, st: st, token: tok}
+}
+
+// concrete turns a route pattern into a method and a path.
+func concrete(pattern string) (string, string) {
+	method, path, _ := strings.Cut(pattern, " ")
+	path = strings.ReplaceAll(path, "{name}", "forms")
+	path = strings.ReplaceAll(path, "{$}", "")
+	return method, path
+}
+
+var public = map[string]bool{"GET /healthz": true, "GET /readyz": true, "GET /login": true, "POST /login": true, "GET /static/": true}
+
+func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
+// TestEveryRouteNeedsAuthentication: each registered route except the
+// public ones refuses an anonymous request (401 for the API and metrics, a
+// redirect to /login for pages), and every route refuses a cross-origin
+// POST, even with a valid session.
+func TestEveryRouteNeedsAuthentication(t *testing.T) {
+	f := newFixture(t)
+	c := &http.Client{CheckRedirect: noRedirect}
+	sid, err := f.st.NewSession(t.Context(), "ops", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.web.Routes()) < 15 {
+		t.Fatalf("only %d routes registered", len(f.web.Routes()))
+	}
+	for _, route := range f.web.Routes() {
+		method, path := concrete(route)
+		t.Run(route, func(t *testing.T) {
+			if !public[route] {
+				req, _ := http.NewRequest(method, f.srv.URL+path, nil)
+				resp, err := c.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				api := strings.HasPrefix(path, "/api/") || path == "/metrics"
+				switch {
+				case api && resp.StatusCode != http.StatusUnauthorized:
+					t.Errorf("anonymous %s: %d, want 401", route, resp.StatusCode)
+				case !api && (resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/login"):
+					t.Errorf("anonymous %s: %d %q, want a redirect to /login", route, resp.StatusCode, resp.Header.Get("Location"))
+				}
+				// a wrong token is anonymous too
+				req, _ = http.NewRequest(method, f.srv.URL+path, nil)
+				req.Header.Set("Authorization", "Bearer "+f.token+"x")
+				resp, err = c.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					t.Errorf("%s with a wrong token: 200", route)
+				}
+			}
+			req, _ := http.NewRequest(http.MethodPost, f.srv.URL+path, strings.NewReader("name=ops&password="+url.QueryEscape(secrets[6])))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.Header.Set("Sec-Fetch-Site", "cross-site")
+			req.Header.Set("Origin", "https://evil.example")
+			req.AddCookie(&http.Cookie{Name: SessionCookie, Value: sid})
+			resp, err := c.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusForbidden {
+				t.Errorf("cross-origin POST %s: %d, want 403", path, resp.StatusCode)
+			}
+		})
+	}
+}
+
+// TestNoSecretInAnyResponse fetches every GET route, signed in, and finds
+// none of the config's secret values (nor the admin password or API
+// token) in any body.
+func TestNoSecretInAnyResponse(t *testing.T) {
+	f := newFixture(t)
+	c := &http.Client{CheckRedirect: noRedirect}
+	checked := 0
+	for _, route := range f.web.Routes() {
+		method, path := concrete(route)
+		if method != http.MethodGet {
+			continue
+		}
+		if path == "/static/" {
+			path = "/static/style.css"
+		}
+		for _, p := range []string{path, strings.ReplaceAll(path, "/forms", "/hook"), strings.ReplaceAll(path, "/forms", "/cmd"), strings.ReplaceAll(path, "/forms", "/contoso")} {
+			req, _ := http.NewRequest(method, f.srv.URL+p, nil)
+			req.Header.Set("Authorization", "Bearer "+f.token)
+			resp, err := c.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			for _, s := range append(secrets, f.token) {
+				if strings.Contains(string(b), s) {
+					t.Errorf("GET %s shows %q:\n%s", p, s, b)
+				}
+			}
+			checked++
+		}
+	}
+	if checked < 40 {
+		t.Errorf("only %d responses checked", checked)
+	}
+	// what is shown instead
+	req, _ := http.NewRequest("GET", f.srv.URL+"/api/v1/sinks/hook", nil)
+	req.Header.Set("Authorization", "Bearer "+f.token)
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`"secret": "set"`, `"url": "https://app@app.example.com/in?token=%E2%80%A6"`, `"Authorization"`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("sink view lacks %s:\n%s", want, b)
+		}
+	}
+}
+
+// TestLoginSessionAndThrottle: a browser signs in (cookie HttpOnly,
+// SameSite=Strict), sees the dashboard with the agents' state and the
+// secret-expiry warning, signs out; five wrong passwords lock the name out
+// even for the right one.
+func TestLoginSessionAndThrottle(t *testing.T) {
+	f := newFixture(t)
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar, CheckRedirect: noRedirect}
+	login := func(pw string) *http.Response {
+		resp, err := c.PostForm(f.srv.URL+"/login", url.Values{"name": {"ops"}, "password": {pw}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	resp := login(secrets[6])
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("login: %d", resp.StatusCode)
+	}
+	var cookie *http.Cookie
+	for _, ck := range resp.Cookies() {
+		if ck.Name == SessionCookie {
+			cookie = ck
+		}
+	}
+	if cookie == nil || !cookie.HttpOnly || cookie.SameSite != http.SameSiteStrictMode || cookie.Path != "/" {
+		t.Fatalf("session cookie %+v", cookie)
+	}
+	r, err := c.Get(f.srv.URL + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(r.Body)
+	r.Body.Close()
+	for _, want := range []string{"imap: AUTHENTICATE failed", `class="state failing"`, `class="state ok"`, "the client secret expires 2026-12-01 (7 days left)", "from config file"} {
+		if !strings.Contains(string(page), want) {
+			t.Errorf("dashboard lacks %q", want)
+		}
+	}
+	r, _ = c.Post(f.srv.URL+"/logout", "", nil)
+	r.Body.Close()
+	r, _ = c.Get(f.srv.URL + "/")
+	r.Body.Close()
+	if r.StatusCode != http.StatusSeeOther {
+		t.Errorf("after logout: %d", r.StatusCode)
+	}
+	for range 5 {
+		if resp := login("wrong password!!"); resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("wrong password: %d", resp.StatusCode)
+		}
+	}
+	if resp := login(secrets[6]); resp.StatusCode != http.StatusTooManyRequests {
+		t.Errorf("sixth attempt: %d, want 429", resp.StatusCode)
+	}
+}
+
+func TestMetricsAndAPI(t *testing.T) {
+	f := newFixture(t)
+	get := func(path string) string {
+		req, _ := http.NewRequest("GET", f.srv.URL+path, nil)
+		req.Header.Set("Authorization", "Bearer "+f.token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 {
+			t.Errorf("%s: %d %s", path, resp.StatusCode, b)
+		}
+		return string(b)
+	}
+	if m := get("/metrics"); !strings.Contains(m, `mailgate_messages_delivered_total{mailbox="forms"} 3`) {
+		t.Errorf("metrics:\n%s", m)
+	}
+	if s := get("/api/v1/status"); !strings.Contains(s, `"state": "failing"`) || !strings.Contains(s, "client secret critical (2026-12-01, 7 days left)") {
+		t.Errorf("status:\n%s", s)
+	}
+	if o := get("/api/v1/openapi.json"); !strings.Contains(o, `"openapi": "3.1.0"`) || !strings.Contains(o, "/api/v1/mailboxes/{name}") {
+		t.Errorf("openapi:\n%.300s", o)
+	}
+}
