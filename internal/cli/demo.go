@@ -2,9 +2,11 @@ package cli
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -34,6 +36,7 @@ func runDemo(ctx context.Context, env *Env, args []string) int {
 	fs := newFlagSet(env, "demo", "")
 	dir := fs.String("dir", "", "keep the emulator's files, the store and a ready mailgate.yaml in DIR (default: a temporary directory removed at exit)")
 	listen := fs.String("listen", "127.0.0.1:0", "HTTPS listen address of the emulator")
+	consoleAddr := fs.String("console", "127.0.0.1:8025", "listen address of the console after the walk-through (a free port if taken)")
 	once := fs.Bool("once", false, "exit after the walk-through instead of serving the emulator until Ctrl-C")
 	_ = fs.String("config", "", "ignored: the demo needs no config")
 	pos, code, ok := parseFlags(fs, args)
@@ -69,9 +72,63 @@ func runDemo(ctx context.Context, env *Env, args []string) int {
 	if *once {
 		return ExitOK
 	}
-	fmt.Fprintln(env.Err, "\nThe emulator keeps running for you to try the commands above; Ctrl-C stops it.")
-	<-ctx.Done()
-	return ExitOK
+	return demo.serve(ctx, *consoleAddr)
+}
+
+// serve runs `mailgate serve` on the demo's config, with the console on
+// addr and a fresh administrator password, after delivering new sample
+// mail for the agent to pick up.
+func (d *demoRun) serve(ctx context.Context, addr string) int {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		ln, err = net.Listen("tcp", "127.0.0.1:0")
+	}
+	if err != nil {
+		fmt.Fprintf(d.out, "mailgate demo: console: %v\n", err)
+		return ExitFailed
+	}
+	addr = ln.Addr().String()
+	ln.Close()
+	cfgPath := filepath.Join(d.dir, "mailgate.yaml")
+	f, err := os.OpenFile(cfgPath, os.O_APPEND|os.O_WRONLY, 0o600)
+	if err == nil {
+		_, err = fmt.Fprintf(f, "\n# the console of `mailgate serve`\nlisten: %s\n", addr)
+		f.Close()
+	}
+	if err != nil {
+		fmt.Fprintf(d.out, "mailgate demo: %v\n", err)
+		return ExitFailed
+	}
+	key, err := store.LoadKey(filepath.Join(d.dir, "mailgate.key"), d.env.Getenv)
+	if err != nil {
+		fmt.Fprintf(d.out, "mailgate demo: %v\n", err)
+		return ExitFailed
+	}
+	st, err := store.Open(ctx, "sqlite:"+filepath.Join(d.dir, "mailgate.db"), &store.Options{Key: key})
+	if err != nil {
+		fmt.Fprintf(d.out, "mailgate demo: %v\n", err)
+		return ExitFailed
+	}
+	password := rand.Text()
+	err = st.SetAdmin(ctx, "admin", password)
+	st.Close()
+	if err != nil {
+		fmt.Fprintf(d.out, "mailgate demo: %v\n", err)
+		return ExitFailed
+	}
+	for i, subj := range []string{"Expense form #1041", "Expense form #1042", "Leave request: A. Vance"} {
+		raw := fmt.Sprintf("From: %s\r\nTo: %s\r\nSubject: %s\r\nMessage-ID: <demo-live-%d-%s@contoso.example>\r\n\r\nSubmitted from the offline forms app.\r\n",
+			emulator.DemoUser, emulator.DemoSharedMailbox, subj, i, rand.Text()[:8])
+		if _, err := d.srv.GraphDeliver(emulator.DemoSharedMailbox, []byte(raw)); err != nil {
+			fmt.Fprintf(d.out, "mailgate demo: %v\n", err)
+			return ExitFailed
+		}
+	}
+	d.step(8, "The daemon and its console (mailgate serve)")
+	d.ok("3 new messages wait in %s; the agent delivers them into %s", emulator.DemoSharedMailbox, filepath.Join(d.dir, "inbox"))
+	fmt.Fprintf(d.out, "\n   Console: http://%s/\n   Sign in as: admin\n   Password:   %s   (new for every demo run)\n\n", addr, password)
+	fmt.Fprintln(d.out, "The emulator and the daemon keep running for you to try the console and the commands above; Ctrl-C stops them.")
+	return runServe(ctx, d.env, []string{"--config", cfgPath})
 }
 
 type demoRun struct {

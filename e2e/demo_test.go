@@ -1,0 +1,60 @@
+package e2e
+
+import (
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"os/exec"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestDemoConsole runs the README's first command as a newcomer would:
+// `mailgate demo` (no tenant, no Dovecot) prints a console URL and a
+// password; signing in shows the demo mailbox with mail delivered within
+// 10 seconds of the URL appearing.
+func TestDemoConsole(t *testing.T) {
+	dir := t.TempDir()
+	cmd := exec.Command(mailgateBin, "demo", "--dir", dir, "--console", "127.0.0.1:0")
+	cmd.Dir = dir
+	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + dir}
+	var out syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() }()
+	re := regexp.MustCompile(`Console: (http://127\.0\.0\.1:\d+)/\s+Sign in as: admin\s+Password:\s+(\S+)`)
+	var m []string
+	for deadline := time.Now().Add(60 * time.Second); m == nil; time.Sleep(20 * time.Millisecond) {
+		m = re.FindStringSubmatch(out.String())
+		if time.Now().After(deadline) {
+			t.Fatalf("no console URL and password:\n%s", out.String())
+		}
+	}
+	shown := time.Now()
+	base, password := m[1], m[2]
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar, Timeout: 5 * time.Second}
+	var page string
+	for {
+		resp, err := c.PostForm(base+"/login", url.Values{"name": {"admin"}, "password": {password}})
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			page = string(b)
+			if strings.Contains(page, `data-name="forms"`) && regexp.MustCompile(`class="delivered">[1-9]`).MatchString(page) {
+				break
+			}
+		}
+		if time.Since(shown) > 10*time.Second {
+			t.Fatalf("no delivered mail on the dashboard 10 s after the URL was printed:\n%s\n%s", page, out.String())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Logf("mail on the console %v after the URL was printed", time.Since(shown).Round(time.Millisecond))
+}
