@@ -18,6 +18,9 @@ type Status struct {
 	Stats     Stats // of the last successful run
 	Total     int   // delivered since start
 	Failures  int   // consecutive failures
+	// Duration is how long the last run took (the connection's set-up
+	// included for a session's first run).
+	Duration time.Duration
 }
 
 // Supervisor runs every mailbox until stopped: poll mailboxes are read
@@ -110,11 +113,11 @@ func (s *Supervisor) Serve(stop <-chan struct{}, grace time.Duration) {
 	wg.Wait()
 }
 
-func (s *Supervisor) record(m *Mailbox, st Stats, err error) time.Duration {
+func (s *Supervisor) record(m *Mailbox, st Stats, err error, took time.Duration) time.Duration {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	cur := s.status[m.Name]
-	cur.LastRun, cur.LastError = time.Now(), err
+	cur.LastRun, cur.LastError, cur.Duration = time.Now(), err, took
 	if err != nil {
 		cur.Failures++
 	} else {
@@ -175,15 +178,16 @@ func (s *Supervisor) loop(ctx context.Context, stop <-chan struct{}, m *Mailbox)
 // the connection fails (idle). It returns how long to wait before the next
 // session: the poll interval, a backoff after a failure, 0 to reconnect now.
 func (s *Supervisor) session(ctx context.Context, stop <-chan struct{}, m *Mailbox, interval time.Duration) time.Duration {
+	start := time.Now()
 	conn, err := dial(ctx, m, s.Log)
 	if err != nil {
 		s.Log.Warn("agent: connect failed", "mailbox", m.Name, "err", err)
-		return s.record(m, Stats{}, err)
+		return s.record(m, Stats{}, err, time.Since(start))
 	}
 	defer conn.Close()
 	for !stopped(stop) {
 		st, err := run(ctx, m, conn, s.Ledger, s.Log, nil)
-		backoff := s.record(m, st, err)
+		backoff := s.record(m, st, err, time.Since(start))
 		if err != nil {
 			s.Log.Warn("agent: run failed", "mailbox", m.Name, "err", err)
 			return backoff
@@ -206,6 +210,7 @@ func (s *Supervisor) session(ctx context.Context, stop <-chan struct{}, m *Mailb
 		}()
 		err = w.Wait(wctx, 25*time.Minute)
 		wcancel()
+		start = time.Now()
 		if stopped(stop) {
 			return 0
 		}

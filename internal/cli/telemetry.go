@@ -19,23 +19,27 @@ type telemetry struct {
 	lastOK        *metrics.GaugeVec
 	tokenReqs     *metrics.CounterVec
 	outboxByState *metrics.GaugeVec
+	pollSeconds   *metrics.HistogramVec
 }
 
 func newTelemetry() *telemetry {
 	r := &metrics.Registry{}
 	return &telemetry{
-		reg:           r,
-		delivered:     r.Counter("mailgate_messages_delivered_total", "Messages handed to a mailbox's sink.", "mailbox"),
-		duplicates:    r.Counter("mailgate_messages_duplicate_total", "Messages fetched again that the sink already had.", "mailbox"),
-		polls:         r.Counter("mailgate_polls_total", "Mailbox runs (poll or idle wake-up) by result (ok, error).", "mailbox", "result"),
-		lastOK:        r.Gauge("mailgate_last_successful_poll_timestamp_seconds", "When a mailbox last ran without error (Unix time).", "mailbox"),
-		tokenReqs:     r.Counter("mailgate_token_requests_total", "Token endpoint requests by profile, result and AADSTS code (0: none).", "profile", "result", "aadsts"),
+		reg:        r,
+		delivered:  r.Counter("mailgate_messages_delivered_total", "Messages handed to a mailbox's sink.", "mailbox"),
+		duplicates: r.Counter("mailgate_messages_duplicate_total", "Messages fetched again that the sink already had.", "mailbox"),
+		polls:      r.Counter("mailgate_polls_total", "Mailbox runs (poll or idle wake-up) by result (ok, error).", "mailbox", "result"),
+		lastOK:     r.Gauge("mailgate_last_successful_poll_timestamp_seconds", "When a mailbox last ran without error (Unix time).", "mailbox"),
+		tokenReqs:  r.Counter("mailgate_token_requests_total", "Token endpoint requests by profile, result and AADSTS code (0: none).", "profile", "result", "aadsts"),
+		pollSeconds: r.Histogram("mailgate_poll_duration_seconds", "How long a mailbox run took (connecting included for a session's first), by mailbox.",
+			[]float64{0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300}, "mailbox"),
 		outboxByState: r.Gauge("mailgate_outbox_messages", "Messages in the outbox by state (queued, sending, sent, failed).", "state"),
 	}
 }
 
 // onRun records one agent run.
 func (t *telemetry) onRun(s agent.Status) {
+	t.pollSeconds.Observe(s.Duration.Seconds(), s.Mailbox)
 	if s.LastError != nil {
 		t.polls.Add(1, s.Mailbox, "error")
 		return
