@@ -12,6 +12,11 @@
 //   - after the server was told, before the ledger says acked: the
 //     acknowledgement is repeated (it is idempotent).
 //
+// Batches overlap without weakening that order: while batch n+1 is
+// fetched, batch n is synced and recorded in the background, and its
+// acknowledgement goes to the server only once both are done (pipelined
+// next to the next fetch when the connection allows it).
+//
 // A changed IMAP UIDVALIDITY is resynchronised by matching the folder's
 // messages to ledger entries on Message-ID, size and internal date: matches
 // are re-keyed, not redelivered.
@@ -184,18 +189,100 @@ func run(ctx context.Context, mb *Mailbox, conn mailbox.Conn, l Ledger, log *slo
 		st.Acked += len(ackOnly)
 	}
 
-	// 3. deliver in batches: fetch → sink → Sync → ledger → server → ledger
+	// 3. deliver in batches: fetch → sink → Sync → ledger → server → ledger.
+	// A batch's Sync and ledger record run in the background while the
+	// next batch is fetched; its acknowledgement on the server waits for
+	// both, so a message is never marked on the server before it is
+	// durable and recorded. The acknowledgement itself is sent once that
+	// fetch is over, or, when the connection can acknowledge during a
+	// fetch (a flag change pipelined next to a UID FETCH), sent at once
+	// and awaited at the next batch. Recording acknowledgements rides
+	// along with the next batch's background work; if the run ends first,
+	// the next run replays them.
+	pipelined := false
+	if pa, ok := conn.(pipelinedAcker); ok {
+		pipelined = pa.AckDuringFetch(mb.After)
+	}
+	var prev *syncing
+	var acking *syncing // acknowledgement sent, answer not yet read
+	var acked []string  // acknowledged on the server, not yet recorded
+	// ackDone reads the answer to the acknowledgement in flight
+	ackDone := func() error {
+		if acking == nil {
+			return nil
+		}
+		a := acking
+		acking = nil
+		if err := <-a.acked; err != nil {
+			return err
+		}
+		for _, it := range a.delivered {
+			acked = append(acked, it.Key)
+		}
+		st.Acked += len(a.delivered)
+		if progress != nil {
+			progress(mb.Name, a.through, len(todo))
+		}
+		return nil
+	}
+	// settle waits for the batch in flight to be durable and recorded,
+	// then acknowledges it
+	settle := func() error {
+		aerr := ackDone()
+		if prev == nil {
+			return aerr
+		}
+		p := prev
+		prev = nil
+		if err := <-p.done; err != nil {
+			return errors.Join(aerr, err)
+		}
+		if aerr != nil {
+			return aerr
+		}
+		p.acked = make(chan error, 1)
+		acking = p
+		if pipelined {
+			go func() { p.acked <- conn.Ack(ctx, p.delivered, mb.After) }()
+			return nil
+		}
+		p.acked <- conn.Ack(ctx, p.delivered, mb.After)
+		return ackDone()
+	}
+	// finish settles the last batch, reads its acknowledgement and records
+	// what the server acknowledged
+	finish := func() error {
+		if err := settle(); err != nil {
+			return err
+		}
+		if err := ackDone(); err != nil {
+			return err
+		}
+		keys := acked
+		acked = nil
+		return l.MarkAcked(ctx, mb.Name, keys)
+	}
+	// never leave an acknowledgement running on the connection
+	defer func() {
+		if acking != nil {
+			<-acking.acked
+		}
+	}()
+	// one copy buffer and one header tap for the run: io.Copy would
+	// allocate 32 KB per message
+	buf := make([]byte, 32<<10)
+	tap := &headerTap{}
 	for start := 0; start < len(todo); start += batch {
 		items := todo[start:min(start+batch, len(todo))]
-		var entries []store.LedgerEntry
-		var delivered []mailbox.Item
+		entries := make([]store.LedgerEntry, 0, len(items))
+		delivered := make([]mailbox.Item, 0, len(items))
 		err := conn.Fetch(ctx, items, func(it mailbox.Item, r io.Reader) error {
 			d, err := mb.Sink.Begin(ctx, sink.Message{Mailbox: mb.Name, Key: it.Key, Size: it.Size, ReceivedAt: it.Date})
 			if err != nil {
 				return err
 			}
-			tap := &headerTap{r: r}
-			if _, err := io.Copy(d, tap); err != nil {
+			tap.reset(r)
+			if _, err := io.CopyBuffer(d, tap, buf); err != nil {
 				d.Abort()
 				return fmt.Errorf("agent: copying %s to the sink: %w", it.Key, err)
 			}
@@ -216,26 +303,34 @@ func run(ctx context.Context, mb *Mailbox, conn mailbox.Conn, l Ledger, log *slo
 			delivered = append(delivered, it)
 			return nil
 		})
-		// whatever was committed is made durable and recorded, even when
-		// the fetch failed half-way
-		if len(entries) > 0 {
-			if serr := mb.Sink.Sync(ctx); serr != nil {
-				return st, errors.Join(serr, err)
+		// the previous batch: durable and recorded by now (or failed)
+		if serr := settle(); serr != nil {
+			// this batch is still made durable and recorded; the next
+			// run replays its acknowledgement
+			if len(entries) > 0 {
+				serr = errors.Join(serr, syncAndRecord(ctx, mb, l, nil, entries))
 			}
-			if lerr := l.MarkDelivered(ctx, mb.Name, entries); lerr != nil {
-				return st, errors.Join(lerr, err)
-			}
-			if aerr := ackAndRecord(ctx, mb, conn, l, delivered); aerr != nil {
-				return st, errors.Join(aerr, err)
-			}
-			st.Acked += len(delivered)
+			return st, errors.Join(serr, err)
 		}
+		if len(entries) == 0 {
+			if err != nil {
+				return st, errors.Join(finish(), err)
+			}
+			continue
+		}
+		cur := &syncing{delivered: delivered, through: start + len(items), done: make(chan error, 1)}
+		ackedKeys := acked
+		acked = nil
+		go func() { cur.done <- syncAndRecord(ctx, mb, l, ackedKeys, entries) }()
+		prev = cur
+		// whatever was committed is made durable, recorded and
+		// acknowledged, even when the fetch failed half-way
 		if err != nil {
-			return st, err
+			return st, errors.Join(finish(), err)
 		}
-		if progress != nil {
-			progress(mb.Name, start+len(items), len(todo))
-		}
+	}
+	if err := finish(); err != nil {
+		return st, err
 	}
 	if scan.Next != cur {
 		if err := l.SetMailboxCursor(ctx, mb.Name, scan.Next); err != nil {
@@ -243,6 +338,38 @@ func run(ctx context.Context, mb *Mailbox, conn mailbox.Conn, l Ledger, log *slo
 		}
 	}
 	return st, nil
+}
+
+// syncing is a batch being made durable and recorded in the background,
+// then acknowledged.
+type syncing struct {
+	delivered []mailbox.Item
+	through   int        // messages of the run done once this batch is
+	done      chan error // Sync and MarkDelivered's outcome
+	acked     chan error // Ack's outcome
+}
+
+// pipelinedAcker is implemented by a mailbox.Conn whose Ack with a given
+// after-action may run while a Fetch is in progress on the same
+// connection (the IMAP adapter: a flag change is a UID STORE, which may be
+// pipelined next to a UID FETCH, RFC 9051 section 5.5).
+type pipelinedAcker interface {
+	AckDuringFetch(a mailbox.After) bool
+}
+
+// syncAndRecord records acknowledgements the server already has (acked,
+// from the previous batch), makes the sink's committed messages durable,
+// then records them in the ledger as delivered.
+func syncAndRecord(ctx context.Context, mb *Mailbox, l Ledger, acked []string, entries []store.LedgerEntry) error {
+	if len(acked) > 0 {
+		if err := l.MarkAcked(ctx, mb.Name, acked); err != nil {
+			return err
+		}
+	}
+	if err := mb.Sink.Sync(ctx); err != nil {
+		return err
+	}
+	return l.MarkDelivered(ctx, mb.Name, entries)
 }
 
 func ackAndRecord(ctx context.Context, mb *Mailbox, conn mailbox.Conn, l Ledger, items []mailbox.Item) error {

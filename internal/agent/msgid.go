@@ -20,6 +20,11 @@ type headerTap struct {
 	done bool
 }
 
+// reset starts tapping the next message, keeping the header buffer.
+func (h *headerTap) reset(r io.Reader) {
+	h.r, h.head, h.done = r, h.head[:0], false
+}
+
 func (h *headerTap) Read(p []byte) (int, error) {
 	n, err := h.r.Read(p)
 	if !h.done && n > 0 {

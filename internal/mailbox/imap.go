@@ -247,6 +247,16 @@ func (c *imapConn) Ack(ctx context.Context, items []Item, a After) error {
 	return nil
 }
 
+// AckDuringFetch reports whether Ack with a may run while a Fetch is in
+// progress on this connection: true for "seen" and "keep", whose UID STORE
+// the client pipelines next to the UID FETCH (both name messages by UID,
+// so RFC 9051 section 5.5 sees no ambiguity; go-imap's client is safe for
+// concurrent commands). Delete and move expunge, which renumbers the
+// messages a fetch is reporting, so they wait for the fetch.
+func (c *imapConn) AckDuringFetch(a After) bool {
+	return a.Kind == "seen" || a.Kind == "" || a.Kind == "keep"
+}
+
 // Wait waits for new mail with IDLE (NOOP polling without it).
 func (c *imapConn) Wait(ctx context.Context, max time.Duration) error {
 	if err := c.c.Idle(ctx, max); err != nil {

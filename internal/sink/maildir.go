@@ -40,6 +40,11 @@ type Maildir struct {
 	pid   int
 	seq   atomic.Uint64
 
+	// syncMu serialises Sync and Close; mu guards the maps and order and
+	// is not held across syncfs and renames, so deliveries of the next
+	// batch go on while a batch is made durable.
+	syncMu    sync.Mutex
+	newDirty  bool // renames into new/ not yet known durable (guarded by syncMu)
 	mu        sync.Mutex
 	delivered map[string]string // key hash → path in new/ or cur/
 	staged    map[string]*staged
@@ -253,42 +258,73 @@ func (d *maildirDelivery) Abort() error {
 	return nil
 }
 
-// Sync makes every staged message durable (one syncfs of the maildir's
-// filesystem on Linux, which flushes the files' data and metadata), then
-// renames them into new/ and fsyncs new/. A file never appears in new/
-// before its bytes are on disk.
+// Sync makes every message committed before the call durable (one syncfs
+// of the maildir's filesystem on Linux, which flushes the files' data and
+// metadata), then renames them into new/ and fsyncs new/. A file never
+// appears in new/ before its bytes are on disk. Deliveries may go on
+// while Sync runs; what they commit waits for the next Sync.
 func (m *Maildir) Sync(ctx context.Context) error {
+	m.syncMu.Lock()
+	defer m.syncMu.Unlock()
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	if len(m.order) == 0 {
+	batch := m.order
+	m.order = nil
+	m.mu.Unlock()
+	if len(batch) == 0 {
+		if m.newDirty {
+			if err := syncDir(filepath.Join(m.dir, "new")); err != nil {
+				return &Error{Sink: "maildir", Err: err}
+			}
+			m.newDirty = false
+		}
 		return nil
 	}
-	if err := m.syncStaged(); err != nil {
+	// on failure the unfinished part goes back in front of what was
+	// committed meanwhile, still staged
+	requeue := func(rest []*staged) {
+		m.mu.Lock()
+		m.order = append(rest[:len(rest):len(rest)], m.order...)
+		m.mu.Unlock()
+	}
+	if err := m.syncStaged(batch); err != nil {
+		requeue(batch)
 		return &Error{Sink: "maildir", Err: err}
 	}
-	for i, s := range m.order {
+	for i, s := range batch {
 		if err := os.Rename(s.tmp, s.final); err != nil {
-			// keep the rest staged; what was renamed is done
-			for _, done := range m.order[:i] {
+			// what was renamed is done; keep the rest staged
+			m.mu.Lock()
+			for _, done := range batch[:i] {
 				m.delivered[done.hash] = done.final
 				delete(m.staged, done.hash)
 			}
-			m.order = m.order[i:]
+			m.mu.Unlock()
+			requeue(batch[i:])
 			return &Error{Sink: "maildir", Err: err}
 		}
 	}
 	if err := syncDir(filepath.Join(m.dir, "new")); err != nil {
+		// renamed but new/ not known durable: the next Sync redoes the fsync
+		m.newDirty = true
+		m.mu.Lock()
+		for _, s := range batch {
+			m.delivered[s.hash] = s.final
+			delete(m.staged, s.hash)
+		}
+		m.mu.Unlock()
 		return &Error{Sink: "maildir", Err: err}
 	}
-	for _, s := range m.order {
+	m.newDirty = false
+	m.mu.Lock()
+	for _, s := range batch {
 		m.delivered[s.hash] = s.final
 		delete(m.staged, s.hash)
 	}
-	m.order = m.order[:0]
+	m.mu.Unlock()
 	return nil
 }
 
-func (m *Maildir) syncStaged() error {
+func (m *Maildir) syncStaged(batch []*staged) error {
 	dir, err := os.Open(filepath.Join(m.dir, "tmp"))
 	if err != nil {
 		return err
@@ -297,7 +333,7 @@ func (m *Maildir) syncStaged() error {
 	if err := unix.Syncfs(int(dir.Fd())); err == nil {
 		return nil
 	}
-	for _, s := range m.order { // no syncfs: one fsync per file
+	for _, s := range batch { // no syncfs: one fsync per file
 		f, err := os.Open(s.tmp)
 		if err != nil {
 			return err
@@ -323,6 +359,8 @@ func syncDir(path string) error {
 // Close forgets staged messages that were never synced (their tmp files
 // are removed; the agent had not acknowledged them, so they come again).
 func (m *Maildir) Close() error {
+	m.syncMu.Lock()
+	defer m.syncMu.Unlock()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, s := range m.order {
