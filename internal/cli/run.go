@@ -124,6 +124,7 @@ type runtimeT struct {
 	store    *storeT
 	mgr      *oauth.Manager
 	profiles map[string]*oauth.Profile
+	sinksMu  sync.Mutex // the console's Test opens sinks while agents run
 	sinks    map[string]sink.Sink
 	log      *slog.Logger
 }
@@ -159,6 +160,8 @@ func (rt *runtimeT) close() {
 
 // sink opens a configured sink once.
 func (rt *runtimeT) sink(name string) (sink.Sink, error) {
+	rt.sinksMu.Lock()
+	defer rt.sinksMu.Unlock()
 	if s, ok := rt.sinks[name]; ok {
 		return s, nil
 	}

@@ -81,7 +81,7 @@ func runServe(ctx context.Context, env *Env, args []string) int {
 		fmt.Fprintf(env.Err, "mailgate: serve: listen %s: %v\n", cfg.Listen, err)
 		return ExitFailed
 	}
-	console := web.New(web.Options{Store: rt.store, Config: cfg, Metrics: tel.reg, Log: log, Statuses: sup.Statuses,
+	console := web.New(web.Options{Store: rt.store, Config: cfg, Metrics: tel.reg, Log: log, Statuses: sup.Statuses, Test: rt.consoleTest,
 		CertExpiry: func(name string) (time.Time, bool) {
 			if p, ok := rt.profiles[name]; ok && p.Certificate != nil && p.Certificate.Cert != nil {
 				return p.Certificate.Cert.NotAfter, true

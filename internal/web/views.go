@@ -328,3 +328,65 @@ func (s *Server) dashboard(w http.ResponseWriter, r *http.Request) {
 		"Warnings": warnings, "Now": s.o.Now().UTC().Format(time.RFC3339),
 	})
 }
+
+// Step is one step of a Test: DNS, TCP, TLS, token, authentication,
+// folder; Hints say what to change when it failed.
+type Step struct {
+	Name   string   `json:"step"`
+	OK     bool     `json:"ok"`
+	Detail string   `json:"detail"`
+	Hints  []string `json:"hints,omitempty"`
+}
+
+// TestResult is what the Test button shows.
+type TestResult struct {
+	Name  string `json:"name"`
+	Kind  string `json:"kind"` // mailbox or profile
+	OK    bool   `json:"ok"`
+	Steps []Step `json:"steps"`
+}
+
+// runTest runs a Test of a configured record of kind.
+func (s *Server) runTest(r *http.Request, kind, name string) (TestResult, int) {
+	known := false
+	for _, v := range s.records(kind) {
+		if nameOf(v) == name {
+			known = true
+		}
+	}
+	if !known || s.o.Test == nil {
+		return TestResult{}, http.StatusNotFound
+	}
+	res, found := s.o.Test(r.Context(), name)
+	if !found {
+		return TestResult{}, http.StatusNotFound
+	}
+	s.o.Log.Info("web: test", "name", name, "ok", res.OK, "by", s.admin(r))
+	return res, http.StatusOK
+}
+
+func (s *Server) apiTest(kind string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		res, status := s.runTest(r, kind, r.PathValue("name"))
+		if status != http.StatusOK {
+			writeJSON(w, status, apiError{"not_found", fmt.Sprintf("no %s named %q to test", kind[:len(kind)-1], r.PathValue("name"))})
+			return
+		}
+		writeJSON(w, http.StatusOK, res)
+	}
+}
+
+// testPage serves the console's Test button (a form POST from the
+// dashboard) and shows the steps.
+func (s *Server) testPage(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	res, status := s.runTest(r, "mailboxes", name)
+	if status != http.StatusOK {
+		res, status = s.runTest(r, "profiles", name)
+	}
+	if status != http.StatusOK {
+		http.Error(w, "no mailbox or profile "+name, http.StatusNotFound)
+		return
+	}
+	s.render(w, "test.html", map[string]any{"Admin": s.admin(r), "Result": res})
+}

@@ -51,6 +51,9 @@ type Options struct {
 	Log     *slog.Logger
 	// Statuses returns the agents' state (nil: no agents run).
 	Statuses func() []agent.Status
+	// Test runs the steps of `mailgate test NAME` for a mailbox or a
+	// profile; found is false for an unknown name. Nil: no Test button.
+	Test func(ctx context.Context, name string) (res TestResult, found bool)
 	// CertExpiry returns when a profile's client certificate expires.
 	CertExpiry func(profile string) (time.Time, bool)
 	// Secure marks cookies Secure (the console is served over TLS).
@@ -113,6 +116,9 @@ func New(o Options) *Server {
 		handle("GET /api/v1/"+kind, false, s.apiList(kind))
 		handle("GET /api/v1/"+kind+"/{name}", false, s.apiOne(kind))
 	}
+	handle("POST /api/v1/mailboxes/{name}/test", false, s.apiTest("mailboxes"))
+	handle("POST /api/v1/profiles/{name}/test", false, s.apiTest("profiles"))
+	handle("POST /test/{name}", false, s.testPage)
 	s.h = http.NewCrossOriginProtection().Handler(securityHeaders(mux))
 	return s
 }

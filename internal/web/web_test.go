@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -86,6 +87,13 @@ func newFixture(t *testing.T) *fixture {
 	reg.Counter("mailgate_messages_delivered_total", "Messages handed to a sink.", "mailbox").Add(3, "forms")
 	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
 	w := New(Options{Store: st, Config: cfg, Metrics: reg, Now: func() time.Time { return now },
+		Test: func(_ context.Context, name string) (TestResult, bool) {
+			if name != "invoices" && name != "forms" && name != "contoso" {
+				return TestResult{}, false
+			}
+			return TestResult{Name: name, Kind: "mailbox", Steps: []Step{{Name: "token", OK: true, Detail: "valid"},
+				{Name: "auth", OK: false, Detail: "AUTHENTICATE failed", Hints: []string{"Add-MailboxPermission -Identity invoices@contoso.com"}}}}, true
+		},
 		Statuses: func() []agent.Status {
 			return []agent.Status{{Mailbox: "forms", LastRun: now.Add(-time.Minute), Total: 3},
 				{Mailbox: "invoices", LastRun: now, LastError: errors.New("imap: AUTHENTICATE failed"), Failures: 2}}
@@ -299,5 +307,34 @@ func TestMetricsAndAPI(t *testing.T) {
 	}
 	if o := get("/api/v1/openapi.json"); !strings.Contains(o, `"openapi": "3.1.0"`) || !strings.Contains(o, "/api/v1/mailboxes/{name}") {
 		t.Errorf("openapi:\n%.300s", o)
+	}
+}
+
+// TestTestButton: the dashboard's Test button and the API run the test and
+// show each step with what to fix; an unknown name is 404.
+func TestTestButton(t *testing.T) {
+	f := newFixture(t)
+	do := func(method, path string) (int, string) {
+		req, _ := http.NewRequest(method, f.srv.URL+path, nil)
+		req.Header.Set("Authorization", "Bearer "+f.token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := do("POST", "/api/v1/mailboxes/invoices/test"); code != 200 || !strings.Contains(body, `"ok": false`) || !strings.Contains(body, "Add-MailboxPermission") {
+		t.Errorf("API test: %d %s", code, body)
+	}
+	if code, body := do("POST", "/test/invoices"); code != 200 || !strings.Contains(body, "✗ auth") || !strings.Contains(body, "<li>Add-MailboxPermission -Identity invoices@contoso.com</li>") {
+		t.Errorf("test page: %d %s", code, body)
+	}
+	if code, _ := do("POST", "/api/v1/mailboxes/nope/test"); code != 404 {
+		t.Errorf("unknown mailbox: %d", code)
+	}
+	if code, _ := do("POST", "/api/v1/profiles/forms/test"); code != 404 {
+		t.Errorf("a mailbox tested as a profile: %d", code)
 	}
 }

@@ -1,0 +1,161 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/mailgate/mailgate/internal/emulator"
+)
+
+// browser starts Debian's Chromium headless for a test.
+func browser(t *testing.T) context.Context {
+	t.Helper()
+	path, err := exec.LookPath("chromium")
+	if err != nil {
+		path = "/usr/bin/chromium"
+		if _, serr := os.Stat(path); serr != nil {
+			if os.Getenv("MAILGATE_REQUIRE_INTEGRATION") == "1" {
+				t.Fatal("chromium is not installed (scripts/install-deps.sh installs it)")
+			}
+			t.Skip("chromium is not installed")
+		}
+	}
+	actx, cancel := chromedp.NewExecAllocator(t.Context(), chromedp.ExecPath(path), chromedp.Headless, chromedp.NoSandbox,
+		chromedp.WindowSize(1280, 900), chromedp.UserDataDir(t.TempDir()))
+	t.Cleanup(cancel)
+	ctx, cancel2 := chromedp.NewContext(actx)
+	t.Cleanup(cancel2)
+	return ctx
+}
+
+// TestConsoleInBrowser drives the console in Chromium: sign in, see mail
+// delivered on the dashboard, press Test on a mailbox an application access
+// policy blocks, and read the failing step with its fix. Screenshots of the
+// dashboard and of the Test result are written to $MAILGATE_SCREENSHOTS
+// (the ones in docs/ were made this way) or a temporary directory.
+func TestConsoleInBrowser(t *testing.T) {
+	srv, dir := emulatorConfig(t, "")
+	for i := range 3 {
+		if _, err := srv.GraphDeliver(emulator.DemoSharedMailbox, []byte(fmt.Sprintf("Message-ID: <b%d@x>\r\nSubject: form %d\r\n\r\nhello\r\n", i, i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	srv.Tenant().DenyGraphAccess(emulator.DemoAppID, emulator.DemoInvoicesMailbox)
+	cfg, _ := os.ReadFile(filepath.Join(dir, "mailgate.yaml"))
+	cfg = append(cfg, fmt.Sprintf("listen: 127.0.0.1:0\nmailboxes:\n  - {name: forms, protocol: graph, endpoint: '%[1]s', username: %[2]s, profile: emulator-graph, after: seen, sink: out}\n  - {name: invoices, protocol: graph, endpoint: '%[1]s', username: %[3]s, profile: emulator-graph, after: seen, sink: out}\nsinks:\n  - {name: out, type: maildir, path: ./inbox}\n",
+		srv.URL(), emulator.DemoSharedMailbox, emulator.DemoInvoicesMailbox)...)
+	if err := os.WriteFile(filepath.Join(dir, "mailgate.yaml"), cfg, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	admin := exec.Command(mailgateBin, "admin", "add", "ops")
+	admin.Dir = dir
+	admin.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + dir, "MAILGATE_KEY=" + testKey}
+	admin.Stdin = strings.NewReader("browser-test-password\n")
+	if out, err := admin.CombinedOutput(); err != nil {
+		t.Fatalf("admin add: %v %s", err, out)
+	}
+	cmd := exec.Command(mailgateBin, "serve")
+	cmd.Dir = dir
+	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + dir, "MAILGATE_KEY=" + testKey}
+	var logs syncBuffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() }()
+	listen := regexp.MustCompile(`listen=(127\.0\.0\.1:\d+)`)
+	var base string
+	for deadline := time.Now().Add(10 * time.Second); base == ""; time.Sleep(20 * time.Millisecond) {
+		if m := listen.FindStringSubmatch(logs.String()); m != nil {
+			base = "http://" + m[1]
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("serve did not say where it listens:\n%s", logs.String())
+		}
+	}
+	shots := os.Getenv("MAILGATE_SCREENSHOTS")
+	if shots == "" {
+		shots = t.TempDir()
+	}
+	ctx := browser(t)
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+
+	// an anonymous visit lands on the sign-in page
+	if err := chromedp.Do(ctx, chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.CSS(`input[name="password"]`))); err != nil {
+		t.Fatalf("sign-in page: %v\n%s", err, logs.String())
+	}
+	// a wrong password is refused with a message
+	if err := chromedp.Do(ctx,
+		chromedp.SendKeys(chromedp.CSS(`input[name="name"]`), "ops"),
+		chromedp.SendKeys(chromedp.CSS(`input[name="password"]`), "not the password"),
+		chromedp.Submit(chromedp.CSS(`form`)),
+		chromedp.WaitVisible(chromedp.CSS(`.error`))); err != nil {
+		t.Fatal(err)
+	}
+	if msg, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`.error`))); err != nil || !strings.Contains(msg, "Wrong name or password") {
+		t.Errorf("wrong password message %q %v", msg, err)
+	}
+	if err := chromedp.Do(ctx,
+		chromedp.SendKeys(chromedp.CSS(`input[name="name"]`), "ops"),
+		chromedp.SendKeys(chromedp.CSS(`input[name="password"]`), "browser-test-password"),
+		chromedp.Submit(chromedp.CSS(`form`)),
+		chromedp.WaitVisible(chromedp.CSS(`#mailboxes`))); err != nil {
+		t.Fatal(err)
+	}
+	// mail arrives on the dashboard (reloaded until the agent delivered)
+	var delivered string
+	for deadline := time.Now().Add(15 * time.Second); delivered != "3"; {
+		if time.Now().After(deadline) {
+			t.Fatalf("dashboard shows %q delivered for forms\n%s", delivered, logs.String())
+		}
+		if err := chromedp.Do(ctx, chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS(`#mailboxes`))); err != nil {
+			t.Fatal(err)
+		}
+		delivered, _ = chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`tr[data-name="forms"] .delivered`)))
+		delivered = strings.TrimSpace(delivered)
+		if delivered != "3" {
+			time.Sleep(300 * time.Millisecond)
+		}
+	}
+	state, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`tr[data-name="invoices"] .state`)))
+	if strings.TrimSpace(state) != "failing" {
+		t.Errorf("invoices state %q, want failing", state)
+	}
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil || !bytes.HasPrefix(png, []byte("\x89PNG")) {
+		t.Fatalf("dashboard screenshot: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(shots, "console-dashboard.png"), png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Test on the blocked mailbox: the failing step names the fix
+	if err := chromedp.Do(ctx,
+		chromedp.Click(chromedp.CSS(`tr[data-name="invoices"] button.test`)),
+		chromedp.WaitVisible(chromedp.CSS(`#steps`))); err != nil {
+		t.Fatal(err)
+	}
+	verdict, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`#verdict`)))
+	steps, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`#steps`)))
+	if verdict != "failed" || !strings.Contains(steps, "✓ token") || !strings.Contains(steps, "✗ graph") || !strings.Contains(steps, "New-ApplicationAccessPolicy") {
+		t.Errorf("test result %q:\n%s", verdict, steps)
+	}
+	png, err = chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil || !bytes.HasPrefix(png, []byte("\x89PNG")) {
+		t.Fatalf("test screenshot: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(shots, "console-test.png"), png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
