@@ -52,4 +52,3 @@ func (rt *runtimeT) consoleTest(ctx context.Context, name string) (web.TestResul
 	res.OK = true
 	return res, true
 }
-
