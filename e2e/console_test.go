@@ -2,9 +2,19 @@ package e2e
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
 	"io"
+	"math/big"
+	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -135,4 +145,87 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// TestServeConsoleOverTLS: with tls_cert and tls_key the console is served
+// over HTTPS and its session cookie is Secure.
+func TestServeConsoleOverTLS(t *testing.T) {
+	_, dir := emulatorConfig(t, "")
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, _ := x509.MarshalPKCS8PrivateKey(key)
+	_ = os.WriteFile(filepath.Join(dir, "console.crt"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+	_ = os.WriteFile(filepath.Join(dir, "console.key"), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600)
+	cfg, _ := os.ReadFile(filepath.Join(dir, "mailgate.yaml"))
+	cfg = append(cfg, "listen: 127.0.0.1:0\ntls_cert: console.crt\ntls_key: console.key\n"...)
+	if err := os.WriteFile(filepath.Join(dir, "mailgate.yaml"), cfg, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	admin := exec.Command(mailgateBin, "admin", "add", "ops")
+	admin.Dir = dir
+	admin.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + dir, "MAILGATE_KEY=" + testKey}
+	admin.Stdin = strings.NewReader("a long enough password\n")
+	if out, err := admin.CombinedOutput(); err != nil {
+		t.Fatalf("admin add: %v %s", err, out)
+	}
+	cmd := exec.Command(mailgateBin, "serve")
+	cmd.Dir = dir
+	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + dir, "MAILGATE_KEY=" + testKey}
+	var logs syncBuffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() }()
+	console := regexp.MustCompile(`console=(https://127\.0\.0\.1:\d+/)`)
+	var base string
+	for deadline := time.Now().Add(10 * time.Second); base == ""; time.Sleep(20 * time.Millisecond) {
+		if m := console.FindStringSubmatch(logs.String()); m != nil {
+			base = m[1]
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("serve did not announce an https console:\n%s", logs.String())
+		}
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(mustParse(t, der))
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := c.PostForm(base+"login", url.Values{"name": {"ops"}, "password": {"a long enough password"}})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, logs.String())
+	}
+	resp.Body.Close()
+	var secure bool
+	for _, ck := range resp.Cookies() {
+		secure = secure || (ck.Name == "mailgate_session" && ck.Secure && ck.HttpOnly)
+	}
+	if resp.StatusCode != http.StatusSeeOther || !secure {
+		t.Errorf("login over TLS: %d, Secure session cookie %v", resp.StatusCode, secure)
+	}
+	// plain HTTP to the TLS port gets no console
+	if r, err := http.Get(strings.Replace(base, "https", "http", 1) + "healthz"); err == nil {
+		r.Body.Close()
+		if r.StatusCode == 200 {
+			t.Error("the console answered plain HTTP")
+		}
+	}
+}
+
+func mustParse(t *testing.T, der []byte) *x509.Certificate {
+	t.Helper()
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -81,7 +82,18 @@ func runServe(ctx context.Context, env *Env, args []string) int {
 		fmt.Fprintf(env.Err, "mailgate: serve: listen %s: %v\n", cfg.Listen, err)
 		return ExitFailed
 	}
-	console := web.New(web.Options{Store: rt.store, Config: cfg, Metrics: tel.reg, Log: log, Statuses: sup.Statuses, Test: rt.consoleTest,
+	scheme := "http"
+	if cfg.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			fmt.Fprintf(env.Err, "%s: tls_cert, tls_key: %v\n", cfg.File, err)
+			ln.Close()
+			return ExitUsage
+		}
+		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+		scheme = "https"
+	}
+	console := web.New(web.Options{Store: rt.store, Config: cfg, Metrics: tel.reg, Log: log, Statuses: sup.Statuses, Test: rt.consoleTest, Secure: scheme == "https",
 		CertExpiry: func(name string) (time.Time, bool) {
 			if p, ok := rt.profiles[name]; ok && p.Certificate != nil && p.Certificate.Cert != nil {
 				return p.Certificate.Cert.NotAfter, true
@@ -89,7 +101,7 @@ func runServe(ctx context.Context, env *Env, args []string) int {
 			return time.Time{}, false
 		}})
 	if n, err := rt.store.CountAdmins(ctx); err == nil && n == 0 {
-		log.Warn("no console administrator yet: create one with `mailgate admin add NAME` (password on stdin), then sign in at http://" + ln.Addr().String() + "/")
+		log.Warn("no console administrator yet: create one with `mailgate admin add NAME` (password on stdin), then sign in at " + scheme + "://" + ln.Addr().String() + "/")
 	}
 	go tel.watchOutbox(ctx, rt.store, 15*time.Second)
 	hs := &http.Server{Handler: console, ReadHeaderTimeout: 10 * time.Second}
@@ -123,10 +135,11 @@ func runServe(ctx context.Context, env *Env, args []string) int {
 			}
 		}
 	}()
-	log.Info("mailgate serving", "mailboxes", len(sup.Mailboxes), "senders", len(ob.Senders), "listen", ln.Addr().String())
+	log.Info("mailgate serving", "mailboxes", len(sup.Mailboxes), "senders", len(ob.Senders), "listen", ln.Addr().String(), "console", scheme+"://"+ln.Addr().String()+"/")
 	obDone := make(chan struct{})
 	go func() { ob.Run(ctx.Done()); close(obDone) }()
 	sup.Serve(ctx.Done(), *grace)
+	<-ctx.Done() // with no mailboxes Serve returns at once; the console stays up
 	<-obDone
 	_ = rt.store.ForgetHeartbeat(context.Background(), instance)
 	if st := ob.Stats(); st.Sent+st.Failed+st.Recovered > 0 {

@@ -17,7 +17,9 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"os/exec"
@@ -310,11 +312,16 @@ func (s *Server) chown(dir string) error {
 	uid, _ := strconv.Atoi(s.runUser.Uid)
 	gid, _ := strconv.Atoi(s.runUser.Gid)
 	root := filepath.Join(s.dir, "mail")
+	// a live Dovecot creates and removes lock files while this walks:
+	// a file gone by the time it is reached is not an error
 	return filepath.Walk(root, func(p string, _ os.FileInfo, err error) error {
-		if err != nil {
-			return err
+		if err == nil {
+			err = os.Lchown(p, uid, gid)
 		}
-		return os.Lchown(p, uid, gid)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return err
 	})
 }
 
