@@ -219,3 +219,41 @@ func (s *Store) ForgetHeartbeat(ctx context.Context, instance string) error {
 	_, err := s.exec(ctx, "DELETE FROM serve_heartbeats WHERE instance = ?", instance)
 	return err
 }
+
+// OutboxList returns the newest outbox messages (at most limit), with
+// their recipients' states, without their bytes.
+func (s *Store) OutboxList(ctx context.Context, limit int) ([]OutboxMessage, error) {
+	rows, err := s.query(ctx, "SELECT id FROM outbox ORDER BY id DESC LIMIT ?", limit)
+	if err != nil {
+		return nil, fmt.Errorf("store: outbox: %w", err)
+	}
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	out := make([]OutboxMessage, 0, len(ids))
+	for _, id := range ids {
+		m, err := s.OutboxMessageStatus(ctx, id)
+		if errors.Is(err, ErrNotFound) {
+			continue // deleted meanwhile
+		}
+		if err != nil {
+			return nil, err
+		}
+		var created int64
+		if err := s.queryRow(ctx, "SELECT created_at FROM outbox WHERE id = ?", id).Scan(&created); err == nil {
+			m.CreatedAt = time.Unix(0, created)
+		}
+		out = append(out, *m)
+	}
+	return out, nil
+}

@@ -119,6 +119,12 @@ func New(o Options) *Server {
 	handle("POST /api/v1/mailboxes/{name}/test", false, s.apiTest("mailboxes"))
 	handle("POST /api/v1/profiles/{name}/test", false, s.apiTest("profiles"))
 	handle("POST /test/{name}", false, s.testPage)
+	handle("GET /api/v1/outbox", false, s.apiOutbox)
+	handle("GET /api/v1/messages", false, s.apiMessages)
+	handle("GET /api/v1/messages/{id}/eml", false, s.eml)
+	handle("GET /outbox", false, s.outboxPage)
+	handle("GET /messages", false, s.messagesPage)
+	handle("GET /messages/{id}/eml", false, s.eml)
 	s.h = http.NewCrossOriginProtection().Handler(securityHeaders(mux))
 	return s
 }

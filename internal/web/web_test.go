@@ -16,6 +16,7 @@ import (
 	"github.com/mailgate/mailgate/internal/agent"
 	"github.com/mailgate/mailgate/internal/config"
 	"github.com/mailgate/mailgate/internal/metrics"
+	"github.com/mailgate/mailgate/internal/sink"
 	"github.com/mailgate/mailgate/internal/store"
 )
 
@@ -29,6 +30,8 @@ var secrets = []string{
 	"header-VALUE-bearer-0006",
 	"admin-PASSWORD-0007-long",
 }
+
+const keptMessage = "From: a@example.com\r\nSubject: kept\r\n\r\nkept in the store\r\n"
 
 const testConfig = `profiles:
   - name: contoso
@@ -79,6 +82,12 @@ func newFixture(t *testing.T) *fixture {
 	if err := st.SetAdmin(t.Context(), "ops", secrets[6]); err != nil {
 		t.Fatal(err)
 	}
+	if _, _, err := st.PutMessage(t.Context(), sink.Message{Mailbox: "forms", Key: "forms/imap/7/1", Size: int64(len(keptMessage))}, strings.NewReader(keptMessage)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Enqueue(t.Context(), "noreply", "noreply@contoso.com", []string{"a@example.com"}, []byte("Subject: queued\r\n\r\nx\r\n")); err != nil {
+		t.Fatal(err)
+	}
 	tok, err := st.NewAPIToken(t.Context(), "ops")
 	if err != nil {
 		t.Fatal(err)
@@ -108,6 +117,7 @@ func concrete(pattern string) (string, string) {
 	method, path, _ := strings.Cut(pattern, " ")
 	path = strings.ReplaceAll(path, "{name}", "forms")
 	path = strings.ReplaceAll(path, "{$}", "")
+	path = strings.ReplaceAll(path, "{id}", "1")
 	return method, path
 }
 
@@ -336,5 +346,42 @@ func TestTestButton(t *testing.T) {
 	}
 	if code, _ := do("POST", "/api/v1/profiles/forms/test"); code != 404 {
 		t.Errorf("a mailbox tested as a profile: %d", code)
+	}
+}
+
+// TestOutboxAndMessages: the outbox and the message store are listed, and a
+// kept message downloads as its exact bytes.
+func TestOutboxAndMessages(t *testing.T) {
+	f := newFixture(t)
+	get := func(path string) (int, http.Header, string) {
+		req, _ := http.NewRequest("GET", f.srv.URL+path, nil)
+		req.Header.Set("Authorization", "Bearer "+f.token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, resp.Header, string(b)
+	}
+	if code, _, body := get("/api/v1/outbox"); code != 200 || !strings.Contains(body, `"state": "queued"`) || !strings.Contains(body, `"address": "a@example.com"`) {
+		t.Errorf("outbox: %d %s", code, body)
+	}
+	code, _, body := get("/api/v1/messages")
+	if code != 200 || !strings.Contains(body, `"key": "forms/imap/7/1"`) {
+		t.Fatalf("messages: %d %s", code, body)
+	}
+	code, hdr, body := get("/api/v1/messages/1/eml")
+	if code != 200 || body != keptMessage || hdr.Get("Content-Type") != "message/rfc822" || !strings.Contains(hdr.Get("Content-Disposition"), "1.eml") {
+		t.Errorf("eml: %d %v %q", code, hdr, body)
+	}
+	if code, _, _ := get("/api/v1/messages/999/eml"); code != 404 {
+		t.Errorf("missing message: %d", code)
+	}
+	if code, _, body := get("/outbox"); code != 200 || !strings.Contains(body, "a@example.com") {
+		t.Errorf("outbox page: %d", code)
+	}
+	if code, _, body := get("/messages"); code != 200 || !strings.Contains(body, `href="/messages/1/eml"`) {
+		t.Errorf("messages page: %d %s", code, body)
 	}
 }

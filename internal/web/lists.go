@@ -1,0 +1,143 @@
+package web
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/mailgate/mailgate/internal/store"
+)
+
+// OutboxView is a queued or sent message as shown (its bytes are not).
+type OutboxView struct {
+	ID         int64           `json:"id"`
+	Sender     string          `json:"sender"`
+	From       string          `json:"from"`
+	State      string          `json:"state"`
+	Attempts   int             `json:"attempts"`
+	LastError  string          `json:"last_error,omitempty"`
+	CreatedAt  string          `json:"created_at"`
+	Recipients []RecipientView `json:"recipients"`
+}
+
+// RecipientView is one recipient's delivery state.
+type RecipientView struct {
+	Address string `json:"address"`
+	State   string `json:"state"`
+	Reply   string `json:"reply,omitempty"`
+}
+
+// MessageView is a message kept by a store sink.
+type MessageView struct {
+	ID         string `json:"id"`
+	Mailbox    string `json:"mailbox"`
+	Key        string `json:"key"`
+	Size       int64  `json:"size"`
+	ReceivedAt string `json:"received_at,omitempty"`
+	StoredAt   string `json:"stored_at"`
+}
+
+const listLimit = 200
+
+func (s *Server) outbox(r *http.Request) ([]OutboxView, error) {
+	msgs, err := s.o.Store.OutboxList(r.Context(), listLimit)
+	if err != nil {
+		return nil, err
+	}
+	out := []OutboxView{}
+	for _, m := range msgs {
+		v := OutboxView{ID: m.ID, Sender: m.Sender, From: m.From, State: m.State, Attempts: m.Attempts, LastError: m.LastError,
+			CreatedAt: m.CreatedAt.UTC().Format(time.RFC3339), Recipients: []RecipientView{}}
+		for _, rc := range m.Rcpts {
+			v.Recipients = append(v.Recipients, RecipientView{Address: rc.Addr, State: rc.State, Reply: rc.Reply})
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+func (s *Server) messages(r *http.Request) ([]MessageView, error) {
+	msgs, err := s.o.Store.Messages(r.Context(), listLimit)
+	if err != nil {
+		return nil, err
+	}
+	out := []MessageView{}
+	for _, m := range msgs {
+		v := MessageView{ID: m.ID, Mailbox: m.Mailbox, Key: m.Key, Size: m.Size, StoredAt: m.StoredAt.UTC().Format(time.RFC3339)}
+		if !m.ReceivedAt.IsZero() {
+			v.ReceivedAt = m.ReceivedAt.UTC().Format(time.RFC3339)
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+func (s *Server) storeError(w http.ResponseWriter, err error) {
+	s.o.Log.Error("web: store", "err", err)
+	writeJSON(w, http.StatusServiceUnavailable, apiError{"store_unavailable", "the store did not answer; see the server log"})
+}
+
+func (s *Server) apiOutbox(w http.ResponseWriter, r *http.Request) {
+	v, err := s.outbox(r)
+	if err != nil {
+		s.storeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"outbox": v})
+}
+
+func (s *Server) apiMessages(w http.ResponseWriter, r *http.Request) {
+	v, err := s.messages(r)
+	if err != nil {
+		s.storeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"messages": v})
+}
+
+// eml serves a kept message's raw bytes as a download.
+func (s *Server) eml(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if _, err := strconv.ParseInt(id, 10, 64); err != nil {
+		writeJSON(w, http.StatusNotFound, apiError{"not_found", "no message " + id})
+		return
+	}
+	// check first, so a missing message is a clean 404 before any byte
+	if err := s.o.Store.OpenMessage(r.Context(), id, discard{}); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			writeJSON(w, http.StatusNotFound, apiError{"not_found", "no message " + id})
+			return
+		}
+		s.storeError(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", "message/rfc822")
+	w.Header().Set("Content-Disposition", `attachment; filename="`+id+`.eml"`)
+	w.Header().Set("Cache-Control", "no-store")
+	if err := s.o.Store.OpenMessage(r.Context(), id, w); err != nil {
+		s.o.Log.Error("web: message download", "id", id, "err", err)
+	}
+}
+
+type discard struct{}
+
+func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+func (s *Server) outboxPage(w http.ResponseWriter, r *http.Request) {
+	v, err := s.outbox(r)
+	if err != nil {
+		http.Error(w, "store unavailable", http.StatusServiceUnavailable)
+		return
+	}
+	s.render(w, "outbox.html", map[string]any{"Admin": s.admin(r), "Outbox": v})
+}
+
+func (s *Server) messagesPage(w http.ResponseWriter, r *http.Request) {
+	v, err := s.messages(r)
+	if err != nil {
+		http.Error(w, "store unavailable", http.StatusServiceUnavailable)
+		return
+	}
+	s.render(w, "messages.html", map[string]any{"Admin": s.admin(r), "Messages": v})
+}
