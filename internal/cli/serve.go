@@ -19,7 +19,7 @@ import (
 func init() {
 	register(&command{
 		name:    "serve",
-		summary: "run the mailbox agents until SIGTERM (health endpoints on listen)",
+		summary: "the daemon: mailbox agents, outbox, web console, /api/v1 and /metrics on listen, until SIGTERM",
 		run:     runServe,
 	})
 }
@@ -27,8 +27,10 @@ func init() {
 // runServe runs every enabled mailbox continuously: poll mailboxes every
 // interval, idle mailboxes on an open connection with IMAP IDLE. SIGTERM or
 // SIGINT stops it gracefully: each mailbox finishes the batch it is
-// delivering (at most --grace) before the process exits. /healthz and
-// /readyz answer on the config's listen address.
+// delivering (at most --grace) before the process exits. The outbox worker
+// sends what `mailgate send` queued. The web console, /api/v1, /metrics,
+// /healthz and /readyz answer on the config's listen address (HTTPS with
+// tls_cert and tls_key).
 func runServe(ctx context.Context, env *Env, args []string) int {
 	fs := newFlagSet(env, "serve", "")
 	cfgFlag := fs.String("config", "", "config file (default $MAILGATE_CONFIG, then ./mailgate.yaml)")
