@@ -159,3 +159,136 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestConsoleRecordsInBrowser is the administrator's story in Chromium: sign
+// in, add a profile (with a mistyped secret) and a Graph mailbox, see the
+// mailbox fail, press Test and read the failing step explained, fix the
+// secret, and see the mail arrive on the dashboard — no restart, no file
+// edited.
+func TestConsoleRecordsInBrowser(t *testing.T) {
+	srv, dir := emulatorConfig(t, "")
+	for i := range 3 {
+		if _, err := srv.GraphDeliver(emulator.DemoInvoicesMailbox, []byte(fmt.Sprintf("Message-ID: <inv%d@x>\r\nSubject: invoice %d\r\n\r\nplease pay\r\n", i, i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg, _ := os.ReadFile(filepath.Join(dir, "mailgate.yaml"))
+	cfg = append(cfg, "listen: 127.0.0.1:0\nsinks:\n  - {name: out, type: maildir, path: ./inbox}\n"...)
+	if err := os.WriteFile(filepath.Join(dir, "mailgate.yaml"), cfg, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	admin := exec.Command(mailgateBin, "admin", "add", "ops")
+	admin.Dir = dir
+	admin.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + dir, "MAILGATE_KEY=" + testKey}
+	admin.Stdin = strings.NewReader("browser-test-password\n")
+	if out, err := admin.CombinedOutput(); err != nil {
+		t.Fatalf("admin add: %v %s", err, out)
+	}
+	cmd := exec.Command(mailgateBin, "serve")
+	cmd.Dir = dir
+	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + dir, "MAILGATE_KEY=" + testKey}
+	var logs syncBuffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() }()
+	listen := regexp.MustCompile(`listen=(127\.0\.0\.1:\d+)`)
+	var base string
+	for deadline := time.Now().Add(10 * time.Second); base == ""; time.Sleep(20 * time.Millisecond) {
+		if m := listen.FindStringSubmatch(logs.String()); m != nil {
+			base = "http://" + m[1]
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("serve did not say where it listens:\n%s", logs.String())
+		}
+	}
+	ctx := browser(t)
+	ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+	defer cancel()
+	fail := func(step string, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", step, err, logs.String())
+		}
+	}
+	fail("sign in", chromedp.Do(ctx, chromedp.Navigate(base+"/login"),
+		chromedp.SendKeys(chromedp.CSS(`input[name="name"]`), "ops"),
+		chromedp.SendKeys(chromedp.CSS(`input[name="password"]`), "browser-test-password"),
+		chromedp.Submit(chromedp.CSS(`form`)),
+		chromedp.WaitVisible(chromedp.CSS(`#mailboxes`))))
+
+	// a profile, with the Secret ID pasted where the secret's value belongs
+	fail("new profile", chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#add-profiles`)), chromedp.WaitVisible(chromedp.CSS(`#record`)),
+		chromedp.SendKeys(chromedp.CSS(`input[name="name"]`), "console-graph"),
+		chromedp.SendKeys(chromedp.CSS(`input[name="tenant"]`), emulator.DemoTenantID),
+		chromedp.SendKeys(chromedp.CSS(`input[name="client_id"]`), emulator.DemoAppID),
+		chromedp.SendKeys(chromedp.CSS(`input[name="client_secret"]`), emulator.DemoAppSecretID),
+		chromedp.SendKeys(chromedp.CSS(`input[name="scopes"]`), "https://graph.microsoft.com/.default"),
+		chromedp.SendKeys(chromedp.CSS(`input[name="authority"]`), srv.URL()),
+		chromedp.SendKeys(chromedp.CSS(`input[name="tls_ca"]`), srv.CAFile()),
+		chromedp.Click(chromedp.CSS(`#save`)),
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-name="console-graph"]`))))
+	// a mailbox through Graph; a first try without a sink is refused and says why
+	fail("new mailbox", chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#add-mailboxes`)), chromedp.WaitVisible(chromedp.CSS(`#record`)),
+		chromedp.SendKeys(chromedp.CSS(`input[name="name"]`), "invoices"),
+		chromedp.SetValue(chromedp.CSS(`select[name="protocol"]`), "graph"),
+		chromedp.SendKeys(chromedp.CSS(`input[name="endpoint"]`), srv.URL()),
+		chromedp.SendKeys(chromedp.CSS(`input[name="username"]`), emulator.DemoInvoicesMailbox),
+		chromedp.SendKeys(chromedp.CSS(`input[name="profile"]`), "console-graph"),
+		chromedp.Click(chromedp.CSS(`#save`)),
+		chromedp.WaitVisible(chromedp.CSS(`#problems`))))
+	problems, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`#problems`)))
+	if !strings.Contains(problems, "mailboxes[invoices].sink") {
+		t.Errorf("problems without a sink: %q", problems)
+	}
+	fail("mailbox sink", chromedp.Do(ctx,
+		chromedp.SendKeys(chromedp.CSS(`input[name="sink"]`), "out"),
+		chromedp.Click(chromedp.CSS(`#save`)),
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-name="invoices"]`))))
+	// the mailbox fails; Test explains why
+	var state string
+	for deadline := time.Now().Add(20 * time.Second); state != "failing"; time.Sleep(300 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("invoices state %q, want failing\n%s", state, logs.String())
+		}
+		fail("reload", chromedp.Do(ctx, chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS(`#mailboxes`))))
+		state, _ = chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`tr[data-name="invoices"] .state`)))
+		state = strings.TrimSpace(state)
+	}
+	fail("test", chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`tr[data-name="invoices"] button.test`)), chromedp.WaitVisible(chromedp.CSS(`#steps`))))
+	steps, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`#steps`)))
+	if !strings.Contains(steps, "✗ token") || !strings.Contains(steps, "7000215") {
+		t.Errorf("test steps:\n%s", steps)
+	}
+	// fix the secret: the form keeps everything else, the old secret is not shown
+	fail("edit profile", chromedp.Do(ctx, chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.CSS(`#profiles`)),
+		chromedp.Click(chromedp.CSS(`tr[data-name="console-graph"] a.edit`)), chromedp.WaitVisible(chromedp.CSS(`#record`))))
+	shown, _ := chromedp.Run(ctx, chromedp.Value(chromedp.CSS(`input[name="client_secret"]`)))
+	if shown != "" {
+		t.Errorf("the edit form shows the secret %q", shown)
+	}
+	fail("save secret", chromedp.Do(ctx,
+		chromedp.SendKeys(chromedp.CSS(`input[name="client_secret"]`), emulator.DemoAppSecret),
+		chromedp.Click(chromedp.CSS(`#save`)),
+		chromedp.WaitVisible(chromedp.CSS(`#mailboxes`))))
+	var delivered string
+	for deadline := time.Now().Add(20 * time.Second); delivered != "3"; time.Sleep(300 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("dashboard shows %q delivered for invoices\n%s", delivered, logs.String())
+		}
+		fail("reload", chromedp.Do(ctx, chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS(`#mailboxes`))))
+		delivered, _ = chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`tr[data-name="invoices"] .delivered`)))
+		delivered = strings.TrimSpace(delivered)
+	}
+	page, _ := chromedp.Run(ctx, chromedp.OuterHTML(chromedp.CSS(`html`)))
+	for _, secret := range []string{emulator.DemoAppSecret, emulator.DemoAppSecretID} {
+		if strings.Contains(page, secret) {
+			t.Errorf("the dashboard shows a secret")
+		}
+	}
+	files, _ := os.ReadDir(filepath.Join(dir, "inbox", "new"))
+	if len(files) != 3 {
+		t.Errorf("%d messages in the maildir", len(files))
+	}
+}

@@ -22,6 +22,7 @@ import (
 	"github.com/mailgate/mailgate/internal/sasl"
 	"github.com/mailgate/mailgate/internal/sink"
 	"github.com/mailgate/mailgate/internal/smtp"
+	"github.com/mailgate/mailgate/internal/store"
 )
 
 func init() {
@@ -139,11 +140,21 @@ func newObservedRuntime(ctx context.Context, env *Env, cfg *config.Config, log *
 	if err != nil {
 		return nil, err
 	}
+	rt, err := newRuntimeOn(st, cfg, log, onToken)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	return rt, nil
+}
+
+// newRuntimeOn builds a runtime over a store that is already open (serve
+// keeps its store across configuration reloads).
+func newRuntimeOn(st *store.Store, cfg *config.Config, log *slog.Logger, onToken func(profile, result string, aadsts int)) (*runtimeT, error) {
 	rt := &runtimeT{cfg: cfg, store: st, mgr: observedTokenManager(st, log, onToken), profiles: map[string]*oauth.Profile{}, sinks: map[string]sink.Sink{}, log: log}
 	for i := range cfg.Profiles {
 		p, err := oauthProfile(&cfg.Profiles[i], i)
 		if err != nil {
-			st.Close()
 			return nil, err
 		}
 		rt.profiles[p.Name] = p
@@ -152,10 +163,18 @@ func newObservedRuntime(ctx context.Context, env *Env, cfg *config.Config, log *
 }
 
 func (rt *runtimeT) close() {
-	for _, s := range rt.sinks {
-		s.Close()
-	}
+	rt.closeSinks()
 	rt.store.Close()
+}
+
+// closeSinks closes the sinks opened so far.
+func (rt *runtimeT) closeSinks() {
+	rt.sinksMu.Lock()
+	defer rt.sinksMu.Unlock()
+	for name, s := range rt.sinks {
+		s.Close()
+		delete(rt.sinks, name)
+	}
 }
 
 // sink opens a configured sink once.

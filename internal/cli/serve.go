@@ -9,10 +9,14 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mailgate/mailgate/internal/agent"
+	"github.com/mailgate/mailgate/internal/config"
 	"github.com/mailgate/mailgate/internal/outbox"
+	"github.com/mailgate/mailgate/internal/store"
 	"github.com/mailgate/mailgate/internal/web"
 )
 
@@ -44,87 +48,76 @@ func runServe(ctx context.Context, env *Env, args []string) int {
 		fmt.Fprintln(env.Err, "usage: mailgate serve [--config FILE]")
 		return ExitUsage
 	}
-	cfg, code, ok := loadConfig(env, configPath(env, *cfgFlag))
+	path := configPath(env, *cfgFlag)
+	fileCfg, code, ok := loadConfig(env, path)
 	if !ok {
 		return code
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		fmt.Fprintf(env.Err, "mailgate: serve: %v\n", err)
+		return ExitUsage
 	}
 	level := slog.LevelInfo
 	if *verbose {
 		level = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(env.Err, &slog.HandlerOptions{Level: level}))
+	rtlog := logger(env.Err, *verbose)
 	tel := newTelemetry()
-	rt, err := newObservedRuntime(ctx, env, cfg, logger(env.Err, *verbose), tel.onToken)
+	st, err := openStore(ctx, env, fileCfg, rtlog)
 	if err != nil {
 		fmt.Fprintf(env.Err, "mailgate: serve: %v\n", err)
-		if isProfileError(err) {
-			return ExitUsage
-		}
 		return ExitFailed
 	}
-	defer rt.close()
-	sup := &agent.Supervisor{Ledger: rt.store, Log: log, OnRun: tel.onRun}
-	for i := range cfg.Mailboxes {
-		m := &cfg.Mailboxes[i]
-		if !m.Enabled {
-			continue
-		}
-		a, err := rt.agentMailbox(m)
-		if err != nil {
-			fmt.Fprintf(env.Err, "%s: mailboxes[%s]: %v\n", cfg.File, m.Name, err)
-			return ExitUsage
-		}
-		a.Idle = m.Mode == "idle"
-		a.Interval = m.Interval.D()
-		a.Host = m.Host
-		sup.Mailboxes = append(sup.Mailboxes, a)
-	}
-	ln, err := net.Listen("tcp", cfg.Listen)
+	defer st.Close()
+	ed := &consoleRecords{st: st, data: data, path: path, getenv: env.Getenv, reload: make(chan struct{}, 1)}
+	cfg, err := ed.config(ctx)
 	if err != nil {
-		fmt.Fprintf(env.Err, "mailgate: serve: listen %s: %v\n", cfg.Listen, err)
+		// a console record the file no longer agrees with must not keep the
+		// file's own mailboxes from running
+		log.Error("serve: the console's records do not fit the config file; running the file alone until they are fixed", "err", err)
+		cfg = fileCfg
+	}
+
+	ln, err := net.Listen("tcp", fileCfg.Listen)
+	if err != nil {
+		fmt.Fprintf(env.Err, "mailgate: serve: listen %s: %v\n", fileCfg.Listen, err)
 		return ExitFailed
 	}
 	scheme := "http"
-	if cfg.TLSCert != "" {
-		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+	if fileCfg.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(fileCfg.TLSCert, fileCfg.TLSKey)
 		if err != nil {
-			fmt.Fprintf(env.Err, "%s: tls_cert, tls_key: %v\n", cfg.File, err)
+			fmt.Fprintf(env.Err, "%s: tls_cert, tls_key: %v\n", fileCfg.File, err)
 			ln.Close()
 			return ExitUsage
 		}
 		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
 		scheme = "https"
 	}
-	console := web.New(web.Options{Store: rt.store, Config: cfg, Metrics: tel.reg, Log: log, Statuses: sup.Statuses, Test: rt.consoleTest, Secure: scheme == "https",
+	var current atomic.Pointer[generation]
+	console := web.New(web.Options{Store: st, Config: cfg, Metrics: tel.reg, Log: log, Editor: ed, Secure: scheme == "https",
 		CertExpiry: func(name string) (time.Time, bool) {
-			if p, ok := rt.profiles[name]; ok && p.Certificate != nil && p.Certificate.Cert != nil {
-				return p.Certificate.Cert.NotAfter, true
+			if g := current.Load(); g != nil {
+				if p, ok := g.rt.profiles[name]; ok && p.Certificate != nil && p.Certificate.Cert != nil {
+					return p.Certificate.Cert.NotAfter, true
+				}
 			}
 			return time.Time{}, false
 		}})
-	if n, err := rt.store.CountAdmins(ctx); err == nil && n == 0 {
+	if n, err := st.CountAdmins(ctx); err == nil && n == 0 {
 		log.Warn("no console administrator yet: create one with `mailgate admin add NAME` (password on stdin), then sign in at " + scheme + "://" + ln.Addr().String() + "/")
 	}
-	go tel.watchOutbox(ctx, rt.store, 15*time.Second)
+	go tel.watchOutbox(ctx, st, 15*time.Second)
 	hs := &http.Server{Handler: console, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("serve: http", "err", err)
 		}
 	}()
-	ob := &outbox.Worker{Store: rt.store, Log: log}
-	for i := range cfg.Senders {
-		if snd := &cfg.Senders[i]; snd.Protocol == "smtp" || snd.Protocol == "graph" || snd.Protocol == "" {
-			s, err := rt.outboxSender(snd)
-			if err != nil {
-				fmt.Fprintf(env.Err, "%s: senders[%s]: %v\n", cfg.File, snd.Name, err)
-				return ExitUsage
-			}
-			ob.Senders = append(ob.Senders, s)
-		}
-	}
 	instance := fmt.Sprintf("%s-%d", hostname(), os.Getpid())
-	_ = rt.store.Heartbeat(ctx, instance)
+	_ = st.Heartbeat(ctx, instance)
 	beat := time.NewTicker(heartbeatEvery)
 	defer beat.Stop()
 	go func() {
@@ -133,18 +126,49 @@ func runServe(ctx context.Context, env *Env, args []string) int {
 			case <-ctx.Done():
 				return
 			case <-beat.C:
-				_ = rt.store.Heartbeat(context.Background(), instance)
+				_ = st.Heartbeat(context.Background(), instance)
 			}
 		}
 	}()
-	log.Info("mailgate serving", "mailboxes", len(sup.Mailboxes), "senders", len(ob.Senders), "listen", ln.Addr().String(), "console", scheme+"://"+ln.Addr().String()+"/")
-	obDone := make(chan struct{})
-	go func() { ob.Run(ctx.Done()); close(obDone) }()
-	sup.Serve(ctx.Done(), *grace)
-	<-ctx.Done() // with no mailboxes Serve returns at once; the console stays up
-	<-obDone
-	_ = rt.store.ForgetHeartbeat(context.Background(), instance)
-	if st := ob.Stats(); st.Sent+st.Failed+st.Recovered > 0 {
+
+	g, err := startGeneration(st, cfg, tel, log, rtlog, *grace, console)
+	if err != nil {
+		fmt.Fprintf(env.Err, "%s: %v\n", cfg.File, err)
+		_ = hs.Close()
+		return ExitUsage
+	}
+	current.Store(g)
+	log.Info("mailgate serving", "mailboxes", len(g.sup.Mailboxes), "senders", len(g.ob.Senders), "listen", ln.Addr().String(), "console", scheme+"://"+ln.Addr().String()+"/")
+	for running := true; running; {
+		select {
+		case <-ctx.Done():
+			running = false
+		case <-ed.reload:
+			next, err := ed.config(ctx)
+			if err != nil {
+				log.Error("serve: reload refused", "err", err)
+				continue
+			}
+			g.stop()
+			ng, err := startGeneration(st, next, tel, log, rtlog, *grace, console)
+			if err != nil {
+				log.Error("serve: the new configuration does not start; keeping the previous one", "err", err)
+				if ng, err = startGeneration(st, cfg, tel, log, rtlog, *grace, console); err != nil {
+					log.Error("serve: the previous configuration does not start either", "err", err)
+					running = false
+					continue
+				}
+			} else {
+				cfg = next
+			}
+			g = ng
+			current.Store(g)
+			log.Info("mailgate reloaded", "mailboxes", len(g.sup.Mailboxes), "senders", len(g.ob.Senders))
+		}
+	}
+	g.stop()
+	_ = st.ForgetHeartbeat(context.Background(), instance)
+	if st := g.ob.Stats(); st.Sent+st.Failed+st.Recovered > 0 {
 		log.Info("outbox", "sent", st.Sent, "failed", st.Failed, "retried", st.Retried, "recovered_possible_duplicates", st.Recovered, "max_250_to_commit", st.Window)
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -152,6 +176,75 @@ func runServe(ctx context.Context, env *Env, args []string) int {
 	_ = hs.Shutdown(sctx)
 	log.Info("mailgate stopped")
 	return ExitOK
+}
+
+// generation is the agents and the outbox worker of one configuration;
+// serve replaces it when the console changes a record.
+type generation struct {
+	rt     *runtimeT
+	sup    *agent.Supervisor
+	ob     *outbox.Worker
+	halt   chan struct{}
+	done   chan struct{}
+	closed bool
+}
+
+// startGeneration builds and starts the agents and the outbox of cfg and
+// shows them in the console.
+func startGeneration(st *store.Store, cfg *config.Config, tel *telemetry, log, rtlog *slog.Logger, grace time.Duration, console *web.Server) (*generation, error) {
+	rt, err := newRuntimeOn(st, cfg, rtlog, tel.onToken)
+	if err != nil {
+		return nil, err
+	}
+	sup := &agent.Supervisor{Ledger: st, Log: log, OnRun: tel.onRun}
+	for i := range cfg.Mailboxes {
+		m := &cfg.Mailboxes[i]
+		if !m.Enabled {
+			continue
+		}
+		a, err := rt.agentMailbox(m)
+		if err != nil {
+			rt.closeSinks()
+			return nil, fmt.Errorf("mailboxes[%s]: %w", m.Name, err)
+		}
+		a.Idle = m.Mode == "idle"
+		a.Interval = m.Interval.D()
+		a.Host = m.Host
+		sup.Mailboxes = append(sup.Mailboxes, a)
+	}
+	ob := &outbox.Worker{Store: st, Log: log}
+	for i := range cfg.Senders {
+		if snd := &cfg.Senders[i]; snd.Protocol == "smtp" || snd.Protocol == "graph" || snd.Protocol == "" {
+			s, err := rt.outboxSender(snd)
+			if err != nil {
+				rt.closeSinks()
+				return nil, fmt.Errorf("senders[%s]: %w", snd.Name, err)
+			}
+			ob.Senders = append(ob.Senders, s)
+		}
+	}
+	g := &generation{rt: rt, sup: sup, ob: ob, halt: make(chan struct{}), done: make(chan struct{})}
+	console.SetLive(cfg, sup.Statuses, rt.consoleTest)
+	go func() {
+		var wg sync.WaitGroup
+		wg.Go(func() { ob.Run(g.halt) })
+		wg.Go(func() { sup.Serve(g.halt, grace) })
+		wg.Wait()
+		close(g.done)
+	}()
+	return g, nil
+}
+
+// stop ends the generation: each agent finishes its batch (at most the
+// grace period), the outbox its message; then its sinks are closed.
+func (g *generation) stop() {
+	if g.closed {
+		return
+	}
+	g.closed = true
+	close(g.halt)
+	<-g.done
+	g.rt.closeSinks()
 }
 
 // The serve heartbeat tells `mailgate send` that an outbox worker runs.

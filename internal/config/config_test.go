@@ -48,7 +48,7 @@ senders:
 func parseTest(t *testing.T, src string) (*Config, error) {
 	t.Helper()
 	dir := t.TempDir()
-	return parse([]byte(src), filepath.Join(dir, "mailgate.yaml"), env(map[string]string{"SECRET": "s3cret"}), testNow)
+	return parse([]byte(src), filepath.Join(dir, "mailgate.yaml"), env(map[string]string{"SECRET": "s3cret"}), testNow, nil)
 }
 
 func problemsOf(t *testing.T, err error) []Problem {

@@ -25,7 +25,7 @@ func FuzzParse(f *testing.F) {
 	dir := f.TempDir()
 	file := filepath.Join(dir, "fuzz.yaml")
 	f.Fuzz(func(t *testing.T, data []byte) {
-		cfg, err := parse(data, file, env(map[string]string{"A": "a", "SECRET": "s"}), testNow)
+		cfg, err := parse(data, file, env(map[string]string{"A": "a", "SECRET": "s"}), testNow, nil)
 		if err == nil {
 			if cfg == nil {
 				t.Fatal("nil config without error")

@@ -37,10 +37,10 @@ func Load(path string, getenv func(string) string) (*Config, error) {
 // Parse is Load on bytes already read; filename names them in problems and
 // anchors relative paths (its directory; the working directory when "").
 func Parse(data []byte, filename string, getenv func(string) string) (*Config, error) {
-	return parse(data, filename, getenv, time.Now())
+	return parse(data, filename, getenv, time.Now(), nil)
 }
 
-func parse(data []byte, filename string, getenv func(string) string, now time.Time) (*Config, error) {
+func parse(data []byte, filename string, getenv func(string) string, now time.Time, records []Record) (*Config, error) {
 	if getenv == nil {
 		getenv = func(string) string { return "" }
 	}
@@ -66,10 +66,16 @@ func parse(data []byte, filename string, getenv func(string) string, now time.Ti
 	if err != nil {
 		return nil, &Error{Problems: []Problem{d.syntaxProblem(err, data)}}
 	}
+	if len(records) > 0 {
+		if root, err = addRecords(root, records); err != nil {
+			return nil, &Error{Problems: []Problem{{File: d.file, Msg: err.Error()}}}
+		}
+	}
 	if root != nil {
 		d.decodeStruct(root, reflect.ValueOf(cfg).Elem(), "")
 	}
 	d.defaults(cfg)
+	markOrigins(cfg, records)
 	d.validate(cfg)
 	cfg.Warnings = d.warnings
 	if len(d.problems) > 0 {

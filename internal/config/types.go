@@ -129,6 +129,9 @@ type Profile struct {
 	// params (in the form body) or basic (HTTP Basic). Useful for generic
 	// providers. Default: params
 	AuthStyle string `yaml:"auth_style"`
+	// Origin is where the record comes from: OriginFile or OriginConsole
+	// (set by ParseWith, never read from YAML).
+	Origin string `yaml:"-"`
 }
 
 // ClientCertificate is a certificate credential: the certificate uploaded to
@@ -199,6 +202,9 @@ type Mailbox struct {
 	// BatchSize is the most messages fetched and delivered in one poll
 	// (the rest wait for the next one), 1 to 10000. Default: 100
 	BatchSize int `yaml:"batch_size"`
+	// Origin is where the record comes from: OriginFile or OriginConsole
+	// (set by ParseWith, never read from YAML).
+	Origin string `yaml:"-"`
 }
 
 // Sink is a destination for messages read from mailboxes.
@@ -229,6 +235,9 @@ type Sink struct {
 	// Headers are extra HTTP headers sent with every webhook request, as a
 	// mapping of name to value. Default: none.
 	Headers map[string]string `yaml:"headers"`
+	// Origin is where the record comes from: OriginFile or OriginConsole
+	// (set by ParseWith, never read from YAML).
+	Origin string `yaml:"-"`
 }
 
 // Sender is a way to send mail.
@@ -270,4 +279,7 @@ type Sender struct {
 	// only); false deletes the copy after sending, which needs
 	// Mail.ReadWrite. Default: true
 	SaveToSentItems bool `yaml:"save_to_sent_items"`
+	// Origin is where the record comes from: OriginFile or OriginConsole
+	// (set by ParseWith, never read from YAML).
+	Origin string `yaml:"-"`
 }

@@ -18,10 +18,18 @@ import (
 // show their names only.
 
 const (
-	sourceConfig = "config" // provisioned from the YAML file: read-only here
-	secretSet    = "set"
-	secretNotSet = "not set"
+	sourceConfig  = "config"  // provisioned from the YAML file: read-only here
+	sourceConsole = "console" // made in the console, kept in the store
+	secretSet     = "set"
+	secretNotSet  = "not set"
 )
+
+func source(origin string) string {
+	if origin == config.OriginConsole {
+		return sourceConsole
+	}
+	return sourceConfig
+}
 
 func secretState(s config.Secret) string {
 	if s.Reveal() != "" {
@@ -143,8 +151,8 @@ func safeURL(s string) string {
 func (s *Server) profiles() []ProfileView {
 	now := s.o.Now()
 	var out []ProfileView
-	for _, p := range s.o.Config.Profiles {
-		v := ProfileView{Name: p.Name, Source: sourceConfig, Provider: p.Provider, Grant: p.Grant, Tenant: p.Tenant,
+	for _, p := range s.cfg().Profiles {
+		v := ProfileView{Name: p.Name, Source: source(p.Origin), Provider: p.Provider, Grant: p.Grant, Tenant: p.Tenant,
 			ClientID: p.ClientID, ClientSecret: secretState(p.ClientSecret), Certificate: secretNotSet,
 			Scopes: slices.Clone(p.Scopes), Authority: p.Authority, SecretExpires: expiry(p.SecretExpires.Time, now)}
 		if p.ClientCertificate != nil {
@@ -162,12 +170,12 @@ func (s *Server) profiles() []ProfileView {
 
 func (s *Server) mailboxes() []MailboxView {
 	st := map[string]agent.Status{}
-	for _, a := range s.o.Statuses() {
+	for _, a := range s.statuses() {
 		st[a.Mailbox] = a
 	}
 	var out []MailboxView
-	for _, m := range s.o.Config.Mailboxes {
-		v := MailboxView{Name: m.Name, Source: sourceConfig, Protocol: m.Protocol, Host: m.Host, Port: m.Port, Username: m.Username,
+	for _, m := range s.cfg().Mailboxes {
+		v := MailboxView{Name: m.Name, Source: source(m.Origin), Protocol: m.Protocol, Host: m.Host, Port: m.Port, Username: m.Username,
 			Folder: m.Folder, Profile: m.Profile, Sink: m.Sink, After: m.After, Mode: m.Mode, Enabled: m.Enabled, State: "waiting"}
 		if m.Protocol == "graph" {
 			v.Host, v.Port = safeURL(m.Endpoint), 0
@@ -197,8 +205,8 @@ func (s *Server) mailboxes() []MailboxView {
 
 func (s *Server) sinks() []SinkView {
 	var out []SinkView
-	for _, k := range s.o.Config.Sinks {
-		v := SinkView{Name: k.Name, Source: sourceConfig, Type: k.Type, Path: k.Path}
+	for _, k := range s.cfg().Sinks {
+		v := SinkView{Name: k.Name, Source: source(k.Origin), Type: k.Type, Path: k.Path}
 		if k.URL != "" {
 			v.URL = safeURL(k.URL)
 			v.Secret = secretState(k.Secret)
@@ -217,8 +225,8 @@ func (s *Server) sinks() []SinkView {
 
 func (s *Server) senders() []SenderView {
 	var out []SenderView
-	for _, d := range s.o.Config.Senders {
-		v := SenderView{Name: d.Name, Source: sourceConfig, Protocol: d.Protocol, Host: d.Host, Port: d.Port, Username: d.Username,
+	for _, d := range s.cfg().Senders {
+		v := SenderView{Name: d.Name, Source: source(d.Origin), Protocol: d.Protocol, Host: d.Host, Port: d.Port, Username: d.Username,
 			Profile: d.Profile, AllowedFrom: slices.Clone(d.AllowedFrom), SaveToSentItems: d.SaveToSentItems}
 		if d.Protocol == "graph" {
 			v.Endpoint, v.Host, v.Port = safeURL(d.Endpoint), "", 0
@@ -354,10 +362,11 @@ func (s *Server) runTest(r *http.Request, kind, name string) (TestResult, int) {
 			known = true
 		}
 	}
-	if !known || s.o.Test == nil {
+	test := s.tester()
+	if !known || test == nil {
 		return TestResult{}, http.StatusNotFound
 	}
-	res, found := s.o.Test(r.Context(), name)
+	res, found := test(r.Context(), name)
 	if !found {
 		return TestResult{}, http.StatusNotFound
 	}

@@ -26,6 +26,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mailgate/mailgate/internal/agent"
@@ -56,6 +57,9 @@ type Options struct {
 	Test func(ctx context.Context, name string) (res TestResult, found bool)
 	// CertExpiry returns when a profile's client certificate expires.
 	CertExpiry func(profile string) (time.Time, bool)
+	// Editor keeps console-made records (nil: everything comes from the
+	// config file and is read-only here).
+	Editor Editor
 	// Secure marks cookies Secure (the console is served over TLS).
 	Secure bool
 	// Now is the clock (tests); default time.Now.
@@ -65,6 +69,7 @@ type Options struct {
 // Server is the console and API handler.
 type Server struct {
 	o        Options
+	live     atomic.Pointer[live]
 	h        http.Handler
 	routes   []string
 	tmpl     *template.Template
@@ -72,6 +77,27 @@ type Server struct {
 }
 
 type ctxKey struct{}
+
+// live is what changes when the configuration is reloaded.
+type live struct {
+	cfg      *config.Config
+	statuses func() []agent.Status
+	test     func(ctx context.Context, name string) (TestResult, bool)
+}
+
+// SetLive swaps in the configuration, agents and tester of a reload.
+func (s *Server) SetLive(cfg *config.Config, statuses func() []agent.Status, test func(ctx context.Context, name string) (TestResult, bool)) {
+	if statuses == nil {
+		statuses = func() []agent.Status { return nil }
+	}
+	s.live.Store(&live{cfg: cfg, statuses: statuses, test: test})
+}
+
+func (s *Server) cfg() *config.Config      { return s.live.Load().cfg }
+func (s *Server) statuses() []agent.Status { return s.live.Load().statuses() }
+func (s *Server) tester() func(context.Context, string) (TestResult, bool) {
+	return s.live.Load().test
+}
 
 // New builds the handler.
 func New(o Options) *Server {
@@ -85,6 +111,7 @@ func New(o Options) *Server {
 		o.Statuses = func() []agent.Status { return nil }
 	}
 	s := &Server{o: o, throttle: newThrottle(5, 15*time.Minute)}
+	s.SetLive(o.Config, o.Statuses, o.Test)
 	s.tmpl = template.Must(template.New("").Funcs(template.FuncMap{
 		"ago": func(t time.Time) string {
 			if t.IsZero() {
@@ -119,6 +146,15 @@ func New(o Options) *Server {
 	handle("POST /api/v1/mailboxes/{name}/test", false, s.apiTest("mailboxes"))
 	handle("POST /api/v1/profiles/{name}/test", false, s.apiTest("profiles"))
 	handle("POST /test/{name}", false, s.testPage)
+	for _, kind := range []string{"profiles", "mailboxes", "sinks", "senders"} {
+		handle("POST /api/v1/"+kind, false, s.apiSave(kind))
+		handle("PUT /api/v1/"+kind+"/{name}", false, s.apiSave(kind))
+		handle("DELETE /api/v1/"+kind+"/{name}", false, s.apiDelete(kind))
+		handle("GET /"+kind+"/new", false, s.formPage(kind))
+		handle("GET /"+kind+"/{name}/edit", false, s.formPage(kind))
+		handle("POST /"+kind, false, s.formSubmit(kind))
+		handle("POST /"+kind+"/{name}/delete", false, s.formDelete(kind))
+	}
 	handle("GET /api/v1/outbox", false, s.apiOutbox)
 	handle("GET /api/v1/messages", false, s.apiMessages)
 	handle("GET /api/v1/messages/{id}/eml", false, s.eml)

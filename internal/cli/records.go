@@ -1,0 +1,117 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/mailgate/mailgate/internal/config"
+	"github.com/mailgate/mailgate/internal/store"
+	"github.com/mailgate/mailgate/internal/web"
+)
+
+// consoleRecords keeps the records administrators make in the console, in
+// the store, and gives serve the configuration of the file plus them. A
+// change is validated against the whole configuration before it is kept,
+// then serve reloads.
+type consoleRecords struct {
+	st     *store.Store
+	data   []byte // the config file, as read at start
+	path   string
+	getenv func(string) string
+	reload chan struct{}
+}
+
+func (c *consoleRecords) records(ctx context.Context) ([]config.Record, error) {
+	rs, err := c.st.Records(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]config.Record, 0, len(rs))
+	for _, r := range rs {
+		out = append(out, config.Record{Kind: r.Kind, Name: r.Name, YAML: r.YAML})
+	}
+	return out, nil
+}
+
+// config is the file's configuration with the console's records.
+func (c *consoleRecords) config(ctx context.Context) (*config.Config, error) {
+	rs, err := c.records(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return config.ParseWith(c.data, c.path, c.getenv, rs)
+}
+
+func (c *consoleRecords) changed() {
+	select {
+	case c.reload <- struct{}{}:
+	default:
+	}
+}
+
+// Save validates the configuration with the record in place, keeps it and
+// asks serve to reload.
+func (c *consoleRecords) Save(ctx context.Context, kind, name string, yaml []byte) error {
+	rs, err := c.records(ctx)
+	if err != nil {
+		return err
+	}
+	var next []config.Record
+	for _, r := range rs {
+		if r.Kind != kind || r.Name != name {
+			next = append(next, r)
+		}
+	}
+	next = append(next, config.Record{Kind: kind, Name: name, YAML: yaml})
+	if _, err := config.ParseWith(c.data, c.path, c.getenv, next); err != nil {
+		return err
+	}
+	if err := c.st.PutRecord(ctx, kind, name, yaml); err != nil {
+		return err
+	}
+	c.changed()
+	return nil
+}
+
+// Delete removes a record unless something else still refers to it.
+func (c *consoleRecords) Delete(ctx context.Context, kind, name string) error {
+	rs, err := c.records(ctx)
+	if err != nil {
+		return err
+	}
+	var next []config.Record
+	found := false
+	for _, r := range rs {
+		if r.Kind == kind && r.Name == name {
+			found = true
+			continue
+		}
+		next = append(next, r)
+	}
+	if !found {
+		return web.ErrNoRecord
+	}
+	if _, err := config.ParseWith(c.data, c.path, c.getenv, next); err != nil {
+		return fmt.Errorf("%s %s is still in use: %w", kind, name, err)
+	}
+	if err := c.st.DeleteRecord(ctx, kind, name); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	c.changed()
+	return nil
+}
+
+// Load returns a record's YAML.
+func (c *consoleRecords) Load(ctx context.Context, kind, name string) ([]byte, bool, error) {
+	rs, err := c.st.Records(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	for _, r := range rs {
+		if r.Kind == kind && r.Name == name {
+			return r.YAML, true, nil
+		}
+	}
+	return nil, false, nil
+}

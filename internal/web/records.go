@@ -1,0 +1,384 @@
+package web
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/mailgate/mailgate/internal/config"
+)
+
+// Editor keeps the console's records: what administrators create, change
+// and delete here, next to what the config file provisions (read-only
+// here). Save validates the whole configuration with the record in it
+// before keeping it; a *config.Error lists the problems.
+type Editor interface {
+	Save(ctx context.Context, kind, name string, yaml []byte) error
+	Delete(ctx context.Context, kind, name string) error
+	// Load returns a console record's YAML (found false if there is none).
+	Load(ctx context.Context, kind, name string) (yaml []byte, found bool, err error)
+}
+
+// ErrNoRecord is returned by an Editor for a name it does not keep.
+var ErrNoRecord = errors.New("no such console record")
+
+// field is one input of a record's form.
+type field struct {
+	Key, Label, Type string // Type: text, password (write-only secret), number, list, select
+	Options          []string
+	Help             string
+}
+
+var forms = map[string][]field{
+	"profiles": {
+		{Key: "name", Label: "Name", Type: "text"},
+		{Key: "provider", Label: "Provider", Type: "select", Options: []string{"microsoft", "google", "generic"}},
+		{Key: "grant", Label: "Grant", Type: "select", Options: []string{"client_credentials", "authorization_code", "device_code", "password"}},
+		{Key: "tenant", Label: "Tenant (directory) ID or domain", Type: "text"},
+		{Key: "client_id", Label: "Application (client) ID", Type: "text"},
+		{Key: "client_secret", Label: "Client secret value", Type: "password", Help: "the Value column in Certificates & secrets, not the Secret ID; left empty, the current one is kept"},
+		{Key: "secret_expires", Label: "Secret expires (YYYY-MM-DD)", Type: "text"},
+		{Key: "scopes", Label: "Scopes (space-separated)", Type: "list", Help: "https://outlook.office365.com/.default for IMAP/POP/SMTP, https://graph.microsoft.com/.default for Graph"},
+		{Key: "authority", Label: "Authority (sovereign cloud or emulator; empty for login.microsoftonline.com)", Type: "text"},
+		{Key: "tls_ca", Label: "Extra CA file for the token endpoint (PEM path on the server)", Type: "text"},
+	},
+	"mailboxes": {
+		{Key: "name", Label: "Name", Type: "text"},
+		{Key: "protocol", Label: "Protocol", Type: "select", Options: []string{"imap", "pop3", "graph"}},
+		{Key: "host", Label: "Host (imap, pop3)", Type: "text"},
+		{Key: "port", Label: "Port (empty: the protocol's default)", Type: "number"},
+		{Key: "security", Label: "Security", Type: "select", Options: []string{"", "tls", "starttls"}},
+		{Key: "tls_ca", Label: "Extra CA file (PEM path on the server)", Type: "text"},
+		{Key: "endpoint", Label: "Graph endpoint (graph; empty for graph.microsoft.com)", Type: "text"},
+		{Key: "username", Label: "Mailbox (user or shared mailbox address)", Type: "text"},
+		{Key: "folder", Label: "Folder (empty: INBOX / inbox)", Type: "text"},
+		{Key: "profile", Label: "OAuth profile", Type: "text"},
+		{Key: "sink", Label: "Sink", Type: "text"},
+		{Key: "after", Label: "After delivery", Type: "select", Options: []string{"seen", "keep", "delete", "move:Processed"}},
+	},
+	"sinks": {
+		{Key: "name", Label: "Name", Type: "text"},
+		{Key: "type", Label: "Type", Type: "select", Options: []string{"maildir", "webhook", "command", "store"}},
+		{Key: "path", Label: "Maildir path (maildir)", Type: "text"},
+		{Key: "url", Label: "URL (webhook)", Type: "text"},
+		{Key: "secret", Label: "HMAC secret (webhook)", Type: "password", Help: "left empty, the current one is kept"},
+	},
+	"senders": {
+		{Key: "name", Label: "Name", Type: "text"},
+		{Key: "protocol", Label: "Protocol", Type: "select", Options: []string{"smtp", "graph"}},
+		{Key: "host", Label: "Host (smtp)", Type: "text"},
+		{Key: "port", Label: "Port (empty: the default)", Type: "number"},
+		{Key: "security", Label: "Security", Type: "select", Options: []string{"", "starttls", "tls"}},
+		{Key: "tls_ca", Label: "Extra CA file (PEM path on the server)", Type: "text"},
+		{Key: "endpoint", Label: "Graph endpoint (graph)", Type: "text"},
+		{Key: "username", Label: "Mailbox that sends", Type: "text"},
+		{Key: "profile", Label: "OAuth profile", Type: "text"},
+		{Key: "allowed_from", Label: "Allowed From addresses (space-separated)", Type: "list"},
+	},
+}
+
+var recordName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+
+// buildRecord turns submitted values into a record's YAML. Secrets left
+// empty keep their current value (they are never sent back to a browser).
+func buildRecord(kind string, values map[string]any, current []byte) ([]byte, string, error) {
+	spec, ok := forms[kind]
+	if !ok {
+		return nil, "", fmt.Errorf("unknown kind %q", kind)
+	}
+	var old map[string]any
+	_ = yaml.Unmarshal(current, &old)
+	out := map[string]any{}
+	for _, f := range spec {
+		v, given := values[f.Key]
+		var s string
+		switch x := v.(type) {
+		case string:
+			s = strings.TrimSpace(x)
+		case float64:
+			s = strconv.FormatFloat(x, 'f', -1, 64)
+		case []any:
+			var parts []string
+			for _, p := range x {
+				parts = append(parts, fmt.Sprint(p))
+			}
+			s = strings.Join(parts, " ")
+		case nil:
+		default:
+			return nil, "", fmt.Errorf("%s: unexpected value", f.Key)
+		}
+		if err := config.SafeValue(s); err != nil {
+			return nil, "", fmt.Errorf("%s: %w", f.Key, err)
+		}
+		if f.Type == "password" && (!given || s == "") {
+			if o, ok := old[f.Key]; ok {
+				out[f.Key] = o
+			}
+			continue
+		}
+		if s == "" {
+			continue
+		}
+		switch f.Type {
+		case "number":
+			n, err := strconv.Atoi(s)
+			if err != nil {
+				return nil, "", fmt.Errorf("%s: %q is not a number", f.Key, s)
+			}
+			out[f.Key] = n
+		case "list":
+			out[f.Key] = strings.Fields(s)
+		default:
+			out[f.Key] = s
+		}
+	}
+	name, _ := out["name"].(string)
+	if !recordName.MatchString(name) {
+		return nil, "", fmt.Errorf("name: use 1 to 64 letters, digits, dots, dashes or underscores")
+	}
+	b, err := yaml.Marshal(out)
+	return b, name, err
+}
+
+func problemsOf(err error) []string {
+	var ce *config.Error
+	if errors.As(err, &ce) {
+		var out []string
+		for _, p := range ce.Problems {
+			if p.Key != "" {
+				out = append(out, p.Key+": "+p.Msg)
+			} else {
+				out = append(out, p.Msg)
+			}
+		}
+		return out
+	}
+	return []string{err.Error()}
+}
+
+func (s *Server) origin(kind, name string) (string, bool) {
+	for _, v := range s.records(kind) {
+		if nameOf(v) == name {
+			switch v := v.(type) {
+			case ProfileView:
+				return v.Source, true
+			case MailboxView:
+				return v.Source, true
+			case SinkView:
+				return v.Source, true
+			case SenderView:
+				return v.Source, true
+			}
+		}
+	}
+	return "", false
+}
+
+// save validates and keeps a record; editing a record renamed replaces it.
+func (s *Server) save(ctx context.Context, kind, original string, values map[string]any) (string, []string) {
+	if s.o.Editor == nil {
+		return "", []string{"records can only be changed in the config file"}
+	}
+	var current []byte
+	if original != "" {
+		if src, ok := s.origin(kind, original); ok && src != sourceConsole {
+			return "", []string{original + " comes from the config file: change it there"}
+		}
+		cur, found, err := s.o.Editor.Load(ctx, kind, original)
+		if err != nil {
+			return "", problemsOf(err)
+		}
+		if !found {
+			return "", []string{"no console record " + original}
+		}
+		current = cur
+	}
+	y, name, err := buildRecord(kind, values, current)
+	if err != nil {
+		return "", []string{err.Error()}
+	}
+	if original == "" || name != original {
+		if _, taken := s.origin(kind, name); taken {
+			return "", []string{"name: " + name + " is taken"}
+		}
+	}
+	if err := s.o.Editor.Save(ctx, kind, name, y); err != nil {
+		return "", problemsOf(err)
+	}
+	if original != "" && name != original {
+		_ = s.o.Editor.Delete(ctx, kind, original)
+	}
+	s.o.Log.Info("web: record saved", "kind", kind, "name", name, "by", s.admin(ctxRequest(ctx)))
+	return name, nil
+}
+
+type reqKey struct{}
+
+func ctxRequest(ctx context.Context) *http.Request {
+	r, _ := ctx.Value(reqKey{}).(*http.Request)
+	if r == nil {
+		r, _ = http.NewRequestWithContext(ctx, "GET", "/", nil)
+	}
+	return r
+}
+
+func (s *Server) apiSave(kind string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var values map[string]any
+		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10)).Decode(&values); err != nil {
+			writeJSON(w, http.StatusBadRequest, apiError{"bad_json", "the body must be a JSON object of the record's keys: " + err.Error()})
+			return
+		}
+		original := r.PathValue("name")
+		if original != "" {
+			if _, ok := values["name"]; !ok {
+				values["name"] = original
+			}
+		}
+		ctx := context.WithValue(r.Context(), reqKey{}, r)
+		name, problems := s.save(ctx, kind, original, values)
+		if problems != nil {
+			writeJSON(w, http.StatusUnprocessableEntity, map[string]any{"error": "invalid", "problems": problems})
+			return
+		}
+		for _, v := range s.records(kind) {
+			if nameOf(v) == name {
+				status := http.StatusOK
+				if original == "" {
+					status = http.StatusCreated
+				}
+				writeJSON(w, status, v)
+				return
+			}
+		}
+		writeJSON(w, http.StatusAccepted, map[string]any{"name": name})
+	}
+}
+
+func (s *Server) remove(ctx context.Context, kind, name string) (int, string) {
+	src, ok := s.origin(kind, name)
+	switch {
+	case !ok:
+		return http.StatusNotFound, "no " + kind[:len(kind)-1] + " named " + name
+	case src != sourceConsole:
+		return http.StatusConflict, name + " comes from the config file: remove it there"
+	case s.o.Editor == nil:
+		return http.StatusConflict, "records can only be changed in the config file"
+	}
+	if err := s.o.Editor.Delete(ctx, kind, name); err != nil {
+		return http.StatusUnprocessableEntity, strings.Join(problemsOf(err), "; ")
+	}
+	return http.StatusNoContent, ""
+}
+
+func (s *Server) apiDelete(kind string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		status, msg := s.remove(r.Context(), kind, r.PathValue("name"))
+		if status != http.StatusNoContent {
+			writeJSON(w, status, apiError{"refused", msg})
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
+// formPage shows a new or edit form; values are the record's current
+// values except secrets.
+func (s *Server) formPage(kind string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		name := r.PathValue("name")
+		values := map[string]string{}
+		if name != "" {
+			if src, ok := s.origin(kind, name); !ok || src != sourceConsole {
+				http.Error(w, name+" is not a console record (records from the config file are changed there)", http.StatusNotFound)
+				return
+			}
+			cur, found, err := s.o.Editor.Load(r.Context(), kind, name)
+			if err != nil || !found {
+				http.Error(w, "no console record "+name, http.StatusNotFound)
+				return
+			}
+			var m map[string]any
+			_ = yaml.Unmarshal(cur, &m)
+			for _, f := range forms[kind] {
+				if f.Type == "password" {
+					continue
+				}
+				switch v := m[f.Key].(type) {
+				case []any:
+					var parts []string
+					for _, p := range v {
+						parts = append(parts, fmt.Sprint(p))
+					}
+					values[f.Key] = strings.Join(parts, " ")
+				case nil:
+				default:
+					values[f.Key] = fmt.Sprint(v)
+				}
+			}
+		}
+		s.renderForm(w, r, kind, name, values, nil)
+	}
+}
+
+func (s *Server) renderForm(w http.ResponseWriter, r *http.Request, kind, original string, values map[string]string, problems []string) {
+	type input struct {
+		field
+		Value string
+	}
+	var inputs []input
+	for _, f := range forms[kind] {
+		inputs = append(inputs, input{f, values[f.Key]})
+	}
+	if problems != nil {
+		w.WriteHeader(http.StatusUnprocessableEntity)
+	}
+	s.render(w, "form.html", map[string]any{"Admin": s.admin(r), "Kind": kind, "Singular": strings.TrimSuffix(strings.TrimSuffix(kind, "es"), "s"),
+		"Original": original, "Inputs": inputs, "Problems": problems})
+}
+
+// formSubmit saves a form (new or edit).
+func (s *Server) formSubmit(kind string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+		if err := r.ParseForm(); err != nil {
+			http.Error(w, "bad form", http.StatusBadRequest)
+			return
+		}
+		values := map[string]any{}
+		shown := map[string]string{}
+		for _, f := range forms[kind] {
+			if vs, ok := r.PostForm[f.Key]; ok && len(vs) > 0 {
+				values[f.Key] = vs[0]
+				if f.Type != "password" {
+					shown[f.Key] = vs[0]
+				}
+			}
+		}
+		original := r.PostFormValue("original")
+		ctx := context.WithValue(r.Context(), reqKey{}, r)
+		if _, problems := s.save(ctx, kind, original, values); problems != nil {
+			s.renderForm(w, r, kind, original, shown, problems)
+			return
+		}
+		http.Redirect(w, r, "/", http.StatusSeeOther)
+	}
+}
+
+func (s *Server) formDelete(kind string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		status, msg := s.remove(r.Context(), kind, r.PathValue("name"))
+		if status != http.StatusNoContent {
+			http.Error(w, msg, status)
+			return
+		}
+		http.Redirect(w, r, "/", http.StatusSeeOther)
+	}
+}

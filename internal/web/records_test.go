@@ -1,0 +1,145 @@
+package web
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/mailgate/mailgate/internal/config"
+	"github.com/mailgate/mailgate/internal/metrics"
+)
+
+// memEditor keeps records in memory and validates them with the config
+// package, as serve's editor does; a save swaps the live config in.
+type memEditor struct {
+	mu   sync.Mutex
+	recs map[string][]byte // kind/name → YAML
+	file string
+	srv  *Server
+}
+
+func (e *memEditor) list(skip string, extra *config.Record) []config.Record {
+	var out []config.Record
+	for k, y := range e.recs {
+		if k == skip {
+			continue
+		}
+		kind, name, _ := strings.Cut(k, "/")
+		out = append(out, config.Record{Kind: kind, Name: name, YAML: y})
+	}
+	if extra != nil {
+		out = append(out, *extra)
+	}
+	return out
+}
+
+func (e *memEditor) apply(recs []config.Record) error {
+	cfg, err := config.ParseWith([]byte(testConfig), e.file, func(k string) string { return secrets[0] }, recs)
+	if err != nil {
+		return err
+	}
+	e.srv.SetLive(cfg, nil, nil)
+	return nil
+}
+
+func (e *memEditor) Save(_ context.Context, kind, name string, y []byte) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if err := e.apply(e.list(kind+"/"+name, &config.Record{Kind: kind, Name: name, YAML: y})); err != nil {
+		return err
+	}
+	e.recs[kind+"/"+name] = y
+	return nil
+}
+
+func (e *memEditor) Delete(_ context.Context, kind, name string) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if err := e.apply(e.list(kind+"/"+name, nil)); err != nil {
+		return err
+	}
+	delete(e.recs, kind+"/"+name)
+	return nil
+}
+
+func (e *memEditor) Load(_ context.Context, kind, name string) ([]byte, bool, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	y, ok := e.recs[kind+"/"+name]
+	return y, ok, nil
+}
+
+// TestRecordsAPI: create, read, update and delete console records through
+// the API; secrets are write-only (kept when omitted, never returned);
+// ${…} and file: references are refused; config-file records cannot be
+// changed; a record still referred to cannot be deleted.
+func TestRecordsAPI(t *testing.T) {
+	f := newFixture(t)
+	ed := &memEditor{recs: map[string][]byte{}, file: filepath.Join(t.TempDir(), "mailgate.yaml")}
+	w := New(Options{Store: f.st, Config: f.web.cfg(), Metrics: &metrics.Registry{}, Editor: ed})
+	ed.srv = w
+	srv := httptest.NewServer(w)
+	defer srv.Close()
+	do := func(method, path, body string) (int, string) {
+		req, _ := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+f.token)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	const secret = "typed-in-SECRET-value-42"
+	code, body := do("POST", "/api/v1/profiles", `{"name":"p2","provider":"microsoft","grant":"client_credentials","tenant":"contoso.onmicrosoft.com","client_id":"11111111-2222-3333-4444-555555555555","client_secret":"`+secret+`","scopes":["https://outlook.office365.com/.default"]}`)
+	if code != 201 || !strings.Contains(body, `"source": "console"`) || !strings.Contains(body, `"client_secret": "set"`) || strings.Contains(body, secret) {
+		t.Fatalf("create: %d %s", code, body)
+	}
+	// update without the secret keeps it
+	if code, body := do("PUT", "/api/v1/profiles/p2", `{"provider":"microsoft","grant":"client_credentials","tenant":"contoso.onmicrosoft.com","client_id":"11111111-2222-3333-4444-555555555555","scopes":"https://outlook.office365.com/.default"}`); code != 200 || !strings.Contains(body, `"client_secret": "set"`) {
+		t.Errorf("update: %d %s", code, body)
+	}
+	if y, _, _ := ed.Load(t.Context(), "profiles", "p2"); !strings.Contains(string(y), secret) {
+		t.Errorf("secret lost on update: %s", y)
+	}
+	if code, body := do("POST", "/api/v1/mailboxes", `{"name":"m2","protocol":"imap","host":"outlook.office365.com","username":"m2@contoso.com","profile":"p2","sink":"hook"}`); code != 201 {
+		t.Errorf("mailbox: %d %s", code, body)
+	}
+	tests := []struct {
+		method, path, body string
+		code               int
+		want               string
+	}{
+		{"POST", "/api/v1/mailboxes", `{"name":"m3","protocol":"imap","host":"${HOME}","username":"u@x","profile":"p2","sink":"hook"}`, 422, "references are for the config file"},
+		{"POST", "/api/v1/mailboxes", `{"name":"m3","protocol":"imap","host":"h.example","username":"u@x","profile":"nope","sink":"hook"}`, 422, "mailboxes[m3].profile"},
+		{"POST", "/api/v1/mailboxes", `{"name":"forms","protocol":"imap","host":"h.example","username":"u@x","profile":"p2","sink":"hook"}`, 422, "taken"},
+		{"POST", "/api/v1/mailboxes", `{"name":"../x"}`, 422, "name: use"},
+		{"POST", "/api/v1/mailboxes", `not json`, 400, "JSON object"},
+		{"PUT", "/api/v1/mailboxes/forms", `{"host":"x"}`, 422, "comes from the config file"},
+		{"DELETE", "/api/v1/profiles/contoso", ``, 409, "comes from the config file"},
+		{"DELETE", "/api/v1/profiles/p2", ``, 422, "mailboxes[m2].profile"},
+		{"DELETE", "/api/v1/profiles/nope", ``, 404, "no profile"},
+	}
+	for _, tt := range tests {
+		code, body := do(tt.method, tt.path, tt.body)
+		if code != tt.code || !strings.Contains(body, tt.want) {
+			t.Errorf("%s %s %s: %d %s, want %d %q", tt.method, tt.path, tt.body, code, body, tt.code, tt.want)
+		}
+	}
+	if code, _ := do("DELETE", "/api/v1/mailboxes/m2", ""); code != 204 {
+		t.Errorf("delete mailbox: %d", code)
+	}
+	if code, _ := do("DELETE", "/api/v1/profiles/p2", ""); code != 204 {
+		t.Errorf("delete profile: %d", code)
+	}
+	if code, body := do("GET", "/api/v1/profiles", ""); strings.Contains(body, "p2") || code != 200 {
+		t.Errorf("after delete: %s", body)
+	}
+}
