@@ -24,6 +24,23 @@ func (s *Server) openapi(w http.ResponseWriter, _ *http.Request) {
 		}
 		return map[string]any{"type": "object", "properties": p}
 	}
+	write := func(kind, item string) (map[string]any, map[string]any) {
+		body := map[string]any{"required": true, "content": map[string]any{"application/json": map[string]any{"schema": map[string]any{"type": "object",
+			"description": "the record's keys as in the config file; secrets are write-only (omitted: kept); ${…} and file: references are refused"}}}}
+		bad := map[string]any{"description": "the configuration with this change has problems (listed by key path)"}
+		name := []any{map[string]any{"name": "name", "in": "path", "required": true, "schema": map[string]any{"type": "string"}}}
+		create := map[string]any{"post": map[string]any{"summary": "Create a console " + item, "requestBody": body,
+			"responses": map[string]any{"201": map[string]any{"description": "created", "content": map[string]any{"application/json": map[string]any{"schema": map[string]any{"$ref": "#/components/schemas/" + item}}}},
+				"422": bad, "401": map[string]any{"$ref": "#/components/responses/Unauthenticated"}}}}
+		change := map[string]any{
+			"put": map[string]any{"summary": "Change a console " + item + " (not one from the config file)", "parameters": name, "requestBody": body,
+				"responses": map[string]any{"200": map[string]any{"description": "changed"}, "422": bad, "401": map[string]any{"$ref": "#/components/responses/Unauthenticated"}}},
+			"delete": map[string]any{"summary": "Delete a console " + item + " nothing refers to", "parameters": name,
+				"responses": map[string]any{"204": map[string]any{"description": "deleted"}, "404": map[string]any{"description": "no such record"},
+					"409": map[string]any{"description": "the record comes from the config file"}, "422": bad, "401": map[string]any{"$ref": "#/components/responses/Unauthenticated"}}},
+		}
+		return create, change
+	}
 	doc := map[string]any{
 		"openapi":  "3.1.0",
 		"info":     map[string]any{"title": "mailgate API", "version": "1"},
@@ -66,6 +83,16 @@ func (s *Server) openapi(w http.ResponseWriter, _ *http.Request) {
 				"TestResult":    obj("name", "kind", "ok", "steps"),
 			},
 		},
+	}
+	paths := doc["paths"].(map[string]any)
+	for kind, item := range map[string]string{"profiles": "Profile", "mailboxes": "Mailbox", "sinks": "Sink", "senders": "Sender"} {
+		create, change := write(kind, item)
+		for k, v := range create {
+			paths["/api/v1/"+kind].(map[string]any)[k] = v
+		}
+		for k, v := range change {
+			paths["/api/v1/"+kind+"/{name}"].(map[string]any)[k] = v
+		}
 	}
 	writeJSON(w, http.StatusOK, doc)
 }
