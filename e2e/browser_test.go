@@ -291,4 +291,8 @@ func TestConsoleRecordsInBrowser(t *testing.T) {
 	if len(files) != 3 {
 		t.Errorf("%d messages in the maildir", len(files))
 	}
+	// the CLI sees the console's records too
+	if r := mailgate(t, t.Context(), dir, "test", "invoices"); r.code != 0 || !strings.Contains(r.stdout, "✓ graph") {
+		t.Errorf("mailgate test invoices: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
 }

@@ -53,6 +53,17 @@ func runRun(ctx context.Context, env *Env, args []string) int {
 	if !ok {
 		return code
 	}
+	log := logger(env.Err, *verbose)
+	rt, err := newRuntime(ctx, env, cfg, log)
+	if err != nil {
+		fmt.Fprintf(env.Err, "mailgate: run: %v\n", err)
+		if isProfileError(err) {
+			return ExitUsage
+		}
+		return ExitFailed
+	}
+	defer rt.close()
+	cfg = rt.cfg // with the console's records
 	var boxes []*config.Mailbox
 	for i := range cfg.Mailboxes {
 		m := &cfg.Mailboxes[i]
@@ -69,16 +80,6 @@ func runRun(ctx context.Context, env *Env, args []string) int {
 		}
 		return ExitUsage
 	}
-	log := logger(env.Err, *verbose)
-	rt, err := newRuntime(ctx, env, cfg, log)
-	if err != nil {
-		fmt.Fprintf(env.Err, "mailgate: run: %v\n", err)
-		if isProfileError(err) {
-			return ExitUsage
-		}
-		return ExitFailed
-	}
-	defer rt.close()
 	agents := make([]*agent.Mailbox, len(boxes))
 	for i, m := range boxes {
 		a, err := rt.agentMailbox(m)
@@ -140,12 +141,37 @@ func newObservedRuntime(ctx context.Context, env *Env, cfg *config.Config, log *
 	if err != nil {
 		return nil, err
 	}
+	cfg = withConsoleRecords(ctx, env, st, cfg)
 	rt, err := newRuntimeOn(st, cfg, log, onToken)
 	if err != nil {
 		st.Close()
 		return nil, err
 	}
 	return rt, nil
+}
+
+// withConsoleRecords adds the records made in the console (kept in the
+// store) to the file's configuration; when they no longer fit the file,
+// the file alone is used and the problem is said.
+func withConsoleRecords(ctx context.Context, env *Env, st *store.Store, cfg *config.Config) *config.Config {
+	rs, err := st.Records(ctx)
+	if err != nil || len(rs) == 0 || cfg.File == "" {
+		return cfg
+	}
+	data, err := os.ReadFile(cfg.File)
+	if err != nil {
+		return cfg
+	}
+	recs := make([]config.Record, 0, len(rs))
+	for _, r := range rs {
+		recs = append(recs, config.Record{Kind: r.Kind, Name: r.Name, YAML: r.YAML})
+	}
+	merged, err := config.ParseWith(data, cfg.File, env.Getenv, recs)
+	if err != nil {
+		fmt.Fprintf(env.Err, "mailgate: the console's records do not fit %s, using the file alone: %v\n", cfg.File, err)
+		return cfg
+	}
+	return merged
 }
 
 // newRuntimeOn builds a runtime over a store that is already open (serve

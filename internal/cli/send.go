@@ -66,6 +66,13 @@ func runSend(ctx context.Context, env *Env, args []string) int {
 	if !ok {
 		return code
 	}
+	rt, err := newRuntime(ctx, env, cfg, logger(env.Err, false))
+	if err != nil {
+		fmt.Fprintf(env.Err, "mailgate: send: %v\n", err)
+		return ExitFailed
+	}
+	defer rt.close()
+	cfg = rt.cfg // with the console's records
 	snd, ok := cfg.Sender(*senderName)
 	if !ok {
 		fmt.Fprintf(env.Err, "mailgate: send: no sender %q in %s\n", *senderName, cfg.File)
@@ -100,12 +107,6 @@ func runSend(ctx context.Context, env *Env, args []string) int {
 		}
 		msgs = append(msgs, outgoing{name: in, from: o.from, rcpts: o.rcpts, raw: o.raw})
 	}
-	rt, err := newRuntime(ctx, env, cfg, logger(env.Err, false))
-	if err != nil {
-		fmt.Fprintf(env.Err, "mailgate: send: %v\n", err)
-		return ExitFailed
-	}
-	defer rt.close()
 	if snd.Protocol == "graph" {
 		// Graph's MIME sendMail takes the recipients from the headers
 		for i := range msgs {

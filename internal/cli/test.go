@@ -47,6 +47,7 @@ func runTest(ctx context.Context, env *Env, args []string) int {
 		return ExitFailed
 	}
 	defer rt.close()
+	cfg = rt.cfg // with the console's records
 	out := env.Out
 	step := func(okay bool, name, format string, a ...any) {
 		mark := "✓"

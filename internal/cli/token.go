@@ -50,6 +50,14 @@ func runToken(ctx context.Context, env *Env, args []string) int {
 	if !ok {
 		return code
 	}
+	log := logger(env.Err, *verbose)
+	st, err := openStore(ctx, env, cfg, log)
+	if err != nil {
+		fmt.Fprintf(env.Err, "mailgate: token: %v\n", err)
+		return ExitFailed
+	}
+	defer st.Close()
+	cfg = withConsoleRecords(ctx, env, st, cfg)
 	cp, err := findProfile(cfg, pos[0])
 	if err != nil {
 		fmt.Fprintf(env.Err, "mailgate: token: %v\n", err)
@@ -63,13 +71,6 @@ func runToken(ctx context.Context, env *Env, args []string) int {
 		fmt.Fprintf(env.Err, "%s: %v\n", cfg.File, err)
 		return ExitUsage
 	}
-	log := logger(env.Err, *verbose)
-	st, err := openStore(ctx, env, cfg, log)
-	if err != nil {
-		fmt.Fprintf(env.Err, "mailgate: token: %v\n", err)
-		return ExitFailed
-	}
-	defer st.Close()
 	tok, err := tokenManager(st, log).Token(ctx, p, scopes)
 	if err != nil {
 		var ve *oauth.ValidationError
