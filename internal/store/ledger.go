@@ -213,3 +213,46 @@ func (s *Store) Rekey(ctx context.Context, mb, oldKey, newKey, newUID string) er
 	}
 	return nil
 }
+
+// LoggedDelivery is a ledger entry with its mailbox, for the delivery log.
+type LoggedDelivery struct {
+	Mailbox string
+	LedgerEntry
+}
+
+// DeliveryLog returns the latest deliveries, newest first (at most limit),
+// of one mailbox or ("") of all.
+func (s *Store) DeliveryLog(ctx context.Context, mb string, limit int) ([]LoggedDelivery, error) {
+	q := `SELECT mailbox, msg_key, uid, message_id, size, msg_date, sink_ref, state, delivered_at, acked_at FROM delivery_ledger`
+	args := []any{}
+	if mb != "" {
+		q += " WHERE mailbox = ?"
+		args = append(args, mb)
+	}
+	q += " ORDER BY delivered_at DESC LIMIT ?"
+	args = append(args, limit)
+	rows, err := s.query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: delivery log: %w", err)
+	}
+	defer rows.Close()
+	var out []LoggedDelivery
+	for rows.Next() {
+		var d LoggedDelivery
+		var date, acked sql.NullInt64
+		var delivered int64
+		var state int
+		if err := rows.Scan(&d.Mailbox, &d.Key, &d.UID, &d.MessageID, &d.Size, &date, &d.SinkRef, &state, &delivered, &acked); err != nil {
+			return nil, err
+		}
+		d.State, d.DeliveredAt = LedgerState(state), time.Unix(0, delivered)
+		if date.Valid {
+			d.Date = time.Unix(0, date.Int64)
+		}
+		if acked.Valid {
+			d.AckedAt = time.Unix(0, acked.Int64)
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}

@@ -141,3 +141,54 @@ func (s *Server) messagesPage(w http.ResponseWriter, r *http.Request) {
 	}
 	s.render(w, "messages.html", map[string]any{"Admin": s.admin(r), "Messages": v})
 }
+
+// DeliveryView is one line of the delivery log: a message handed to a
+// sink, and whether the mail server was told (marked, moved or deleted).
+type DeliveryView struct {
+	Mailbox     string `json:"mailbox"`
+	Key         string `json:"key"`
+	MessageID   string `json:"message_id,omitempty"`
+	Size        int64  `json:"size"`
+	SinkRef     string `json:"sink_ref,omitempty"`
+	State       string `json:"state"` // delivered, acknowledged
+	DeliveredAt string `json:"delivered_at"`
+	AckedAt     string `json:"acknowledged_at,omitempty"`
+}
+
+func (s *Server) deliveries(r *http.Request) ([]DeliveryView, error) {
+	log, err := s.o.Store.DeliveryLog(r.Context(), r.URL.Query().Get("mailbox"), listLimit)
+	if err != nil {
+		return nil, err
+	}
+	out := []DeliveryView{}
+	for _, d := range log {
+		v := DeliveryView{Mailbox: d.Mailbox, Key: d.Key, MessageID: d.MessageID, Size: d.Size, SinkRef: d.SinkRef,
+			State: "delivered", DeliveredAt: d.DeliveredAt.UTC().Format(time.RFC3339)}
+		if d.State == store.Acked {
+			v.State = "acknowledged"
+		}
+		if !d.AckedAt.IsZero() {
+			v.AckedAt = d.AckedAt.UTC().Format(time.RFC3339)
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+func (s *Server) apiDeliveries(w http.ResponseWriter, r *http.Request) {
+	v, err := s.deliveries(r)
+	if err != nil {
+		s.storeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"deliveries": v})
+}
+
+func (s *Server) deliveriesPage(w http.ResponseWriter, r *http.Request) {
+	v, err := s.deliveries(r)
+	if err != nil {
+		http.Error(w, "store unavailable", http.StatusServiceUnavailable)
+		return
+	}
+	s.render(w, "deliveries.html", map[string]any{"Admin": s.admin(r), "Deliveries": v, "Mailbox": r.URL.Query().Get("mailbox")})
+}

@@ -159,6 +159,8 @@ func New(o Options) *Server {
 	handle("GET /api/v1/messages", false, s.apiMessages)
 	handle("GET /api/v1/messages/{id}/eml", false, s.eml)
 	handle("GET /outbox", false, s.outboxPage)
+	handle("GET /deliveries", false, s.deliveriesPage)
+	handle("GET /api/v1/deliveries", false, s.apiDeliveries)
 	handle("GET /messages", false, s.messagesPage)
 	handle("GET /messages/{id}/eml", false, s.eml)
 	s.h = http.NewCrossOriginProtection().Handler(securityHeaders(mux))
@@ -229,6 +231,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.WriteHeader(status)
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false) // JSON with nosniff: Message-IDs stay readable
 	_ = enc.Encode(v)
 }
 

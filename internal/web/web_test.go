@@ -88,6 +88,13 @@ func newFixture(t *testing.T) *fixture {
 	if _, err := st.Enqueue(t.Context(), "noreply", "noreply@contoso.com", []string{"a@example.com"}, []byte("Subject: queued\r\n\r\nx\r\n")); err != nil {
 		t.Fatal(err)
 	}
+	if err := st.MarkDelivered(t.Context(), "forms", []store.LedgerEntry{{Key: "forms/imap/7/1", UID: "1", MessageID: "<d1@contoso.com>", Size: 42, SinkRef: "new/1.mg"},
+		{Key: "forms/imap/7/2", UID: "2", MessageID: "<d2@contoso.com>", Size: 43}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.MarkAcked(t.Context(), "forms", []string{"forms/imap/7/1"}); err != nil {
+		t.Fatal(err)
+	}
 	tok, err := st.NewAPIToken(t.Context(), "ops")
 	if err != nil {
 		t.Fatal(err)
@@ -377,6 +384,16 @@ func TestOutboxAndMessages(t *testing.T) {
 	}
 	if code, _, _ := get("/api/v1/messages/999/eml"); code != 404 {
 		t.Errorf("missing message: %d", code)
+	}
+	if code, _, body := get("/api/v1/deliveries"); code != 200 || !strings.Contains(body, `"message_id": "<d1@contoso.com>"`) ||
+		!strings.Contains(body, `"state": "acknowledged"`) || !strings.Contains(body, `"state": "delivered"`) {
+		t.Errorf("deliveries: %d %s", code, body)
+	}
+	if code, _, body := get("/api/v1/deliveries?mailbox=invoices"); code != 200 || !strings.Contains(body, `"deliveries": []`) {
+		t.Errorf("deliveries of another mailbox: %d %s", code, body)
+	}
+	if code, _, body := get("/deliveries"); code != 200 || !strings.Contains(body, "&lt;d2@contoso.com&gt;") {
+		t.Errorf("delivery log page: %d %s", code, body)
 	}
 	if code, _, body := get("/outbox"); code != 200 || !strings.Contains(body, "a@example.com") {
 		t.Errorf("outbox page: %d", code)
