@@ -14,6 +14,7 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"net/http/cookiejar"
 	"net/url"
 	"os"
 	"os/exec"
@@ -228,4 +229,103 @@ func mustParse(t *testing.T, der []byte) *x509.Certificate {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// TestConsoleAuthorize: the Authorize button of an authorization-code
+// profile sends the administrator to Entra's sign-in (PKCE, state) and back
+// to the console, which keeps the refresh token: `mailgate token` then
+// works without a sign-in. A replayed or forged callback is refused.
+func TestConsoleAuthorize(t *testing.T) {
+	srv, dir := emulatorConfig(t, "")
+	cfg, _ := os.ReadFile(filepath.Join(dir, "mailgate.yaml"))
+	cfg = append(cfg, "listen: 127.0.0.1:0\n"...)
+	if err := os.WriteFile(filepath.Join(dir, "mailgate.yaml"), cfg, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	admin := exec.Command(mailgateBin, "admin", "add", "ops")
+	admin.Dir = dir
+	admin.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + dir, "MAILGATE_KEY=" + testKey}
+	admin.Stdin = strings.NewReader("a long enough password\n")
+	if out, err := admin.CombinedOutput(); err != nil {
+		t.Fatalf("admin add: %v %s", err, out)
+	}
+	cmd := exec.Command(mailgateBin, "serve")
+	cmd.Dir = dir
+	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + dir, "MAILGATE_KEY=" + testKey}
+	var logs syncBuffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() }()
+	console := regexp.MustCompile(`console=(http://127\.0\.0\.1:\d+)/`)
+	var base string
+	for deadline := time.Now().Add(10 * time.Second); base == ""; time.Sleep(20 * time.Millisecond) {
+		if m := console.FindStringSubmatch(logs.String()); m != nil {
+			base = m[1]
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("serve did not start:\n%s", logs.String())
+		}
+	}
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := c.PostForm(base+"/login", url.Values{"name": {"ops"}, "password": {"a long enough password"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	resp, err = c.Post(base+"/authorize/emulator-user", "application/x-www-form-urlencoded", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	authURL := resp.Header.Get("Location")
+	if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(authURL, srv.URL()) || !strings.Contains(authURL, "code_challenge_method=S256") ||
+		!strings.Contains(authURL, url.QueryEscape(base+"/oauth/callback")) {
+		t.Fatalf("authorize: %d %s\n%s", resp.StatusCode, authURL, logs.String())
+	}
+	// the user signs in on the emulator's pages
+	ec := srv.Client()
+	ec.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	resp, err = ec.Get(authURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	m := formReq.FindSubmatch(page)
+	if m == nil {
+		t.Fatalf("no sign-in form: %s", page)
+	}
+	resp, err = ec.PostForm(srv.URL()+"/"+emulator.DemoTenantID+"/login", url.Values{"req": {string(m[1])}, "username": {emulator.DemoUser}, "password": {emulator.DemoUserPassword}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	back := resp.Header.Get("Location")
+	if !strings.HasPrefix(back, base+"/oauth/callback?") {
+		t.Fatalf("the emulator sent the browser to %q", back)
+	}
+	// the browser comes back without the session cookie (SameSite=Strict)
+	resp, err = http.Get(back)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "now has a refresh token") {
+		t.Fatalf("callback: %d %s\n%s", resp.StatusCode, body, logs.String())
+	}
+	// the same answer again is refused
+	if resp, err := http.Get(back); err == nil {
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("replayed callback: %d", resp.StatusCode)
+		}
+	}
+	// the refresh token is in the store: a token without any sign-in
+	if r := mailgate(t, t.Context(), dir, "token", "emulator-user"); r.code != 0 || strings.Count(r.stdout, ".") < 2 {
+		t.Errorf("token after the console sign-in: exit %d\n%s", r.code, r.stderr)
+	}
 }

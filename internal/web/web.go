@@ -57,6 +57,9 @@ type Options struct {
 	Test func(ctx context.Context, name string) (res TestResult, found bool)
 	// CertExpiry returns when a profile's client certificate expires.
 	CertExpiry func(profile string) (time.Time, bool)
+	// Authorizer signs users in for authorization-code profiles (nil: no
+	// Authorize button).
+	Authorizer Authorizer
 	// Editor keeps console-made records (nil: everything comes from the
 	// config file and is read-only here).
 	Editor Editor
@@ -134,6 +137,8 @@ func New(o Options) *Server {
 	handle("GET /login", true, s.loginPage)
 	handle("POST /login", true, s.login)
 	handle("GET /static/", true, http.FileServerFS(assets).ServeHTTP)
+	handle("GET "+callbackPath, true, s.callback)
+	handle("POST /authorize/{name}", false, s.authorize)
 	handle("POST /logout", false, s.logout)
 	handle("GET /{$}", false, s.dashboard)
 	handle("GET /metrics", false, s.metrics)

@@ -128,7 +128,8 @@ func concrete(pattern string) (string, string) {
 	return method, path
 }
 
-var public = map[string]bool{"GET /healthz": true, "GET /readyz": true, "GET /login": true, "POST /login": true, "GET /static/": true}
+var public = map[string]bool{"GET /healthz": true, "GET /readyz": true, "GET /login": true, "POST /login": true, "GET /static/": true,
+	"GET /oauth/callback": true} // refuses anything but a pending sign-in's state: TestCallbackRefusesStrangers
 
 func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
@@ -400,5 +401,21 @@ func TestOutboxAndMessages(t *testing.T) {
 	}
 	if code, _, body := get("/messages"); code != 200 || !strings.Contains(body, `href="/messages/1/eml"`) {
 		t.Errorf("messages page: %d %s", code, body)
+	}
+}
+
+// TestCallbackRefusesStrangers: the OAuth callback, reachable without a
+// session, refuses a request without a sign-in's state.
+func TestCallbackRefusesStrangers(t *testing.T) {
+	f := newFixture(t)
+	for _, q := range []string{"", "?code=x", "?code=x&state=forged"} {
+		resp, err := http.Get(f.srv.URL + "/oauth/callback" + q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("callback%s: %d, want 400", q, resp.StatusCode)
+		}
 	}
 }
