@@ -256,3 +256,30 @@ func (s *Store) DeliveryLog(ctx context.Context, mb string, limit int) ([]Logged
 	}
 	return out, rows.Err()
 }
+
+// DeliveryCount is a mailbox's latest delivery and how many since a time.
+type DeliveryCount struct {
+	Last  time.Time
+	Since int
+}
+
+// DeliveryCounts returns, per mailbox, when a message was last delivered
+// and how many were delivered since since (the console's "today").
+func (s *Store) DeliveryCounts(ctx context.Context, since time.Time) (map[string]DeliveryCount, error) {
+	rows, err := s.query(ctx, `SELECT mailbox, MAX(delivered_at), SUM(CASE WHEN delivered_at >= ? THEN 1 ELSE 0 END)
+		FROM delivery_ledger GROUP BY mailbox`, since.UnixNano())
+	if err != nil {
+		return nil, fmt.Errorf("store: delivery counts: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]DeliveryCount{}
+	for rows.Next() {
+		var mb string
+		var last, n int64
+		if err := rows.Scan(&mb, &last, &n); err != nil {
+			return nil, err
+		}
+		out[mb] = DeliveryCount{Last: time.Unix(0, last), Since: int(n)}
+	}
+	return out, rows.Err()
+}

@@ -112,6 +112,29 @@ func TestRecordsAPI(t *testing.T) {
 	if code, body := do("POST", "/api/v1/mailboxes", `{"name":"m2","protocol":"imap","host":"outlook.office365.com","username":"m2@contoso.com","profile":"p2","sink":"hook"}`); code != 201 {
 		t.Errorf("mailbox: %d %s", code, body)
 	}
+	const hookSecret = "console-HOOK-secret-77"
+	if code, body := do("POST", "/api/v1/sinks", `{"name":"hook2","type":"webhook","url":"https://app.example.com/in","secret":"`+hookSecret+`"}`); code != 201 || !strings.Contains(body, `"secret": "set"`) {
+		t.Errorf("sink: %d %s", code, body)
+	}
+	// no route shows a console record's secret either
+	for _, route := range w.Routes() {
+		method, path := concrete(route)
+		if method != http.MethodGet {
+			continue
+		}
+		for _, name := range []string{"p2", "m2", "hook2"} {
+			code, body := do("GET", strings.ReplaceAll(path, "/forms", "/"+name), "")
+			if strings.Contains(body, secret) || strings.Contains(body, hookSecret) {
+				t.Errorf("GET %s (%d) shows a console record's secret", path, code)
+			}
+		}
+	}
+	if code, body := do("GET", "/sinks/hook2/edit", ""); code != 200 || strings.Contains(body, hookSecret) || !strings.Contains(body, `name="secret" value=""`) {
+		t.Errorf("edit form: %d, secret shown or field not empty", code)
+	}
+	if code, _ := do("DELETE", "/api/v1/sinks/hook2", ""); code != 204 {
+		t.Errorf("delete sink: %d", code)
+	}
 	tests := []struct {
 		method, path, body string
 		code               int

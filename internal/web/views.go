@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -99,6 +100,10 @@ type MailboxView struct {
 	LastError string `json:"last_error,omitempty"`
 	Failures  int    `json:"consecutive_failures"`
 	Delivered int    `json:"delivered_since_start"`
+	// LastMessage is when the latest message of this mailbox reached its
+	// sink; Today counts those since midnight UTC (from the delivery log).
+	LastMessage string `json:"last_message,omitempty"`
+	Today       int    `json:"messages_today"`
 
 	lastRun time.Time
 }
@@ -169,6 +174,11 @@ func (s *Server) profiles() []ProfileView {
 }
 
 func (s *Server) mailboxes() []MailboxView {
+	now := s.o.Now().UTC()
+	counts, err := s.o.Store.DeliveryCounts(context.Background(), time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC))
+	if err != nil {
+		s.o.Log.Warn("web: delivery counts", "err", err)
+	}
 	st := map[string]agent.Status{}
 	for _, a := range s.statuses() {
 		st[a.Mailbox] = a
@@ -179,6 +189,9 @@ func (s *Server) mailboxes() []MailboxView {
 			Folder: m.Folder, Profile: m.Profile, Sink: m.Sink, After: m.After, Mode: m.Mode, Enabled: m.Enabled, State: "waiting"}
 		if m.Protocol == "graph" {
 			v.Host, v.Port = safeURL(m.Endpoint), 0
+		}
+		if c, ok := counts[m.Name]; ok {
+			v.LastMessage, v.Today = c.Last.UTC().Format(time.RFC3339), c.Since
 		}
 		a, ok := st[m.Name]
 		switch {

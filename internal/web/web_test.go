@@ -320,6 +320,9 @@ func TestMetricsAndAPI(t *testing.T) {
 	if m := get("/metrics"); !strings.Contains(m, `mailgate_messages_delivered_total{mailbox="forms"} 3`) {
 		t.Errorf("metrics:\n%s", m)
 	}
+	if s := get("/api/v1/mailboxes/forms"); !strings.Contains(s, `"messages_today": 2`) || !strings.Contains(s, `"last_message": "`) {
+		t.Errorf("forms: %s", s)
+	}
 	if s := get("/api/v1/status"); !strings.Contains(s, `"state": "failing"`) || !strings.Contains(s, "client secret critical (2026-12-01, 7 days left)") {
 		t.Errorf("status:\n%s", s)
 	}
