@@ -57,4 +57,28 @@ func TestDemoConsole(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	t.Logf("mail on the console %v after the URL was printed", time.Since(shown).Round(time.Millisecond))
+	// the invoices agent delivers into mailgate's store: listed, downloadable
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		resp, err := c.Get(base + "/messages")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if strings.Count(string(b), `.eml</a>`) == 2 && strings.Contains(string(b), "invoices/graph/") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the store's messages page:\n%s\n%s", b, out.String())
+		}
+	}
+	resp, err := c.Get(base + "/messages/1/eml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	eml, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(eml), "Subject: Invoice 2026-") {
+		t.Errorf("downloaded .eml: %q", eml)
+	}
 }

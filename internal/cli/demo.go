@@ -124,8 +124,17 @@ func (d *demoRun) serve(ctx context.Context, addr string) int {
 			return ExitFailed
 		}
 	}
+	for i := range 2 {
+		raw := fmt.Sprintf("From: billing@fabrikam.example\r\nTo: %s\r\nSubject: Invoice 2026-%03d\r\nMessage-ID: <demo-invoice-%d-%s@fabrikam.example>\r\n\r\nPlease find invoice 2026-%03d.\r\n",
+			emulator.DemoInvoicesMailbox, 200+i, i, rand.Text()[:8], 200+i)
+		if _, err := d.srv.GraphDeliver(emulator.DemoInvoicesMailbox, []byte(raw)); err != nil {
+			fmt.Fprintf(d.out, "mailgate demo: %v\n", err)
+			return ExitFailed
+		}
+	}
 	d.step(8, "The daemon and its console (mailgate serve)")
 	d.ok("3 new messages wait in %s; the agent delivers them into %s", emulator.DemoSharedMailbox, filepath.Join(d.dir, "inbox"))
+	d.ok("2 invoices wait in %s; the agent keeps them in mailgate's store (the console's Messages page)", emulator.DemoInvoicesMailbox)
 	fmt.Fprintf(d.out, "\n   Console: http://%s/\n   Sign in as: admin\n   Password:   %s   (new for every demo run)\n\n", addr, password)
 	fmt.Fprintln(d.out, "The emulator and the daemon keep running for you to try the console and the commands above; Ctrl-C stops them.")
 	return runServe(ctx, d.env, []string{"--config", cfgPath})
@@ -169,8 +178,18 @@ mailboxes:
     profile: emulator-graph
     after: seen
     sink: inbox
+  # invoices are kept in mailgate's own store: the console lists them and
+  # serves each as .eml
+  - name: invoices
+    protocol: graph
+    endpoint: %[1]s
+    username: %[4]s
+    profile: emulator-graph
+    after: seen
+    sink: kept
 sinks:
   - {name: inbox, type: maildir, path: ./inbox}
+  - {name: kept, type: store}
 senders:
   - name: noreply
     protocol: graph
@@ -178,7 +197,7 @@ senders:
     username: %[3]s
     profile: emulator-graph
     allowed_from: [%[3]s]
-`, srv.URL(), emulator.DemoSharedMailbox, emulator.DemoSenderMailbox)
+`, srv.URL(), emulator.DemoSharedMailbox, emulator.DemoSenderMailbox, emulator.DemoInvoicesMailbox)
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return err
 	}
