@@ -20,6 +20,9 @@ type consoleRecords struct {
 	path   string
 	getenv func(string) string
 	reload chan struct{}
+	// applied, when set, receives the configuration a change produced, as
+	// soon as it is kept (the console shows it before the agents restart)
+	applied func(*config.Config)
 }
 
 func (c *consoleRecords) records(ctx context.Context) ([]config.Record, error) {
@@ -64,11 +67,15 @@ func (c *consoleRecords) Save(ctx context.Context, kind, name string, yaml []byt
 		}
 	}
 	next = append(next, config.Record{Kind: kind, Name: name, YAML: yaml})
-	if _, err := config.ParseWith(c.data, c.path, c.getenv, next); err != nil {
+	cfg, err := config.ParseWith(c.data, c.path, c.getenv, next)
+	if err != nil {
 		return err
 	}
 	if err := c.st.PutRecord(ctx, kind, name, yaml); err != nil {
 		return err
+	}
+	if c.applied != nil {
+		c.applied(cfg)
 	}
 	c.changed()
 	return nil
@@ -92,11 +99,15 @@ func (c *consoleRecords) Delete(ctx context.Context, kind, name string) error {
 	if !found {
 		return web.ErrNoRecord
 	}
-	if _, err := config.ParseWith(c.data, c.path, c.getenv, next); err != nil {
+	cfg, err := config.ParseWith(c.data, c.path, c.getenv, next)
+	if err != nil {
 		return fmt.Errorf("%s %s is still in use: %w", kind, name, err)
 	}
 	if err := c.st.DeleteRecord(ctx, kind, name); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err
+	}
+	if c.applied != nil {
+		c.applied(cfg)
 	}
 	c.changed()
 	return nil

@@ -107,6 +107,7 @@ func runServe(ctx context.Context, env *Env, args []string) int {
 			}
 			return time.Time{}, false
 		}})
+	ed.applied = console.SetConfig
 	if n, err := st.CountAdmins(ctx); err == nil && n == 0 {
 		log.Warn("no console administrator yet: create one with `mailgate admin add NAME` (password on stdin), then sign in at " + scheme + "://" + ln.Addr().String() + "/")
 	}

@@ -73,6 +73,7 @@ type Options struct {
 type Server struct {
 	o        Options
 	live     atomic.Pointer[live]
+	liveMu   sync.Mutex // serialises SetLive and SetConfig
 	h        http.Handler
 	routes   []string
 	tmpl     *template.Template
@@ -93,7 +94,19 @@ func (s *Server) SetLive(cfg *config.Config, statuses func() []agent.Status, tes
 	if statuses == nil {
 		statuses = func() []agent.Status { return nil }
 	}
+	s.liveMu.Lock()
+	defer s.liveMu.Unlock()
 	s.live.Store(&live{cfg: cfg, statuses: statuses, test: test})
+}
+
+// SetConfig shows a changed configuration at once, while the agents that
+// follow it are still being restarted (SetLive comes after).
+func (s *Server) SetConfig(cfg *config.Config) {
+	s.liveMu.Lock()
+	defer s.liveMu.Unlock()
+	l := *s.live.Load()
+	l.cfg = cfg
+	s.live.Store(&l)
 }
 
 func (s *Server) cfg() *config.Config      { return s.live.Load().cfg }
