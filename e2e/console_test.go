@@ -120,6 +120,9 @@ func TestServeConsoleAPIAndMetrics(t *testing.T) {
 	if !strings.Contains(status, `"state": "ok"`) {
 		t.Errorf("status:\n%s", status)
 	}
+	if _, p := get("/api/v1/profiles/emulator-graph", tok); !strings.Contains(p, `"result": "ok"`) {
+		t.Errorf("profile token health:\n%s", p)
+	}
 	_, m := get("/metrics", tok)
 	for _, want := range []string{`mailgate_messages_delivered_total{mailbox="g"} 5`, `mailgate_polls_total{mailbox="g",result="ok"}`,
 		`mailgate_token_requests_total{profile="emulator-graph",result="ok",aadsts="0"}`, `mailgate_last_successful_poll_timestamp_seconds{mailbox="g"}`, `mailgate_outbox_messages{state="queued"} 0`, `mailgate_poll_duration_seconds_count{mailbox="g"}`} {

@@ -99,6 +99,7 @@ func runServe(ctx context.Context, env *Env, args []string) int {
 	var current atomic.Pointer[generation]
 	auth := &consoleAuth{current: &current, pending: map[string]*pendingAuth{}}
 	console := web.New(web.Options{Store: st, Config: cfg, Metrics: tel.reg, Log: log, Editor: ed, Authorizer: auth, Secure: scheme == "https",
+		TokenHealth: tel.tokenHealth,
 		CertExpiry: func(name string) (time.Time, bool) {
 			if g := current.Load(); g != nil {
 				if p, ok := g.rt.profiles[name]; ok && p.Certificate != nil && p.Certificate.Cert != nil {

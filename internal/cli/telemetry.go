@@ -3,11 +3,13 @@ package cli
 import (
 	"context"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/mailgate/mailgate/internal/agent"
 	"github.com/mailgate/mailgate/internal/metrics"
 	"github.com/mailgate/mailgate/internal/store"
+	"github.com/mailgate/mailgate/internal/web"
 )
 
 // telemetry is the metrics `mailgate serve` exposes on /metrics.
@@ -20,6 +22,9 @@ type telemetry struct {
 	tokenReqs     *metrics.CounterVec
 	outboxByState *metrics.GaugeVec
 	pollSeconds   *metrics.HistogramVec
+
+	mu        sync.Mutex
+	lastToken map[string]web.TokenHealth // by profile
 }
 
 func newTelemetry() *telemetry {
@@ -53,6 +58,20 @@ func (t *telemetry) onRun(s agent.Status) {
 // onToken records one token endpoint exchange.
 func (t *telemetry) onToken(profile, result string, aadsts int) {
 	t.tokenReqs.Add(1, profile, result, strconv.Itoa(aadsts))
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.lastToken == nil {
+		t.lastToken = map[string]web.TokenHealth{}
+	}
+	t.lastToken[profile] = web.TokenHealth{Result: result, AADSTS: aadsts, At: time.Now()}
+}
+
+// tokenHealth is the last token request's outcome of a profile.
+func (t *telemetry) tokenHealth(profile string) (web.TokenHealth, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	h, ok := t.lastToken[profile]
+	return h, ok
 }
 
 // watchOutbox refreshes the outbox gauge until ctx ends.

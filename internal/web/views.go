@@ -79,6 +79,23 @@ type ProfileView struct {
 	Authority     string   `json:"authority,omitempty"`
 	SecretExpires *Expiry  `json:"secret_expires,omitempty"`
 	CertExpires   *Expiry  `json:"certificate_expires,omitempty"`
+	// LastToken is the outcome of the profile's last token request since
+	// mailgate started (none yet: nil).
+	LastToken *TokenView `json:"last_token,omitempty"`
+}
+
+// TokenHealth is the outcome of a profile's last token request.
+type TokenHealth struct {
+	Result string // ok, refused, throttled, failed
+	AADSTS int
+	At     time.Time
+}
+
+// TokenView is TokenHealth as shown.
+type TokenView struct {
+	Result string `json:"result"`
+	AADSTS int    `json:"aadsts,omitempty"`
+	At     string `json:"at"`
 }
 
 // MailboxView is a mailbox with its agent's state.
@@ -160,6 +177,11 @@ func (s *Server) profiles() []ProfileView {
 		v := ProfileView{Name: p.Name, Source: source(p.Origin), Provider: p.Provider, Grant: p.Grant, Tenant: p.Tenant,
 			ClientID: p.ClientID, ClientSecret: secretState(p.ClientSecret), Certificate: secretNotSet,
 			Scopes: slices.Clone(p.Scopes), Authority: p.Authority, SecretExpires: expiry(p.SecretExpires.Time, now)}
+		if s.o.TokenHealth != nil {
+			if h, ok := s.o.TokenHealth(p.Name); ok {
+				v.LastToken = &TokenView{Result: h.Result, AADSTS: h.AADSTS, At: h.At.UTC().Format(time.RFC3339)}
+			}
+		}
 		if p.ClientCertificate != nil {
 			v.Certificate = secretSet
 			if s.o.CertExpiry != nil {

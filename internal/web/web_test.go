@@ -103,6 +103,9 @@ func newFixture(t *testing.T) *fixture {
 	reg.Counter("mailgate_messages_delivered_total", "Messages handed to a sink.", "mailbox").Add(3, "forms")
 	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
 	w := New(Options{Store: st, Config: cfg, Metrics: reg, Now: func() time.Time { return now },
+		TokenHealth: func(p string) (TokenHealth, bool) {
+			return TokenHealth{Result: "refused", AADSTS: 7000215, At: now.Add(-time.Minute)}, p == "contoso"
+		},
 		Test: func(_ context.Context, name string) (TestResult, bool) {
 			if name != "invoices" && name != "forms" && name != "contoso" {
 				return TestResult{}, false
@@ -319,6 +322,12 @@ func TestMetricsAndAPI(t *testing.T) {
 	}
 	if m := get("/metrics"); !strings.Contains(m, `mailgate_messages_delivered_total{mailbox="forms"} 3`) {
 		t.Errorf("metrics:\n%s", m)
+	}
+	if s := get("/api/v1/profiles/contoso"); !strings.Contains(s, `"result": "refused"`) || !strings.Contains(s, `"aadsts": 7000215`) {
+		t.Errorf("profile token health: %s", s)
+	}
+	if s := get("/"); !strings.Contains(s, "refused (AADSTS7000215)") {
+		t.Errorf("dashboard lacks the token health")
 	}
 	if s := get("/api/v1/mailboxes/forms"); !strings.Contains(s, `"messages_today": 2`) || !strings.Contains(s, `"last_message": "`) {
 		t.Errorf("forms: %s", s)
