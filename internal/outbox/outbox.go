@@ -199,13 +199,15 @@ func (w *Worker) send(ctx context.Context, c *smtp.Client, m store.OutboxMessage
 	refused, err := c.SendEach(m.From, rcpts, bytes.NewReader(m.Raw))
 	accepted := time.Now()
 	if err == nil {
+		// the refused recipients first, so that nobody reads the message as
+		// sent with a refused recipient still queued
+		for _, r := range refused {
+			_ = w.Store.MarkFailed(ctx, m.ID, r.Rcpt, reply(r.Err))
+		}
 		if cerr := w.Store.MarkSent(ctx, m.ID); cerr != nil {
 			w.Log.Error("outbox: record sent", "id", m.ID, "err", cerr)
 		}
 		window := time.Since(accepted)
-		for _, r := range refused {
-			_ = w.Store.MarkFailed(ctx, m.ID, r.Rcpt, reply(r.Err))
-		}
 		w.mu.Lock()
 		w.stats.Sent++
 		w.stats.Failed += len(refused)
