@@ -5,7 +5,9 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"syscall"
@@ -57,6 +59,30 @@ func TestDemoConsole(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	t.Logf("mail on the console %v after the URL was printed", time.Since(shown).Round(time.Millisecond))
+	// serve's IMAP agent (IDLE on the embedded Exchange IMAP service) took
+	// the live mail: 5 from the walk-through, its Graph reply, 3 new ones
+	newDir := filepath.Join(dir, "inbox", "new")
+	waitFiles := func(n int, what string) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+			es, _ := os.ReadDir(newDir)
+			if len(es) == n {
+				return
+			}
+			if len(es) > n || time.Now().After(deadline) {
+				t.Fatalf("%s: %d messages in %s, want %d\n%s", what, len(es), newDir, n, out.String())
+			}
+		}
+	}
+	waitFiles(9, "after start")
+	// mail sent to the mailbox now arrives while the agent waits in IDLE
+	send := exec.Command(mailgateBin, "send", "--sender", "noreply", "--to", "forms@contoso.example", "--config", filepath.Join(dir, "mailgate.yaml"))
+	send.Dir, send.Env = dir, cmd.Env
+	send.Stdin = strings.NewReader("From: noreply@contoso.example\r\nTo: forms@contoso.example\r\nSubject: while idling\r\n\r\nhello\r\n")
+	if b, err := send.CombinedOutput(); err != nil {
+		t.Fatalf("mailgate send: %v\n%s", err, b)
+	}
+	waitFiles(10, "after mailgate send")
 	// the invoices agent delivers into mailgate's store: listed, downloadable
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(200 * time.Millisecond) {
 		resp, err := c.Get(base + "/messages")

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/mailgate/mailgate/internal/agent"
+	"github.com/mailgate/mailgate/internal/config"
 	"github.com/mailgate/mailgate/internal/emulator"
 	"github.com/mailgate/mailgate/internal/graph"
 	"github.com/mailgate/mailgate/internal/mailbox"
@@ -119,7 +121,7 @@ func (d *demoRun) serve(ctx context.Context, addr string) int {
 	for i, subj := range []string{"Expense form #1041", "Expense form #1042", "Leave request: A. Vance"} {
 		raw := fmt.Sprintf("From: %s\r\nTo: %s\r\nSubject: %s\r\nMessage-ID: <demo-live-%d-%s@contoso.example>\r\n\r\nSubmitted from the offline forms app.\r\n",
 			emulator.DemoUser, emulator.DemoSharedMailbox, subj, i, rand.Text()[:8])
-		if _, err := d.srv.GraphDeliver(emulator.DemoSharedMailbox, []byte(raw)); err != nil {
+		if _, err := d.srv.IMAPDeliver(emulator.DemoSharedMailbox, []byte(raw)); err != nil {
 			fmt.Fprintf(d.out, "mailgate demo: %v\n", err)
 			return ExitFailed
 		}
@@ -133,7 +135,8 @@ func (d *demoRun) serve(ctx context.Context, addr string) int {
 		}
 	}
 	d.step(8, "The daemon and its console (mailgate serve)")
-	d.ok("3 new messages wait in %s; the agent delivers them into %s", emulator.DemoSharedMailbox, filepath.Join(d.dir, "inbox"))
+	_, unseen, _ := d.srv.IMAPStatus(emulator.DemoSharedMailbox, "INBOX")
+	d.ok("%d new messages wait in %s (IMAP); the agent delivers them into %s, then waits in IMAP IDLE for more", unseen, emulator.DemoSharedMailbox, filepath.Join(d.dir, "inbox"))
 	d.ok("2 invoices wait in %s; the agent keeps them in mailgate's store (the console's Messages page)", emulator.DemoInvoicesMailbox)
 	fmt.Fprintf(d.out, "\n   Console: http://%s/\n   Sign in as: admin\n   Password:   %s   (new for every demo run)\n\n", addr, password)
 	fmt.Fprintln(d.out, "The emulator and the daemon keep running for you to try the console and the commands above; Ctrl-C stops them.")
@@ -161,21 +164,30 @@ func (d *demoRun) unexpected(format string, a ...any) {
 }
 
 func (d *demoRun) run(ctx context.Context, listen string) error {
-	srv, err := emulator.Start(ctx, emulator.Options{Listen: listen, HTTPListen: "-", Dir: filepath.Join(d.dir, "emulator")})
+	srv, err := emulator.Start(ctx, emulator.Options{Listen: listen, HTTPListen: "-", IMAPListen: "127.0.0.1:0",
+		Dir: filepath.Join(d.dir, "emulator")})
 	if err != nil {
 		return err
 	}
 	d.srv = srv
 	context.AfterFunc(ctx, func() { _ = srv.Close() })
+	imapHost, imapPort, _ := net.SplitHostPort(srv.IMAPAddr())
 	cfgPath := filepath.Join(d.dir, "mailgate.yaml")
 	cfg := string(srv.ConfigYAML()) + fmt.Sprintf(`
-# The demo's mailbox and sender, on the emulator's Graph mail API.
+# The demo's mailboxes and sender: forms over the emulator's Exchange IMAP
+# service (XOAUTH2, app-only token from the certificate), invoices and the
+# sender over its Graph mail API.
 mailboxes:
   - name: forms
-    protocol: graph
-    endpoint: %[1]s
+    protocol: imap
+    host: %[5]s
+    port: %[6]s
+    security: tls
+    tls_ca: %[7]s
+    sasl: xoauth2
     username: %[2]s
-    profile: emulator-graph
+    profile: emulator-cert
+    mode: idle
     after: seen
     sink: inbox
   # invoices are kept in mailgate's own store: the console lists them and
@@ -197,7 +209,8 @@ senders:
     username: %[3]s
     profile: emulator-graph
     allowed_from: [%[3]s]
-`, srv.URL(), emulator.DemoSharedMailbox, emulator.DemoSenderMailbox, emulator.DemoInvoicesMailbox)
+`, srv.URL(), emulator.DemoSharedMailbox, emulator.DemoSenderMailbox, emulator.DemoInvoicesMailbox,
+		imapHost, imapPort, srv.CAFile())
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return err
 	}
@@ -266,21 +279,25 @@ senders:
 		d.describe(certTok)
 	}
 
-	d.step(4, "Using the token: Exchange Online's rule for IMAP/POP/SMTP AUTH (XOAUTH2 user=MAILBOX)")
+	d.step(4, "Using the token: an IMAP login to Exchange (XOAUTH2, user=MAILBOX), under Exchange Online's mailbox rule")
 	if certTok != nil {
 		for _, mb := range []string{emulator.DemoSharedMailbox, emulator.DemoRestrictedMailbox} {
-			if err := srv.CheckMailboxAccess(certTok.AccessToken, mb, "imap"); err != nil {
-				if mb == emulator.DemoSharedMailbox {
-					d.unexpected("%s refused: %v", mb, err)
-					continue
-				}
-				d.no("%s refused: %v", mb, err)
-			} else {
+			c, err := d.imapDialer(mb, mgr, &certP).Dial(ctx)
+			switch {
+			case err == nil:
+				c.Close()
 				if mb == emulator.DemoRestrictedMailbox {
-					d.unexpected("%s allowed although the app was never granted it", mb)
+					d.unexpected("%s opened although the app was never granted it", mb)
 					continue
 				}
-				d.ok("%s: IMAP login allowed", mb)
+				d.ok("%s: AUTHENTICATE XOAUTH2 accepted, INBOX selected", mb)
+			case mb == emulator.DemoSharedMailbox:
+				d.unexpected("%s refused: %v", mb, err)
+			default:
+				d.no("%s: Exchange answers only \"NO AUTHENTICATE failed.\"; mailgate says what to check:", mb)
+				for _, l := range diagnose(&config.Mailbox{Protocol: "imap", Username: mb}, &certP, err) {
+					fmt.Fprintf(d.out, "     %s\n", l)
+				}
 			}
 		}
 	}
@@ -298,7 +315,7 @@ senders:
 		d.unexpected("no explanation for %v", err)
 	}
 
-	if err := d.mail(ctx, mgr, st, base); err != nil {
+	if err := d.mail(ctx, mgr, st, base, &certP); err != nil {
 		d.unexpected("%v", err)
 	}
 
@@ -327,29 +344,32 @@ func (d *demoRun) describe(tok *oauth.Token) {
 		c.Aud, what, int(time.Until(tok.Expiry).Minutes()+0.5))
 }
 
-// mail shows the agent at work on the emulator's Graph mailboxes: sample
-// mail delivered to a maildir exactly once, marked read, and a reply sent.
-func (d *demoRun) mail(ctx context.Context, mgr *oauth.Manager, st *store.Store, base oauth.Profile) error {
-	d.step(6, "Reading a mailbox: Microsoft Graph delta → maildir, exactly once, then marked read")
-	gp := base
-	gp.Name = "emulator-graph"
-	gp.ClientSecret = emulator.DemoAppSecret
-	gp.Scopes = []string{"https://graph.microsoft.com/.default"}
-	token := func(ctx context.Context) (string, error) {
-		t, err := mgr.Token(ctx, &gp, nil)
-		if err != nil {
-			return "", err
-		}
-		return t.AccessToken, nil
-	}
+// imapDialer opens the demo tenant's mailbox mb on the emulator's Exchange
+// IMAP service with p's token.
+func (d *demoRun) imapDialer(mb string, mgr *oauth.Manager, p *oauth.Profile) mailbox.Dialer {
+	return mailbox.NewIMAP(mailbox.IMAPOptions{Name: "forms", Addr: d.srv.IMAPAddr(), Security: "tls",
+		TLSConfig: &tls.Config{RootCAs: d.srv.CertPool(), MinVersion: tls.VersionTLS12}, Username: mb, Mechanism: "xoauth2",
+		Token: func(ctx context.Context) (string, error) {
+			t, err := mgr.Token(ctx, p, nil)
+			if err != nil {
+				return "", err
+			}
+			return t.AccessToken, nil
+		}})
+}
+
+// mail shows the agent at work on the emulator's Exchange IMAP service:
+// sample mail delivered to a maildir exactly once and marked \Seen, then a
+// reply sent through Graph.
+func (d *demoRun) mail(ctx context.Context, mgr *oauth.Manager, st *store.Store, base oauth.Profile, certP *oauth.Profile) error {
+	d.step(6, "Reading a mailbox: IMAP (XOAUTH2, the certificate's token) → maildir, exactly once, then \\Seen")
 	for i, subj := range []string{"Order 1001", "Invoice 2026-117", "Form: leave request", "Delivery note", "Form: expense claim"} {
 		raw := fmt.Sprintf("From: customer%d@fabrikam.example\r\nTo: %s\r\nSubject: %s\r\nMessage-ID: <demo-%d@fabrikam.example>\r\nDate: Mon, 23 Nov 2026 09:%02d:00 +0000\r\n\r\nSample message %d for the mailgate demo.\r\n",
 			i, emulator.DemoSharedMailbox, subj, i, i, i)
-		if _, err := d.srv.GraphDeliver(emulator.DemoSharedMailbox, []byte(raw)); err != nil {
+		if _, err := d.srv.IMAPDeliver(emulator.DemoSharedMailbox, []byte(raw)); err != nil {
 			return err
 		}
 	}
-	gc := graph.New(graph.Options{Endpoint: d.srv.URL(), HTTPClient: gp.HTTPClient, Token: token})
 	inbox := filepath.Join(d.dir, "inbox")
 	md, err := sink.NewMaildir(sink.MaildirOptions{Path: inbox})
 	if err != nil {
@@ -357,13 +377,15 @@ func (d *demoRun) mail(ctx context.Context, mgr *oauth.Manager, st *store.Store,
 	}
 	defer md.Close()
 	after, _ := mailbox.ParseAfter("seen")
-	mb := &agent.Mailbox{Name: "forms", Sink: md, After: after,
-		Dialer: mailbox.NewGraph(mailbox.GraphOptions{Name: "forms", Client: gc, Username: emulator.DemoSharedMailbox})}
+	mb := &agent.Mailbox{Name: "forms", Sink: md, After: after, Dialer: d.imapDialer(emulator.DemoSharedMailbox, mgr, certP)}
 	s, err := agent.RunOnce(ctx, mb, st, nil, nil)
 	if err != nil {
 		return err
 	}
-	d.ok("%d messages from %s delivered to %s, each marked read on the server", s.Delivered, emulator.DemoSharedMailbox, filepath.Join(inbox, "new"))
+	if n, unseen, err := d.srv.IMAPStatus(emulator.DemoSharedMailbox, "INBOX"); err != nil || unseen != 0 {
+		d.unexpected("after the run the server has %d of %d messages unread (%v)", unseen, n, err)
+	}
+	d.ok("%d messages from %s delivered to %s, then flagged \\Seen on the server", s.Delivered, emulator.DemoSharedMailbox, filepath.Join(inbox, "new"))
 	s, err = agent.RunOnce(ctx, mb, st, nil, nil)
 	if err != nil {
 		return err
@@ -373,6 +395,17 @@ func (d *demoRun) mail(ctx context.Context, mgr *oauth.Manager, st *store.Store,
 	} else {
 		d.ok("a second run delivers nothing: the delivery ledger knows every message")
 	}
+	gp := base
+	gp.Name = "emulator-graph"
+	gp.ClientSecret = emulator.DemoAppSecret
+	gp.Scopes = []string{"https://graph.microsoft.com/.default"}
+	gc := graph.New(graph.Options{Endpoint: d.srv.URL(), HTTPClient: gp.HTTPClient, Token: func(ctx context.Context) (string, error) {
+		t, err := mgr.Token(ctx, &gp, nil)
+		if err != nil {
+			return "", err
+		}
+		return t.AccessToken, nil
+	}})
 	d.step(7, "Sending: the original MIME through Graph sendMail as "+emulator.DemoSenderMailbox)
 	reply := "From: " + emulator.DemoSenderMailbox + "\r\nTo: " + emulator.DemoSharedMailbox + "\r\nSubject: Re: Order 1001\r\n\r\nReceived, thank you.\r\n"
 	if err := gc.SendMIME(ctx, emulator.DemoSenderMailbox, []byte(reply)); err != nil {

@@ -21,12 +21,12 @@ func TestDemoOnce(t *testing.T) {
 	for _, want := range []string{
 		"asked again: answered from the encrypted token cache",
 		"roles IMAP.AccessAsApp",
-		emulator.DemoSharedMailbox + ": IMAP login allowed",
-		emulator.DemoRestrictedMailbox + " refused",
-		"Add-MailboxPermission",
+		emulator.DemoSharedMailbox + ": AUTHENTICATE XOAUTH2 accepted, INBOX selected",
+		emulator.DemoRestrictedMailbox + `: Exchange answers only "NO AUTHENTICATE failed."`,
+		"Add-MailboxPermission -Identity " + emulator.DemoRestrictedMailbox,
 		"AADSTS7000215",
 		"fix: Entra admin center",
-		"5 messages from " + emulator.DemoSharedMailbox + " delivered",
+		"5 messages from " + emulator.DemoSharedMailbox + " delivered to " + filepath.Join(dir, "inbox", "new") + `, then flagged \Seen on the server`,
 		"a second run delivers nothing",
 		"sent; a copy is in Sent Items (1)",
 	} {

@@ -24,6 +24,7 @@ func runEmulator(ctx context.Context, env *Env, args []string) int {
 	httpListen := fs.String("http-listen", "127.0.0.1:0", `plain-HTTP listen address for loopback tools ("-" for none)`)
 	configOut := fs.String("config-out", "", "write the ready mailgate.yaml to FILE instead of stdout")
 	dir := fs.String("dir", "", "directory for the emulator's CA, demo certificate and secret files (default: beside --config-out, else a temporary one)")
+	imapListen := fs.String("imap", "", `listen address of the emulated Exchange Online IMAP service (implicit TLS, XOAUTH2), e.g. 127.0.0.1:9993; "" for none`)
 	verbose := fs.Bool("v", false, "log every request")
 	_ = fs.String("config", "", "ignored: the emulator needs no config")
 	pos, code, ok := parseFlags(fs, args)
@@ -49,7 +50,7 @@ func runEmulator(ctx context.Context, env *Env, args []string) int {
 		level = slog.LevelDebug
 	}
 	logger := slog.New(slog.NewTextHandler(env.Err, &slog.HandlerOptions{Level: level}))
-	srv, err := emulator.Start(ctx, emulator.Options{Listen: *listen, HTTPListen: *httpListen, Dir: d, Logger: logger})
+	srv, err := emulator.Start(ctx, emulator.Options{Listen: *listen, HTTPListen: *httpListen, Dir: d, Logger: logger, IMAPListen: *imapListen})
 	if err != nil {
 		fmt.Fprintf(env.Err, "mailgate emulator: %v\n", err)
 		return ExitFailed
@@ -68,6 +69,9 @@ func runEmulator(ctx context.Context, env *Env, args []string) int {
 	t := srv.Tenant()
 	fmt.Fprintf(env.Err, "Entra ID emulator serving %s (and %s), tenant %s\n", srv.URL(), srv.HTTPURL(), t.ID())
 	fmt.Fprintf(env.Err, "CA certificate: %s\n", srv.CAFile())
+	if a := srv.IMAPAddr(); a != "" {
+		fmt.Fprintf(env.Err, "Exchange IMAP service: %s (implicit TLS, XOAUTH2 with this emulator's tokens)\n", a)
+	}
 	fmt.Fprintf(env.Err, "Confidential app %s (secret in %s, certificate %s)\n", emulator.DemoAppID,
 		filepath.Join(srv.Dir(), "client-secret.txt"), filepath.Join(srv.Dir(), "app-cert.pem"))
 	fmt.Fprintf(env.Err, "Public app %s; user %s / %s\n", emulator.DemoPublicAppID, emulator.DemoUser, emulator.DemoUserPassword)

@@ -625,7 +625,7 @@ func (s *Server) handleSendMail(w http.ResponseWriter, r *http.Request) {
 	}
 	for _, rc := range rcpts {
 		if s.tenant.HasMailbox(rc) {
-			_, _ = s.GraphDeliver(rc, raw)
+			s.deliverInbound(rc, raw)
 		}
 	}
 	if save {

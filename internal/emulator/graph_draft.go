@@ -424,7 +424,7 @@ func (s *Server) handleSendDraft(w http.ResponseWriter, r *http.Request) {
 	}
 	for _, rc := range rcpts {
 		if s.tenant.HasMailbox(rc) {
-			_, _ = s.GraphDeliver(rc, raw)
+			s.deliverInbound(rc, raw)
 		}
 	}
 	g.mu.Lock()

@@ -42,6 +42,10 @@ type Options struct {
 	TokenLifetime time.Duration
 	// Logger receives one line per request outcome. Default: discard.
 	Logger *slog.Logger
+	// IMAPListen is the listen address of the emulated Exchange Online IMAP4
+	// service (implicit TLS, XOAUTH2 with the emulator's tokens; see
+	// imap.go), for example "127.0.0.1:0". Default "": none.
+	IMAPListen string
 }
 
 // Server is a running emulator.
@@ -68,6 +72,7 @@ type Server struct {
 
 	graphOnce sync.Once
 	graphSt   *graphState
+	imap      *imapService
 
 	mu      sync.Mutex
 	faults  []*Fault
@@ -99,7 +104,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		return nil, err
 	}
 	if err := s.listen(ctx); err != nil {
-		s.cleanup()
+		_ = s.Close() // what did start, and a temporary Dir
 		return nil, err
 	}
 	return s, nil
@@ -181,7 +186,12 @@ func (s *Server) listen(_ context.Context) error {
 		s.wg.Add(1)
 		go func() { defer s.wg.Done(); _ = s.plain.Serve(hl) }()
 	}
-	s.log.Info("emulator: serving", "url", s.URL(), "http", s.HTTPURL(), "tenant", DemoTenantID)
+	if s.opts.IMAPListen != "" {
+		if err := s.startIMAP(s.opts.IMAPListen, leaf); err != nil {
+			return err
+		}
+	}
+	s.log.Info("emulator: serving", "url", s.URL(), "http", s.HTTPURL(), "imap", s.IMAPAddr(), "tenant", DemoTenantID)
 	return nil
 }
 
@@ -195,6 +205,9 @@ func (s *Server) Close() error {
 	}
 	if s.plain != nil {
 		errs = append(errs, s.plain.Shutdown(ctx))
+	}
+	if s.imap != nil {
+		errs = append(errs, s.imap.close())
 	}
 	s.wg.Wait()
 	s.cleanup()
