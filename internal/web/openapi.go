@@ -75,7 +75,7 @@ func (s *Server) openapi(w http.ResponseWriter, _ *http.Request) {
 			},
 			"responses": map[string]any{"Unauthenticated": map[string]any{"description": "no session and no valid Bearer token"}},
 			"schemas": map[string]any{
-				"Profile":       obj("name", "source", "provider", "grant", "tenant", "client_id", "client_secret", "client_certificate", "scopes", "authority", "secret_expires", "certificate_expires"),
+				"Profile":       obj("name", "source", "provider", "grant", "tenant", "client_id", "client_secret", "client_certificate", "scopes", "authority", "secret_expires", "certificate_expires", "last_token", "refresh_token_state"),
 				"Mailbox":       obj("name", "source", "protocol", "host", "port", "username", "folder", "profile", "sink", "after", "mode", "enabled", "state", "last_run", "last_error", "consecutive_failures", "delivered_since_start"),
 				"Sink":          obj("name", "source", "type", "path", "url", "secret", "program", "header_names"),
 				"Sender":        obj("name", "source", "protocol", "host", "port", "username", "profile", "allowed_from", "endpoint", "save_to_sent_items"),

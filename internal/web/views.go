@@ -10,6 +10,7 @@ import (
 
 	"github.com/mailgate/mailgate/internal/agent"
 	"github.com/mailgate/mailgate/internal/config"
+	"github.com/mailgate/mailgate/internal/store"
 )
 
 // The views are what the console and the API show of a record: every
@@ -82,6 +83,35 @@ type ProfileView struct {
 	// LastToken is the outcome of the profile's last token request since
 	// mailgate started (none yet: nil).
 	LastToken *TokenView `json:"last_token,omitempty"`
+	// Refresh describes the stored refresh token of a profile whose grant
+	// uses one (authorization code, device code, password); nil otherwise.
+	Refresh *RefreshView `json:"refresh_token_state,omitempty"`
+}
+
+// RefreshView says what is stored of a profile's refresh token, never the
+// token. Microsoft revokes a refresh token unused for 90 days (AADSTS700082;
+// the window slides with each use), so IdleExpires is when that happens if
+// mailgate stops using it — and the dashboard warns 30 and 7 days before.
+type RefreshView struct {
+	Stored bool `json:"stored"`
+	// Saved is when the current refresh token was stored: the sign-in, or
+	// the last refresh that rotated it.
+	Saved string `json:"saved,omitempty"`
+	// LastUsed is when it was last redeemed, if since it was saved.
+	LastUsed    string  `json:"last_used,omitempty"`
+	IdleExpires *Expiry `json:"idle_expires,omitempty"`
+}
+
+// refreshIdleLimit is Entra ID's refresh-token inactivity limit.
+const refreshIdleLimit = 90 * 24 * time.Hour
+
+// usesRefreshToken says whether a grant keeps a refresh token.
+func usesRefreshToken(grant string) bool {
+	switch grant {
+	case "authorization_code", "device_code", "password":
+		return true
+	}
+	return false
 }
 
 // TokenHealth is the outcome of a profile's last token request.
@@ -172,6 +202,16 @@ func safeURL(s string) string {
 
 func (s *Server) profiles() []ProfileView {
 	now := s.o.Now()
+	infos := map[string]store.TokenInfo{}
+	if s.o.Store != nil {
+		if all, err := s.o.Store.TokenInfos(context.Background()); err == nil {
+			for _, ti := range all {
+				infos[ti.Profile] = ti
+			}
+		} else {
+			s.o.Log.Warn("web: token infos", "err", err)
+		}
+	}
 	var out []ProfileView
 	for _, p := range s.cfg().Profiles {
 		v := ProfileView{Name: p.Name, Source: source(p.Origin), Provider: p.Provider, Grant: p.Grant, Tenant: p.Tenant,
@@ -180,6 +220,21 @@ func (s *Server) profiles() []ProfileView {
 		if s.o.TokenHealth != nil {
 			if h, ok := s.o.TokenHealth(p.Name); ok {
 				v.LastToken = &TokenView{Result: h.Result, AADSTS: h.AADSTS, At: h.At.UTC().Format(time.RFC3339)}
+			}
+		}
+		if usesRefreshToken(p.Grant) {
+			v.Refresh = &RefreshView{}
+			if ti, ok := infos[p.Name]; ok && ti.RefreshToken {
+				v.Refresh.Stored = true
+				v.Refresh.Saved = ti.RefreshSaved.UTC().Format(time.RFC3339)
+				last := ti.RefreshSaved
+				if !ti.RefreshUsed.IsZero() {
+					v.Refresh.LastUsed = ti.RefreshUsed.UTC().Format(time.RFC3339)
+					last = ti.RefreshUsed
+				}
+				if p.Provider == "microsoft" {
+					v.Refresh.IdleExpires = expiry(last.Add(refreshIdleLimit), now)
+				}
 			}
 		}
 		if p.ClientCertificate != nil {
@@ -343,9 +398,19 @@ func (s *Server) apiStatus(w http.ResponseWriter, _ *http.Request) {
 				warnings = append(warnings, fmt.Sprintf("profile %s: %s %s (%s, %d days left)", p.Name, what, e.Level, e.Date, e.Days))
 			}
 		}
+		if r := p.Refresh; r != nil && r.IdleExpires != nil && r.IdleExpires.Level != "ok" {
+			warnings = append(warnings, fmt.Sprintf("profile %s: refresh token %s by inactivity (%s, %d days left)", p.Name, r.IdleExpires.Level, r.IdleExpires.Date, r.IdleExpires.Days))
+		}
 	}
 	slices.Sort(warnings)
 	writeJSON(w, http.StatusOK, map[string]any{"mailboxes": mbs, "warnings": orEmpty(warnings)})
+}
+
+func orDash(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
 }
 
 func orEmpty(s []string) []string {
@@ -363,6 +428,9 @@ func (s *Server) dashboard(w http.ResponseWriter, r *http.Request) {
 			if e != nil && e.Level != "ok" {
 				warnings = append(warnings, fmt.Sprintf("Profile %s: the %s expires %s (%d days left). Create a new one in Entra admin center › App registrations › Certificates & secrets before then.", p.Name, what, e.Date, e.Days))
 			}
+		}
+		if r := p.Refresh; r != nil && r.IdleExpires != nil && r.IdleExpires.Level != "ok" {
+			warnings = append(warnings, fmt.Sprintf("Profile %s: its refresh token has not been used since %s; Entra ID revokes it after 90 days unused (%s, %d days left). Run mailgate serve with a mailbox on this profile, or sign in again with Authorize.", p.Name, orDash(r.LastUsed, r.Saved), r.IdleExpires.Date, r.IdleExpires.Days))
 		}
 	}
 	slices.Sort(warnings)

@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -429,5 +430,106 @@ func TestCallbackRefusesStrangers(t *testing.T) {
 		if resp.StatusCode != http.StatusBadRequest {
 			t.Errorf("callback%s: %d, want 400", q, resp.StatusCode)
 		}
+	}
+}
+
+// TestRefreshTokenState: the dashboard and the API say when a profile's
+// refresh token was saved and last used, and warn before Entra ID revokes
+// it for 90 days of inactivity — never showing the token.
+func TestRefreshTokenState(t *testing.T) {
+	dir := t.TempDir()
+	const cfgText = `profiles:
+  - {name: adele, provider: microsoft, grant: authorization_code, tenant: contoso.onmicrosoft.com, client_id: aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee, scopes: [https://outlook.office.com/IMAP.AccessAsUser.All, offline_access]}
+  - {name: megan, provider: microsoft, grant: device_code, tenant: contoso.onmicrosoft.com, client_id: aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee, scopes: [https://outlook.office.com/IMAP.AccessAsUser.All, offline_access]}
+  - {name: app, provider: microsoft, grant: client_credentials, tenant: contoso.onmicrosoft.com, client_id: aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee, client_secret: x-secret-value, scopes: [https://outlook.office365.com/.default]}
+`
+	cfg, err := config.Parse([]byte(cfgText), filepath.Join(dir, "mailgate.yaml"), func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(t.Context(), "sqlite:"+filepath.Join(dir, "db"), &store.Options{Key: make([]byte, 32)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	const rt = "0.AAAA-refresh-TOKEN-value-never-shown"
+	if err := st.SaveRefreshToken(t.Context(), "adele", rt); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.LoadRefreshToken(t.Context(), "adele"); err != nil { // redeemed once
+		t.Fatal(err)
+	}
+	if err := st.SetAdmin(t.Context(), "ops", secrets[6]); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := st.NewAPIToken(t.Context(), "ops")
+	if err != nil {
+		t.Fatal(err)
+	}
+	later := time.Now().Add(70 * 24 * time.Hour) // 20 days before the 90-day limit
+	srv := httptest.NewServer(New(Options{Store: st, Config: cfg, Now: func() time.Time { return later }}))
+	t.Cleanup(srv.Close)
+	get := func(path string) string {
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, srv.URL+path, nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 {
+			t.Fatalf("GET %s: %d %s", path, resp.StatusCode, b)
+		}
+		if strings.Contains(string(b), rt) {
+			t.Fatalf("GET %s shows the refresh token", path)
+		}
+		return string(b)
+	}
+	var list struct{ Profiles []ProfileView }
+	if err := json.Unmarshal([]byte(get("/api/v1/profiles")), &list); err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]ProfileView{}
+	for _, p := range list.Profiles {
+		byName[p.Name] = p
+	}
+	a := byName["adele"].Refresh
+	if a == nil || !a.Stored || a.Saved == "" || a.LastUsed == "" || a.IdleExpires == nil {
+		t.Fatalf("adele's refresh token state: %+v", a)
+	}
+	if a.IdleExpires.Level != "warning" || a.IdleExpires.Days < 19 || a.IdleExpires.Days > 20 {
+		t.Errorf("idle expiry %+v, want a warning with 19–20 days left", a.IdleExpires)
+	}
+	if m := byName["megan"].Refresh; m == nil || m.Stored {
+		t.Errorf("megan (never signed in): %+v", m)
+	}
+	if byName["app"].Refresh != nil {
+		t.Errorf("client credentials have no refresh token: %+v", byName["app"].Refresh)
+	}
+	status := get("/api/v1/status")
+	if !strings.Contains(status, "profile adele: refresh token warning by inactivity") {
+		t.Errorf("status warnings: %s", status)
+	}
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, srv.URL+"/login", strings.NewReader("name=ops&password="+secrets[6]))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	page := string(b)
+	for _, want := range []string{"last used " + a.LastUsed, "revoked if unused until " + a.IdleExpires.Date,
+		"none: sign in (Authorize or mailgate login)", "not used by this grant",
+		"Profile adele: its refresh token has not been used since " + a.LastUsed} {
+		if !strings.Contains(page, want) {
+			t.Errorf("dashboard lacks %q", want)
+		}
+	}
+	if strings.Contains(page, rt) {
+		t.Error("the dashboard shows the refresh token")
 	}
 }
