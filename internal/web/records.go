@@ -29,11 +29,21 @@ type Editor interface {
 // ErrNoRecord is returned by an Editor for a name it does not keep.
 var ErrNoRecord = errors.New("no such console record")
 
-// field is one input of a record's form.
+// field is one input of a record's form. A dotted Key ("client_certificate.cert")
+// is a key of a nested mapping.
 type field struct {
-	Key, Label, Type string // Type: text, password (write-only secret), number, list, select
+	// Type is text, number, list (space-separated), select, bool, or one of
+	// the write-only types, never rendered back and kept when left empty:
+	// password (a secret), secretlist (a command line whose arguments may
+	// hold secrets), headers (Name: value lines).
+	Key, Label, Type string
 	Options          []string
 	Help             string
+}
+
+// writeOnly says whether a field's value is never sent back to a browser.
+func (f field) writeOnly() bool {
+	return f.Type == "password" || f.Type == "secretlist" || f.Type == "headers"
 }
 
 var forms = map[string][]field{
@@ -44,9 +54,22 @@ var forms = map[string][]field{
 		{Key: "tenant", Label: "Tenant (directory) ID or domain", Type: "text"},
 		{Key: "client_id", Label: "Application (client) ID", Type: "text"},
 		{Key: "client_secret", Label: "Client secret value", Type: "password", Help: "the Value column in Certificates & secrets, not the Secret ID; left empty, the current one is kept"},
-		{Key: "secret_expires", Label: "Secret expires (YYYY-MM-DD)", Type: "text"},
+		{Key: "client_certificate.cert", Label: "Client certificate: certificate file (PEM path on the server)", Type: "text", Help: "instead of a client secret: the certificate uploaded to the app registration (mailgate cert new writes one)"},
+		{Key: "client_certificate.key", Label: "Client certificate: private key file (PEM path on the server)", Type: "text"},
+		{Key: "client_certificate.alg", Label: "Client assertion algorithm", Type: "select", Options: []string{"", "PS256", "RS256"}},
+		{Key: "secret_expires", Label: "Secret or certificate expires (YYYY-MM-DD)", Type: "text"},
 		{Key: "scopes", Label: "Scopes (space-separated)", Type: "list", Help: "https://outlook.office365.com/.default for IMAP/POP/SMTP, https://graph.microsoft.com/.default for Graph"},
 		{Key: "authority", Label: "Authority (sovereign cloud or emulator; empty for login.microsoftonline.com)", Type: "text"},
+		{Key: "endpoint_version", Label: "Microsoft endpoint version", Type: "select", Options: []string{"", "v2", "v1"}},
+		{Key: "redirect_uri", Label: "Redirect URI (authorization code; empty: the console's /oauth/callback or a loopback listener)", Type: "text"},
+		{Key: "username", Label: "User name (password grant)", Type: "text"},
+		{Key: "password", Label: "Password (password grant)", Type: "password", Help: "Microsoft deprecates this grant and MFA blocks it; left empty, the current one is kept"},
+		{Key: "token_url", Label: "Token URL (generic provider)", Type: "text"},
+		{Key: "authorize_url", Label: "Authorization URL (generic provider)", Type: "text"},
+		{Key: "device_url", Label: "Device authorization URL (generic provider)", Type: "text"},
+		{Key: "auth_style", Label: "Client secret sent as", Type: "select", Options: []string{"", "params", "basic"}},
+		{Key: "http_proxy", Label: "HTTP(S) proxy URL for the token endpoint", Type: "text"},
+		{Key: "refresh_margin", Label: "Refresh this long before expiry (e.g. 5m)", Type: "text"},
 		{Key: "tls_ca", Label: "Extra CA file for the token endpoint (PEM path on the server)", Type: "text"},
 	},
 	"mailboxes": {
@@ -56,12 +79,17 @@ var forms = map[string][]field{
 		{Key: "port", Label: "Port (empty: the protocol's default)", Type: "number"},
 		{Key: "security", Label: "Security", Type: "select", Options: []string{"", "tls", "starttls"}},
 		{Key: "tls_ca", Label: "Extra CA file (PEM path on the server)", Type: "text"},
+		{Key: "sasl", Label: "SASL mechanism (imap, pop3)", Type: "select", Options: []string{"", "xoauth2", "oauthbearer"}},
 		{Key: "endpoint", Label: "Graph endpoint (graph; empty for graph.microsoft.com)", Type: "text"},
 		{Key: "username", Label: "Mailbox (user or shared mailbox address)", Type: "text"},
 		{Key: "folder", Label: "Folder (empty: INBOX / inbox)", Type: "text"},
 		{Key: "profile", Label: "OAuth profile", Type: "text"},
-		{Key: "sink", Label: "Sink", Type: "text"},
+		{Key: "mode", Label: "Mode", Type: "select", Options: []string{"", "poll", "idle"}, Help: "idle: IMAP IDLE, new mail at once (imap only)"},
+		{Key: "interval", Label: "Poll interval (e.g. 60s; at least 10s)", Type: "text"},
 		{Key: "after", Label: "After delivery", Type: "select", Options: []string{"seen", "keep", "delete", "move:Processed"}},
+		{Key: "sink", Label: "Sink", Type: "text"},
+		{Key: "batch_size", Label: "Messages per poll at most (empty: 100)", Type: "number"},
+		{Key: "enabled", Label: "Enabled", Type: "bool"},
 	},
 	"sinks": {
 		{Key: "name", Label: "Name", Type: "text"},
@@ -69,6 +97,9 @@ var forms = map[string][]field{
 		{Key: "path", Label: "Maildir path (maildir)", Type: "text"},
 		{Key: "url", Label: "URL (webhook)", Type: "text"},
 		{Key: "secret", Label: "HMAC secret (webhook)", Type: "password", Help: "left empty, the current one is kept"},
+		{Key: "headers", Label: "Extra headers (webhook), one Name: value per line", Type: "headers", Help: "never shown again; left empty, the current ones are kept"},
+		{Key: "command", Label: "Command and arguments (command), space-separated", Type: "secretlist", Help: "no shell; never shown again (arguments may hold secrets); left empty, the current one is kept. The API takes a JSON array for arguments with spaces"},
+		{Key: "timeout", Label: "Timeout per delivery (webhook, command; e.g. 30s)", Type: "text"},
 	},
 	"senders": {
 		{Key: "name", Label: "Name", Type: "text"},
@@ -77,17 +108,62 @@ var forms = map[string][]field{
 		{Key: "port", Label: "Port (empty: the default)", Type: "number"},
 		{Key: "security", Label: "Security", Type: "select", Options: []string{"", "starttls", "tls"}},
 		{Key: "tls_ca", Label: "Extra CA file (PEM path on the server)", Type: "text"},
+		{Key: "sasl", Label: "SASL mechanism (smtp)", Type: "select", Options: []string{"", "xoauth2", "oauthbearer"}},
 		{Key: "endpoint", Label: "Graph endpoint (graph)", Type: "text"},
 		{Key: "username", Label: "Mailbox that sends", Type: "text"},
 		{Key: "profile", Label: "OAuth profile", Type: "text"},
 		{Key: "allowed_from", Label: "Allowed From addresses (space-separated)", Type: "list"},
+		{Key: "save_to_sent_items", Label: "Keep a copy in Sent Items (graph)", Type: "bool"},
 	},
 }
 
 var recordName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 
-// buildRecord turns submitted values into a record's YAML. Secrets left
-// empty keep their current value (they are never sent back to a browser).
+// lookup reads a possibly dotted key from a record.
+func lookup(m map[string]any, key string) (any, bool) {
+	first, rest, nested := strings.Cut(key, ".")
+	v, ok := m[first]
+	if !nested || !ok {
+		return v, ok
+	}
+	sub, _ := v.(map[string]any)
+	v, ok = sub[rest]
+	return v, ok
+}
+
+// assign sets a possibly dotted key in a record.
+func assign(m map[string]any, key string, v any) {
+	first, rest, nested := strings.Cut(key, ".")
+	if !nested {
+		m[first] = v
+		return
+	}
+	sub, _ := m[first].(map[string]any)
+	if sub == nil {
+		sub = map[string]any{}
+		m[first] = sub
+	}
+	sub[rest] = v
+}
+
+// scalar turns a submitted value into its text.
+func scalar(v any) (string, error) {
+	switch x := v.(type) {
+	case string:
+		return strings.TrimSpace(x), nil
+	case float64:
+		return strconv.FormatFloat(x, 'f', -1, 64), nil
+	case bool:
+		return strconv.FormatBool(x), nil
+	case nil:
+		return "", nil
+	}
+	return "", errors.New("unexpected value")
+}
+
+// buildRecord turns submitted values into a record's YAML. Write-only
+// values left empty keep their current value (they are never sent back to
+// a browser).
 func buildRecord(kind string, values map[string]any, current []byte) ([]byte, string, error) {
 	spec, ok := forms[kind]
 	if !ok {
@@ -97,47 +173,20 @@ func buildRecord(kind string, values map[string]any, current []byte) ([]byte, st
 	_ = yaml.Unmarshal(current, &old)
 	out := map[string]any{}
 	for _, f := range spec {
-		v, given := values[f.Key]
-		var s string
-		switch x := v.(type) {
-		case string:
-			s = strings.TrimSpace(x)
-		case float64:
-			s = strconv.FormatFloat(x, 'f', -1, 64)
-		case []any:
-			var parts []string
-			for _, p := range x {
-				parts = append(parts, fmt.Sprint(p))
-			}
-			s = strings.Join(parts, " ")
-		case nil:
-		default:
-			return nil, "", fmt.Errorf("%s: unexpected value", f.Key)
-		}
-		if err := config.SafeValue(s); err != nil {
+		v := values[f.Key]
+		val, empty, err := fieldValue(f, v)
+		if err != nil {
 			return nil, "", fmt.Errorf("%s: %w", f.Key, err)
 		}
-		if f.Type == "password" && (!given || s == "") {
-			if o, ok := old[f.Key]; ok {
-				out[f.Key] = o
+		if empty {
+			if f.writeOnly() {
+				if o, ok := lookup(old, f.Key); ok {
+					assign(out, f.Key, o)
+				}
 			}
 			continue
 		}
-		if s == "" {
-			continue
-		}
-		switch f.Type {
-		case "number":
-			n, err := strconv.Atoi(s)
-			if err != nil {
-				return nil, "", fmt.Errorf("%s: %q is not a number", f.Key, s)
-			}
-			out[f.Key] = n
-		case "list":
-			out[f.Key] = strings.Fields(s)
-		default:
-			out[f.Key] = s
-		}
+		assign(out, f.Key, val)
 	}
 	name, _ := out["name"].(string)
 	if !recordName.MatchString(name) {
@@ -145,6 +194,104 @@ func buildRecord(kind string, values map[string]any, current []byte) ([]byte, st
 	}
 	b, err := yaml.Marshal(out)
 	return b, name, err
+}
+
+// fieldValue converts one submitted value (a form string or a JSON value)
+// into what the record's YAML holds; empty says nothing was given.
+func fieldValue(f field, v any) (val any, empty bool, err error) {
+	safe := func(ss ...string) error {
+		for _, s := range ss {
+			if err := config.SafeValue(s); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	switch f.Type {
+	case "list", "secretlist":
+		var parts []string
+		switch x := v.(type) {
+		case []any: // JSON array: elements as given (arguments may hold spaces)
+			for _, p := range x {
+				s, err := scalar(p)
+				if err != nil {
+					return nil, false, err
+				}
+				if s != "" {
+					parts = append(parts, s)
+				}
+			}
+		default:
+			s, err := scalar(v)
+			if err != nil {
+				return nil, false, err
+			}
+			parts = strings.Fields(s)
+		}
+		if err := safe(parts...); err != nil {
+			return nil, false, err
+		}
+		return parts, len(parts) == 0, nil
+	case "headers":
+		h := map[string]any{}
+		switch x := v.(type) {
+		case map[string]any:
+			for k, hv := range x {
+				s, err := scalar(hv)
+				if err != nil {
+					return nil, false, err
+				}
+				h[strings.TrimSpace(k)] = s
+			}
+		default:
+			s, err := scalar(v)
+			if err != nil {
+				return nil, false, err
+			}
+			for _, line := range strings.Split(s, "\n") {
+				line = strings.TrimSpace(line)
+				if line == "" {
+					continue
+				}
+				k, hv, ok := strings.Cut(line, ":")
+				if !ok || strings.TrimSpace(k) == "" {
+					return nil, false, fmt.Errorf("%q is not a Name: value line", strings.TrimSpace(k))
+				}
+				h[strings.TrimSpace(k)] = strings.TrimSpace(hv)
+			}
+		}
+		for k, hv := range h {
+			if err := safe(k, hv.(string)); err != nil {
+				return nil, false, err
+			}
+		}
+		return h, len(h) == 0, nil
+	}
+	s, err := scalar(v)
+	if err != nil {
+		return nil, false, err
+	}
+	if err := safe(s); err != nil {
+		return nil, false, err
+	}
+	if s == "" {
+		return nil, true, nil
+	}
+	switch f.Type {
+	case "number":
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			return nil, false, fmt.Errorf("%q is not a number", s)
+		}
+		return n, false, nil
+	case "bool":
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return nil, false, fmt.Errorf("%q is not true or false", s)
+		}
+		return b, false, nil
+	}
+	return s, false, nil
 }
 
 func problemsOf(err error) []string {
@@ -308,10 +455,11 @@ func (s *Server) formPage(kind string) http.HandlerFunc {
 			var m map[string]any
 			_ = yaml.Unmarshal(cur, &m)
 			for _, f := range forms[kind] {
-				if f.Type == "password" {
+				if f.writeOnly() {
 					continue
 				}
-				switch v := m[f.Key].(type) {
+				v, _ := lookup(m, f.Key)
+				switch v := v.(type) {
 				case []any:
 					var parts []string
 					for _, p := range v {
@@ -357,7 +505,7 @@ func (s *Server) formSubmit(kind string) http.HandlerFunc {
 		for _, f := range forms[kind] {
 			if vs, ok := r.PostForm[f.Key]; ok && len(vs) > 0 {
 				values[f.Key] = vs[0]
-				if f.Type != "password" {
+				if !f.writeOnly() {
 					shown[f.Key] = vs[0]
 				}
 			}

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -164,5 +165,133 @@ func TestRecordsAPI(t *testing.T) {
 	}
 	if code, body := do("GET", "/api/v1/profiles", ""); strings.Contains(body, "p2") || code != 200 {
 		t.Errorf("after delete: %s", body)
+	}
+}
+
+// TestRecordsEveryKey: the console's forms and API take every key of the
+// config file's records, nested (client_certificate), booleans, durations,
+// lists whose elements hold spaces, and write-only maps (webhook headers)
+// and command lines, which are kept when left out and never shown.
+func TestRecordsEveryKey(t *testing.T) {
+	f := newFixture(t)
+	dir := t.TempDir()
+	ed := &memEditor{recs: map[string][]byte{}, file: filepath.Join(dir, "mailgate.yaml")}
+	w := New(Options{Store: f.st, Config: f.web.cfg(), Metrics: &metrics.Registry{}, Editor: ed})
+	ed.srv = w
+	srv := httptest.NewServer(w)
+	defer srv.Close()
+	do := func(method, path, body string) (int, string) {
+		req, _ := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+f.token)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	cert, key := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	for _, p := range []string{cert, key} {
+		if err := os.WriteFile(p, []byte("-----BEGIN X-----\n-----END X-----\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const hdr, arg = "Bearer console-HEADER-secret-91", "--token=console-ARG-secret 92"
+	steps := []struct {
+		method, path, body string
+		code               int
+		yaml               []string // in the saved record
+	}{
+		{"POST", "/api/v1/profiles", `{"name":"certp","provider":"microsoft","grant":"client_credentials","tenant":"contoso.onmicrosoft.com",
+			"client_id":"11111111-2222-3333-4444-555555555555","client_certificate.cert":"` + cert + `","client_certificate.key":"` + key + `",
+			"client_certificate.alg":"RS256","scopes":["https://outlook.office365.com/.default"],"endpoint_version":"v1","refresh_margin":"10m",
+			"http_proxy":"http://proxy.example:3128"}`, 201,
+			[]string{"client_certificate:\n    alg: RS256\n    cert: " + cert, "endpoint_version: v1", "refresh_margin: 10m", "http_proxy: http://proxy.example:3128"}},
+		{"POST", "/api/v1/profiles", `{"name":"ropc","provider":"microsoft","grant":"password","tenant":"contoso.onmicrosoft.com",
+			"client_id":"11111111-2222-3333-4444-555555555555","username":"svc@contoso.com","password":"console-PASSWORD-93","scopes":["https://outlook.office.com/IMAP.AccessAsUser.All"]}`, 201,
+			[]string{"username: svc@contoso.com", "password: console-PASSWORD-93"}},
+		{"POST", "/api/v1/mailboxes", `{"name":"idle","protocol":"imap","host":"outlook.office365.com","sasl":"oauthbearer","username":"i@contoso.com",
+			"profile":"certp","sink":"hook","mode":"idle","batch_size":500,"enabled":false,"interval":"2m"}`, 201,
+			[]string{"sasl: oauthbearer", "mode: idle", "batch_size: 500", "enabled: false", "interval: 2m"}},
+		{"POST", "/api/v1/sinks", `{"name":"hook3","type":"webhook","url":"https://app.example.com/in","headers":{"Authorization":"` + hdr + `","X-Tenant":"contoso"},"timeout":"45s"}`, 201,
+			[]string{"Authorization: " + hdr, "X-Tenant: contoso", "timeout: 45s"}},
+		{"POST", "/api/v1/sinks", `{"name":"pipe2","type":"command","command":["/usr/bin/import","` + arg + `"]}`, 201,
+			[]string{"- /usr/bin/import", "- --token=console-ARG-secret 92"}},
+		{"POST", "/api/v1/senders", `{"name":"g2","protocol":"graph","username":"noreply@contoso.com","profile":"certp","save_to_sent_items":false,"allowed_from":"noreply@contoso.com"}`, 201,
+			[]string{"save_to_sent_items: false"}},
+		// updates that leave write-only values out keep them
+		{"PUT", "/api/v1/sinks/hook3", `{"type":"webhook","url":"https://app.example.com/v2"}`, 200,
+			[]string{"Authorization: " + hdr, "url: https://app.example.com/v2"}},
+		{"PUT", "/api/v1/sinks/pipe2", `{"type":"command","timeout":"5s"}`, 200,
+			[]string{"- --token=console-ARG-secret 92", "timeout: 5s"}},
+		{"PUT", "/api/v1/profiles/ropc", `{"provider":"microsoft","grant":"password","tenant":"contoso.onmicrosoft.com","client_id":"11111111-2222-3333-4444-555555555555","username":"svc@contoso.com","scopes":"https://outlook.office.com/IMAP.AccessAsUser.All"}`, 200,
+			[]string{"password: console-PASSWORD-93"}},
+	}
+	for _, s := range steps {
+		code, body := do(s.method, s.path, s.body)
+		if code != s.code {
+			t.Fatalf("%s %s: %d %s", s.method, s.path, code, body)
+		}
+		for _, secret := range []string{hdr, "console-ARG-secret", "console-PASSWORD-93"} {
+			if strings.Contains(body, secret) {
+				t.Errorf("%s %s answered with a secret: %s", s.method, s.path, body)
+			}
+		}
+		kind, name, _ := strings.Cut(strings.TrimPrefix(s.path, "/api/v1/"), "/")
+		if name == "" {
+			name = strings.Split(strings.Split(s.body, `"name":"`)[1], `"`)[0]
+		}
+		y, _, _ := ed.Load(t.Context(), kind, name)
+		for _, want := range s.yaml {
+			if !strings.Contains(string(y), want) {
+				t.Errorf("%s %s: the record lacks %q:\n%s", s.method, s.path, want, y)
+			}
+		}
+	}
+	live := w.cfg()
+	var mb *config.Mailbox
+	for i := range live.Mailboxes {
+		if live.Mailboxes[i].Name == "idle" {
+			mb = &live.Mailboxes[i]
+		}
+	}
+	if mb == nil || mb.Enabled || mb.Mode != "idle" || mb.BatchSize != 500 {
+		t.Errorf("live config of mailbox idle: %+v", mb)
+	}
+	// the edit forms show the plain values, not the write-only ones
+	for path, want := range map[string][]string{
+		"/profiles/certp/edit": {`name="client_certificate.cert" value="` + cert + `"`, `<option value="RS256" selected>`, `value="10m"`},
+		"/mailboxes/idle/edit": {`<option value="idle" selected>`, `<option value="false" selected>no</option>`, `value="500"`},
+		"/sinks/hook3/edit":    {`<textarea name="headers"`, `placeholder="unchanged"`},
+		"/sinks/pipe2/edit":    {`name="command" value=""`},
+	} {
+		code, body := do("GET", path, "")
+		if code != 200 {
+			t.Fatalf("GET %s: %d", path, code)
+		}
+		for _, w := range want {
+			if !strings.Contains(body, w) {
+				t.Errorf("GET %s lacks %q", path, w)
+			}
+		}
+		for _, secret := range []string{"console-HEADER-secret", "console-ARG-secret", "console-PASSWORD-93"} {
+			if strings.Contains(body, secret) {
+				t.Errorf("GET %s shows a secret", path)
+			}
+		}
+	}
+	// bad values name their field
+	for body, want := range map[string]string{
+		`{"name":"x1","type":"webhook","url":"https://a.example","headers":"no colon here"}`: "headers:",
+		`{"name":"x2","type":"command","command":["/bin/x","${HOME}"]}`:                    "command:",
+	} {
+		if code, got := do("POST", "/api/v1/sinks", body); code != 422 || !strings.Contains(got, want) {
+			t.Errorf("POST %s: %d %s, want 422 naming %q", body, code, got, want)
+		}
+	}
+	if code, got := do("POST", "/api/v1/mailboxes", `{"name":"x3","protocol":"imap","host":"h.example","username":"u@x","profile":"certp","sink":"hook","enabled":"maybe"}`); code != 422 || !strings.Contains(got, "enabled:") {
+		t.Errorf("enabled=maybe: %d %s", code, got)
 	}
 }
