@@ -285,7 +285,7 @@ func TestRecordsEveryKey(t *testing.T) {
 	// bad values name their field
 	for body, want := range map[string]string{
 		`{"name":"x1","type":"webhook","url":"https://a.example","headers":"no colon here"}`: "headers:",
-		`{"name":"x2","type":"command","command":["/bin/x","${HOME}"]}`:                    "command:",
+		`{"name":"x2","type":"command","command":["/bin/x","${HOME}"]}`:                      "command:",
 	} {
 		if code, got := do("POST", "/api/v1/sinks", body); code != 422 || !strings.Contains(got, want) {
 			t.Errorf("POST %s: %d %s, want 422 naming %q", body, code, got, want)
