@@ -256,6 +256,11 @@ func TestConsoleRecordsInBrowser(t *testing.T) {
 		state, _ = chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`tr[data-name="invoices"] .state`)))
 		state = strings.TrimSpace(state)
 	}
+	// the dashboard's last error comes with what to change
+	errText, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`tr[data-name="invoices"] .err`)))
+	if !strings.Contains(errText, "7000215") || !strings.Contains(errText, "fix:") || !strings.Contains(errText, "Certificates & secrets") {
+		t.Errorf("dashboard last error without its fix: %q", errText)
+	}
 	fail("test", chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`tr[data-name="invoices"] button.test`)), chromedp.WaitVisible(chromedp.CSS(`#steps`))))
 	steps, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`#steps`)))
 	if !strings.Contains(steps, "✗ token") || !strings.Contains(steps, "7000215") {

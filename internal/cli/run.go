@@ -349,15 +349,16 @@ func (p *progress) done() {
 // explanation, or for a login Exchange refused, what Exchange Online needs
 // for this app and this mailbox, IDs filled in.
 func diagnose(m *config.Mailbox, p *oauth.Profile, err error) []string {
+	// a token refused by Entra ID, whichever step asked for it (Graph asks
+	// on its first call)
+	if ex, ok := oauth.ExplainError(err, p); ok {
+		return []string{"fix: " + ex.String()}
+	}
 	e, ok := mailbox.AsError(err)
 	if !ok {
 		return nil
 	}
 	switch {
-	case e.Step == mailbox.StepToken:
-		if ex, ok := oauth.ExplainError(e.Err, p); ok {
-			return []string{"fix: " + ex.String()}
-		}
 	case e.Step == mailbox.StepAuth && e.AuthFailed && p != nil && (p.Grant == "" || p.Grant == oauth.GrantClientCredentials):
 		role := map[string]string{"imap": "IMAP.AccessAsApp", "pop3": "POP.AccessAsApp"}[m.Protocol]
 		return []string{

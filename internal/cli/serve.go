@@ -100,6 +100,18 @@ func runServe(ctx context.Context, env *Env, args []string) int {
 	auth := &consoleAuth{current: &current, pending: map[string]*pendingAuth{}}
 	console := web.New(web.Options{Store: st, Config: cfg, Metrics: tel.reg, Log: log, Editor: ed, Authorizer: auth, Secure: scheme == "https",
 		TokenHealth: tel.tokenHealth,
+		Explain: func(name string, err error) []string {
+			g := current.Load()
+			if g == nil {
+				return nil
+			}
+			for i := range g.rt.cfg.Mailboxes {
+				if m := &g.rt.cfg.Mailboxes[i]; m.Name == name {
+					return diagnose(m, g.rt.profiles[m.Profile], err)
+				}
+			}
+			return nil
+		},
 		CertExpiry: func(name string) (time.Time, bool) {
 			if g := current.Load(); g != nil {
 				if p, ok := g.rt.profiles[name]; ok && p.Certificate != nil && p.Certificate.Cert != nil {

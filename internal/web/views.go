@@ -145,8 +145,12 @@ type MailboxView struct {
 	State     string `json:"state"` // disabled, waiting (not run yet), ok, failing
 	LastRun   string `json:"last_run,omitempty"`
 	LastError string `json:"last_error,omitempty"`
-	Failures  int    `json:"consecutive_failures"`
-	Delivered int    `json:"delivered_since_start"`
+	// Fix says what to change in Entra ID, Exchange or the config for the
+	// last error, when mailgate knows (AADSTS explanations, Exchange's
+	// mailbox permissions with the app's IDs filled in).
+	Fix       []string `json:"fix,omitempty"`
+	Failures  int      `json:"consecutive_failures"`
+	Delivered int      `json:"delivered_since_start"`
 	// LastMessage is when the latest message of this mailbox reached its
 	// sink; Today counts those since midnight UTC (from the delivery log).
 	LastMessage string `json:"last_message,omitempty"`
@@ -286,6 +290,9 @@ func (s *Server) mailboxes() []MailboxView {
 			}
 			if a.LastError != nil {
 				v.LastError = a.LastError.Error()
+				if s.o.Explain != nil {
+					v.Fix = s.o.Explain(m.Name, a.LastError)
+				}
 			}
 		}
 		out = append(out, v)

@@ -55,6 +55,8 @@ type Options struct {
 	// Test runs the steps of `mailgate test NAME` for a mailbox or a
 	// profile; found is false for an unknown name. Nil: no Test button.
 	Test func(ctx context.Context, name string) (res TestResult, found bool)
+	// Explain says what to change for a mailbox's error (nil: nothing known).
+	Explain func(mailbox string, err error) []string
 	// TokenHealth returns the outcome of a profile's last token request.
 	TokenHealth func(profile string) (TokenHealth, bool)
 	// CertExpiry returns when a profile's client certificate expires.
