@@ -331,4 +331,17 @@ func TestConsoleAuthorize(t *testing.T) {
 	if r := mailgate(t, t.Context(), dir, "token", "emulator-user"); r.code != 0 || strings.Count(r.stdout, ".") < 2 {
 		t.Errorf("token after the console sign-in: exit %d\n%s", r.code, r.stderr)
 	}
+	// the dashboard now offers Re-authorize and says when the refresh token
+	// was saved (that token command was answered from the cache, so it was
+	// not used since)
+	resp, err = c.Get(base + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dash, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	row := regexp.MustCompile(`(?s)<tr data-name="emulator-user">.*?</tr>`).Find(dash)
+	if !strings.Contains(string(row), ">Re-authorize</button>") || !strings.Contains(string(row), `class="refresh">saved 20`) {
+		t.Errorf("dashboard row of emulator-user after sign-in:\n%s", row)
+	}
 }
