@@ -124,7 +124,7 @@ func TestServeConsoleAPIAndMetrics(t *testing.T) {
 		t.Errorf("profile token health:\n%s", p)
 	}
 	_, m := get("/metrics", tok)
-	for _, want := range []string{`mailgate_messages_delivered_total{mailbox="g"} 5`, `mailgate_polls_total{mailbox="g",result="ok"}`,
+	for _, want := range []string{`mailgate_messages_delivered_total{mailbox="g"} 5`, `mailgate_messages_fetched_total{mailbox="g"} 5`, `mailgate_messages_failed_total{mailbox="g"} 0`, `mailgate_polls_total{mailbox="g",result="ok"}`,
 		`mailgate_token_requests_total{profile="emulator-graph",result="ok",aadsts="0"}`, `mailgate_last_successful_poll_timestamp_seconds{mailbox="g"}`, `mailgate_outbox_messages{state="queued"} 0`, `mailgate_poll_duration_seconds_count{mailbox="g"}`} {
 		if !strings.Contains(m, want) {
 			t.Errorf("metrics lack %s:\n%s", want, m)

@@ -68,6 +68,8 @@ type Mailbox struct {
 
 // Stats counts what one run did.
 type Stats struct {
+	Fetched    int // read from the server (each handed to the sink)
+	Failed     int // the sink refused it or the copy failed (fetched again next run)
 	Delivered  int // handed to the sink and committed
 	Duplicates int // the sink already had them
 	Acked      int // marked/moved/deleted on the server (or kept)
@@ -277,17 +279,21 @@ func run(ctx context.Context, mb *Mailbox, conn mailbox.Conn, l Ledger, log *slo
 		entries := make([]store.LedgerEntry, 0, len(items))
 		delivered := make([]mailbox.Item, 0, len(items))
 		err := conn.Fetch(ctx, items, func(it mailbox.Item, r io.Reader) error {
+			st.Fetched++
 			d, err := mb.Sink.Begin(ctx, sink.Message{Mailbox: mb.Name, Key: it.Key, Size: it.Size, ReceivedAt: it.Date})
 			if err != nil {
+				st.Failed++
 				return err
 			}
 			tap.reset(r)
 			if _, err := io.CopyBuffer(d, tap, buf); err != nil {
+				st.Failed++
 				d.Abort()
 				return fmt.Errorf("agent: copying %s to the sink: %w", it.Key, err)
 			}
 			rc, err := d.Commit(ctx)
 			if err != nil {
+				st.Failed++
 				d.Abort()
 				return err
 			}

@@ -434,3 +434,43 @@ type countingConn struct {
 }
 
 func (c *countingConn) Close() error { c.open.Add(-1); return nil }
+
+// refusingSink refuses the nth delivery at Commit, as a webhook answering
+// 500 or a command exiting 1 would.
+type refusingSink struct {
+	sink.Sink
+	n, seen int
+}
+
+type refusedDelivery struct{ sink.Delivery }
+
+func (refusedDelivery) Commit(context.Context) (sink.Receipt, error) {
+	return sink.Receipt{}, errors.New("sink: refused")
+}
+
+func (s *refusingSink) Begin(ctx context.Context, m sink.Message) (sink.Delivery, error) {
+	d, err := s.Sink.Begin(ctx, m)
+	if err != nil {
+		return nil, err
+	}
+	if s.seen++; s.seen == s.n {
+		return refusedDelivery{d}, nil
+	}
+	return d, nil
+}
+
+// TestStatsCountFetchedAndFailed: a run the sink stops half-way reports
+// what it fetched, delivered and failed; the failed message comes again.
+func TestStatsCountFetchedAndFailed(t *testing.T) {
+	srv := newServer(5)
+	mb, st, _, dir := setup(t, srv, "seen")
+	mb.Sink = &refusingSink{Sink: mb.Sink, n: 3}
+	s, err := RunOnce(t.Context(), mb, st, nil, nil)
+	if err == nil || s.Fetched != 3 || s.Failed != 1 || s.Delivered != 2 {
+		t.Fatalf("first run: %+v %v; want 3 fetched, 1 failed, 2 delivered and the sink's error", s, err)
+	}
+	s, err = RunOnce(t.Context(), mb, st, nil, nil)
+	if err != nil || s.Fetched != 3 || s.Failed != 0 || s.Delivered != 3 || count(t, dir) != 5 {
+		t.Fatalf("second run: %+v %v, %d files", s, err, count(t, dir))
+	}
+}

@@ -16,6 +16,9 @@ type Status struct {
 	LastRun   time.Time
 	LastError error
 	Stats     Stats // of the last successful run
+	// Last is the latest run's, successful or not: a run that failed
+	// half-way may have delivered messages before it did.
+	Last Stats
 	Total     int   // delivered since start
 	Failures  int   // consecutive failures
 	// Duration is how long the last run took (the connection's set-up
@@ -117,12 +120,12 @@ func (s *Supervisor) record(m *Mailbox, st Stats, err error, took time.Duration)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	cur := s.status[m.Name]
-	cur.LastRun, cur.LastError, cur.Duration = time.Now(), err, took
+	cur.LastRun, cur.LastError, cur.Duration, cur.Last = time.Now(), err, took, st
+	cur.Total += st.Delivered
 	if err != nil {
 		cur.Failures++
 	} else {
 		cur.Failures, cur.Stats = 0, st
-		cur.Total += st.Delivered
 	}
 	if s.OnRun != nil {
 		s.OnRun(*cur)

@@ -15,6 +15,8 @@ import (
 // telemetry is the metrics `mailgate serve` exposes on /metrics.
 type telemetry struct {
 	reg           *metrics.Registry
+	fetched       *metrics.CounterVec
+	failed        *metrics.CounterVec
 	delivered     *metrics.CounterVec
 	duplicates    *metrics.CounterVec
 	polls         *metrics.CounterVec
@@ -31,6 +33,8 @@ func newTelemetry() *telemetry {
 	r := &metrics.Registry{}
 	return &telemetry{
 		reg:        r,
+		fetched:    r.Counter("mailgate_messages_fetched_total", "Messages read from a mailbox's server.", "mailbox"),
+		failed:     r.Counter("mailgate_messages_failed_total", "Messages the sink refused or that failed while being copied (fetched again on the next run).", "mailbox"),
 		delivered:  r.Counter("mailgate_messages_delivered_total", "Messages handed to a mailbox's sink.", "mailbox"),
 		duplicates: r.Counter("mailgate_messages_duplicate_total", "Messages fetched again that the sink already had.", "mailbox"),
 		polls:      r.Counter("mailgate_polls_total", "Mailbox runs (poll or idle wake-up) by result (ok, error).", "mailbox", "result"),
@@ -45,13 +49,15 @@ func newTelemetry() *telemetry {
 // onRun records one agent run.
 func (t *telemetry) onRun(s agent.Status) {
 	t.pollSeconds.Observe(s.Duration.Seconds(), s.Mailbox)
+	t.fetched.Add(float64(s.Last.Fetched), s.Mailbox)
+	t.failed.Add(float64(s.Last.Failed), s.Mailbox)
+	t.delivered.Add(float64(s.Last.Delivered), s.Mailbox)
+	t.duplicates.Add(float64(s.Last.Duplicates), s.Mailbox)
 	if s.LastError != nil {
 		t.polls.Add(1, s.Mailbox, "error")
 		return
 	}
 	t.polls.Add(1, s.Mailbox, "ok")
-	t.delivered.Add(float64(s.Stats.Delivered), s.Mailbox)
-	t.duplicates.Add(float64(s.Stats.Duplicates), s.Mailbox)
 	t.lastOK.Set(float64(s.LastRun.Unix()), s.Mailbox)
 }
 
