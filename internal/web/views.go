@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/mailgate/mailgate/internal/agent"
@@ -291,7 +292,12 @@ func (s *Server) mailboxes() []MailboxView {
 			if a.LastError != nil {
 				v.LastError = a.LastError.Error()
 				if s.o.Explain != nil {
-					v.Fix = s.o.Explain(m.Name, a.LastError)
+					for _, l := range s.o.Explain(m.Name, a.LastError) {
+						// a hint the error already carries is not repeated
+						if !strings.Contains(v.LastError, strings.TrimPrefix(l, "fix: ")) {
+							v.Fix = append(v.Fix, l)
+						}
+					}
 				}
 			}
 		}
