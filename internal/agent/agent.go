@@ -25,8 +25,6 @@ package agent
 import (
 	"context"
 	"errors"
-	"fmt"
-	"io"
 	"log/slog"
 	"time"
 
@@ -270,45 +268,17 @@ func run(ctx context.Context, mb *Mailbox, conn mailbox.Conn, l Ledger, log *slo
 			<-acking.acked
 		}
 	}()
-	// one copy buffer and one header tap for the run: io.Copy would
-	// allocate 32 KB per message
-	buf := make([]byte, 32<<10)
-	tap := &headerTap{}
+	dv := newDeliverer(ctx, mb, &st)
+	defer dv.close()
 	for start := 0; start < len(todo); start += batch {
 		items := todo[start:min(start+batch, len(todo))]
-		entries := make([]store.LedgerEntry, 0, len(items))
-		delivered := make([]mailbox.Item, 0, len(items))
-		err := conn.Fetch(ctx, items, func(it mailbox.Item, r io.Reader) error {
-			st.Fetched++
-			d, err := mb.Sink.Begin(ctx, sink.Message{Mailbox: mb.Name, Key: it.Key, Size: it.Size, ReceivedAt: it.Date})
-			if err != nil {
-				st.Failed++
-				return err
-			}
-			tap.reset(r)
-			if _, err := io.CopyBuffer(d, tap, buf); err != nil {
-				st.Failed++
-				d.Abort()
-				return fmt.Errorf("agent: copying %s to the sink: %w", it.Key, err)
-			}
-			rc, err := d.Commit(ctx)
-			if err != nil {
-				st.Failed++
-				d.Abort()
-				return err
-			}
-			if rc.Duplicate {
-				st.Duplicates++
-			} else {
-				st.Delivered++
-			}
-			if it.MessageID == "" {
-				it.MessageID = tap.messageID()
-			}
-			entries = append(entries, store.LedgerEntry{Key: it.Key, UID: it.UID, MessageID: it.MessageID, Size: it.Size, Date: it.Date, SinkRef: rc.Ref})
-			delivered = append(delivered, it)
-			return nil
-		})
+		err := conn.Fetch(ctx, items, dv.deliver)
+		werr := dv.wait()
+		if errors.Is(err, errSinkFailed) {
+			err = nil
+		}
+		err = errors.Join(err, werr)
+		entries, delivered := dv.take()
 		// the previous batch: durable and recorded by now (or failed)
 		if serr := settle(); serr != nil {
 			// this batch is still made durable and recorded; the next

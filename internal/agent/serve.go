@@ -18,9 +18,9 @@ type Status struct {
 	Stats     Stats // of the last successful run
 	// Last is the latest run's, successful or not: a run that failed
 	// half-way may have delivered messages before it did.
-	Last Stats
-	Total     int   // delivered since start
-	Failures  int   // consecutive failures
+	Last     Stats
+	Total    int // delivered since start
+	Failures int // consecutive failures
 	// Duration is how long the last run took (the connection's set-up
 	// included for a session's first run).
 	Duration time.Duration

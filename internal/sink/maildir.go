@@ -220,7 +220,7 @@ func (d *maildirDelivery) Commit(ctx context.Context) (Receipt, error) {
 		return Receipt{Duplicate: true, Ref: s.final}, nil
 	}
 	if !m.batch {
-		if err := os.Rename(d.tmp, d.final); err != nil {
+		if err := renameNew(d.tmp, d.final); err != nil {
 			os.Remove(d.tmp)
 			return Receipt{}, &Error{Sink: "maildir", Err: err}
 		}
@@ -291,7 +291,7 @@ func (m *Maildir) Sync(ctx context.Context) error {
 		return &Error{Sink: "maildir", Err: err}
 	}
 	for i, s := range batch {
-		if err := os.Rename(s.tmp, s.final); err != nil {
+		if err := renameNew(s.tmp, s.final); err != nil {
 			// what was renamed is done; keep the rest staged
 			m.mu.Lock()
 			for _, done := range batch[:i] {
@@ -386,3 +386,19 @@ func (d *dupDelivery) Commit(context.Context) (Receipt, error) {
 	return Receipt{Duplicate: true, Ref: d.ref}, nil
 }
 func (d *dupDelivery) Abort() error { return nil }
+
+// renameNew moves a file from tmp/ into new/ and never replaces a file
+// there (renameat2 RENAME_NOREPLACE; names are unique, so an existing one
+// is a bug to report, not to overwrite). Unlike os.Rename it does not
+// lstat the target first, a measurable cost at thousands of messages a
+// second.
+func renameNew(from, to string) error {
+	err := unix.Renameat2(unix.AT_FDCWD, from, unix.AT_FDCWD, to, unix.RENAME_NOREPLACE)
+	if errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EINVAL) {
+		err = unix.Rename(from, to) // file systems without RENAME_NOREPLACE
+	}
+	if err != nil {
+		return &os.LinkError{Op: "rename", Old: from, New: to, Err: err}
+	}
+	return nil
+}

@@ -109,11 +109,14 @@ func (s *Store) MarkDelivered(ctx context.Context, mb string, entries []LedgerEn
 	}
 	now := time.Now().UnixNano()
 	err := s.inTx(ctx, func(tx *Tx) error {
+		st, err := tx.Prepare(ctx, `INSERT INTO delivery_ledger (mailbox, msg_key, uid, message_id, size, msg_date, sink_ref, state, delivered_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (mailbox, msg_key) DO NOTHING`)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
 		for _, e := range entries {
-			_, err := tx.Exec(ctx, `INSERT INTO delivery_ledger (mailbox, msg_key, uid, message_id, size, msg_date, sink_ref, state, delivered_at)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (mailbox, msg_key) DO NOTHING`,
-				mb, e.Key, e.UID, e.MessageID, e.Size, nanos(e.Date), e.SinkRef, int(Delivered), now)
-			if err != nil {
+			if _, err := st.ExecContext(ctx, mb, e.Key, e.UID, e.MessageID, e.Size, nanos(e.Date), e.SinkRef, int(Delivered), now); err != nil {
 				return err
 			}
 		}
@@ -132,9 +135,13 @@ func (s *Store) MarkAcked(ctx context.Context, mb string, keys []string) error {
 	}
 	now := time.Now().UnixNano()
 	err := s.inTx(ctx, func(tx *Tx) error {
+		st, err := tx.Prepare(ctx, "UPDATE delivery_ledger SET state = ?, acked_at = ? WHERE mailbox = ? AND msg_key = ?")
+		if err != nil {
+			return err
+		}
+		defer st.Close()
 		for _, k := range keys {
-			if _, err := tx.Exec(ctx, "UPDATE delivery_ledger SET state = ?, acked_at = ? WHERE mailbox = ? AND msg_key = ?",
-				int(Acked), now, mb, k); err != nil {
+			if _, err := st.ExecContext(ctx, int(Acked), now, mb, k); err != nil {
 				return err
 			}
 		}

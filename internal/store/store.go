@@ -287,6 +287,12 @@ type Tx struct {
 	d  dialect
 }
 
+// Prepare compiles a statement once for many executions in the
+// transaction (SQLite would otherwise parse it again on every Exec).
+func (t *Tx) Prepare(ctx context.Context, q string) (*sql.Stmt, error) {
+	return t.tx.PrepareContext(ctx, t.d.rebind(q))
+}
+
 // Exec runs a statement in the transaction.
 func (t *Tx) Exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
 	return t.tx.ExecContext(ctx, t.d.rebind(q), args...)

@@ -1,0 +1,175 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/mailgate/mailgate/internal/mailbox"
+	"github.com/mailgate/mailgate/internal/sink"
+	"github.com/mailgate/mailgate/internal/store"
+)
+
+// maxQueued is the largest message the fetch loop reads into memory and
+// queues for the delivery goroutine; larger ones stream from the network
+// into the sink once the queue is empty, so a run never holds more than
+// queueDepth × maxQueued bytes of mail.
+const (
+	maxQueued  = 256 << 10
+	queueDepth = 32
+)
+
+// errSinkFailed stops a fetch after the delivery goroutine failed; the
+// failure itself is what wait returns.
+var errSinkFailed = errors.New("agent: the sink failed")
+
+// deliverer hands a batch's fetched messages to the sink in order. Small
+// messages are read into memory by the fetch loop and written by a second
+// goroutine, so the sink's work (creating and writing a file, a webhook
+// call) overlaps reading the next message from the server; large ones
+// stream straight through after the queue drained. Entries and delivered
+// items are read with take after wait.
+type deliverer struct {
+	ctx context.Context
+	mb  *Mailbox
+	st  *Stats // Fetched by the fetch loop; Failed, Delivered, Duplicates here
+
+	jobs chan job
+	idle sync.WaitGroup // queued jobs not yet done
+	bufs sync.Pool      // *bytes.Buffer
+	done chan struct{}  // the goroutine ended
+
+	// used by one goroutine at a time: the delivery goroutine while jobs
+	// are queued, the fetch loop after wait
+	copyBuf   []byte
+	tap       headerTap
+	err       error
+	entries   []store.LedgerEntry
+	delivered []mailbox.Item
+}
+
+type job struct {
+	it  mailbox.Item
+	buf *bytes.Buffer
+}
+
+func newDeliverer(ctx context.Context, mb *Mailbox, st *Stats) *deliverer {
+	d := &deliverer{ctx: ctx, mb: mb, st: st, jobs: make(chan job, queueDepth), done: make(chan struct{}),
+		copyBuf: make([]byte, 32<<10)} // io.Copy would allocate 32 KB per message
+	go d.loop()
+	return d
+}
+
+func (d *deliverer) loop() {
+	defer close(d.done)
+	for j := range d.jobs {
+		if d.err == nil {
+			d.err = d.deliverNow(j.it, j.buf)
+		}
+		j.buf.Reset()
+		d.bufs.Put(j.buf)
+		d.idle.Done()
+	}
+}
+
+// deliver is the fetch callback: it queues a small message or, after the
+// queue drained, streams a large one. After the sink failed it returns
+// errSinkFailed, which stops the fetch.
+func (d *deliverer) deliver(it mailbox.Item, r io.Reader) error {
+	d.st.Fetched++
+	if it.Size <= 0 || it.Size > maxQueued {
+		return d.streamNow(it, r)
+	}
+	buf, _ := d.bufs.Get().(*bytes.Buffer)
+	if buf == nil {
+		buf = bytes.NewBuffer(make([]byte, 0, 16<<10))
+	}
+	n, err := buf.ReadFrom(io.LimitReader(r, maxQueued+1))
+	if err != nil {
+		buf.Reset()
+		d.bufs.Put(buf)
+		return fmt.Errorf("agent: reading %s: %w", it.Key, err)
+	}
+	if n > maxQueued {
+		// larger than the server said: stream the rest once the queue
+		// drained, never holding it in memory
+		defer func() { buf.Reset(); d.bufs.Put(buf) }()
+		return d.streamNow(it, io.MultiReader(bytes.NewReader(buf.Bytes()), r))
+	}
+	d.idle.Add(1)
+	select {
+	case d.jobs <- job{it: it, buf: buf}:
+	case <-d.ctx.Done():
+		d.idle.Done()
+		return d.ctx.Err()
+	}
+	return nil
+}
+
+// streamNow waits for the queue to drain, then delivers from r in the
+// fetch loop.
+func (d *deliverer) streamNow(it mailbox.Item, r io.Reader) error {
+	if err := d.wait(); err != nil {
+		return errSinkFailed
+	}
+	if d.err = d.deliverNow(it, r); d.err != nil {
+		return errSinkFailed
+	}
+	return nil
+}
+
+// deliverNow writes one message into the sink and commits it.
+func (d *deliverer) deliverNow(it mailbox.Item, r io.Reader) error {
+	mb := d.mb
+	dl, err := mb.Sink.Begin(d.ctx, sink.Message{Mailbox: mb.Name, Key: it.Key, Size: it.Size, ReceivedAt: it.Date})
+	if err != nil {
+		d.st.Failed++
+		return err
+	}
+	d.tap.reset(r)
+	if _, err := io.CopyBuffer(dl, &d.tap, d.copyBuf); err != nil {
+		d.st.Failed++
+		dl.Abort()
+		return fmt.Errorf("agent: copying %s to the sink: %w", it.Key, err)
+	}
+	rc, err := dl.Commit(d.ctx)
+	if err != nil {
+		d.st.Failed++
+		dl.Abort()
+		return err
+	}
+	if rc.Duplicate {
+		d.st.Duplicates++
+	} else {
+		d.st.Delivered++
+	}
+	if it.MessageID == "" {
+		it.MessageID = d.tap.messageID()
+	}
+	d.entries = append(d.entries, store.LedgerEntry{Key: it.Key, UID: it.UID, MessageID: it.MessageID, Size: it.Size, Date: it.Date, SinkRef: rc.Ref})
+	d.delivered = append(d.delivered, it)
+	return nil
+}
+
+// wait returns once every queued message was handed to the sink, with the
+// sink's first failure.
+func (d *deliverer) wait() error {
+	d.idle.Wait()
+	return d.err
+}
+
+// take returns what was committed since the last take (call after wait).
+func (d *deliverer) take() ([]store.LedgerEntry, []mailbox.Item) {
+	e, it := d.entries, d.delivered
+	d.entries, d.delivered = nil, nil
+	return e, it
+}
+
+// close ends the delivery goroutine.
+func (d *deliverer) close() {
+	close(d.jobs)
+	<-d.done
+}
