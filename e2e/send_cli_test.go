@@ -25,6 +25,8 @@ func TestSendCommand(t *testing.T) {
 	cfg, _ := os.ReadFile(filepath.Join(dir, "mailgate.yaml"))
 	cfg = append(cfg, fmt.Sprintf("senders:\n  - {name: noreply, protocol: smtp, host: %s, port: %s, security: starttls, tls_ca: '%s', sasl: xoauth2, username: %s, profile: emulator-secret, allowed_from: [%s]}\n",
 		host, port, dv.CAFile(), emulator.DemoSenderMailbox, emulator.DemoSenderMailbox)...)
+	cfg = append(cfg, fmt.Sprintf("  - {name: ceo, protocol: smtp, host: %s, port: %s, security: starttls, tls_ca: '%s', username: %s, profile: emulator-secret}\n",
+		host, port, dv.CAFile(), emulator.DemoRestrictedMailbox)...)
 	if err := os.WriteFile(filepath.Join(dir, "mailgate.yaml"), cfg, 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +37,21 @@ func TestSendCommand(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	r := mailgate(t, t.Context(), dir, "send", "--sender", "noreply", "a.eml", "b.eml")
+	// the Test button for senders: every step up to AUTH, nothing sent
+	r := mailgate(t, t.Context(), dir, "test", "noreply")
+	for _, step := range []string{"✓ dns", "✓ tcp", "✓ tls", "✓ token", "✓ auth", "nothing was sent"} {
+		if r.code != 0 || !strings.Contains(r.stdout, step) {
+			t.Errorf("test noreply: exit %d, lacks %q:\n%s%s", r.code, step, r.stdout, r.stderr)
+		}
+	}
+	r = mailgate(t, t.Context(), dir, "test", "ceo")
+	if r.code != 1 || !strings.Contains(r.stdout, "✗ auth") || !strings.Contains(r.stdout, "535") || !strings.Contains(r.stdout, "fix: app-only: the SMTP.SendAsApp") {
+		t.Errorf("test ceo: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if got, _ := dv.Messages(emulator.DemoSharedMailbox, ""); len(got) != 0 {
+		t.Fatalf("a test sent %d messages", len(got))
+	}
+	r = mailgate(t, t.Context(), dir, "send", "--sender", "noreply", "a.eml", "b.eml")
 	if r.code != 0 {
 		t.Fatalf("exit %d\n%s\n%s", r.code, r.stderr, dv.Log())
 	}
@@ -173,7 +189,11 @@ func TestSendThroughGraph(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "m.eml"), []byte(msg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	r := mailgate(t, t.Context(), dir, "send", "--sender", "g", "m.eml")
+	r := mailgate(t, t.Context(), dir, "test", "g")
+	if r.code != 0 || !strings.Contains(r.stdout, "✓ token") || !strings.Contains(r.stdout, "✓ graph  the token carries Mail.Send") {
+		t.Errorf("test g: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	r = mailgate(t, t.Context(), dir, "send", "--sender", "g", "m.eml")
 	if r.code != 0 {
 		t.Fatalf("exit %d\n%s", r.code, r.stderr)
 	}
@@ -191,6 +211,10 @@ func TestSendThroughGraph(t *testing.T) {
 	os.Remove(filepath.Join(dir, "mailgate.db"))
 	os.Remove(filepath.Join(dir, "mailgate.db-wal"))
 	os.Remove(filepath.Join(dir, "mailgate.db-shm"))
+	r = mailgate(t, t.Context(), dir, "test", "g")
+	if r.code != 1 || !strings.Contains(r.stdout, "✗ graph  the token carries no Mail.Send") || !strings.Contains(r.stdout, "Application permissions › Mail.Send") {
+		t.Errorf("test g without Mail.Send: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
 	r = mailgate(t, t.Context(), dir, "send", "--sender", "g", "m.eml")
 	if r.code != 1 || !strings.Contains(r.stderr, "Mail.Send") {
 		t.Fatalf("exit %d\n%s", r.code, r.stderr)

@@ -12,7 +12,7 @@ import (
 // consoleTest runs `mailgate test NAME`'s steps for the console's Test
 // button and collects them; ok is false when no mailbox or profile has
 // that name.
-func (rt *runtimeT) consoleTest(ctx context.Context, name string) (web.TestResult, bool) {
+func (rt *runtimeT) consoleTest(ctx context.Context, kind, name string) (web.TestResult, bool) {
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	res := web.TestResult{Name: name}
@@ -25,13 +25,18 @@ func (rt *runtimeT) consoleTest(ctx context.Context, name string) (web.TestResul
 			last.Hints = append(last.Hints, s)
 		}
 	}
-	if m, ok := rt.cfg.Mailbox(name); ok {
+	if m, ok := rt.cfg.Mailbox(name); ok && kind == "mailboxes" {
 		res.Kind = "mailbox"
 		res.OK = testMailbox(ctx, rt, m, step, hint)
 		return res, true
 	}
+	if snd, ok := rt.cfg.Sender(name); ok && kind == "senders" {
+		res.Kind = "sender"
+		res.OK = testSender(ctx, rt, snd, step, hint)
+		return res, true
+	}
 	p, ok := rt.profiles[name]
-	if !ok {
+	if !ok || kind != "profiles" {
 		return res, false
 	}
 	res.Kind = "profile"

@@ -3,25 +3,32 @@ package cli
 import (
 	"context"
 	"crypto/tls"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/mailgate/mailgate/internal/config"
 	"github.com/mailgate/mailgate/internal/mailbox"
+	"github.com/mailgate/mailgate/internal/oauth"
+	"github.com/mailgate/mailgate/internal/smtp"
 )
 
 func init() {
 	register(&command{
 		name:    "test",
-		summary: "the Test button: exercise a mailbox or profile step by step and say what to fix",
+		summary: "the Test button: exercise a mailbox, sender or profile step by step and say what to fix",
 		run:     runTest,
 	})
 }
 
-// runTest exercises a mailbox (DNS, TCP, TLS, token, AUTH, SELECT) or a
+// runTest exercises a mailbox (DNS, TCP, TLS, token, AUTH, SELECT), a
+// sender (DNS, TCP, TLS, token, AUTH; Graph: token and Mail.Send) or a
 // profile (token) and reports each step; on failure it says what to fix.
 func runTest(ctx context.Context, env *Env, args []string) int {
 	fs := newFlagSet(env, "test", "NAME")
@@ -31,7 +38,7 @@ func runTest(ctx context.Context, env *Env, args []string) int {
 		return code
 	}
 	if len(pos) != 1 {
-		fmt.Fprintln(env.Err, "usage: mailgate test NAME (a mailbox or a profile) [--config FILE]")
+		fmt.Fprintln(env.Err, "usage: mailgate test NAME (a mailbox, a sender or a profile) [--config FILE]")
 		return ExitUsage
 	}
 	cfg, code, ok := loadConfig(env, configPath(env, *cfgFlag))
@@ -62,6 +69,12 @@ func runTest(ctx context.Context, env *Env, args []string) int {
 		}
 		return ExitFailed
 	}
+	if snd, ok := cfg.Sender(pos[0]); ok {
+		if testSender(ctx, rt, snd, step, func(s string) { fmt.Fprintf(out, "  %s\n", s) }) {
+			return ExitOK
+		}
+		return ExitFailed
+	}
 	if p, ok := rt.profiles[pos[0]]; ok {
 		t0 := time.Now()
 		tok, err := rt.mgr.Token(ctx, p, nil)
@@ -73,7 +86,7 @@ func runTest(ctx context.Context, env *Env, args []string) int {
 		step(true, "token", "valid until %s (%s)", tok.Expiry.Local().Format("15:04:05"), time.Since(t0).Round(time.Millisecond))
 		return ExitOK
 	}
-	fmt.Fprintf(env.Err, "mailgate: test: no mailbox or profile %q in %s\n", pos[0], cfg.File)
+	fmt.Fprintf(env.Err, "mailgate: test: no mailbox, sender or profile %q in %s\n", pos[0], cfg.File)
 	return ExitUsage
 }
 
@@ -81,46 +94,11 @@ func testMailbox(ctx context.Context, rt *runtimeT, m *config.Mailbox, step func
 	if m.Protocol == "graph" {
 		return testGraphMailbox(ctx, rt, m, step, hint)
 	}
-	addr := net.JoinHostPort(m.Host, strconv.Itoa(m.Port))
-	ips, err := net.DefaultResolver.LookupHost(ctx, m.Host)
-	if err != nil {
-		step(false, "dns", "%s: %v", m.Host, err)
-		hint("check host: " + m.Host)
+	if !testReach(ctx, m.Host, m.Port, m.Security, m.TLSCA, "Exchange Online: IMAP 993, POP3 995", step, hint) {
 		return false
 	}
-	step(true, "dns", "%s → %s", m.Host, strings.Join(ips, ", "))
-	t0 := time.Now()
-	conn, err := net.DialTimeout("tcp", addr, 10*time.Second)
-	if err != nil {
-		step(false, "tcp", "%s: %v", addr, err)
-		hint("check port and firewall (Exchange Online: IMAP 993, POP3 995)")
-		return false
-	}
-	step(true, "tcp", "%s (%s)", addr, time.Since(t0).Round(time.Millisecond))
-	tc, err := tlsConfig(m.Host, m.TLSCA)
-	if err != nil {
-		conn.Close()
-		step(false, "tls", "%v", err)
-		return false
-	}
-	if m.Security == "tls" || m.Security == "" {
-		tconn := tls.Client(conn, tc)
-		err := tconn.HandshakeContext(ctx)
-		if err != nil {
-			conn.Close()
-			step(false, "tls", "%v", err)
-			hint("the certificate is not trusted for " + m.Host + ": add its CA with tls_ca, or use the host name it was issued for")
-			return false
-		}
-		st := tconn.ConnectionState()
-		step(true, "tls", "%s, certificate for %s, expires %s", tls.VersionName(st.Version), st.PeerCertificates[0].Subject.CommonName,
-			st.PeerCertificates[0].NotAfter.Format("2006-01-02"))
-	} else {
-		step(true, "tls", "%s (negotiated inside the protocol)", m.Security)
-	}
-	conn.Close()
 	p := rt.profiles[m.Profile]
-	t0 = time.Now()
+	t0 := time.Now()
 	tok, err := rt.mgr.Token(ctx, p, nil)
 	if err != nil {
 		step(false, "token", "profile %s: %v", m.Profile, err)
@@ -158,6 +136,127 @@ func testMailbox(ctx context.Context, rt *runtimeT, m *config.Mailbox, step func
 	}
 	step(true, "select", "%s: %d messages", orDefault(m.Folder, "INBOX"), len(s.Items))
 	return true
+}
+
+// testReach checks DNS, TCP and, for implicit TLS, the handshake and the
+// certificate, as the first steps of a mailbox's or a sender's Test.
+func testReach(ctx context.Context, host string, port int, security, caFile, ports string, step func(bool, string, string, ...any), hint func(string)) bool {
+	addr := net.JoinHostPort(host, strconv.Itoa(port))
+	ips, err := net.DefaultResolver.LookupHost(ctx, host)
+	if err != nil {
+		step(false, "dns", "%s: %v", host, err)
+		hint("check host: " + host)
+		return false
+	}
+	step(true, "dns", "%s → %s", host, strings.Join(ips, ", "))
+	t0 := time.Now()
+	d := net.Dialer{Timeout: 10 * time.Second}
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		step(false, "tcp", "%s: %v", addr, err)
+		hint("check port and firewall (" + ports + ")")
+		return false
+	}
+	defer conn.Close()
+	step(true, "tcp", "%s (%s)", addr, time.Since(t0).Round(time.Millisecond))
+	tc, err := tlsConfig(host, caFile)
+	if err != nil {
+		step(false, "tls", "%v", err)
+		return false
+	}
+	if security != "tls" {
+		step(true, "tls", "%s (negotiated inside the protocol)", security)
+		return true
+	}
+	tconn := tls.Client(conn, tc)
+	if err := tconn.HandshakeContext(ctx); err != nil {
+		step(false, "tls", "%v", err)
+		hint("the certificate is not trusted for " + host + ": add its CA with tls_ca, or use the host name it was issued for")
+		return false
+	}
+	st := tconn.ConnectionState()
+	step(true, "tls", "%s, certificate for %s, expires %s", tls.VersionName(st.Version), st.PeerCertificates[0].Subject.CommonName,
+		st.PeerCertificates[0].NotAfter.Format("2006-01-02"))
+	return true
+}
+
+// testSender exercises a sender without sending: SMTP up to a successful
+// AUTH (then QUIT), or for Graph a token and its Mail.Send permission.
+func testSender(ctx context.Context, rt *runtimeT, snd *config.Sender, step func(bool, string, string, ...any), hint func(string)) bool {
+	p := rt.profiles[snd.Profile]
+	if snd.Protocol != "graph" {
+		security := orDefault(snd.Security, "starttls")
+		if !testReach(ctx, snd.Host, snd.Port, security, snd.TLSCA, "Exchange Online: submission 587", step, hint) {
+			return false
+		}
+	}
+	t0 := time.Now()
+	tok, err := rt.mgr.Token(ctx, p, nil)
+	if err != nil {
+		step(false, "token", "profile %s: %v", snd.Profile, err)
+		if ex, ok := oauth.ExplainError(err, p); ok {
+			hint("fix: " + ex.String())
+		}
+		return false
+	}
+	step(true, "token", "profile %s, valid until %s (%s)", snd.Profile, tok.Expiry.Local().Format("15:04:05"), time.Since(t0).Round(time.Millisecond))
+	if snd.Protocol == "graph" {
+		roles, scp, ok := tokenPermissions(tok.AccessToken)
+		switch {
+		case !ok:
+			step(true, "graph", "the token is opaque; only a send shows whether %s may send", snd.Username)
+		case slices.Contains(roles, "Mail.Send") || slices.Contains(strings.Fields(scp), "Mail.Send"):
+			step(true, "graph", "the token carries Mail.Send (an application access policy can still exclude %s; a send shows it)", snd.Username)
+		default:
+			step(false, "graph", "the token carries no Mail.Send permission (roles %v, scopes %q)", roles, scp)
+			hint("fix: Entra admin center › App registrations › " + p.ClientID + " › API permissions › Microsoft Graph › Application permissions › Mail.Send, then Grant admin consent")
+			return false
+		}
+		return true
+	}
+	s, err := rt.outboxSender(snd)
+	if err != nil {
+		step(false, "config", "%v", err)
+		return false
+	}
+	t0 = time.Now()
+	c, err := s.Dial(ctx)
+	if err != nil {
+		step(false, "auth", "%v", err)
+		var se *smtp.Error
+		if errors.As(err, &se) {
+			if meaning, fix := se.Explain(); fix != "" {
+				hint(meaning + "; fix: " + fix)
+			}
+		}
+		return false
+	}
+	_ = c.Quit()
+	c.Close()
+	step(true, "auth", "%s as %s (%s); nothing was sent", strings.ToUpper(orDefault(snd.SASL, "xoauth2")), snd.Username, time.Since(t0).Round(time.Millisecond))
+	return true
+}
+
+// tokenPermissions reads the roles and scopes of a JWT access token
+// (unverified: it is our own token, only read to explain); ok is false for
+// an opaque token.
+func tokenPermissions(at string) (roles []string, scp string, ok bool) {
+	parts := strings.Split(at, ".")
+	if len(parts) != 3 {
+		return nil, "", false
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return nil, "", false
+	}
+	var c struct {
+		Roles []string `json:"roles"`
+		Scp   string   `json:"scp"`
+	}
+	if json.Unmarshal(payload, &c) != nil {
+		return nil, "", false
+	}
+	return c.Roles, c.Scp, true
 }
 
 func orDefault(s, d string) string {

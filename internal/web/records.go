@@ -117,6 +117,14 @@ var forms = map[string][]field{
 	},
 }
 
+// singular names one record of a kind: "mailboxes" → "mailbox".
+func singular(kind string) string {
+	if s, ok := map[string]string{"profiles": "profile", "mailboxes": "mailbox", "sinks": "sink", "senders": "sender"}[kind]; ok {
+		return s
+	}
+	return kind
+}
+
 var recordName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 
 // lookup reads a possibly dotted key from a record.
@@ -413,7 +421,7 @@ func (s *Server) remove(ctx context.Context, kind, name string) (int, string) {
 	src, ok := s.origin(kind, name)
 	switch {
 	case !ok:
-		return http.StatusNotFound, "no " + kind[:len(kind)-1] + " named " + name
+		return http.StatusNotFound, "no " + singular(kind) + " named " + name
 	case src != sourceConsole:
 		return http.StatusConflict, name + " comes from the config file: remove it there"
 	case s.o.Editor == nil:
@@ -488,7 +496,7 @@ func (s *Server) renderForm(w http.ResponseWriter, r *http.Request, kind, origin
 	if problems != nil {
 		w.WriteHeader(http.StatusUnprocessableEntity)
 	}
-	s.render(w, "form.html", map[string]any{"Admin": s.admin(r), "Kind": kind, "Singular": strings.TrimSuffix(strings.TrimSuffix(kind, "es"), "s"),
+	s.render(w, "form.html", map[string]any{"Admin": s.admin(r), "Kind": kind, "Singular": singular(kind),
 		"Original": original, "Inputs": inputs, "Problems": problems})
 }
 

@@ -395,7 +395,7 @@ func (s *Server) apiOne(kind string) http.HandlerFunc {
 				return
 			}
 		}
-		writeJSON(w, http.StatusNotFound, apiError{"not_found", fmt.Sprintf("no %s named %q", kind[:len(kind)-1], name)})
+		writeJSON(w, http.StatusNotFound, apiError{"not_found", fmt.Sprintf("no %s named %q", singular(kind), name)})
 	}
 }
 
@@ -482,7 +482,7 @@ func (s *Server) runTest(r *http.Request, kind, name string) (TestResult, int) {
 	if !known || test == nil {
 		return TestResult{}, http.StatusNotFound
 	}
-	res, found := test(r.Context(), name)
+	res, found := test(r.Context(), kind, name)
 	if !found {
 		return TestResult{}, http.StatusNotFound
 	}
@@ -494,7 +494,7 @@ func (s *Server) apiTest(kind string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		res, status := s.runTest(r, kind, r.PathValue("name"))
 		if status != http.StatusOK {
-			writeJSON(w, status, apiError{"not_found", fmt.Sprintf("no %s named %q to test", kind[:len(kind)-1], r.PathValue("name"))})
+			writeJSON(w, status, apiError{"not_found", fmt.Sprintf("no %s named %q to test", singular(kind), r.PathValue("name"))})
 			return
 		}
 		writeJSON(w, http.StatusOK, res)
@@ -505,12 +505,18 @@ func (s *Server) apiTest(kind string) http.HandlerFunc {
 // dashboard) and shows the steps.
 func (s *Server) testPage(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	res, status := s.runTest(r, "mailboxes", name)
-	if status != http.StatusOK {
-		res, status = s.runTest(r, "profiles", name)
+	kind := r.URL.Query().Get("kind") // the dashboard says which record's button it was
+	var res TestResult
+	status := http.StatusNotFound
+	for _, k := range []string{"mailboxes", "senders", "profiles"} {
+		if kind == "" || kind == k {
+			if res, status = s.runTest(r, k, name); status == http.StatusOK {
+				break
+			}
+		}
 	}
 	if status != http.StatusOK {
-		http.Error(w, "no mailbox or profile "+name, http.StatusNotFound)
+		http.Error(w, "no mailbox, sender or profile "+name, http.StatusNotFound)
 		return
 	}
 	s.render(w, "test.html", map[string]any{"Admin": s.admin(r), "Result": res})

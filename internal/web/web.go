@@ -52,9 +52,9 @@ type Options struct {
 	Log     *slog.Logger
 	// Statuses returns the agents' state (nil: no agents run).
 	Statuses func() []agent.Status
-	// Test runs the steps of `mailgate test NAME` for a mailbox or a
-	// profile; found is false for an unknown name. Nil: no Test button.
-	Test func(ctx context.Context, name string) (res TestResult, found bool)
+	// Test runs the steps of `mailgate test NAME` for a mailbox, a sender
+	// or a profile. Nil: no Test button.
+	Test TestFunc
 	// Explain says what to change for a mailbox's error (nil: nothing known).
 	Explain func(mailbox string, err error) []string
 	// TokenHealth returns the outcome of a profile's last token request.
@@ -90,11 +90,16 @@ type ctxKey struct{}
 type live struct {
 	cfg      *config.Config
 	statuses func() []agent.Status
-	test     func(ctx context.Context, name string) (TestResult, bool)
+	test     TestFunc
 }
 
+// TestFunc runs the steps of `mailgate test` on the record of kind
+// (mailboxes, senders or profiles) named name; found is false when there
+// is none.
+type TestFunc func(ctx context.Context, kind, name string) (res TestResult, found bool)
+
 // SetLive swaps in the configuration, agents and tester of a reload.
-func (s *Server) SetLive(cfg *config.Config, statuses func() []agent.Status, test func(ctx context.Context, name string) (TestResult, bool)) {
+func (s *Server) SetLive(cfg *config.Config, statuses func() []agent.Status, test TestFunc) {
 	if statuses == nil {
 		statuses = func() []agent.Status { return nil }
 	}
@@ -115,7 +120,7 @@ func (s *Server) SetConfig(cfg *config.Config) {
 
 func (s *Server) cfg() *config.Config      { return s.live.Load().cfg }
 func (s *Server) statuses() []agent.Status { return s.live.Load().statuses() }
-func (s *Server) tester() func(context.Context, string) (TestResult, bool) {
+func (s *Server) tester() TestFunc {
 	return s.live.Load().test
 }
 
@@ -167,6 +172,7 @@ func New(o Options) *Server {
 	}
 	handle("POST /api/v1/mailboxes/{name}/test", false, s.apiTest("mailboxes"))
 	handle("POST /api/v1/profiles/{name}/test", false, s.apiTest("profiles"))
+	handle("POST /api/v1/senders/{name}/test", false, s.apiTest("senders"))
 	handle("POST /test/{name}", false, s.testPage)
 	for _, kind := range []string{"profiles", "mailboxes", "sinks", "senders"} {
 		handle("POST /api/v1/"+kind, false, s.apiSave(kind))

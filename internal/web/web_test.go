@@ -107,11 +107,12 @@ func newFixture(t *testing.T) *fixture {
 		TokenHealth: func(p string) (TokenHealth, bool) {
 			return TokenHealth{Result: "refused", AADSTS: 7000215, At: now.Add(-time.Minute)}, p == "contoso"
 		},
-		Test: func(_ context.Context, name string) (TestResult, bool) {
-			if name != "invoices" && name != "forms" && name != "contoso" {
+		Test: func(_ context.Context, kind, name string) (TestResult, bool) {
+			kinds := map[string]string{"invoices": "mailboxes", "forms": "mailboxes", "contoso": "profiles", "noreply": "senders"}
+			if kinds[name] != kind {
 				return TestResult{}, false
 			}
-			return TestResult{Name: name, Kind: "mailbox", Steps: []Step{{Name: "token", OK: true, Detail: "valid"},
+			return TestResult{Name: name, Kind: singular(kind), Steps: []Step{{Name: "token", OK: true, Detail: "valid"},
 				{Name: "auth", OK: false, Detail: "AUTHENTICATE failed", Hints: []string{"Add-MailboxPermission -Identity invoices@contoso.com"}}}}, true
 		},
 		Statuses: func() []agent.Status {
@@ -367,6 +368,15 @@ func TestTestButton(t *testing.T) {
 	}
 	if code, _ := do("POST", "/api/v1/profiles/forms/test"); code != 404 {
 		t.Errorf("a mailbox tested as a profile: %d", code)
+	}
+	if code, body := do("POST", "/api/v1/senders/noreply/test"); code != 200 || !strings.Contains(body, `"kind": "sender"`) {
+		t.Errorf("sender test: %d %s", code, body)
+	}
+	if code, body := do("POST", "/test/noreply?kind=senders"); code != 200 || !strings.Contains(body, "noreply") {
+		t.Errorf("sender test page: %d %s", code, body)
+	}
+	if code, _ := do("POST", "/api/v1/senders/forms/test"); code != 404 {
+		t.Errorf("a mailbox tested as a sender: %d", code)
 	}
 }
 
