@@ -30,6 +30,11 @@ func (rt *runtimeT) consoleTest(ctx context.Context, kind, name string) (web.Tes
 		res.OK = testMailbox(ctx, rt, m, step, hint)
 		return res, true
 	}
+	if k, ok := rt.cfg.Sink(name); ok && kind == "sinks" {
+		res.Kind = "sink"
+		res.OK = testSink(ctx, rt, k, step, hint)
+		return res, true
+	}
 	if snd, ok := rt.cfg.Sender(name); ok && kind == "senders" {
 		res.Kind = "sender"
 		res.OK = testSender(ctx, rt, snd, step, hint)

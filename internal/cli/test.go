@@ -8,6 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -22,7 +26,7 @@ import (
 func init() {
 	register(&command{
 		name:    "test",
-		summary: "the Test button: exercise a mailbox, sender or profile step by step and say what to fix",
+		summary: "the Test button: exercise a mailbox, sender, sink or profile step by step and say what to fix",
 		run:     runTest,
 	})
 }
@@ -38,7 +42,7 @@ func runTest(ctx context.Context, env *Env, args []string) int {
 		return code
 	}
 	if len(pos) != 1 {
-		fmt.Fprintln(env.Err, "usage: mailgate test NAME (a mailbox, a sender or a profile) [--config FILE]")
+		fmt.Fprintln(env.Err, "usage: mailgate test NAME (a mailbox, sender, sink or profile) [--config FILE]")
 		return ExitUsage
 	}
 	cfg, code, ok := loadConfig(env, configPath(env, *cfgFlag))
@@ -69,6 +73,12 @@ func runTest(ctx context.Context, env *Env, args []string) int {
 		}
 		return ExitFailed
 	}
+	if k, ok := cfg.Sink(pos[0]); ok {
+		if testSink(ctx, rt, k, step, func(s string) { fmt.Fprintf(out, "  %s\n", s) }) {
+			return ExitOK
+		}
+		return ExitFailed
+	}
 	if snd, ok := cfg.Sender(pos[0]); ok {
 		if testSender(ctx, rt, snd, step, func(s string) { fmt.Fprintf(out, "  %s\n", s) }) {
 			return ExitOK
@@ -86,7 +96,7 @@ func runTest(ctx context.Context, env *Env, args []string) int {
 		step(true, "token", "valid until %s (%s)", tok.Expiry.Local().Format("15:04:05"), time.Since(t0).Round(time.Millisecond))
 		return ExitOK
 	}
-	fmt.Fprintf(env.Err, "mailgate: test: no mailbox, sender or profile %q in %s\n", pos[0], cfg.File)
+	fmt.Fprintf(env.Err, "mailgate: test: no mailbox, sender, sink or profile %q in %s\n", pos[0], cfg.File)
 	return ExitUsage
 }
 
@@ -164,8 +174,12 @@ func testReach(ctx context.Context, host string, port int, security, caFile, por
 		step(false, "tls", "%v", err)
 		return false
 	}
-	if security != "tls" {
-		step(true, "tls", "%s (negotiated inside the protocol)", security)
+	switch security {
+	case "none":
+		step(true, "tls", "none: a plain connection (allowed to loopback only)")
+		return true
+	case "starttls":
+		step(true, "tls", "starttls (negotiated inside the protocol)")
 		return true
 	}
 	tconn := tls.Client(conn, tc)
@@ -235,6 +249,84 @@ func testSender(ctx context.Context, rt *runtimeT, snd *config.Sender, step func
 	c.Close()
 	step(true, "auth", "%s as %s (%s); nothing was sent", strings.ToUpper(orDefault(snd.SASL, "xoauth2")), snd.Username, time.Since(t0).Round(time.Millisecond))
 	return true
+}
+
+// testSink checks that a sink can take a message without delivering one:
+// a maildir is writable, a webhook's server answers TLS, a command's
+// program is executable, the store answers.
+func testSink(ctx context.Context, rt *runtimeT, k *config.Sink, step func(bool, string, string, ...any), hint func(string)) bool {
+	switch k.Type {
+	case "maildir":
+		tmp := filepath.Join(k.Path, "tmp")
+		for _, sub := range []string{"tmp", "new", "cur"} {
+			if err := os.MkdirAll(filepath.Join(k.Path, sub), 0o700); err != nil {
+				step(false, "maildir", "%v", err)
+				hint("mailgate needs to create and write " + k.Path + " (check its owner and mode)")
+				return false
+			}
+		}
+		f, err := os.CreateTemp(tmp, ".mailgate-test-*")
+		if err == nil {
+			_, err = f.WriteString("test\n")
+			err = errors.Join(err, f.Sync(), f.Close(), os.Remove(f.Name()))
+		}
+		if err != nil {
+			step(false, "maildir", "%v", err)
+			hint("mailgate needs to create and write files in " + tmp + " (check its owner and mode)")
+			return false
+		}
+		step(true, "maildir", "%s: writable (a test file was written in tmp/ and removed)", k.Path)
+	case "webhook":
+		u, err := url.Parse(k.URL)
+		if err != nil {
+			step(false, "url", "%v", err)
+			return false
+		}
+		port, security := 443, "tls"
+		if u.Scheme == "http" {
+			port, security = 80, "none"
+		}
+		if p := u.Port(); p != "" {
+			port, _ = strconv.Atoi(p)
+		}
+		if !testReach(ctx, u.Hostname(), port, security, "", "the webhook's port", step, hint) {
+			return false
+		}
+		step(true, "webhook", "%s reachable; nothing was posted (a POST delivers a message)", safeURL(k.URL))
+	case "command":
+		if len(k.Command) == 0 {
+			step(false, "command", "no command")
+			return false
+		}
+		path, err := exec.LookPath(k.Command[0])
+		if err != nil {
+			step(false, "command", "%v", err)
+			hint("install " + k.Command[0] + " or give its absolute path")
+			return false
+		}
+		step(true, "command", "%s is executable; it was not run (a run delivers a message)", path)
+	case "store":
+		if err := rt.store.Ping(ctx); err != nil {
+			step(false, "store", "%v", err)
+			return false
+		}
+		step(true, "store", "messages are kept in mailgate's store (the console's Messages page)")
+	default:
+		step(false, "sink", "unknown type %q", k.Type)
+		return false
+	}
+	return true
+}
+
+// safeURL shows a URL without its user information and query values,
+// which may carry credentials.
+func safeURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	u.User, u.RawQuery, u.Fragment = nil, "", ""
+	return u.String()
 }
 
 // tokenPermissions reads the roles and scopes of a JWT access token

@@ -508,7 +508,7 @@ func (s *Server) testPage(w http.ResponseWriter, r *http.Request) {
 	kind := r.URL.Query().Get("kind") // the dashboard says which record's button it was
 	var res TestResult
 	status := http.StatusNotFound
-	for _, k := range []string{"mailboxes", "senders", "profiles"} {
+	for _, k := range []string{"mailboxes", "senders", "sinks", "profiles"} {
 		if kind == "" || kind == k {
 			if res, status = s.runTest(r, k, name); status == http.StatusOK {
 				break
@@ -516,7 +516,7 @@ func (s *Server) testPage(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if status != http.StatusOK {
-		http.Error(w, "no mailbox, sender or profile "+name, http.StatusNotFound)
+		http.Error(w, "no mailbox, sender, sink or profile "+name, http.StatusNotFound)
 		return
 	}
 	s.render(w, "test.html", map[string]any{"Admin": s.admin(r), "Result": res})

@@ -52,8 +52,8 @@ type Options struct {
 	Log     *slog.Logger
 	// Statuses returns the agents' state (nil: no agents run).
 	Statuses func() []agent.Status
-	// Test runs the steps of `mailgate test NAME` for a mailbox, a sender
-	// or a profile. Nil: no Test button.
+	// Test runs the steps of `mailgate test NAME` for a mailbox, a sender,
+	// a sink or a profile. Nil: no Test button.
 	Test TestFunc
 	// Explain says what to change for a mailbox's error (nil: nothing known).
 	Explain func(mailbox string, err error) []string
@@ -94,7 +94,7 @@ type live struct {
 }
 
 // TestFunc runs the steps of `mailgate test` on the record of kind
-// (mailboxes, senders or profiles) named name; found is false when there
+// (mailboxes, senders, sinks or profiles) named name; found is false when there
 // is none.
 type TestFunc func(ctx context.Context, kind, name string) (res TestResult, found bool)
 
@@ -173,6 +173,7 @@ func New(o Options) *Server {
 	handle("POST /api/v1/mailboxes/{name}/test", false, s.apiTest("mailboxes"))
 	handle("POST /api/v1/profiles/{name}/test", false, s.apiTest("profiles"))
 	handle("POST /api/v1/senders/{name}/test", false, s.apiTest("senders"))
+	handle("POST /api/v1/sinks/{name}/test", false, s.apiTest("sinks"))
 	handle("POST /test/{name}", false, s.testPage)
 	for _, kind := range []string{"profiles", "mailboxes", "sinks", "senders"} {
 		handle("POST /api/v1/"+kind, false, s.apiSave(kind))

@@ -108,7 +108,7 @@ func newFixture(t *testing.T) *fixture {
 			return TokenHealth{Result: "refused", AADSTS: 7000215, At: now.Add(-time.Minute)}, p == "contoso"
 		},
 		Test: func(_ context.Context, kind, name string) (TestResult, bool) {
-			kinds := map[string]string{"invoices": "mailboxes", "forms": "mailboxes", "contoso": "profiles", "noreply": "senders"}
+			kinds := map[string]string{"invoices": "mailboxes", "forms": "mailboxes", "contoso": "profiles", "noreply": "senders", "hook": "sinks"}
 			if kinds[name] != kind {
 				return TestResult{}, false
 			}
@@ -374,6 +374,9 @@ func TestTestButton(t *testing.T) {
 	}
 	if code, body := do("POST", "/test/noreply?kind=senders"); code != 200 || !strings.Contains(body, "noreply") {
 		t.Errorf("sender test page: %d %s", code, body)
+	}
+	if code, body := do("POST", "/api/v1/sinks/hook/test"); code != 200 || !strings.Contains(body, `"kind": "sink"`) {
+		t.Errorf("sink test: %d %s", code, body)
 	}
 	if code, _ := do("POST", "/api/v1/senders/forms/test"); code != 404 {
 		t.Errorf("a mailbox tested as a sender: %d", code)
