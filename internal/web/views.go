@@ -511,6 +511,7 @@ func (s *Server) testPage(w http.ResponseWriter, r *http.Request) {
 	for _, k := range []string{"mailboxes", "senders", "sinks", "profiles"} {
 		if kind == "" || kind == k {
 			if res, status = s.runTest(r, k, name); status == http.StatusOK {
+				kind = k
 				break
 			}
 		}
@@ -519,5 +520,5 @@ func (s *Server) testPage(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "no mailbox, sender, sink or profile "+name, http.StatusNotFound)
 		return
 	}
-	s.render(w, "test.html", map[string]any{"Admin": s.admin(r), "Result": res})
+	s.render(w, "test.html", map[string]any{"Admin": s.admin(r), "Result": res, "Kind": kind})
 }
