@@ -23,7 +23,7 @@ import (
 // emu starts an in-process emulator for one test.
 func emu(t *testing.T) *emulator.Server {
 	t.Helper()
-	srv, err := emulator.Start(t.Context(), emulator.Options{})
+	srv, err := emulator.Start(t.Context(), emulator.Options{IMAPListen: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}

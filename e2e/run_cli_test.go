@@ -68,3 +68,49 @@ func TestRunOnceCommand(t *testing.T) {
 		t.Fatalf("second run: exit %d\n%s", r.code, r.stderr)
 	}
 }
+
+// TestExchangeNotConnectedQuirk: Exchange sometimes accepts AUTHENTICATE
+// and then answers "BAD User is authenticated but not connected." (the
+// emulated Exchange IMAP service does it on demand). Once, the agent
+// reconnects with a fresh token and delivers; persistently, the run fails
+// and says what Exchange needs.
+func TestExchangeNotConnectedQuirk(t *testing.T) {
+	srv, dir := emulatorConfig(t, "")
+	host, port, _ := strings.Cut(srv.IMAPAddr(), ":")
+	cfg, _ := os.ReadFile(filepath.Join(dir, "mailgate.yaml"))
+	cfg = append(cfg, fmt.Sprintf("mailboxes:\n  - {name: forms, protocol: imap, host: %s, port: %s, security: tls, tls_ca: '%s', username: %s, profile: emulator-cert, after: seen, sink: out}\n"+
+		"sinks:\n  - {name: out, type: maildir, path: ./inbox}\n", host, port, srv.CAFile(), emulator.DemoSharedMailbox)...)
+	if err := os.WriteFile(filepath.Join(dir, "mailgate.yaml"), cfg, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	deliver := func(n int) {
+		for i := range n {
+			if _, err := srv.IMAPDeliver(emulator.DemoSharedMailbox, fmt.Appendf(nil, "Subject: q%d\r\nMessage-ID: <q%d-%d@x>\r\n\r\nbody\r\n", i, i, n)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	deliver(3)
+	srv.IMAPNotConnected(1)
+	r := mailgate(t, t.Context(), dir, "run", "--once", "-v")
+	if r.code != 0 || !strings.Contains(r.stderr, "forms: 3 delivered") || !strings.Contains(r.stderr, "retrying with a fresh one") {
+		t.Fatalf("once: exit %d\n%s", r.code, r.stderr)
+	}
+	if _, unseen, _ := srv.IMAPStatus(emulator.DemoSharedMailbox, "INBOX"); unseen != 0 {
+		t.Errorf("%d unseen after the run", unseen)
+	}
+	deliver(1)
+	srv.IMAPNotConnected(100)
+	r = mailgate(t, t.Context(), dir, "run", "--once")
+	if r.code != 1 || !strings.Contains(r.stderr, "authenticated but not connected") || !strings.Contains(r.stderr, "New-ServicePrincipal") {
+		t.Fatalf("persistent: exit %d\n%s", r.code, r.stderr)
+	}
+	r = mailgate(t, t.Context(), dir, "test", "forms")
+	if r.code != 1 || !strings.Contains(r.stdout, "New-ServicePrincipal") {
+		t.Errorf("test forms: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	srv.IMAPNotConnected(0)
+	if r := mailgate(t, t.Context(), dir, "run", "--once"); r.code != 0 || !strings.Contains(r.stderr, "forms: 1 delivered") {
+		t.Fatalf("after: exit %d\n%s", r.code, r.stderr)
+	}
+}

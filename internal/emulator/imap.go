@@ -8,6 +8,8 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
@@ -32,6 +34,9 @@ import (
 //   - any failure is a tagged "NO AUTHENTICATE failed." with no SASL error
 //     challenge and no detail (the reason goes to the emulator's log only,
 //     as it goes to Exchange's own logs).
+//   - on demand (IMAPNotConnected), the quirk users report from Exchange:
+//     AUTHENTICATE OK, then "BAD User is authenticated but not connected."
+//     and "* BYE Connection closed.".
 //
 // The mailboxes behind it are go-imap's in-memory server: one user per
 // tenant mailbox, INBOX and Processed, filled by IMAPDeliver and by mail
@@ -47,6 +52,8 @@ type imapService struct {
 
 	mu    sync.Mutex
 	users map[string]*imapmemserver.User // by lower-case mailbox
+
+	notConnected atomic.Int64 // logins still to answer with Exchange's quirk
 }
 
 // exchangeIMAPCaps is what the service advertises besides IMAP4rev1,
@@ -63,8 +70,8 @@ func (s *Server) startIMAP(addr string, leaf tls.Certificate) error {
 	svc := &imapService{s: s, users: map[string]*imapmemserver.User{}}
 	svc.ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{leaf}, MinVersion: tls.VersionTLS12})
 	svc.srv = imapserver.New(&imapserver.Options{
-		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
-			return &imapSession{svc: svc}, nil, nil
+		NewSession: func(c *imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
+			return &imapSession{svc: svc, conn: c}, nil, nil
 		},
 		Caps:   exchangeIMAPCaps,
 		Logger: imapLogger{s},
@@ -154,6 +161,51 @@ func (l literal) Size() int64 { return l.Reader.Size() }
 type imapSession struct {
 	*imapmemserver.UserSession // nil until authenticated
 	svc                        *imapService
+	conn                       *imapserver.Conn
+	notConnected               bool // AUTHENTICATE said OK, but Exchange's backend has no session
+}
+
+// IMAPNotConnected makes the next n logins that would succeed behave as
+// Exchange Online sometimes does when an app's service principal is not
+// registered or lacks the mailbox permission, or under connection-rate
+// limits: AUTHENTICATE answers OK, the next command is answered
+// "BAD User is authenticated but not connected." and the server says
+// "* BYE Connection closed." and hangs up.
+func (s *Server) IMAPNotConnected(n int) {
+	if s.imap != nil {
+		s.imap.notConnected.Store(int64(n))
+	}
+}
+
+// errNotConnected answers a session in that state and ends it (the BYE
+// follows the tagged answer, as observed).
+func (sess *imapSession) errNotConnected() error {
+	go func() {
+		time.Sleep(50 * time.Millisecond)
+		_ = sess.conn.Bye("Connection closed.")
+	}()
+	return &imap.Error{Type: imap.StatusResponseTypeBad, Text: "User is authenticated but not connected."}
+}
+
+func (sess *imapSession) Select(name string, options *imap.SelectOptions) (*imap.SelectData, error) {
+	if sess.notConnected {
+		return nil, sess.errNotConnected()
+	}
+	return sess.UserSession.Select(name, options)
+}
+
+func (sess *imapSession) List(w *imapserver.ListWriter, ref string, patterns []string, options *imap.ListOptions) error {
+	if sess.notConnected {
+		return sess.errNotConnected()
+	}
+	return sess.UserSession.List(w, ref, patterns, options)
+}
+
+func (sess *imapSession) Status(name string, options *imap.StatusOptions) (*imap.StatusData, error) {
+	if sess.notConnected {
+		return nil, sess.errNotConnected()
+	}
+	return sess.UserSession.Status(name, options)
 }
 
 var (
@@ -182,6 +234,11 @@ func (sess *imapSession) Authenticate(mech string) (sasl.Server, error) {
 			return authFailed
 		}
 		sess.UserSession = imapmemserver.NewUserSession(sess.svc.user(user))
+		if sess.svc.notConnected.Add(-1) >= 0 {
+			sess.notConnected = true
+		} else {
+			sess.svc.notConnected.Store(0)
+		}
 		return nil
 	}}, nil
 }

@@ -200,6 +200,26 @@ func TestExchangeIMAP(t *testing.T) {
 		}
 	})
 
+	t.Run("authenticated but not connected, on demand", func(t *testing.T) {
+		srv.IMAPNotConnected(1)
+		w := dialIMAP(t, srv)
+		if _, done := w.cmd("AUTHENTICATE XOAUTH2 %s", xoauth2(DemoSharedMailbox, exo)); !strings.HasPrefix(done, "OK") {
+			t.Fatalf("AUTHENTICATE: %q", done)
+		}
+		if _, done := w.cmd("SELECT INBOX"); done != "BAD User is authenticated but not connected." {
+			t.Fatalf("SELECT: %q", done)
+		}
+		if l := w.line(); l != "* BYE Connection closed." {
+			t.Fatalf("then %q, want the BYE", l)
+		}
+		// only once: the next login works
+		w2 := dialIMAP(t, srv)
+		w2.cmd("AUTHENTICATE XOAUTH2 %s", xoauth2(DemoSharedMailbox, exo))
+		if _, done := w2.cmd("SELECT INBOX"); !strings.HasPrefix(done, "OK") {
+			t.Fatalf("SELECT after the quirk: %q", done)
+		}
+	})
+
 	t.Run("delegated token: the user's own mailbox", func(t *testing.T) {
 		user := ropc(t, srv).str("access_token")
 		w := dialIMAP(t, srv)
