@@ -37,6 +37,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"slices"
 	"strings"
 	"time"
 
@@ -122,8 +123,16 @@ func run() (err error) {
 		_, err = rawFetch(dv, mbx, tok.AccessToken)
 		check(err)
 	}
-	ref, err := rawFetch(dv, mine, tok.AccessToken)
-	check(err)
+	// the reference varies a lot from one fetch to the next on a shared
+	// machine: the median of three
+	var refs []time.Duration
+	for range 3 {
+		d, err := rawFetch(dv, mine, tok.AccessToken)
+		check(err)
+		refs = append(refs, d)
+	}
+	slices.Sort(refs)
+	ref := refs[1]
 
 	before := emu.TokenRequests()
 	t0 := time.Now()
@@ -157,7 +166,8 @@ func run() (err error) {
 	mgRate, refRate := total/mg.Seconds(), total/ref.Seconds()
 	fmt.Printf("ingest %d x %d B over IMAPS + XOAUTH2 into a maildir (Dovecot %s)\n", *n, *size, dovecotVersion())
 	fmt.Printf("  mailgate run --once:        %8.0f msgs/s  (%.2f s, durable, %d \\Seen on the server)\n", mgRate, mg.Seconds(), seen)
-	fmt.Printf("  raw UID FETCH 1:* (ref):    %8.0f msgs/s  (%.2f s, bytes discarded)\n", refRate, ref.Seconds())
+	fmt.Printf("  raw UID FETCH 1:* (ref):    %8.0f msgs/s  (%.2f s, median of %.2f/%.2f/%.2f s, bytes discarded)\n",
+		refRate, ref.Seconds(), refs[0].Seconds(), refs[1].Seconds(), refs[2].Seconds())
 	fmt.Printf("  ratio vs reference:         %8.2f  (goal >= 0.5)\n", mgRate/refRate)
 	fmt.Printf("  file creation alone:        %8.0f files/s  (%d x %d B next to the maildir, no sync)\n", createRate, *n, *size)
 	fmt.Printf("  token endpoint calls:       %8d  (goal 1)\n", calls)
