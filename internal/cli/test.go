@@ -3,8 +3,6 @@ package cli
 import (
 	"context"
 	"crypto/tls"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -215,14 +213,14 @@ func testSender(ctx context.Context, rt *runtimeT, snd *config.Sender, step func
 	}
 	step(true, "token", "profile %s, valid until %s (%s)", snd.Profile, tok.Expiry.Local().Format("15:04:05"), time.Since(t0).Round(time.Millisecond))
 	if snd.Protocol == "graph" {
-		roles, scp, ok := tokenPermissions(tok.AccessToken)
+		c, ok := readClaims(tok.AccessToken)
 		switch {
 		case !ok:
 			step(true, "graph", "the token is opaque; only a send shows whether %s may send", snd.Username)
-		case slices.Contains(roles, "Mail.Send") || slices.Contains(strings.Fields(scp), "Mail.Send"):
+		case slices.Contains(c.Roles, "Mail.Send") || slices.Contains(strings.Fields(c.Scp), "Mail.Send"):
 			step(true, "graph", "the token carries Mail.Send (an application access policy can still exclude %s; a send shows it)", snd.Username)
 		default:
-			step(false, "graph", "the token carries no Mail.Send permission (roles %v, scopes %q)", roles, scp)
+			step(false, "graph", "the token carries no Mail.Send permission (roles %v, scopes %q)", c.Roles, c.Scp)
 			hint("fix: Entra admin center › App registrations › " + p.ClientID + " › API permissions › Microsoft Graph › Application permissions › Mail.Send, then Grant admin consent")
 			return false
 		}
@@ -327,28 +325,6 @@ func safeURL(raw string) string {
 	}
 	u.User, u.RawQuery, u.Fragment = nil, "", ""
 	return u.String()
-}
-
-// tokenPermissions reads the roles and scopes of a JWT access token
-// (unverified: it is our own token, only read to explain); ok is false for
-// an opaque token.
-func tokenPermissions(at string) (roles []string, scp string, ok bool) {
-	parts := strings.Split(at, ".")
-	if len(parts) != 3 {
-		return nil, "", false
-	}
-	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		return nil, "", false
-	}
-	var c struct {
-		Roles []string `json:"roles"`
-		Scp   string   `json:"scp"`
-	}
-	if json.Unmarshal(payload, &c) != nil {
-		return nil, "", false
-	}
-	return c.Roles, c.Scp, true
 }
 
 func orDefault(s, d string) string {
