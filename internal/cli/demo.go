@@ -322,6 +322,7 @@ senders:
 	fmt.Fprintf(d.out, "\nA ready config for these profiles is in %s. Try, while this runs:\n", cfgPath)
 	fmt.Fprintf(d.out, "   mailgate token emulator-secret --config %s\n", cfgPath)
 	fmt.Fprintf(d.out, "   mailgate test forms --config %s\n", cfgPath)
+	fmt.Fprintf(d.out, "   mailgate doctor emulator-cert --config %s     (what the token carries against what forms needs)\n", cfgPath)
 	fmt.Fprintf(d.out, "   mailgate run --once --config %s            (new mail: none yet, the ledger remembers)\n", cfgPath)
 	fmt.Fprintf(d.out, "   mailgate send --sender noreply --to %s --config %s < some.eml\n", emulator.DemoSharedMailbox, cfgPath)
 	fmt.Fprintf(d.out, "   mailgate login emulator-device --device --config %s   (user %s, password %s)\n",
