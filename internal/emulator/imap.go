@@ -194,6 +194,25 @@ func (sess *imapSession) Select(name string, options *imap.SelectOptions) (*imap
 	return sess.UserSession.Select(name, options)
 }
 
+// Idle reports new mail while the client idles. go-imap's own tracker
+// writes the "+ idling" continuation before it starts listening, so mail
+// arriving in between was only reported at the next change; polling the
+// session's queue every 100 ms has no such gap.
+func (sess *imapSession) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if err := sess.UserSession.Poll(w, true); err != nil {
+			return err
+		}
+		select {
+		case <-stop:
+			return nil
+		case <-tick.C:
+		}
+	}
+}
+
 func (sess *imapSession) List(w *imapserver.ListWriter, ref string, patterns []string, options *imap.ListOptions) error {
 	if sess.notConnected {
 		return sess.errNotConnected()
