@@ -154,51 +154,27 @@ func runDoctor(ctx context.Context, env *Env, args []string) int {
 		fmt.Fprintln(env.Err, "usage: mailgate doctor NAME (a profile, mailbox or sender) [--config FILE]")
 		return ExitUsage
 	}
-	cfg, code, ok := loadConfig(env, configPath(env, *cfgFlag))
+	rt, code, ok := loadRuntime(ctx, env, "doctor", configPath(env, *cfgFlag), logger(env.Err, false))
 	if !ok {
 		return code
 	}
-	rt, err := newRuntime(ctx, env, cfg, logger(env.Err, false))
-	if err != nil {
-		fmt.Fprintf(env.Err, "mailgate: doctor: %v\n", err)
-		if isProfileError(err) {
-			return ExitUsage
-		}
-		return ExitFailed
-	}
 	defer rt.close()
-	cfg = rt.cfg
-	out := env.Out
-	healthy := true
-	step := func(okay bool, name, format string, a ...any) {
-		mark := "✓"
-		if !okay {
-			mark, healthy = "✗", false
-		}
-		fmt.Fprintf(out, "%s %-7s %s\n", mark, name, fmt.Sprintf(format, a...))
-	}
-	hint := func(s string) { fmt.Fprintf(out, "  %s\n", s) }
+	cfg := rt.cfg
+	out := &stepPrinter{out: env.Out, width: 7}
 
 	name := pos[0]
 	var profile string
 	var needs []need
-	var then func() bool
-	switch {
-	case hasMailbox(cfg, name):
-		m, _ := cfg.Mailbox(name)
+	var then func() bool // the Test steps, after the token's
+	if m, ok := cfg.Mailbox(name); ok {
 		profile, needs = m.Profile, []need{needOfMailbox(m)}
-		then = func() bool { return testMailbox(ctx, rt, m, step, hint) }
-		fmt.Fprintf(out, "doctor: mailbox %s (%s, %s), profile %s\n", m.Name, m.Protocol, m.Username, m.Profile)
-	case hasSender(cfg, name):
-		s, _ := cfg.Sender(name)
+		then = func() bool { return testMailbox(ctx, rt, m, out.step, out.hint) }
+		fmt.Fprintf(env.Out, "doctor: mailbox %s (%s, %s), profile %s\n", m.Name, m.Protocol, m.Username, m.Profile)
+	} else if s, ok := cfg.Sender(name); ok {
 		profile, needs = s.Profile, []need{needOfSender(s)}
-		then = func() bool { return testSender(ctx, rt, s, step, hint) }
-		fmt.Fprintf(out, "doctor: sender %s (%s, %s), profile %s\n", s.Name, orDefault(s.Protocol, "smtp"), s.Username, s.Profile)
-	default:
-		if _, ok := rt.profiles[name]; !ok {
-			fmt.Fprintf(env.Err, "mailgate: doctor: no mailbox, sender or profile %q in %s\n", name, cfg.File)
-			return ExitUsage
-		}
+		then = func() bool { return testSender(ctx, rt, s, out.step, out.hint) }
+		fmt.Fprintf(env.Out, "doctor: sender %s (%s, %s), profile %s\n", s.Name, orDefault(s.Protocol, "smtp"), s.Username, s.Profile)
+	} else if _, ok := rt.profiles[name]; ok {
 		profile = name
 		for i := range cfg.Mailboxes {
 			if m := &cfg.Mailboxes[i]; m.Profile == name {
@@ -210,55 +186,49 @@ func runDoctor(ctx context.Context, env *Env, args []string) int {
 				needs = append(needs, needOfSender(s))
 			}
 		}
-		fmt.Fprintf(out, "doctor: profile %s (%d mailboxes and senders use it)\n", name, len(needs))
+		fmt.Fprintf(env.Out, "doctor: profile %s (%d mailboxes and senders use it)\n", name, len(needs))
+	} else {
+		fmt.Fprintf(env.Err, "mailgate: doctor: no mailbox, sender or profile %q in %s\n", name, cfg.File)
+		return ExitUsage
 	}
 	p := rt.profiles[profile]
 	pc, _ := cfg.Profile(profile)
-	doctorExpiry(pc, p, time.Now(), step, hint)
-	t0 := time.Now()
-	tok, err := rt.mgr.Token(ctx, p, nil)
-	if err != nil {
-		step(false, "token", "profile %s: %v", profile, err)
-		if ex, ok := oauth.ExplainError(err, p); ok {
-			if ex.AADSTS != 0 {
-				hint(fmt.Sprintf("AADSTS%d: %s", ex.AADSTS, ex.Meaning))
-			}
-			hint("fix: " + ex.Fix)
-		}
+	doctorExpiry(pc, p, time.Now(), out.step, out.hint)
+	tok, ok := testProfile(ctx, rt, p, out.step, out.hint)
+	if !ok {
 		return ExitFailed
 	}
-	step(true, "token", "profile %s, valid until %s (%s)", profile, tok.Expiry.Local().Format("15:04:05"), time.Since(t0).Round(time.Millisecond))
 	if c, ok := readClaims(tok.AccessToken); ok && p.Provider == "microsoft" {
 		who := "app " + orDefault(c.AppID, c.Azp)
 		perms := "roles " + orNone(strings.Join(c.Roles, " "))
 		if !c.appOnly() {
 			who, perms = "user "+orDefault(c.Upn, "?"), "scopes "+orNone(c.Scp)
 		}
-		step(true, "claims", "for %s, %s, tenant %s, %s", c.Aud, who, c.Tid, perms)
+		out.step(true, "claims", "for %s, %s, tenant %s, %s", c.Aud, who, c.Tid, perms)
 		for _, n := range needs {
 			if problem, fix := c.check(n, p); problem != "" {
-				step(false, "needs", "%s", problem)
-				hint("fix: " + fix)
+				out.step(false, "needs", "%s", problem)
+				out.hint("fix: " + fix)
 			} else {
-				step(true, "needs", "%s: the token carries what it needs", n.what)
+				out.step(true, "needs", "%s: the token carries what it needs", n.what)
 			}
 		}
 	} else {
-		step(true, "claims", "not a Microsoft JWT: the permissions cannot be read from it; the steps below show what the server accepts")
+		out.hint("not a Microsoft JWT: its permissions cannot be read; the steps below show what the server accepts")
 	}
-	if then != nil && !then() {
-		healthy = false
+	if then != nil {
+		then() // its failures mark out as failed
 	}
-	if !healthy {
+	if out.failed {
 		return ExitFailed
 	}
-	fmt.Fprintln(out, "no problem found")
+	fmt.Fprintln(env.Out, "no problem found")
 	return ExitOK
 }
 
 // doctorExpiry reports the client secret's and certificate's expiry, with
 // the usual warning from 30 days.
-func doctorExpiry(pc *config.Profile, p *oauth.Profile, now time.Time, step func(bool, string, string, ...any), hint func(string)) {
+func doctorExpiry(pc *config.Profile, p *oauth.Profile, now time.Time, step stepFunc, hint func(string)) {
 	check := func(what string, at time.Time) {
 		days := int(at.Sub(now).Hours() / 24)
 		switch {
@@ -278,6 +248,3 @@ func doctorExpiry(pc *config.Profile, p *oauth.Profile, now time.Time, step func
 		check("certificate", p.Certificate.Cert.NotAfter)
 	}
 }
-
-func hasMailbox(cfg *config.Config, name string) bool { _, ok := cfg.Mailbox(name); return ok }
-func hasSender(cfg *config.Config, name string) bool  { _, ok := cfg.Sender(name); return ok }

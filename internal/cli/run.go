@@ -49,21 +49,13 @@ func runRun(ctx context.Context, env *Env, args []string) int {
 		fmt.Fprintln(env.Err, "usage: mailgate run --once [--mailbox NAME] [--config FILE]")
 		return ExitUsage
 	}
-	cfg, code, ok := loadConfig(env, configPath(env, *cfgFlag))
+	log := logger(env.Err, *verbose)
+	rt, code, ok := loadRuntime(ctx, env, "run", configPath(env, *cfgFlag), log)
 	if !ok {
 		return code
 	}
-	log := logger(env.Err, *verbose)
-	rt, err := newRuntime(ctx, env, cfg, log)
-	if err != nil {
-		fmt.Fprintf(env.Err, "mailgate: run: %v\n", err)
-		if isProfileError(err) {
-			return ExitUsage
-		}
-		return ExitFailed
-	}
 	defer rt.close()
-	cfg = rt.cfg // with the console's records
+	cfg := rt.cfg // with the console's records
 	var boxes []*config.Mailbox
 	for i := range cfg.Mailboxes {
 		m := &cfg.Mailboxes[i]
@@ -129,6 +121,25 @@ type runtimeT struct {
 	sinksMu  sync.Mutex // the console's Test opens sinks while agents run
 	sinks    map[string]sink.Sink
 	log      *slog.Logger
+}
+
+// loadRuntime loads the config file at path and opens its runtime, with
+// the console's records; on failure it reports to env.Err as command cmd
+// and returns the exit status (2 for a problem in the config).
+func loadRuntime(ctx context.Context, env *Env, cmd, path string, log *slog.Logger) (*runtimeT, int, bool) {
+	cfg, code, ok := loadConfig(env, path)
+	if !ok {
+		return nil, code, false
+	}
+	rt, err := newRuntime(ctx, env, cfg, log)
+	if err != nil {
+		fmt.Fprintf(env.Err, "mailgate: %s: %v\n", cmd, err)
+		if isProfileError(err) {
+			return nil, ExitUsage, false
+		}
+		return nil, ExitFailed, false
+	}
+	return rt, ExitOK, true
 }
 
 func newRuntime(ctx context.Context, env *Env, cfg *config.Config, log *slog.Logger) (*runtimeT, error) {

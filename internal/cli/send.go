@@ -62,17 +62,12 @@ func runSend(ctx context.Context, env *Env, args []string) int {
 		fmt.Fprintln(env.Err, "usage: mailgate send --sender NAME [--to ADDR]... [--from ADDR] [FILE...]")
 		return ExitUsage
 	}
-	cfg, code, ok := loadConfig(env, configPath(env, *cfgFlag))
+	rt, code, ok := loadRuntime(ctx, env, "send", configPath(env, *cfgFlag), logger(env.Err, false))
 	if !ok {
 		return code
 	}
-	rt, err := newRuntime(ctx, env, cfg, logger(env.Err, false))
-	if err != nil {
-		fmt.Fprintf(env.Err, "mailgate: send: %v\n", err)
-		return ExitFailed
-	}
 	defer rt.close()
-	cfg = rt.cfg // with the console's records
+	cfg := rt.cfg // with the console's records
 	snd, ok := cfg.Sender(*senderName)
 	if !ok {
 		fmt.Fprintf(env.Err, "mailgate: send: no sender %q in %s\n", *senderName, cfg.File)

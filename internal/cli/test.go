@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"os"
@@ -30,8 +31,9 @@ func init() {
 }
 
 // runTest exercises a mailbox (DNS, TCP, TLS, token, AUTH, SELECT), a
-// sender (DNS, TCP, TLS, token, AUTH; Graph: token and Mail.Send) or a
-// profile (token) and reports each step; on failure it says what to fix.
+// sink (without delivering), a sender (DNS, TCP, TLS, token, AUTH; Graph:
+// token and Mail.Send) or a profile (token) and reports each step; on
+// failure it says what to fix.
 func runTest(ctx context.Context, env *Env, args []string) int {
 	fs := newFlagSet(env, "test", "NAME")
 	cfgFlag := fs.String("config", "", "config file (default $MAILGATE_CONFIG, then ./mailgate.yaml)")
@@ -43,62 +45,92 @@ func runTest(ctx context.Context, env *Env, args []string) int {
 		fmt.Fprintln(env.Err, "usage: mailgate test NAME (a mailbox, sender, sink or profile) [--config FILE]")
 		return ExitUsage
 	}
-	cfg, code, ok := loadConfig(env, configPath(env, *cfgFlag))
+	rt, code, ok := loadRuntime(ctx, env, "test", configPath(env, *cfgFlag), logger(env.Err, false))
 	if !ok {
 		return code
 	}
-	rt, err := newRuntime(ctx, env, cfg, logger(env.Err, false))
-	if err != nil {
-		fmt.Fprintf(env.Err, "mailgate: test: %v\n", err)
-		if isProfileError(err) {
-			return ExitUsage
-		}
-		return ExitFailed
-	}
 	defer rt.close()
-	cfg = rt.cfg // with the console's records
-	out := env.Out
-	step := func(okay bool, name, format string, a ...any) {
-		mark := "✓"
-		if !okay {
-			mark = "✗"
-		}
-		fmt.Fprintf(out, "%s %-6s %s\n", mark, name, fmt.Sprintf(format, a...))
-	}
-	if m, ok := cfg.Mailbox(pos[0]); ok {
-		if testMailbox(ctx, rt, m, step, func(s string) { fmt.Fprintf(out, "  %s\n", s) }) {
-			return ExitOK
-		}
+	out := &stepPrinter{out: env.Out, width: 6}
+	_, passed, found := testRecord(ctx, rt, "", pos[0], out.step, out.hint)
+	switch {
+	case !found:
+		fmt.Fprintf(env.Err, "mailgate: test: no mailbox, sender, sink or profile %q in %s\n", pos[0], rt.cfg.File)
+		return ExitUsage
+	case !passed:
 		return ExitFailed
 	}
-	if k, ok := cfg.Sink(pos[0]); ok {
-		if testSink(ctx, rt, k, step, func(s string) { fmt.Fprintf(out, "  %s\n", s) }) {
-			return ExitOK
-		}
-		return ExitFailed
-	}
-	if snd, ok := cfg.Sender(pos[0]); ok {
-		if testSender(ctx, rt, snd, step, func(s string) { fmt.Fprintf(out, "  %s\n", s) }) {
-			return ExitOK
-		}
-		return ExitFailed
-	}
-	if p, ok := rt.profiles[pos[0]]; ok {
-		t0 := time.Now()
-		tok, err := rt.mgr.Token(ctx, p, nil)
-		if err != nil {
-			step(false, "token", "%v", err)
-			printOAuthError(out, "test", p, err)
-			return ExitFailed
-		}
-		step(true, "token", "valid until %s (%s)", tok.Expiry.Local().Format("15:04:05"), time.Since(t0).Round(time.Millisecond))
-		return ExitOK
-	}
-	fmt.Fprintf(env.Err, "mailgate: test: no mailbox, sender, sink or profile %q in %s\n", pos[0], cfg.File)
-	return ExitUsage
+	return ExitOK
 }
 
-func testMailbox(ctx context.Context, rt *runtimeT, m *config.Mailbox, step func(bool, string, string, ...any), hint func(string)) bool {
+// stepFunc reports one step of a Test; hint adds what to change to the
+// step before it.
+type stepFunc func(ok bool, name, format string, a ...any)
+
+// stepPrinter writes steps as "✓ name detail" lines (the name padded to
+// width) and hints indented below them; failed says whether a step failed.
+type stepPrinter struct {
+	out    io.Writer
+	width  int
+	failed bool
+}
+
+func (p *stepPrinter) step(ok bool, name, format string, a ...any) {
+	mark := "✓"
+	if !ok {
+		mark, p.failed = "✗", true
+	}
+	fmt.Fprintf(p.out, "%s %-*s %s\n", mark, p.width, name, fmt.Sprintf(format, a...))
+}
+
+func (p *stepPrinter) hint(s string) { fmt.Fprintf(p.out, "  %s\n", s) }
+
+// testRecord runs the Test steps of the record named name, of kind
+// (mailboxes, sinks, senders or profiles) or, with kind "", of the first
+// kind in that order that has one. It returns the record's kind in the
+// singular, whether every step passed and whether there was such a record.
+func testRecord(ctx context.Context, rt *runtimeT, kind, name string, step stepFunc, hint func(string)) (what string, ok, found bool) {
+	is := func(k string) bool { return kind == "" || kind == k }
+	if m, ok := rt.cfg.Mailbox(name); ok && is("mailboxes") {
+		return "mailbox", testMailbox(ctx, rt, m, step, hint), true
+	}
+	if k, ok := rt.cfg.Sink(name); ok && is("sinks") {
+		return "sink", testSink(ctx, rt, k, step, hint), true
+	}
+	if snd, ok := rt.cfg.Sender(name); ok && is("senders") {
+		return "sender", testSender(ctx, rt, snd, step, hint), true
+	}
+	if p, ok := rt.profiles[name]; ok && is("profiles") {
+		_, ok := testProfile(ctx, rt, p, step, hint)
+		return "profile", ok, true
+	}
+	return "", false, false
+}
+
+// testProfile is the token step every Test starts with: a token for p, or
+// the refusal with Entra's meaning and what to change.
+func testProfile(ctx context.Context, rt *runtimeT, p *oauth.Profile, step stepFunc, hint func(string)) (*oauth.Token, bool) {
+	t0 := time.Now()
+	tok, err := rt.mgr.Token(ctx, p, nil)
+	if err != nil {
+		step(false, "token", "profile %s: %v", p.Name, err)
+		if ex, ok := oauth.ExplainError(err, p); ok {
+			switch {
+			case ex.AADSTS != 0:
+				hint(fmt.Sprintf("AADSTS%d: %s", ex.AADSTS, ex.Meaning))
+			case ex.Meaning != "":
+				hint(ex.Meaning)
+			}
+			if ex.Fix != "" {
+				hint("fix: " + ex.Fix)
+			}
+		}
+		return nil, false
+	}
+	step(true, "token", "profile %s, valid until %s (%s)", p.Name, tok.Expiry.Local().Format("15:04:05"), time.Since(t0).Round(time.Millisecond))
+	return tok, true
+}
+
+func testMailbox(ctx context.Context, rt *runtimeT, m *config.Mailbox, step stepFunc, hint func(string)) bool {
 	if m.Protocol == "graph" {
 		return testGraphMailbox(ctx, rt, m, step, hint)
 	}
@@ -106,22 +138,15 @@ func testMailbox(ctx context.Context, rt *runtimeT, m *config.Mailbox, step func
 		return false
 	}
 	p := rt.profiles[m.Profile]
-	t0 := time.Now()
-	tok, err := rt.mgr.Token(ctx, p, nil)
-	if err != nil {
-		step(false, "token", "profile %s: %v", m.Profile, err)
-		for _, l := range diagnose(m, p, &mailbox.Error{Mailbox: m.Name, Step: mailbox.StepToken, Err: err}) {
-			hint(l)
-		}
+	if _, ok := testProfile(ctx, rt, p, step, hint); !ok {
 		return false
 	}
-	step(true, "token", "profile %s, valid until %s (%s)", m.Profile, tok.Expiry.Local().Format("15:04:05"), time.Since(t0).Round(time.Millisecond))
 	a, err := rt.agentMailbox(m)
 	if err != nil {
 		step(false, "config", "%v", err)
 		return false
 	}
-	t0 = time.Now()
+	t0 := time.Now()
 	c, err := a.Dialer.Dial(ctx)
 	if err != nil {
 		e, _ := mailbox.AsError(err)
@@ -148,7 +173,7 @@ func testMailbox(ctx context.Context, rt *runtimeT, m *config.Mailbox, step func
 
 // testReach checks DNS, TCP and, for implicit TLS, the handshake and the
 // certificate, as the first steps of a mailbox's or a sender's Test.
-func testReach(ctx context.Context, host string, port int, security, caFile, ports string, step func(bool, string, string, ...any), hint func(string)) bool {
+func testReach(ctx context.Context, host string, port int, security, caFile, ports string, step stepFunc, hint func(string)) bool {
 	addr := net.JoinHostPort(host, strconv.Itoa(port))
 	ips, err := net.DefaultResolver.LookupHost(ctx, host)
 	if err != nil {
@@ -194,7 +219,7 @@ func testReach(ctx context.Context, host string, port int, security, caFile, por
 
 // testSender exercises a sender without sending: SMTP up to a successful
 // AUTH (then QUIT), or for Graph a token and its Mail.Send permission.
-func testSender(ctx context.Context, rt *runtimeT, snd *config.Sender, step func(bool, string, string, ...any), hint func(string)) bool {
+func testSender(ctx context.Context, rt *runtimeT, snd *config.Sender, step stepFunc, hint func(string)) bool {
 	p := rt.profiles[snd.Profile]
 	if snd.Protocol != "graph" {
 		security := orDefault(snd.Security, "starttls")
@@ -202,21 +227,15 @@ func testSender(ctx context.Context, rt *runtimeT, snd *config.Sender, step func
 			return false
 		}
 	}
-	t0 := time.Now()
-	tok, err := rt.mgr.Token(ctx, p, nil)
-	if err != nil {
-		step(false, "token", "profile %s: %v", snd.Profile, err)
-		if ex, ok := oauth.ExplainError(err, p); ok {
-			hint("fix: " + ex.String())
-		}
+	tok, ok := testProfile(ctx, rt, p, step, hint)
+	if !ok {
 		return false
 	}
-	step(true, "token", "profile %s, valid until %s (%s)", snd.Profile, tok.Expiry.Local().Format("15:04:05"), time.Since(t0).Round(time.Millisecond))
 	if snd.Protocol == "graph" {
 		c, ok := readClaims(tok.AccessToken)
 		switch {
 		case !ok:
-			step(true, "graph", "the token is opaque; only a send shows whether %s may send", snd.Username)
+			hint("the token is opaque: its permissions cannot be read; only a send shows whether " + snd.Username + " may send")
 		case slices.Contains(c.Roles, "Mail.Send") || slices.Contains(strings.Fields(c.Scp), "Mail.Send"):
 			step(true, "graph", "the token carries Mail.Send (an application access policy can still exclude %s; a send shows it)", snd.Username)
 		default:
@@ -231,7 +250,7 @@ func testSender(ctx context.Context, rt *runtimeT, snd *config.Sender, step func
 		step(false, "config", "%v", err)
 		return false
 	}
-	t0 = time.Now()
+	t0 := time.Now()
 	c, err := s.Dial(ctx)
 	if err != nil {
 		step(false, "auth", "%v", err)
@@ -252,7 +271,7 @@ func testSender(ctx context.Context, rt *runtimeT, snd *config.Sender, step func
 // testSink checks that a sink can take a message without delivering one:
 // a maildir is writable, a webhook's server answers TLS, a command's
 // program is executable, the store answers.
-func testSink(ctx context.Context, rt *runtimeT, k *config.Sink, step func(bool, string, string, ...any), hint func(string)) bool {
+func testSink(ctx context.Context, rt *runtimeT, k *config.Sink, step stepFunc, hint func(string)) bool {
 	switch k.Type {
 	case "maildir":
 		tmp := filepath.Join(k.Path, "tmp")
@@ -335,18 +354,10 @@ func orDefault(s, d string) string {
 }
 
 // testGraphMailbox: token, then a delta query of the folder.
-func testGraphMailbox(ctx context.Context, rt *runtimeT, m *config.Mailbox, step func(bool, string, string, ...any), hint func(string)) bool {
-	p := rt.profiles[m.Profile]
-	t0 := time.Now()
-	tok, err := rt.mgr.Token(ctx, p, nil)
-	if err != nil {
-		step(false, "token", "profile %s: %v", m.Profile, err)
-		for _, l := range diagnose(m, p, &mailbox.Error{Mailbox: m.Name, Step: mailbox.StepToken, Err: err}) {
-			hint(l)
-		}
+func testGraphMailbox(ctx context.Context, rt *runtimeT, m *config.Mailbox, step stepFunc, hint func(string)) bool {
+	if _, ok := testProfile(ctx, rt, rt.profiles[m.Profile], step, hint); !ok {
 		return false
 	}
-	step(true, "token", "profile %s, valid until %s (%s)", m.Profile, tok.Expiry.Local().Format("15:04:05"), time.Since(t0).Round(time.Millisecond))
 	a, err := rt.agentMailbox(m)
 	if err != nil {
 		step(false, "config", "%v", err)
@@ -358,7 +369,7 @@ func testGraphMailbox(ctx context.Context, rt *runtimeT, m *config.Mailbox, step
 		return false
 	}
 	defer c.Close()
-	t0 = time.Now()
+	t0 := time.Now()
 	s, err := c.Scan(ctx, mailbox.Cursor{})
 	if err != nil {
 		step(false, "graph", "%v", err)
