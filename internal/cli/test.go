@@ -309,7 +309,7 @@ func testSink(ctx context.Context, rt *runtimeT, k *config.Sink, step stepFunc, 
 		if !testReach(ctx, u.Hostname(), port, security, "", "the webhook's port", step, hint) {
 			return false
 		}
-		step(true, "webhook", "%s reachable; nothing was posted (a POST delivers a message)", safeURL(k.URL))
+		step(true, "webhook", "%s reachable; nothing was posted (a POST delivers a message)", config.DisplayURL(k.URL))
 	case "command":
 		if len(k.Command) == 0 {
 			step(false, "command", "no command")
@@ -333,17 +333,6 @@ func testSink(ctx context.Context, rt *runtimeT, k *config.Sink, step stepFunc, 
 		return false
 	}
 	return true
-}
-
-// safeURL shows a URL without its user information and query values,
-// which may carry credentials.
-func safeURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(unparsable URL)"
-	}
-	u.User, u.RawQuery, u.Fragment = nil, "", ""
-	return u.String()
 }
 
 func orDefault(s, d string) string {

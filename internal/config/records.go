@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -107,4 +108,25 @@ func SafeValue(v string) error {
 		return fmt.Errorf("file: references are for the config file; type the value itself")
 	}
 	return nil
+}
+
+// DisplayURL is a URL from the configuration as it may be shown: without
+// its password, and with each query value replaced by "…" (webhook URLs
+// often carry a token there).
+func DisplayURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	if u.User != nil {
+		u.User = url.User(u.User.Username())
+	}
+	if u.RawQuery != "" {
+		q := u.Query()
+		for k := range q {
+			q[k] = []string{"…"}
+		}
+		u.RawQuery = q.Encode()
+	}
+	return u.String()
 }

@@ -52,3 +52,19 @@ func TestParseWithRecords(t *testing.T) {
 		t.Error("SafeValue refused a plain value")
 	}
 }
+
+func TestDisplayURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://app.example.com/in":                           "https://app.example.com/in",
+		"https://user:s3cret@app.example.com/in?token=abc&x=1": "https://user@app.example.com/in?token=%E2%80%A6&x=%E2%80%A6",
+		"http://127.0.0.1:8080/hook":                           "http://127.0.0.1:8080/hook",
+		"://bad":                                               "(unparsable URL)",
+	} {
+		if got := DisplayURL(in); got != want {
+			t.Errorf("DisplayURL(%q) = %q, want %q", in, got, want)
+		}
+		if strings.Contains(DisplayURL(in), "s3cret") || strings.Contains(DisplayURL(in), "abc") {
+			t.Errorf("DisplayURL(%q) shows a secret", in)
+		}
+	}
+}

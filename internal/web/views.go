@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -186,25 +185,6 @@ type SenderView struct {
 	SaveToSentItems bool     `json:"save_to_sent_items"`
 }
 
-// safeURL drops a URL's password and query values.
-func safeURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil {
-		return "(unparsable URL)"
-	}
-	if u.User != nil {
-		u.User = url.User(u.User.Username())
-	}
-	if u.RawQuery != "" {
-		q := u.Query()
-		for k := range q {
-			q[k] = []string{"…"}
-		}
-		u.RawQuery = q.Encode()
-	}
-	return u.String()
-}
-
 func (s *Server) profiles() []ProfileView {
 	now := s.o.Now()
 	infos := map[string]store.TokenInfo{}
@@ -270,7 +250,7 @@ func (s *Server) mailboxes() []MailboxView {
 		v := MailboxView{Name: m.Name, Source: source(m.Origin), Protocol: m.Protocol, Host: m.Host, Port: m.Port, Username: m.Username,
 			Folder: m.Folder, Profile: m.Profile, Sink: m.Sink, After: m.After, Mode: m.Mode, Enabled: m.Enabled, State: "waiting"}
 		if m.Protocol == "graph" {
-			v.Host, v.Port = safeURL(m.Endpoint), 0
+			v.Host, v.Port = config.DisplayURL(m.Endpoint), 0
 		}
 		if c, ok := counts[m.Name]; ok {
 			v.LastMessage, v.Today = c.Last.UTC().Format(time.RFC3339), c.Since
@@ -311,7 +291,7 @@ func (s *Server) sinks() []SinkView {
 	for _, k := range s.cfg().Sinks {
 		v := SinkView{Name: k.Name, Source: source(k.Origin), Type: k.Type, Path: k.Path}
 		if k.URL != "" {
-			v.URL = safeURL(k.URL)
+			v.URL = config.DisplayURL(k.URL)
 			v.Secret = secretState(k.Secret)
 		}
 		if len(k.Command) > 0 {
@@ -332,7 +312,7 @@ func (s *Server) senders() []SenderView {
 		v := SenderView{Name: d.Name, Source: source(d.Origin), Protocol: d.Protocol, Host: d.Host, Port: d.Port, Username: d.Username,
 			Profile: d.Profile, AllowedFrom: slices.Clone(d.AllowedFrom), SaveToSentItems: d.SaveToSentItems}
 		if d.Protocol == "graph" {
-			v.Endpoint, v.Host, v.Port = safeURL(d.Endpoint), "", 0
+			v.Endpoint, v.Host, v.Port = config.DisplayURL(d.Endpoint), "", 0
 		}
 		out = append(out, v)
 	}
