@@ -385,18 +385,40 @@ func (s *Server) apiStatus(w http.ResponseWriter, _ *http.Request) {
 		mbs = []MailboxView{}
 	}
 	var warnings []string
-	for _, p := range s.profiles() {
-		for what, e := range map[string]*Expiry{"client secret": p.SecretExpires, "certificate": p.CertExpires} {
-			if e != nil && e.Level != "ok" {
-				warnings = append(warnings, fmt.Sprintf("profile %s: %s %s (%s, %d days left)", p.Name, what, e.Level, e.Date, e.Days))
+	for _, wn := range profileWarnings(s.profiles()) {
+		warnings = append(warnings, wn.api)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"mailboxes": mbs, "warnings": orEmpty(warnings)})
+}
+
+// warning is something about to stop working: a line for the API and a
+// sentence with what to do for the dashboard.
+type warning struct{ api, page string }
+
+// profileWarnings lists the profiles' secrets, certificates and refresh
+// tokens at warning level or worse, ordered by profile.
+func profileWarnings(profiles []ProfileView) []warning {
+	var out []warning
+	for _, p := range profiles {
+		for _, x := range []struct {
+			what string
+			e    *Expiry
+		}{{"certificate", p.CertExpires}, {"client secret", p.SecretExpires}} {
+			if e := x.e; e != nil && e.Level != "ok" {
+				out = append(out, warning{
+					api:  fmt.Sprintf("profile %s: %s %s (%s, %d days left)", p.Name, x.what, e.Level, e.Date, e.Days),
+					page: fmt.Sprintf("Profile %s: the %s expires %s (%d days left). Create a new one in Entra admin center › App registrations › Certificates & secrets before then.", p.Name, x.what, e.Date, e.Days)})
 			}
 		}
 		if r := p.Refresh; r != nil && r.IdleExpires != nil && r.IdleExpires.Level != "ok" {
-			warnings = append(warnings, fmt.Sprintf("profile %s: refresh token %s by inactivity (%s, %d days left)", p.Name, r.IdleExpires.Level, r.IdleExpires.Date, r.IdleExpires.Days))
+			e := r.IdleExpires
+			out = append(out, warning{
+				api:  fmt.Sprintf("profile %s: refresh token %s by inactivity (%s, %d days left)", p.Name, e.Level, e.Date, e.Days),
+				page: fmt.Sprintf("Profile %s: its refresh token has not been used since %s; Entra ID revokes it after 90 days unused (%s, %d days left). Run mailgate serve with a mailbox on this profile, or sign in again with Authorize.", p.Name, orDash(r.LastUsed, r.Saved), e.Date, e.Days)})
 		}
 	}
-	slices.Sort(warnings)
-	writeJSON(w, http.StatusOK, map[string]any{"mailboxes": mbs, "warnings": orEmpty(warnings)})
+	slices.SortStableFunc(out, func(a, b warning) int { return strings.Compare(a.api, b.api) })
+	return out
 }
 
 func orDash(a, b string) string {
@@ -416,17 +438,9 @@ func orEmpty(s []string) []string {
 func (s *Server) dashboard(w http.ResponseWriter, r *http.Request) {
 	var warnings []string
 	profiles := s.profiles()
-	for _, p := range profiles {
-		for what, e := range map[string]*Expiry{"client secret": p.SecretExpires, "certificate": p.CertExpires} {
-			if e != nil && e.Level != "ok" {
-				warnings = append(warnings, fmt.Sprintf("Profile %s: the %s expires %s (%d days left). Create a new one in Entra admin center › App registrations › Certificates & secrets before then.", p.Name, what, e.Date, e.Days))
-			}
-		}
-		if r := p.Refresh; r != nil && r.IdleExpires != nil && r.IdleExpires.Level != "ok" {
-			warnings = append(warnings, fmt.Sprintf("Profile %s: its refresh token has not been used since %s; Entra ID revokes it after 90 days unused (%s, %d days left). Run mailgate serve with a mailbox on this profile, or sign in again with Authorize.", p.Name, orDash(r.LastUsed, r.Saved), r.IdleExpires.Date, r.IdleExpires.Days))
-		}
+	for _, wn := range profileWarnings(profiles) {
+		warnings = append(warnings, wn.page)
 	}
-	slices.Sort(warnings)
 	s.render(w, "dashboard.html", map[string]any{
 		"Admin": s.admin(r), "Mailboxes": s.mailboxes(), "Profiles": profiles, "Sinks": s.sinks(), "Senders": s.senders(),
 		"Warnings": warnings, "Now": s.o.Now().UTC().Format(time.RFC3339),
