@@ -2,7 +2,6 @@ package web
 
 import (
 	"context"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -75,28 +74,28 @@ func (e *memEditor) Load(_ context.Context, kind, name string) ([]byte, bool, er
 	return y, ok, nil
 }
 
+// recordsServer serves the fixture's configuration with console records
+// kept by a memEditor.
+func recordsServer(t *testing.T, f *fixture) (*Server, *memEditor, *httptest.Server) {
+	t.Helper()
+	ed := &memEditor{recs: map[string][]byte{}, file: filepath.Join(t.TempDir(), "mailgate.yaml")}
+	w := New(Options{Store: f.st, Config: f.web.cfg(), Metrics: &metrics.Registry{}, Editor: ed})
+	ed.srv = w
+	srv := httptest.NewServer(w)
+	t.Cleanup(srv.Close)
+	return w, ed, srv
+}
+
 // TestRecordsAPI: create, read, update and delete console records through
 // the API; secrets are write-only (kept when omitted, never returned);
 // ${…} and file: references are refused; config-file records cannot be
 // changed; a record still referred to cannot be deleted.
 func TestRecordsAPI(t *testing.T) {
 	f := newFixture(t)
-	ed := &memEditor{recs: map[string][]byte{}, file: filepath.Join(t.TempDir(), "mailgate.yaml")}
-	w := New(Options{Store: f.st, Config: f.web.cfg(), Metrics: &metrics.Registry{}, Editor: ed})
-	ed.srv = w
-	srv := httptest.NewServer(w)
-	defer srv.Close()
+	w, ed, srv := recordsServer(t, f)
 	do := func(method, path, body string) (int, string) {
-		req, _ := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+f.token)
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
+		code, _, b := bearer(t, srv.URL, f.token, method, path, body)
+		return code, b
 	}
 	const secret = "typed-in-SECRET-value-42"
 	code, body := do("POST", "/api/v1/profiles", `{"name":"p2","provider":"microsoft","grant":"client_credentials","tenant":"contoso.onmicrosoft.com","client_id":"11111111-2222-3333-4444-555555555555","client_secret":"`+secret+`","scopes":["https://outlook.office365.com/.default"]}`)
@@ -175,22 +174,10 @@ func TestRecordsAPI(t *testing.T) {
 func TestRecordsEveryKey(t *testing.T) {
 	f := newFixture(t)
 	dir := t.TempDir()
-	ed := &memEditor{recs: map[string][]byte{}, file: filepath.Join(dir, "mailgate.yaml")}
-	w := New(Options{Store: f.st, Config: f.web.cfg(), Metrics: &metrics.Registry{}, Editor: ed})
-	ed.srv = w
-	srv := httptest.NewServer(w)
-	defer srv.Close()
+	w, ed, srv := recordsServer(t, f)
 	do := func(method, path, body string) (int, string) {
-		req, _ := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+f.token)
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
+		code, _, b := bearer(t, srv.URL, f.token, method, path, body)
+		return code, b
 	}
 	cert, key := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
 	for _, p := range []string{cert, key} {

@@ -138,6 +138,27 @@ var public = map[string]bool{"GET /healthz": true, "GET /readyz": true, "GET /lo
 
 func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
+// bearer sends a request authenticated with an API token (a JSON body when
+// body is not empty) and returns the status, the header and the body.
+func bearer(t *testing.T, base, token, method, path, body string) (int, http.Header, string) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), method, base+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header, string(b)
+}
+
 // TestEveryRouteNeedsAuthentication: each registered route except the
 // public ones refuses an anonymous request (401 for the API and metrics, a
 // redirect to /login for pages), and every route refuses a cross-origin
@@ -309,18 +330,11 @@ func TestLoginSessionAndThrottle(t *testing.T) {
 func TestMetricsAndAPI(t *testing.T) {
 	f := newFixture(t)
 	get := func(path string) string {
-		req, _ := http.NewRequest("GET", f.srv.URL+path, nil)
-		req.Header.Set("Authorization", "Bearer "+f.token)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
+		code, _, b := bearer(t, f.srv.URL, f.token, "GET", path, "")
+		if code != 200 {
+			t.Errorf("%s: %d %s", path, code, b)
 		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode != 200 {
-			t.Errorf("%s: %d %s", path, resp.StatusCode, b)
-		}
-		return string(b)
+		return b
 	}
 	if m := get("/metrics"); !strings.Contains(m, `mailgate_messages_delivered_total{mailbox="forms"} 3`) {
 		t.Errorf("metrics:\n%s", m)
@@ -347,15 +361,8 @@ func TestMetricsAndAPI(t *testing.T) {
 func TestTestButton(t *testing.T) {
 	f := newFixture(t)
 	do := func(method, path string) (int, string) {
-		req, _ := http.NewRequest(method, f.srv.URL+path, nil)
-		req.Header.Set("Authorization", "Bearer "+f.token)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
+		code, _, b := bearer(t, f.srv.URL, f.token, method, path, "")
+		return code, b
 	}
 	if code, body := do("POST", "/api/v1/mailboxes/invoices/test"); code != 200 || !strings.Contains(body, `"ok": false`) || !strings.Contains(body, "Add-MailboxPermission") {
 		t.Errorf("API test: %d %s", code, body)
@@ -387,17 +394,7 @@ func TestTestButton(t *testing.T) {
 // kept message downloads as its exact bytes.
 func TestOutboxAndMessages(t *testing.T) {
 	f := newFixture(t)
-	get := func(path string) (int, http.Header, string) {
-		req, _ := http.NewRequest("GET", f.srv.URL+path, nil)
-		req.Header.Set("Authorization", "Bearer "+f.token)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, resp.Header, string(b)
-	}
+	get := func(path string) (int, http.Header, string) { return bearer(t, f.srv.URL, f.token, "GET", path, "") }
 	if code, _, body := get("/api/v1/outbox"); code != 200 || !strings.Contains(body, `"state": "queued"`) || !strings.Contains(body, `"address": "a@example.com"`) {
 		t.Errorf("outbox: %d %s", code, body)
 	}
@@ -483,21 +480,14 @@ func TestRefreshTokenState(t *testing.T) {
 	srv := httptest.NewServer(New(Options{Store: st, Config: cfg, Now: func() time.Time { return later }}))
 	t.Cleanup(srv.Close)
 	get := func(path string) string {
-		req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, srv.URL+path, nil)
-		req.Header.Set("Authorization", "Bearer "+tok)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
+		code, _, b := bearer(t, srv.URL, tok, "GET", path, "")
+		if code != 200 {
+			t.Fatalf("GET %s: %d %s", path, code, b)
 		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode != 200 {
-			t.Fatalf("GET %s: %d %s", path, resp.StatusCode, b)
-		}
-		if strings.Contains(string(b), rt) {
+		if strings.Contains(b, rt) {
 			t.Fatalf("GET %s shows the refresh token", path)
 		}
-		return string(b)
+		return b
 	}
 	var list struct{ Profiles []ProfileView }
 	if err := json.Unmarshal([]byte(get("/api/v1/profiles")), &list); err != nil {
