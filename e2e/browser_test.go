@@ -7,9 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -52,38 +50,11 @@ func TestConsoleInBrowser(t *testing.T) {
 		}
 	}
 	srv.Tenant().DenyGraphAccess(emulator.DemoAppID, emulator.DemoInvoicesMailbox)
-	cfg, _ := os.ReadFile(filepath.Join(dir, "mailgate.yaml"))
-	cfg = append(cfg, fmt.Sprintf("listen: 127.0.0.1:0\nmailboxes:\n  - {name: forms, protocol: graph, endpoint: '%[1]s', username: %[2]s, profile: emulator-graph, after: seen, sink: out}\n  - {name: invoices, protocol: graph, endpoint: '%[1]s', username: %[3]s, profile: emulator-graph, after: seen, sink: out}\nsinks:\n  - {name: out, type: maildir, path: ./inbox}\n",
-		srv.URL(), emulator.DemoSharedMailbox, emulator.DemoInvoicesMailbox)...)
-	if err := os.WriteFile(filepath.Join(dir, "mailgate.yaml"), cfg, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	admin := exec.Command(mailgateBin, "admin", "add", "ops")
-	admin.Dir = dir
-	admin.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + dir, "MAILGATE_KEY=" + testKey}
-	admin.Stdin = strings.NewReader("browser-test-password\n")
-	if out, err := admin.CombinedOutput(); err != nil {
-		t.Fatalf("admin add: %v %s", err, out)
-	}
-	cmd := exec.Command(mailgateBin, "serve")
-	cmd.Dir = dir
-	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + dir, "MAILGATE_KEY=" + testKey}
-	var logs syncBuffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() }()
-	listen := regexp.MustCompile(`listen=(127\.0\.0\.1:\d+)`)
-	var base string
-	for deadline := time.Now().Add(10 * time.Second); base == ""; time.Sleep(20 * time.Millisecond) {
-		if m := listen.FindStringSubmatch(logs.String()); m != nil {
-			base = "http://" + m[1]
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("serve did not say where it listens:\n%s", logs.String())
-		}
-	}
+	appendConfig(t, dir, fmt.Sprintf("listen: 127.0.0.1:0\nmailboxes:\n  - {name: forms, protocol: graph, endpoint: '%[1]s', username: %[2]s, profile: emulator-graph, after: seen, sink: out}\n  - {name: invoices, protocol: graph, endpoint: '%[1]s', username: %[3]s, profile: emulator-graph, after: seen, sink: out}\nsinks:\n  - {name: out, type: maildir, path: ./inbox}\n",
+		srv.URL(), emulator.DemoSharedMailbox, emulator.DemoInvoicesMailbox))
+	adminAdd(t, dir, "browser-test-password")
+	serve := startServe(t, dir)
+	base, logs := serve.base, serve.logs
 	shots := os.Getenv("MAILGATE_SCREENSHOTS")
 	if shots == "" {
 		shots = t.TempDir()
@@ -172,37 +143,10 @@ func TestConsoleRecordsInBrowser(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	cfg, _ := os.ReadFile(filepath.Join(dir, "mailgate.yaml"))
-	cfg = append(cfg, "listen: 127.0.0.1:0\nsinks:\n  - {name: out, type: maildir, path: ./inbox}\n"...)
-	if err := os.WriteFile(filepath.Join(dir, "mailgate.yaml"), cfg, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	admin := exec.Command(mailgateBin, "admin", "add", "ops")
-	admin.Dir = dir
-	admin.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + dir, "MAILGATE_KEY=" + testKey}
-	admin.Stdin = strings.NewReader("browser-test-password\n")
-	if out, err := admin.CombinedOutput(); err != nil {
-		t.Fatalf("admin add: %v %s", err, out)
-	}
-	cmd := exec.Command(mailgateBin, "serve")
-	cmd.Dir = dir
-	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + dir, "MAILGATE_KEY=" + testKey}
-	var logs syncBuffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() }()
-	listen := regexp.MustCompile(`listen=(127\.0\.0\.1:\d+)`)
-	var base string
-	for deadline := time.Now().Add(10 * time.Second); base == ""; time.Sleep(20 * time.Millisecond) {
-		if m := listen.FindStringSubmatch(logs.String()); m != nil {
-			base = "http://" + m[1]
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("serve did not say where it listens:\n%s", logs.String())
-		}
-	}
+	appendConfig(t, dir, "listen: 127.0.0.1:0\nsinks:\n  - {name: out, type: maildir, path: ./inbox}\n")
+	adminAdd(t, dir, "browser-test-password")
+	serve := startServe(t, dir)
+	base, logs := serve.base, serve.logs
 	ctx := browser(t)
 	ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
 	defer cancel()

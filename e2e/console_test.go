@@ -41,21 +41,11 @@ func TestServeConsoleAPIAndMetrics(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	cfg, _ := os.ReadFile(filepath.Join(dir, "mailgate.yaml"))
-	cfg = append(cfg, fmt.Sprintf("listen: 127.0.0.1:0\nmailboxes:\n  - {name: g, protocol: graph, endpoint: '%s', username: %s, profile: emulator-graph, after: seen, sink: out, interval: 10s}\nsinks:\n  - {name: out, type: maildir, path: ./inbox}\n",
-		srv.URL(), emulator.DemoSharedMailbox)...)
-	if err := os.WriteFile(filepath.Join(dir, "mailgate.yaml"), cfg, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	appendConfig(t, dir, fmt.Sprintf("listen: 127.0.0.1:0\nmailboxes:\n  - {name: g, protocol: graph, endpoint: '%s', username: %s, profile: emulator-graph, after: seen, sink: out, interval: 10s}\nsinks:\n  - {name: out, type: maildir, path: ./inbox}\n",
+		srv.URL(), emulator.DemoSharedMailbox))
 	run := func(stdin string, args ...string) (string, string, int) {
-		cmd := exec.Command(mailgateBin, args...)
-		cmd.Dir = dir
-		cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + dir, "MAILGATE_KEY=" + testKey}
-		cmd.Stdin = strings.NewReader(stdin)
-		var out, errb bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &errb
-		_ = cmd.Run()
-		return out.String(), errb.String(), cmd.ProcessState.ExitCode()
+		r := mailgateStdin(t, dir, stdin, args...)
+		return r.stdout, r.stderr, r.code
 	}
 	if _, e, code := run("short\n", "admin", "add", "ops"); code != 2 || !strings.Contains(e, "at least 12 characters") {
 		t.Fatalf("short password: exit %d %s", code, e)
@@ -69,25 +59,8 @@ func TestServeConsoleAPIAndMetrics(t *testing.T) {
 		t.Fatalf("admin token: exit %d %q %s", code, tok, e)
 	}
 
-	cmd := exec.Command(mailgateBin, "serve")
-	cmd.Dir = dir
-	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + dir, "MAILGATE_KEY=" + testKey}
-	var logs syncBuffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
-	listen := regexp.MustCompile(`listen=(127\.0\.0\.1:\d+)`)
-	var base string
-	for deadline := time.Now().Add(10 * time.Second); base == ""; time.Sleep(20 * time.Millisecond) {
-		if m := listen.FindStringSubmatch(logs.String()); m != nil {
-			base = "http://" + m[1]
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("serve did not say where it listens:\n%s", logs.String())
-		}
-	}
+	serve := startServe(t, dir)
+	base, logs := serve.base, serve.logs
 	get := func(path, bearer string) (int, string) {
 		req, _ := http.NewRequest("GET", base+path, nil)
 		if bearer != "" {
@@ -130,7 +103,6 @@ func TestServeConsoleAPIAndMetrics(t *testing.T) {
 			t.Errorf("metrics lack %s:\n%s", want, m)
 		}
 	}
-	_ = cmd.Process.Signal(syscall.SIGTERM)
 }
 
 // syncBuffer is a bytes.Buffer safe for a process's output and a reader.
@@ -151,6 +123,59 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
+// appendConfig adds text to dir's mailgate.yaml.
+func appendConfig(t *testing.T, dir, text string) {
+	t.Helper()
+	path := filepath.Join(dir, "mailgate.yaml")
+	cfg, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, append(cfg, text...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// adminAdd creates the console administrator ops with password.
+func adminAdd(t *testing.T, dir, password string) {
+	t.Helper()
+	if r := mailgateStdin(t, dir, password+"\n", "admin", "add", "ops"); r.code != 0 {
+		t.Fatalf("admin add: exit %d %s", r.code, r.stderr)
+	}
+}
+
+// runningServe is a `mailgate serve` started by startServe.
+type runningServe struct {
+	cmd  *exec.Cmd
+	logs *syncBuffer
+	base string // the console's URL without the trailing slash
+}
+
+// startServe runs `mailgate serve` in dir until the test ends (SIGTERM,
+// then wait) and returns once it said where its console is.
+func startServe(t *testing.T, dir string) *runningServe {
+	t.Helper()
+	cmd := exec.Command(mailgateBin, "serve")
+	cmd.Dir = dir
+	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + dir, "MAILGATE_KEY=" + testKey}
+	s := &runningServe{cmd: cmd, logs: &syncBuffer{}}
+	cmd.Stdout, cmd.Stderr = s.logs, s.logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() })
+	console := regexp.MustCompile(`console=(https?://127\.0\.0\.1:\d+)/`)
+	for deadline := time.Now().Add(10 * time.Second); s.base == ""; time.Sleep(20 * time.Millisecond) {
+		if m := console.FindStringSubmatch(s.logs.String()); m != nil {
+			s.base = m[1]
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("serve did not say where its console is:\n%s", s.logs.String())
+		}
+	}
+	return s
+}
+
 // TestServeConsoleOverTLS: with tls_cert and tls_key the console is served
 // over HTTPS and its session cookie is Secure.
 func TestServeConsoleOverTLS(t *testing.T) {
@@ -169,37 +194,13 @@ func TestServeConsoleOverTLS(t *testing.T) {
 	kder, _ := x509.MarshalPKCS8PrivateKey(key)
 	_ = os.WriteFile(filepath.Join(dir, "console.crt"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
 	_ = os.WriteFile(filepath.Join(dir, "console.key"), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600)
-	cfg, _ := os.ReadFile(filepath.Join(dir, "mailgate.yaml"))
-	cfg = append(cfg, "listen: 127.0.0.1:0\ntls_cert: console.crt\ntls_key: console.key\n"...)
-	if err := os.WriteFile(filepath.Join(dir, "mailgate.yaml"), cfg, 0o600); err != nil {
-		t.Fatal(err)
+	appendConfig(t, dir, "listen: 127.0.0.1:0\ntls_cert: console.crt\ntls_key: console.key\n")
+	adminAdd(t, dir, "a long enough password")
+	serve := startServe(t, dir)
+	if !strings.HasPrefix(serve.base, "https://") {
+		t.Fatalf("serve did not announce an https console:\n%s", serve.logs.String())
 	}
-	admin := exec.Command(mailgateBin, "admin", "add", "ops")
-	admin.Dir = dir
-	admin.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + dir, "MAILGATE_KEY=" + testKey}
-	admin.Stdin = strings.NewReader("a long enough password\n")
-	if out, err := admin.CombinedOutput(); err != nil {
-		t.Fatalf("admin add: %v %s", err, out)
-	}
-	cmd := exec.Command(mailgateBin, "serve")
-	cmd.Dir = dir
-	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + dir, "MAILGATE_KEY=" + testKey}
-	var logs syncBuffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() }()
-	console := regexp.MustCompile(`console=(https://127\.0\.0\.1:\d+/)`)
-	var base string
-	for deadline := time.Now().Add(10 * time.Second); base == ""; time.Sleep(20 * time.Millisecond) {
-		if m := console.FindStringSubmatch(logs.String()); m != nil {
-			base = m[1]
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("serve did not announce an https console:\n%s", logs.String())
-		}
-	}
+	base, logs := serve.base+"/", serve.logs
 	pool := x509.NewCertPool()
 	pool.AddCert(mustParse(t, der))
 	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}},
@@ -240,37 +241,10 @@ func mustParse(t *testing.T, der []byte) *x509.Certificate {
 // works without a sign-in. A replayed or forged callback is refused.
 func TestConsoleAuthorize(t *testing.T) {
 	srv, dir := emulatorConfig(t, "")
-	cfg, _ := os.ReadFile(filepath.Join(dir, "mailgate.yaml"))
-	cfg = append(cfg, "listen: 127.0.0.1:0\n"...)
-	if err := os.WriteFile(filepath.Join(dir, "mailgate.yaml"), cfg, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	admin := exec.Command(mailgateBin, "admin", "add", "ops")
-	admin.Dir = dir
-	admin.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + dir, "MAILGATE_KEY=" + testKey}
-	admin.Stdin = strings.NewReader("a long enough password\n")
-	if out, err := admin.CombinedOutput(); err != nil {
-		t.Fatalf("admin add: %v %s", err, out)
-	}
-	cmd := exec.Command(mailgateBin, "serve")
-	cmd.Dir = dir
-	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + dir, "MAILGATE_KEY=" + testKey}
-	var logs syncBuffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() }()
-	console := regexp.MustCompile(`console=(http://127\.0\.0\.1:\d+)/`)
-	var base string
-	for deadline := time.Now().Add(10 * time.Second); base == ""; time.Sleep(20 * time.Millisecond) {
-		if m := console.FindStringSubmatch(logs.String()); m != nil {
-			base = m[1]
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("serve did not start:\n%s", logs.String())
-		}
-	}
+	appendConfig(t, dir, "listen: 127.0.0.1:0\n")
+	adminAdd(t, dir, "a long enough password")
+	serve := startServe(t, dir)
+	base, logs := serve.base, serve.logs
 	jar, _ := cookiejar.New(nil)
 	c := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	resp, err := c.PostForm(base+"/login", url.Values{"name": {"ops"}, "password": {"a long enough password"}})

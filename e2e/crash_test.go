@@ -18,12 +18,8 @@ import (
 func imapConfig(t *testing.T, dir string, dv *dovecot.Server, user, after string, batch int) {
 	t.Helper()
 	host, port, _ := strings.Cut(dv.Addr("imaps"), ":")
-	cfg, _ := os.ReadFile(filepath.Join(dir, "mailgate.yaml"))
-	cfg = append(cfg, fmt.Sprintf("mailboxes:\n  - {name: mb, protocol: imap, host: %s, port: %s, security: tls, tls_ca: '%s', sasl: xoauth2, username: %s, profile: emulator-secret, after: '%s', sink: out, batch_size: %d}\nsinks:\n  - {name: out, type: maildir, path: ./inbox}\n",
-		host, port, dv.CAFile(), user, after, batch)...)
-	if err := os.WriteFile(filepath.Join(dir, "mailgate.yaml"), cfg, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	appendConfig(t, dir, fmt.Sprintf("mailboxes:\n  - {name: mb, protocol: imap, host: %s, port: %s, security: tls, tls_ca: '%s', sasl: xoauth2, username: %s, profile: emulator-secret, after: '%s', sink: out, batch_size: %d}\nsinks:\n  - {name: out, type: maildir, path: ./inbox}\n",
+		host, port, dv.CAFile(), user, after, batch))
 }
 
 // TestCrashSafety kills `mailgate run --once` (SIGKILL) at random moments

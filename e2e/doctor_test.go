@@ -21,14 +21,10 @@ func TestDoctor(t *testing.T) {
 		return fmt.Sprintf("  - {name: %s, protocol: imap, host: %s, port: %s, security: tls, tls_ca: '%s', username: %s, profile: %s, sink: out}\n",
 			name, host, port, srv.CAFile(), user, profile)
 	}
-	cfg, _ := os.ReadFile(filepath.Join(dir, "mailgate.yaml"))
-	cfg = append(cfg, "mailboxes:\n"+imapBox("forms", emulator.DemoSharedMailbox, "emulator-cert")+
+	appendConfig(t, dir, "mailboxes:\n"+imapBox("forms", emulator.DemoSharedMailbox, "emulator-cert")+
 		imapBox("wrongscope", emulator.DemoSharedMailbox, "emulator-graph")+imapBox("ceo", emulator.DemoRestrictedMailbox, "emulator-cert")+
 		"sinks:\n  - {name: out, type: maildir, path: ./inbox}\n"+
-		fmt.Sprintf("senders:\n  - {name: g, protocol: graph, endpoint: '%s', username: %s, profile: emulator-graph}\n", srv.URL(), emulator.DemoSenderMailbox)...)
-	if err := os.WriteFile(filepath.Join(dir, "mailgate.yaml"), cfg, 0o600); err != nil {
-		t.Fatal(err)
-	}
+		fmt.Sprintf("senders:\n  - {name: g, protocol: graph, endpoint: '%s', username: %s, profile: emulator-graph}\n", srv.URL(), emulator.DemoSenderMailbox))
 	tests := []struct {
 		name string
 		code int

@@ -24,12 +24,8 @@ func TestGraphCrashSafety(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	cfg, _ := os.ReadFile(filepath.Join(dir, "mailgate.yaml"))
-	cfg = append(cfg, fmt.Sprintf("mailboxes:\n  - {name: g, protocol: graph, endpoint: '%s', username: %s, profile: emulator-graph, after: seen, sink: out, batch_size: 50}\nsinks:\n  - {name: out, type: maildir, path: ./inbox}\n",
-		srv.URL(), emulator.DemoSharedMailbox)...)
-	if err := os.WriteFile(filepath.Join(dir, "mailgate.yaml"), cfg, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	appendConfig(t, dir, fmt.Sprintf("mailboxes:\n  - {name: g, protocol: graph, endpoint: '%s', username: %s, profile: emulator-graph, after: seen, sink: out, batch_size: 50}\nsinks:\n  - {name: out, type: maildir, path: ./inbox}\n",
+		srv.URL(), emulator.DemoSharedMailbox))
 	kills := killMidRun(t, dir, filepath.Join(dir, "inbox"), 10)
 	if r := mailgate(t, t.Context(), dir, "run", "--once"); r.code != 0 {
 		t.Fatalf("final run: %d\n%s", r.code, r.stderr)

@@ -71,12 +71,8 @@ func attachmentOf(t *testing.T, raw []byte) []byte {
 // sent twice.
 func TestGraphLargeSendThroughOutbox(t *testing.T) {
 	srv, dir := emulatorConfig(t, "")
-	cfg, _ := os.ReadFile(filepath.Join(dir, "mailgate.yaml"))
-	cfg = append(cfg, fmt.Sprintf("listen: 127.0.0.1:0\nsenders:\n  - {name: g, protocol: graph, endpoint: '%s', username: %s, profile: emulator-graph, allowed_from: [%s]}\n",
-		srv.URL(), emulator.DemoSenderMailbox, emulator.DemoSenderMailbox)...)
-	if err := os.WriteFile(filepath.Join(dir, "mailgate.yaml"), cfg, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	appendConfig(t, dir, fmt.Sprintf("listen: 127.0.0.1:0\nsenders:\n  - {name: g, protocol: graph, endpoint: '%s', username: %s, profile: emulator-graph, allowed_from: [%s]}\n",
+		srv.URL(), emulator.DemoSenderMailbox, emulator.DemoSenderMailbox))
 	serve := func() *exec.Cmd {
 		cmd := exec.Command(mailgateBin, "serve")
 		cmd.Dir = dir
@@ -143,12 +139,8 @@ func TestGraphLargeSendThroughOutbox(t *testing.T) {
 // message through an upload session at once and says so.
 func TestGraphLargeSendDirect(t *testing.T) {
 	srv, dir := emulatorConfig(t, "")
-	cfg, _ := os.ReadFile(filepath.Join(dir, "mailgate.yaml"))
-	cfg = append(cfg, fmt.Sprintf("senders:\n  - {name: g, protocol: graph, endpoint: '%s', username: %s, profile: emulator-graph, save_to_sent_items: false}\n",
-		srv.URL(), emulator.DemoSenderMailbox)...)
-	if err := os.WriteFile(filepath.Join(dir, "mailgate.yaml"), cfg, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	appendConfig(t, dir, fmt.Sprintf("senders:\n  - {name: g, protocol: graph, endpoint: '%s', username: %s, profile: emulator-graph, save_to_sent_items: false}\n",
+		srv.URL(), emulator.DemoSenderMailbox))
 	pdf := make([]byte, 20<<20)
 	for i := range pdf {
 		pdf[i] = byte(i * 7)

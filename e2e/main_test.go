@@ -44,7 +44,19 @@ type result struct {
 // mailgate runs the binary in dir with a clean environment.
 func mailgate(t *testing.T, ctx context.Context, dir string, args ...string) result {
 	t.Helper()
+	return runMailgate(t, ctx, dir, "", args...)
+}
+
+// mailgateStdin is mailgate with stdin (a password, a message).
+func mailgateStdin(t *testing.T, dir, stdin string, args ...string) result {
+	t.Helper()
+	return runMailgate(t, t.Context(), dir, stdin, args...)
+}
+
+func runMailgate(t *testing.T, ctx context.Context, dir, stdin string, args ...string) result {
+	t.Helper()
 	cmd := exec.CommandContext(ctx, mailgateBin, args...)
+	cmd.Stdin = strings.NewReader(stdin)
 	cmd.Dir = dir
 	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + dir, "MAILGATE_KEY=" + testKey, "NO_PROXY=*"}
 	var out, errb bytes.Buffer

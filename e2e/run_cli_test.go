@@ -29,12 +29,8 @@ func TestRunOnceCommand(t *testing.T) {
 		return fmt.Sprintf("  - {name: %s, protocol: imap, host: %s, port: %s, security: tls, tls_ca: '%s', sasl: xoauth2, username: %s, profile: emulator-cert, after: '%s', sink: out}\n",
 			name, host, port, dv.CAFile(), user, after)
 	}
-	cfg, _ := os.ReadFile(filepath.Join(dir, "mailgate.yaml"))
-	cfg = append(cfg, []byte("mailboxes:\n"+mb("forms", emulator.DemoSharedMailbox, "move:Processed")+mb("ceo", emulator.DemoRestrictedMailbox, "seen")+
-		"sinks:\n  - {name: out, type: maildir, path: ./inbox}\n")...)
-	if err := os.WriteFile(filepath.Join(dir, "mailgate.yaml"), cfg, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	appendConfig(t, dir, "mailboxes:\n"+mb("forms", emulator.DemoSharedMailbox, "move:Processed")+mb("ceo", emulator.DemoRestrictedMailbox, "seen")+
+		"sinks:\n  - {name: out, type: maildir, path: ./inbox}\n")
 	if r := mailgate(t, t.Context(), dir, "config", "check"); r.code != 0 {
 		t.Fatalf("config check: %d\n%s", r.code, r.stderr)
 	}
@@ -77,12 +73,8 @@ func TestRunOnceCommand(t *testing.T) {
 func TestExchangeNotConnectedQuirk(t *testing.T) {
 	srv, dir := emulatorConfig(t, "")
 	host, port, _ := strings.Cut(srv.IMAPAddr(), ":")
-	cfg, _ := os.ReadFile(filepath.Join(dir, "mailgate.yaml"))
-	cfg = append(cfg, fmt.Sprintf("mailboxes:\n  - {name: forms, protocol: imap, host: %s, port: %s, security: tls, tls_ca: '%s', username: %s, profile: emulator-cert, after: seen, sink: out}\n"+
-		"sinks:\n  - {name: out, type: maildir, path: ./inbox}\n", host, port, srv.CAFile(), emulator.DemoSharedMailbox)...)
-	if err := os.WriteFile(filepath.Join(dir, "mailgate.yaml"), cfg, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	appendConfig(t, dir, fmt.Sprintf("mailboxes:\n  - {name: forms, protocol: imap, host: %s, port: %s, security: tls, tls_ca: '%s', username: %s, profile: emulator-cert, after: seen, sink: out}\n"+
+		"sinks:\n  - {name: out, type: maildir, path: ./inbox}\n", host, port, srv.CAFile(), emulator.DemoSharedMailbox))
 	deliver := func(n int) {
 		for i := range n {
 			if _, err := srv.IMAPDeliver(emulator.DemoSharedMailbox, fmt.Appendf(nil, "Subject: q%d\r\nMessage-ID: <q%d-%d@x>\r\n\r\nbody\r\n", i, i, n)); err != nil {

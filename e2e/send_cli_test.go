@@ -22,14 +22,10 @@ func TestSendCommand(t *testing.T) {
 	srv, dir := emulatorConfig(t, "")
 	dv := dovecot.StartT(t, dovecot.Options{CheckURL: srv.HTTPURL(), Relay: true})
 	host, port, _ := strings.Cut(dv.Addr("submission"), ":")
-	cfg, _ := os.ReadFile(filepath.Join(dir, "mailgate.yaml"))
-	cfg = append(cfg, fmt.Sprintf("senders:\n  - {name: noreply, protocol: smtp, host: %s, port: %s, security: starttls, tls_ca: '%s', sasl: xoauth2, username: %s, profile: emulator-secret, allowed_from: [%s]}\n",
-		host, port, dv.CAFile(), emulator.DemoSenderMailbox, emulator.DemoSenderMailbox)...)
-	cfg = append(cfg, fmt.Sprintf("  - {name: ceo, protocol: smtp, host: %s, port: %s, security: starttls, tls_ca: '%s', username: %s, profile: emulator-secret}\n",
-		host, port, dv.CAFile(), emulator.DemoRestrictedMailbox)...)
-	if err := os.WriteFile(filepath.Join(dir, "mailgate.yaml"), cfg, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	appendConfig(t, dir, fmt.Sprintf("senders:\n  - {name: noreply, protocol: smtp, host: %s, port: %s, security: starttls, tls_ca: '%s', sasl: xoauth2, username: %s, profile: emulator-secret, allowed_from: [%s]}\n",
+		host, port, dv.CAFile(), emulator.DemoSenderMailbox, emulator.DemoSenderMailbox))
+	appendConfig(t, dir, fmt.Sprintf("  - {name: ceo, protocol: smtp, host: %s, port: %s, security: starttls, tls_ca: '%s', username: %s, profile: emulator-secret}\n",
+		host, port, dv.CAFile(), emulator.DemoRestrictedMailbox))
 	for i, name := range []string{"a.eml", "b.eml"} {
 		msg := fmt.Sprintf("From: %s\r\nTo: %s\r\nBcc: %s\r\nSubject: report %d\r\nMessage-ID: <report-%d@mailgate.test>\r\n\r\nreport body %d\r\n",
 			emulator.DemoSenderMailbox, emulator.DemoSharedMailbox, emulator.DemoInvoicesMailbox, i, i, i)
@@ -91,12 +87,8 @@ func TestOutboxSurvivesKill(t *testing.T) {
 	srv, dir := emulatorConfig(t, "")
 	dv := dovecot.StartT(t, dovecot.Options{CheckURL: srv.HTTPURL(), Relay: true})
 	host, port, _ := strings.Cut(dv.Addr("submission"), ":")
-	cfg, _ := os.ReadFile(filepath.Join(dir, "mailgate.yaml"))
-	cfg = append(cfg, fmt.Sprintf("listen: 127.0.0.1:0\nsenders:\n  - {name: noreply, protocol: smtp, host: %s, port: %s, security: starttls, tls_ca: '%s', sasl: xoauth2, username: %s, profile: emulator-secret, allowed_from: [%s]}\n",
-		host, port, dv.CAFile(), emulator.DemoSenderMailbox, emulator.DemoSenderMailbox)...)
-	if err := os.WriteFile(filepath.Join(dir, "mailgate.yaml"), cfg, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	appendConfig(t, dir, fmt.Sprintf("listen: 127.0.0.1:0\nsenders:\n  - {name: noreply, protocol: smtp, host: %s, port: %s, security: starttls, tls_ca: '%s', sasl: xoauth2, username: %s, profile: emulator-secret, allowed_from: [%s]}\n",
+		host, port, dv.CAFile(), emulator.DemoSenderMailbox, emulator.DemoSenderMailbox))
 	serve := func() (*exec.Cmd, *strings.Builder) {
 		cmd := exec.Command(mailgateBin, "serve")
 		cmd.Dir = dir
@@ -179,12 +171,8 @@ func TestOutboxSurvivesKill(t *testing.T) {
 // without the Mail.Send permission the error names the fix.
 func TestSendThroughGraph(t *testing.T) {
 	srv, dir := emulatorConfig(t, "")
-	cfg, _ := os.ReadFile(filepath.Join(dir, "mailgate.yaml"))
-	cfg = append(cfg, fmt.Sprintf("senders:\n  - {name: g, protocol: graph, endpoint: '%s', username: %s, profile: emulator-graph, allowed_from: [%s]}\n",
-		srv.URL(), emulator.DemoSenderMailbox, emulator.DemoSenderMailbox)...)
-	if err := os.WriteFile(filepath.Join(dir, "mailgate.yaml"), cfg, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	appendConfig(t, dir, fmt.Sprintf("senders:\n  - {name: g, protocol: graph, endpoint: '%s', username: %s, profile: emulator-graph, allowed_from: [%s]}\n",
+		srv.URL(), emulator.DemoSenderMailbox, emulator.DemoSenderMailbox))
 	msg := "From: " + emulator.DemoSenderMailbox + "\r\nTo: " + emulator.DemoSharedMailbox + "\r\nSubject: via graph\r\nMessage-ID: <g@mailgate.test>\r\nX-Custom: kept\r\n\r\nexact bytes\r\n"
 	if err := os.WriteFile(filepath.Join(dir, "m.eml"), []byte(msg), 0o600); err != nil {
 		t.Fatal(err)
