@@ -293,12 +293,7 @@ func (m *Maildir) Sync(ctx context.Context) error {
 	for i, s := range batch {
 		if err := renameNew(s.tmp, s.final); err != nil {
 			// what was renamed is done; keep the rest staged
-			m.mu.Lock()
-			for _, done := range batch[:i] {
-				m.delivered[done.hash] = done.final
-				delete(m.staged, done.hash)
-			}
-			m.mu.Unlock()
+			m.moved(batch[:i])
 			requeue(batch[i:])
 			return &Error{Sink: "maildir", Err: err}
 		}
@@ -306,22 +301,22 @@ func (m *Maildir) Sync(ctx context.Context) error {
 	if err := syncDir(filepath.Join(m.dir, "new")); err != nil {
 		// renamed but new/ not known durable: the next Sync redoes the fsync
 		m.newDirty = true
-		m.mu.Lock()
-		for _, s := range batch {
-			m.delivered[s.hash] = s.final
-			delete(m.staged, s.hash)
-		}
-		m.mu.Unlock()
+		m.moved(batch)
 		return &Error{Sink: "maildir", Err: err}
 	}
 	m.newDirty = false
+	m.moved(batch)
+	return nil
+}
+
+// moved records staged messages that are now in new/.
+func (m *Maildir) moved(batch []*staged) {
 	m.mu.Lock()
+	defer m.mu.Unlock()
 	for _, s := range batch {
 		m.delivered[s.hash] = s.final
 		delete(m.staged, s.hash)
 	}
-	m.mu.Unlock()
-	return nil
 }
 
 func (m *Maildir) syncStaged(batch []*staged) error {
