@@ -95,15 +95,27 @@ func (s *Server) GraphDeliver(mailbox string, raw []byte) (string, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	b := g.box(mailbox)
+	fid, _ := b.folderID("inbox")
+	m := g.addLocked(b, &gmessage{raw: bytes.Clone(raw), folder: fid}, s.now())
+	return m.id, nil
+}
+
+// addLocked stores a new message in b (g.mu held): fresh ids, the next
+// change sequence, the received time and the header fields Graph shows.
+func (g *graphState) addLocked(b *gmailbox, m *gmessage, now time.Time) *gmessage {
 	g.seq++
-	m := &gmessage{id: "AAMkAG" + randomToken(24), immutableID: "AAkALg" + randomToken(24), raw: bytes.Clone(raw),
-		received: s.now().UTC().Truncate(time.Second), seq: g.seq}
-	m.folder, _ = b.folderID("inbox")
-	if msg, err := mail.ReadMessage(bytes.NewReader(raw)); err == nil {
+	m.id, m.immutableID, m.seq = "AAMkAG"+randomToken(24), "AAkALg"+randomToken(24), g.seq
+	m.received = now.UTC().Truncate(time.Second)
+	if msg, err := mail.ReadMessage(bytes.NewReader(m.raw)); err == nil {
 		m.subject, m.from, m.messageID = msg.Header.Get("Subject"), msg.Header.Get("From"), msg.Header.Get("Message-Id")
 	}
 	b.msgs[m.id], b.byImm[m.immutableID] = m, m
-	return m.id, nil
+	return m
+}
+
+// itemNotFound is Graph's answer for an id a mailbox does not have.
+func (s *Server) itemNotFound(w http.ResponseWriter, r *http.Request) {
+	s.graphError(w, r, 404, "ErrorItemNotFound", "The specified object was not found in the store.")
 }
 
 // GraphMessages returns the raw messages in a mailbox folder (for tests).
@@ -345,7 +357,7 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request, b *gmailbox,
 	}
 	g.mu.Unlock()
 	if !ok {
-		s.graphError(w, r, 404, "ErrorItemNotFound", "The specified object was not found in the store.")
+		s.itemNotFound(w, r)
 		return
 	}
 	body := map[string]any{"@odata.context": "https://graph.microsoft.com/v1.0/$metadata#users('x')/mailFolders('inbox')/messages", "value": orEmpty(page)}
@@ -404,7 +416,7 @@ func (s *Server) handleDelta(w http.ResponseWriter, r *http.Request, b *gmailbox
 	fid, ok := b.folderID(r.PathValue("folder"))
 	if !ok {
 		g.mu.Unlock()
-		s.graphError(w, r, 404, "ErrorItemNotFound", "The specified object was not found in the store.")
+		s.itemNotFound(w, r)
 		return
 	}
 	var changes []*gmessage
@@ -451,7 +463,7 @@ func (s *Server) handleValue(w http.ResponseWriter, r *http.Request, b *gmailbox
 	}
 	g.mu.Unlock()
 	if !ok {
-		s.graphError(w, r, 404, "ErrorItemNotFound", "The specified object was not found in the store.")
+		s.itemNotFound(w, r)
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain")
@@ -482,7 +494,7 @@ func (s *Server) handlePatch(w http.ResponseWriter, r *http.Request, b *gmailbox
 	}
 	g.mu.Unlock()
 	if !ok {
-		s.graphError(w, r, 404, "ErrorItemNotFound", "The specified object was not found in the store.")
+		s.itemNotFound(w, r)
 		return
 	}
 	writeJSON(w, 200, out)
@@ -524,7 +536,7 @@ func (s *Server) handleMove(w http.ResponseWriter, r *http.Request, b *gmailbox,
 	g.mu.Unlock()
 	switch {
 	case !ok:
-		s.graphError(w, r, 404, "ErrorItemNotFound", "The specified object was not found in the store.")
+		s.itemNotFound(w, r)
 	case !dok:
 		s.graphError(w, r, 400, "ErrorInvalidIdMalformed", "Id is malformed.")
 	default:
@@ -544,7 +556,7 @@ func (s *Server) handleDelete(w http.ResponseWriter, r *http.Request, b *gmailbo
 	}
 	g.mu.Unlock()
 	if !ok {
-		s.graphError(w, r, 404, "ErrorItemNotFound", "The specified object was not found in the store.")
+		s.itemNotFound(w, r)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -632,11 +644,8 @@ func (s *Server) handleSendMail(w http.ResponseWriter, r *http.Request) {
 		g := s.graph()
 		g.mu.Lock()
 		b := g.box(user)
-		g.seq++
-		m := &gmessage{id: "AAMkAG" + randomToken(24), immutableID: "AAkALg" + randomToken(24), raw: raw, isRead: true,
-			received: s.now().UTC().Truncate(time.Second), seq: g.seq, subject: msg.Header.Get("Subject"), messageID: msg.Header.Get("Message-Id")}
-		m.folder, _ = b.folderID("sentitems")
-		b.msgs[m.id], b.byImm[m.immutableID] = m, m
+		fid, _ := b.folderID("sentitems")
+		g.addLocked(b, &gmessage{raw: raw, isRead: true, folder: fid}, s.now())
 		g.mu.Unlock()
 	}
 	w.WriteHeader(http.StatusAccepted)

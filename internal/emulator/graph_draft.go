@@ -105,18 +105,12 @@ func (s *Server) handleCreateDraft(w http.ResponseWriter, r *http.Request, b *gm
 	fid, ok := b.folderID(folder)
 	var out map[string]any
 	if ok {
-		g.seq++
-		m := &gmessage{id: "AAMkAG" + randomToken(24), immutableID: "AAkALg" + randomToken(24), raw: raw, isRead: true,
-			isDraft: true, attachments: atts, folder: fid, received: s.now().UTC().Truncate(time.Second), seq: g.seq}
-		if msg, err := mail.ReadMessage(bytes.NewReader(raw)); err == nil {
-			m.subject, m.from, m.messageID = msg.Header.Get("Subject"), msg.Header.Get("From"), msg.Header.Get("Message-Id")
-		}
-		b.msgs[m.id], b.byImm[m.immutableID] = m, m
+		m := g.addLocked(b, &gmessage{raw: raw, isRead: true, isDraft: true, attachments: atts, folder: fid}, s.now())
 		out = messageJSON(m, wantsImmutable(r))
 	}
 	g.mu.Unlock()
 	if !ok {
-		s.graphError(w, r, 404, "ErrorItemNotFound", "The specified object was not found in the store.")
+		s.itemNotFound(w, r)
 		return
 	}
 	writeJSON(w, 201, out)
@@ -229,7 +223,7 @@ func (s *Server) handleAddAttachment(w http.ResponseWriter, r *http.Request, b *
 	g.mu.Unlock()
 	switch {
 	case !ok:
-		s.graphError(w, r, 404, "ErrorItemNotFound", "The specified object was not found in the store.")
+		s.itemNotFound(w, r)
 	case !draft:
 		s.graphError(w, r, 403, "ErrorAccessDenied", "Access is denied. Attachments can be added to drafts only.")
 	default:
@@ -291,7 +285,7 @@ func (s *Server) handleCreateUploadSession(w http.ResponseWriter, r *http.Reques
 	g.mu.Unlock()
 	switch {
 	case !ok:
-		s.graphError(w, r, 404, "ErrorItemNotFound", "The specified object was not found in the store.")
+		s.itemNotFound(w, r)
 		return
 	case !draft:
 		s.graphError(w, r, 403, "ErrorAccessDenied", "Access is denied. Attachments can be added to drafts only.")
@@ -406,7 +400,7 @@ func (s *Server) handleSendDraft(w http.ResponseWriter, r *http.Request) {
 	g.mu.Unlock()
 	switch {
 	case !ok:
-		s.graphError(w, r, 404, "ErrorItemNotFound", "The specified object was not found in the store.")
+		s.itemNotFound(w, r)
 		return
 	case !draft:
 		s.graphError(w, r, 400, "ErrorInvalidRequest", "Only drafts can be sent.")
