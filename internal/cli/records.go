@@ -53,63 +53,68 @@ func (c *consoleRecords) changed() {
 	}
 }
 
+// others returns the console's records except kind/name, and whether
+// that one was among them.
+func (c *consoleRecords) others(ctx context.Context, kind, name string) ([]config.Record, bool, error) {
+	rs, err := c.records(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	found := false
+	rest := rs[:0]
+	for _, r := range rs {
+		if r.Kind == kind && r.Name == name {
+			found = true
+			continue
+		}
+		rest = append(rest, r)
+	}
+	return rest, found, nil
+}
+
+// kept shows the configuration a change produced and asks serve to reload.
+func (c *consoleRecords) kept(cfg *config.Config) {
+	if c.applied != nil {
+		c.applied(cfg)
+	}
+	c.changed()
+}
+
 // Save validates the configuration with the record in place, keeps it and
 // asks serve to reload.
 func (c *consoleRecords) Save(ctx context.Context, kind, name string, yaml []byte) error {
-	rs, err := c.records(ctx)
+	rest, _, err := c.others(ctx, kind, name)
 	if err != nil {
 		return err
 	}
-	var next []config.Record
-	for _, r := range rs {
-		if r.Kind != kind || r.Name != name {
-			next = append(next, r)
-		}
-	}
-	next = append(next, config.Record{Kind: kind, Name: name, YAML: yaml})
-	cfg, err := config.ParseWith(c.data, c.path, c.getenv, next)
+	cfg, err := config.ParseWith(c.data, c.path, c.getenv, append(rest, config.Record{Kind: kind, Name: name, YAML: yaml}))
 	if err != nil {
 		return err
 	}
 	if err := c.st.PutRecord(ctx, kind, name, yaml); err != nil {
 		return err
 	}
-	if c.applied != nil {
-		c.applied(cfg)
-	}
-	c.changed()
+	c.kept(cfg)
 	return nil
 }
 
 // Delete removes a record unless something else still refers to it.
 func (c *consoleRecords) Delete(ctx context.Context, kind, name string) error {
-	rs, err := c.records(ctx)
+	rest, found, err := c.others(ctx, kind, name)
 	if err != nil {
 		return err
-	}
-	var next []config.Record
-	found := false
-	for _, r := range rs {
-		if r.Kind == kind && r.Name == name {
-			found = true
-			continue
-		}
-		next = append(next, r)
 	}
 	if !found {
 		return web.ErrNoRecord
 	}
-	cfg, err := config.ParseWith(c.data, c.path, c.getenv, next)
+	cfg, err := config.ParseWith(c.data, c.path, c.getenv, rest)
 	if err != nil {
 		return fmt.Errorf("%s %s is still in use: %w", kind, name, err)
 	}
 	if err := c.st.DeleteRecord(ctx, kind, name); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
-	if c.applied != nil {
-		c.applied(cfg)
-	}
-	c.changed()
+	c.kept(cfg)
 	return nil
 }
 
