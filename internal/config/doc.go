@@ -49,6 +49,31 @@ func (c *Config) Sink(name string) (*Sink, bool) { return find(c.Sinks, name, si
 // Sender returns the sender called name.
 func (c *Config) Sender(name string) (*Sender, bool) { return find(c.Senders, name, senderName) }
 
+// Origin says where the record of kind (profiles, mailboxes, sinks or
+// senders) called name comes from: OriginFile or OriginConsole; ok is false
+// when there is none.
+func (c *Config) Origin(kind, name string) (origin string, ok bool) {
+	switch kind {
+	case "profiles":
+		if p, ok := c.Profile(name); ok {
+			return p.Origin, true
+		}
+	case "mailboxes":
+		if m, ok := c.Mailbox(name); ok {
+			return m.Origin, true
+		}
+	case "sinks":
+		if k, ok := c.Sink(name); ok {
+			return k.Origin, true
+		}
+	case "senders":
+		if s, ok := c.Sender(name); ok {
+			return s.Origin, true
+		}
+	}
+	return "", false
+}
+
 func profileName(p *Profile) string { return p.Name }
 func mailboxName(m *Mailbox) string { return m.Name }
 func sinkName(s *Sink) string       { return s.Name }

@@ -318,22 +318,11 @@ func problemsOf(err error) []string {
 	return []string{err.Error()}
 }
 
+// origin says whether a record is from the config file or the console,
+// from the live configuration (no view is built for it).
 func (s *Server) origin(kind, name string) (string, bool) {
-	for _, v := range s.records(kind) {
-		if nameOf(v) == name {
-			switch v := v.(type) {
-			case ProfileView:
-				return v.Source, true
-			case MailboxView:
-				return v.Source, true
-			case SinkView:
-				return v.Source, true
-			case SenderView:
-				return v.Source, true
-			}
-		}
-	}
-	return "", false
+	o, ok := s.cfg().Origin(kind, name)
+	return source(o), ok
 }
 
 // save validates and keeps a record; editing a record renamed replaces it.

@@ -466,12 +466,7 @@ type TestResult struct {
 
 // runTest runs a Test of a configured record of kind.
 func (s *Server) runTest(r *http.Request, kind, name string) (TestResult, int) {
-	known := false
-	for _, v := range s.records(kind) {
-		if nameOf(v) == name {
-			known = true
-		}
-	}
+	_, known := s.cfg().Origin(kind, name)
 	test := s.tester()
 	if !known || test == nil {
 		return TestResult{}, http.StatusNotFound
