@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 )
 
@@ -15,8 +16,8 @@ import (
 // message without delivering one, and what is wrong when it cannot.
 func TestTestSinks(t *testing.T) {
 	dir := t.TempDir()
-	posted := 0
-	hook := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { posted++ }))
+	var posted atomic.Int32 // requests reaching the webhook (the handler runs on the server's goroutines)
+	hook := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { posted.Add(1) }))
 	defer hook.Close()
 	closed, _ := net.Listen("tcp", "127.0.0.1:0")
 	closedAddr := closed.Addr().String()
@@ -64,8 +65,8 @@ sinks:
 			}
 		}
 	}
-	if posted != 0 {
-		t.Errorf("a test posted %d messages to the webhook", posted)
+	if n := posted.Load(); n != 0 {
+		t.Errorf("a test posted %d messages to the webhook", n)
 	}
 	if es, _ := os.ReadDir(filepath.Join(dir, "inbox", "tmp")); len(es) != 0 {
 		t.Errorf("the maildir test left %d files in tmp/", len(es))
