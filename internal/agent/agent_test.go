@@ -471,7 +471,7 @@ func TestStatsCountFetchedAndFailed(t *testing.T) {
 		t.Fatalf("first run: %+v %v; want 3 or more fetched, 1 failed, 2 delivered and the sink's error", s, err)
 	}
 	s, err = RunOnce(t.Context(), mb, st, nil, nil)
-	if err != nil || s.Failed != 0 || s.Delivered != 3 || count(t, dir) != 5 {
+	if err != nil || s.Fetched != 3 || s.Failed != 0 || s.Delivered != 3 || count(t, dir) != 5 {
 		t.Fatalf("second run: %+v %v, %d files", s, err, count(t, dir))
 	}
 }
