@@ -111,7 +111,10 @@ func (s *Store) EndSession(ctx context.Context, id string) error {
 // administrator; it is shown once (only its hash is stored).
 func (s *Store) NewAPIToken(ctx context.Context, admin string) (string, error) {
 	var n int
-	if err := s.queryRow(ctx, "SELECT COUNT(*) FROM admins WHERE name = ?", admin).Scan(&n); err != nil || n == 0 {
+	if err := s.queryRow(ctx, "SELECT COUNT(*) FROM admins WHERE name = ?", admin).Scan(&n); err != nil {
+		return "", fmt.Errorf("store: api token: %w", err)
+	}
+	if n == 0 {
 		return "", fmt.Errorf("store: no administrator %q (create it with mailgate admin add)", admin)
 	}
 	tok := randomToken("mgt_")
