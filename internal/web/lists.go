@@ -73,27 +73,21 @@ func (s *Server) messages(r *http.Request) ([]MessageView, error) {
 	return out, nil
 }
 
+// apiList serves what load reads from the store as {key: [...]}.
+func apiList[T any](s *Server, key string, load func(*http.Request) ([]T, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		v, err := load(r)
+		if err != nil {
+			s.storeError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{key: v})
+	}
+}
+
 func (s *Server) storeError(w http.ResponseWriter, err error) {
 	s.o.Log.Error("web: store", "err", err)
 	writeJSON(w, http.StatusServiceUnavailable, apiError{"store_unavailable", "the store did not answer; see the server log"})
-}
-
-func (s *Server) apiOutbox(w http.ResponseWriter, r *http.Request) {
-	v, err := s.outbox(r)
-	if err != nil {
-		s.storeError(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"outbox": v})
-}
-
-func (s *Server) apiMessages(w http.ResponseWriter, r *http.Request) {
-	v, err := s.messages(r)
-	if err != nil {
-		s.storeError(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"messages": v})
 }
 
 // eml serves a kept message's raw bytes as a download.
@@ -173,15 +167,6 @@ func (s *Server) deliveries(r *http.Request) ([]DeliveryView, error) {
 		out = append(out, v)
 	}
 	return out, nil
-}
-
-func (s *Server) apiDeliveries(w http.ResponseWriter, r *http.Request) {
-	v, err := s.deliveries(r)
-	if err != nil {
-		s.storeError(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"deliveries": v})
 }
 
 func (s *Server) deliveriesPage(w http.ResponseWriter, r *http.Request) {
