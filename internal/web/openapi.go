@@ -57,22 +57,6 @@ func (s *Server) openapi(w http.ResponseWriter, _ *http.Request) {
 				"parameters": []any{map[string]any{"name": "id", "in": "path", "required": true, "schema": map[string]any{"type": "string"}}},
 				"responses": map[string]any{"200": map[string]any{"description": "the message", "content": map[string]any{"message/rfc822": map[string]any{}}},
 					"404": map[string]any{"description": "no such message"}, "401": map[string]any{"$ref": "#/components/responses/Unauthenticated"}}}},
-			"/api/v1/mailboxes/{name}/test": map[string]any{"post": map[string]any{"summary": "Run the steps of mailgate test on a mailbox",
-				"parameters": []any{map[string]any{"name": "name", "in": "path", "required": true, "schema": map[string]any{"type": "string"}}},
-				"responses": map[string]any{"200": map[string]any{"description": "the steps", "content": map[string]any{"application/json": map[string]any{"schema": map[string]any{"$ref": "#/components/schemas/TestResult"}}}},
-					"404": map[string]any{"description": "no such mailbox"}, "401": map[string]any{"$ref": "#/components/responses/Unauthenticated"}}}},
-			"/api/v1/sinks/{name}/test": map[string]any{"post": map[string]any{"summary": "Check that a sink can take a message without delivering one (maildir writable, webhook reachable, command executable)",
-				"parameters": []any{map[string]any{"name": "name", "in": "path", "required": true, "schema": map[string]any{"type": "string"}}},
-				"responses": map[string]any{"200": map[string]any{"description": "the steps", "content": map[string]any{"application/json": map[string]any{"schema": map[string]any{"$ref": "#/components/schemas/TestResult"}}}},
-					"404": map[string]any{"description": "no such sink"}, "401": map[string]any{"$ref": "#/components/responses/Unauthenticated"}}}},
-			"/api/v1/senders/{name}/test": map[string]any{"post": map[string]any{"summary": "Run the steps of mailgate test on a sender (SMTP up to AUTH, or Graph's token and Mail.Send); nothing is sent",
-				"parameters": []any{map[string]any{"name": "name", "in": "path", "required": true, "schema": map[string]any{"type": "string"}}},
-				"responses": map[string]any{"200": map[string]any{"description": "the steps", "content": map[string]any{"application/json": map[string]any{"schema": map[string]any{"$ref": "#/components/schemas/TestResult"}}}},
-					"404": map[string]any{"description": "no such sender"}, "401": map[string]any{"$ref": "#/components/responses/Unauthenticated"}}}},
-			"/api/v1/profiles/{name}/test": map[string]any{"post": map[string]any{"summary": "Get a token for a profile, as mailgate test does",
-				"parameters": []any{map[string]any{"name": "name", "in": "path", "required": true, "schema": map[string]any{"type": "string"}}},
-				"responses": map[string]any{"200": map[string]any{"description": "the steps", "content": map[string]any{"application/json": map[string]any{"schema": map[string]any{"$ref": "#/components/schemas/TestResult"}}}},
-					"404": map[string]any{"description": "no such profile"}, "401": map[string]any{"$ref": "#/components/responses/Unauthenticated"}}}},
 			"/api/v1/status": map[string]any{"get": map[string]any{"summary": "Agent state of every mailbox and expiry warnings",
 				"responses": map[string]any{"200": map[string]any{"description": "status"}, "401": map[string]any{"$ref": "#/components/responses/Unauthenticated"}}}},
 		},
@@ -95,6 +79,17 @@ func (s *Server) openapi(w http.ResponseWriter, _ *http.Request) {
 		},
 	}
 	paths := doc["paths"].(map[string]any)
+	for kind, summary := range map[string]string{
+		"mailboxes": "Run the steps of mailgate test on a mailbox",
+		"sinks":     "Check that a sink can take a message without delivering one (maildir writable, webhook reachable, command executable)",
+		"senders":   "Run the steps of mailgate test on a sender (SMTP up to AUTH, or Graph's token and Mail.Send); nothing is sent",
+		"profiles":  "Get a token for a profile, as mailgate test does",
+	} {
+		paths["/api/v1/"+kind+"/{name}/test"] = map[string]any{"post": map[string]any{"summary": summary,
+			"parameters": []any{map[string]any{"name": "name", "in": "path", "required": true, "schema": map[string]any{"type": "string"}}},
+			"responses": map[string]any{"200": map[string]any{"description": "the steps", "content": map[string]any{"application/json": map[string]any{"schema": map[string]any{"$ref": "#/components/schemas/TestResult"}}}},
+				"404": map[string]any{"description": "no such " + singular(kind)}, "401": map[string]any{"$ref": "#/components/responses/Unauthenticated"}}}}
+	}
 	for kind, item := range map[string]string{"profiles": "Profile", "mailboxes": "Mailbox", "sinks": "Sink", "senders": "Sender"} {
 		create, change := write(kind, item)
 		for k, v := range create {

@@ -351,8 +351,25 @@ func TestMetricsAndAPI(t *testing.T) {
 	if s := get("/api/v1/status"); !strings.Contains(s, `"state": "failing"`) || !strings.Contains(s, "client secret critical (2026-12-01, 7 days left)") {
 		t.Errorf("status:\n%s", s)
 	}
-	if o := get("/api/v1/openapi.json"); !strings.Contains(o, `"openapi": "3.1.0"`) || !strings.Contains(o, "/api/v1/mailboxes/{name}") {
+	o := get("/api/v1/openapi.json")
+	if !strings.Contains(o, `"openapi": "3.1.0"`) || !strings.Contains(o, "/api/v1/mailboxes/{name}") {
 		t.Errorf("openapi:\n%.300s", o)
+	}
+	// every API route the server registers is described, with its method
+	var doc struct {
+		Paths map[string]map[string]any `json:"paths"`
+	}
+	if err := json.Unmarshal([]byte(o), &doc); err != nil {
+		t.Fatal(err)
+	}
+	for _, route := range f.web.Routes() {
+		method, path, _ := strings.Cut(route, " ")
+		if !strings.HasPrefix(path, "/api/v1/") || path == "/api/v1/openapi.json" {
+			continue
+		}
+		if doc.Paths[path][strings.ToLower(method)] == nil {
+			t.Errorf("the OpenAPI document does not describe %s", route)
+		}
 	}
 }
 
