@@ -139,38 +139,38 @@ func (w *Worker) loop(stop <-chan struct{}, s *Sender) {
 			for _, m := range msgs {
 				w.sendAPI(ctx, s.Mailer, m)
 			}
-			msgs = nil
-		}
-		for i, m := range msgs {
-			// a connection idle for a while may have been dropped (or its
-			// server restarted): check before trusting it with a message
-			if c != nil && time.Since(lastUse) > 5*time.Second && c.Noop() != nil {
-				_ = c.Close()
-				c = nil
-			}
-			if c == nil {
-				c, err = s.Dial(ctx)
-				var se *smtp.Error
-				if err != nil && errors.As(err, &se) && se.Step == "auth" && s.RenewToken != nil {
-					s.RenewToken()
-					c, err = s.Dial(ctx)
-				}
-				if err != nil {
-					w.Log.Warn("outbox: connect", "sender", s.Name, "err", err)
-					for _, rest := range msgs[i:] {
-						w.retry(ctx, rest, err)
-					}
+		} else {
+			for i, m := range msgs {
+				// a connection idle for a while may have been dropped (or its
+				// server restarted): check before trusting it with a message
+				if c != nil && time.Since(lastUse) > 5*time.Second && c.Noop() != nil {
+					_ = c.Close()
 					c = nil
-					break
 				}
+				if c == nil {
+					c, err = s.Dial(ctx)
+					var se *smtp.Error
+					if err != nil && errors.As(err, &se) && se.Step == "auth" && s.RenewToken != nil {
+						s.RenewToken()
+						c, err = s.Dial(ctx)
+					}
+					if err != nil {
+						w.Log.Warn("outbox: connect", "sender", s.Name, "err", err)
+						for _, rest := range msgs[i:] {
+							w.retry(ctx, rest, err)
+						}
+						c = nil
+						break
+					}
+				}
+				if !w.send(ctx, c, m) {
+					_ = c.Close()
+					c = nil
+				}
+				lastUse = time.Now()
 			}
-			if !w.send(ctx, c, m) {
-				_ = c.Close()
-				c = nil
-			}
-			lastUse = time.Now()
 		}
-		if len(msgs) == 0 || s.Mailer != nil {
+		if len(msgs) == 0 {
 			t := time.NewTimer(w.Poll)
 			select {
 			case <-stop:
