@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -335,10 +336,41 @@ func TestCommandStderrInError(t *testing.T) {
 }
 
 func TestWebhookOptionsRedacted(t *testing.T) {
-	o := WebhookOptions{URL: "https://app.example/hook", Secret: "hunter2"}
+	o := WebhookOptions{URL: "https://app:url-pw@app.example/hook?token=query-tok", Secret: "hunter2"}
 	for _, s := range []string{fmt.Sprint(o), fmt.Sprintf("%+v", o), o.LogValue().String()} {
-		if bytes.Contains([]byte(s), []byte("hunter2")) {
-			t.Errorf("secret printed: %s", s)
+		for _, secret := range []string{"hunter2", "url-pw", "query-tok"} {
+			if bytes.Contains([]byte(s), []byte(secret)) {
+				t.Errorf("%s printed: %s", secret, s)
+			}
+		}
+	}
+}
+
+// TestWebhookErrorsRedacted: a refusal and an unreachable server are
+// reported without the URL's password or query token (the error reaches
+// the log, the dashboard and the API).
+func TestWebhookErrorsRedacted(t *testing.T) {
+	refusing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusForbidden) }))
+	defer refusing.Close()
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closed.Close()
+	for _, base := range []string{refusing.URL, closed.URL} {
+		u := strings.Replace(base, "http://", "http://app:url-pw@", 1) + "/hook?token=query-tok"
+		wh, err := NewWebhook(WebhookOptions{URL: u, MaxAttempts: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := wh.Begin(t.Context(), Message{Key: "k", Mailbox: "m"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(d, "Subject: x\r\n\r\nx\r\n")
+		_, err = d.Commit(t.Context())
+		if err == nil {
+			t.Fatalf("%s: delivered", base)
+		}
+		if strings.Contains(err.Error(), "url-pw") || strings.Contains(err.Error(), "query-tok") {
+			t.Errorf("the error shows a credential: %v", err)
 		}
 	}
 }

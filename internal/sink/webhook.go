@@ -11,8 +11,11 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
+
+	"github.com/mailgate/mailgate/internal/config"
 )
 
 // WebhookOptions configure NewWebhook.
@@ -32,15 +35,15 @@ type WebhookOptions struct {
 	Client *http.Client
 }
 
-// LogValue redacts the secret.
+// LogValue redacts the secret and the URL's password and query values.
 func (o WebhookOptions) LogValue() slog.Value {
-	return slog.GroupValue(slog.String("url", o.URL), slog.String("secret", redact(o.Secret)),
+	return slog.GroupValue(slog.String("url", config.DisplayURL(o.URL)), slog.String("secret", redact(o.Secret)),
 		slog.Duration("timeout", o.Timeout), slog.Int("max_attempts", o.MaxAttempts))
 }
 
-// String redacts the secret.
+// String redacts the secret and the URL's password and query values.
 func (o WebhookOptions) String() string {
-	return fmt.Sprintf("webhook %s (secret %s)", o.URL, redact(o.Secret))
+	return fmt.Sprintf("webhook %s (secret %s)", config.DisplayURL(o.URL), redact(o.Secret))
 }
 
 func redact(s string) string {
@@ -212,6 +215,10 @@ func (d *webhookDelivery) post(ctx context.Context) (Receipt, time.Duration, err
 	}
 	resp, err := o.Client.Do(req)
 	if err != nil {
+		var ue *url.Error // it names the URL, whose query may carry a token
+		if errors.As(err, &ue) {
+			ue.URL = config.DisplayURL(ue.URL)
+		}
 		return Receipt{}, 0, &Error{Sink: "webhook", Err: err}
 	}
 	defer resp.Body.Close()
@@ -223,9 +230,9 @@ func (d *webhookDelivery) post(ctx context.Context) (Receipt, time.Duration, err
 	case resp.StatusCode == http.StatusConflict:
 		return Receipt{Duplicate: true, Ref: ref}, 0, nil
 	case resp.StatusCode == http.StatusRequestTimeout || resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500:
-		return Receipt{}, retryAfter(resp.Header.Get("Retry-After")), &Error{Sink: "webhook", Err: fmt.Errorf("%s answered %s", o.URL, resp.Status)}
+		return Receipt{}, retryAfter(resp.Header.Get("Retry-After")), &Error{Sink: "webhook", Err: fmt.Errorf("%s answered %s", config.DisplayURL(o.URL), resp.Status)}
 	default:
-		return Receipt{}, 0, &Error{Sink: "webhook", Permanent: true, Err: fmt.Errorf("%s answered %s", o.URL, resp.Status)}
+		return Receipt{}, 0, &Error{Sink: "webhook", Permanent: true, Err: fmt.Errorf("%s answered %s", config.DisplayURL(o.URL), resp.Status)}
 	}
 }
 
