@@ -127,15 +127,19 @@ func (c *Client) do(ctx context.Context, user, method, rawURL string, body []byt
 	if body != nil {
 		ct = "application/json"
 	}
-	return c.send(ctx, user, method, rawURL, body, ct, hdr)
+	return c.send(ctx, user, method, rawURL, body, ct, hdr, true)
 }
 
 // doRaw is do with a given content type.
 func (c *Client) doRaw(ctx context.Context, user, method, rawURL string, body []byte, contentType string) (*http.Response, error) {
-	return c.send(ctx, user, method, rawURL, body, contentType, nil)
+	return c.send(ctx, user, method, rawURL, body, contentType, nil, true)
 }
 
-func (c *Client) send(ctx context.Context, user, method, rawURL string, body []byte, contentType string, hdr map[string]string) (*http.Response, error) {
+// send sends one request within user's in-flight limit: network failures
+// and 429/503/504 retried (Retry-After honoured), a 401 retried once with a
+// renewed token. authorize false is for pre-authenticated URLs (an upload
+// session's), which take no token.
+func (c *Client) send(ctx context.Context, user, method, rawURL string, body []byte, contentType string, hdr map[string]string, authorize bool) (*http.Response, error) {
 	release, err := c.slot(ctx, user)
 	if err != nil {
 		return nil, err
@@ -143,16 +147,18 @@ func (c *Client) send(ctx context.Context, user, method, rawURL string, body []b
 	defer release()
 	renewed := false
 	for attempt := 1; ; attempt++ {
-		tok, err := c.o.Token(ctx)
-		if err != nil {
-			return nil, err
-		}
 		req, err := http.NewRequestWithContext(ctx, method, rawURL, bytes.NewReader(body))
 		if err != nil {
 			return nil, err
 		}
-		req.Header.Set("Authorization", "Bearer "+tok)
-		req.Header.Set("Prefer", `IdType="ImmutableId"`)
+		if authorize {
+			tok, err := c.o.Token(ctx)
+			if err != nil {
+				return nil, err
+			}
+			req.Header.Set("Authorization", "Bearer "+tok)
+			req.Header.Set("Prefer", `IdType="ImmutableId"`)
+		}
 		if contentType != "" {
 			req.Header.Set("Content-Type", contentType)
 		}
@@ -174,7 +180,7 @@ func (c *Client) send(ctx context.Context, user, method, rawURL string, body []b
 		}
 		ge := readError(resp)
 		switch {
-		case resp.StatusCode == 401 && !renewed && c.o.Renew != nil:
+		case resp.StatusCode == 401 && authorize && !renewed && c.o.Renew != nil:
 			renewed = true
 			c.o.Renew()
 			continue

@@ -1,7 +1,12 @@
 package graph
 
 import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 )
 
@@ -42,4 +47,45 @@ func FuzzParsePage(f *testing.F) {
 			t.Fatal("nil page without error")
 		}
 	})
+}
+
+// TestUploadRange: a range goes to the pre-authenticated upload URL without
+// the token, a 503 with Retry-After is waited out and retried, and the next
+// expected range is read from the answer.
+func TestUploadRange(t *testing.T) {
+	var calls atomic.Int32
+	var refuse atomic.Bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if refuse.Load() {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		if r.Header.Get("Authorization") != "" {
+			t.Errorf("the upload URL got an Authorization header")
+		}
+		if got := r.Header.Get("Content-Range"); got != "bytes 0-3/10" {
+			t.Errorf("Content-Range %q", got)
+		}
+		if calls.Add(1) == 1 {
+			w.Header().Set("Retry-After", "0")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"nextExpectedRanges":["4-"]}`)
+	}))
+	defer srv.Close()
+	c := New(Options{Endpoint: srv.URL, HTTPClient: srv.Client(), Token: func(context.Context) (string, error) {
+		t.Error("a token was asked for a pre-authenticated URL")
+		return "tok", nil
+	}})
+	next, err := c.putRange(t.Context(), "u@x", srv.URL+"/upload?authtoken=secret", []byte("0123456789"), 0, 4)
+	if err != nil || next != 4 || calls.Load() != 2 {
+		t.Fatalf("next %d, err %v, %d calls; want 4 after a retry", next, err, calls.Load())
+	}
+	// a refusal names the operation, never the URL's authtoken
+	refuse.Store(true)
+	if _, err := c.putRange(t.Context(), "u@x", srv.URL+"/upload?authtoken=secret", []byte("0123456789"), 0, 4); err == nil || strings.Contains(err.Error(), "secret") {
+		t.Fatalf("refused upload: %v", err)
+	}
 }

@@ -1,7 +1,6 @@
 package graph
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -151,59 +150,26 @@ func (c *Client) upload(ctx context.Context, user, id string, a Attachment) erro
 // putRange PUTs data[off:end] to a pre-authenticated upload URL (no
 // Authorization header) and returns the next offset Graph expects.
 func (c *Client) putRange(ctx context.Context, user, uploadURL string, data []byte, off, end int) (int, error) {
-	release, err := c.slot(ctx, user)
+	resp, err := c.send(ctx, user, http.MethodPut, uploadURL, data[off:end], "application/octet-stream",
+		map[string]string{"Content-Range": fmt.Sprintf("bytes %d-%d/%d", off, end-1, len(data))}, false)
 	if err != nil {
-		return 0, err
+		return 0, withOp(err, "upload")
 	}
-	defer release()
-	for attempt := 1; ; attempt++ {
-		req, err := http.NewRequestWithContext(ctx, http.MethodPut, uploadURL, bytes.NewReader(data[off:end]))
-		if err != nil {
-			return 0, fmt.Errorf("graph: upload URL: %w", err)
-		}
-		req.Header.Set("Content-Type", "application/octet-stream")
-		req.Header.Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", off, end-1, len(data)))
-		resp, err := c.o.HTTPClient.Do(req)
-		if err != nil {
-			if attempt < c.o.MaxAttempts && ctx.Err() == nil {
-				if werr := sleep(ctx, time.Duration(attempt)*500*time.Millisecond); werr != nil {
-					return 0, werr
-				}
-				continue
-			}
-			return 0, fmt.Errorf("graph: upload: %w", err)
-		}
-		switch {
-		case resp.StatusCode == http.StatusCreated:
-			resp.Body.Close()
-			return len(data), nil
-		case resp.StatusCode == http.StatusOK:
-			var v struct {
-				Next []string `json:"nextExpectedRanges"`
-			}
-			err := json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&v)
-			resp.Body.Close()
-			if err != nil || len(v.Next) == 0 {
-				return end, nil
-			}
-			n, perr := strconv.Atoi(strings.TrimSuffix(strings.SplitN(v.Next[0], "-", 2)[0], "-"))
-			if perr != nil || n <= off || n > len(data) {
-				return 0, fmt.Errorf("graph: upload: unexpected nextExpectedRanges %q", v.Next)
-			}
-			return n, nil
-		case (resp.StatusCode == 429 || resp.StatusCode >= 500) && attempt < c.o.MaxAttempts:
-			wait := retryAfter(resp.Header.Get("Retry-After"))
-			resp.Body.Close()
-			if wait == 0 {
-				wait = time.Duration(attempt) * time.Second
-			}
-			if werr := sleep(ctx, wait); werr != nil {
-				return 0, werr
-			}
-			continue
-		}
-		return 0, withOp(readError(resp), "upload")
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusCreated {
+		return len(data), nil
 	}
+	var v struct {
+		Next []string `json:"nextExpectedRanges"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&v); err != nil || len(v.Next) == 0 {
+		return end, nil
+	}
+	n, perr := strconv.Atoi(strings.TrimSuffix(strings.SplitN(v.Next[0], "-", 2)[0], "-"))
+	if perr != nil || n <= off || n > len(data) {
+		return 0, fmt.Errorf("graph: upload: unexpected nextExpectedRanges %q", v.Next)
+	}
+	return n, nil
 }
 
 // FindSent returns the ids of the messages in user's Sent Items with this
