@@ -155,6 +155,11 @@ func (s *Store) MarkAcked(ctx context.Context, mb string, keys []string) error {
 
 const ledgerColumns = "msg_key, uid, message_id, size, msg_date, sink_ref, state, delivered_at, acked_at"
 
+// scanner adapts a function to scanEntry.
+type scanner func(dest ...any) error
+
+func (f scanner) Scan(dest ...any) error { return f(dest...) }
+
 func scanEntry(sc interface{ Scan(...any) error }) (LedgerEntry, error) {
 	var e LedgerEntry
 	var date, acked sql.NullInt64
@@ -230,7 +235,7 @@ type LoggedDelivery struct {
 // DeliveryLog returns the latest deliveries, newest first (at most limit),
 // of one mailbox or ("") of all.
 func (s *Store) DeliveryLog(ctx context.Context, mb string, limit int) ([]LoggedDelivery, error) {
-	q := `SELECT mailbox, msg_key, uid, message_id, size, msg_date, sink_ref, state, delivered_at, acked_at FROM delivery_ledger`
+	q := "SELECT mailbox, " + ledgerColumns + " FROM delivery_ledger"
 	args := []any{}
 	if mb != "" {
 		q += " WHERE mailbox = ?"
@@ -246,18 +251,10 @@ func (s *Store) DeliveryLog(ctx context.Context, mb string, limit int) ([]Logged
 	var out []LoggedDelivery
 	for rows.Next() {
 		var d LoggedDelivery
-		var date, acked sql.NullInt64
-		var delivered int64
-		var state int
-		if err := rows.Scan(&d.Mailbox, &d.Key, &d.UID, &d.MessageID, &d.Size, &date, &d.SinkRef, &state, &delivered, &acked); err != nil {
+		// the mailbox, then the columns scanEntry reads
+		withMailbox := scanner(func(dest ...any) error { return rows.Scan(append([]any{&d.Mailbox}, dest...)...) })
+		if d.LedgerEntry, err = scanEntry(withMailbox); err != nil {
 			return nil, err
-		}
-		d.State, d.DeliveredAt = LedgerState(state), time.Unix(0, delivered)
-		if date.Valid {
-			d.Date = time.Unix(0, date.Int64)
-		}
-		if acked.Valid {
-			d.AckedAt = time.Unix(0, acked.Int64)
 		}
 		out = append(out, d)
 	}
