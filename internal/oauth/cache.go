@@ -14,7 +14,9 @@ import (
 // LoadRefreshToken/SaveRefreshToken hold the profile's refresh token. Loads
 // return ErrNoToken when nothing is stored. Implementations must keep every
 // Token field (Expiry and IssuedAt drive the refresh margin) and must be
-// safe for concurrent use. store.Store implements it over SQL;
+// safe for concurrent use. Manager puts a hash of the profile's settings in
+// front of the access and refresh tokens it saves (see binding.go): the
+// values are opaque to the Store, which should seal them. store.Store implements it over SQL;
 // NewMemoryStore keeps tokens in memory.
 type Store interface {
 	LoadToken(ctx context.Context, profile, key string) (*Token, error)
@@ -68,8 +70,9 @@ type Manager struct {
 	rtLocks  map[string]*sync.Mutex
 }
 
-// cacheKey names one cached token.
-type cacheKey struct{ profile, scopes string }
+// cacheKey names one cached token: the profile, its normalised scope set
+// and the binding of the settings it was obtained with.
+type cacheKey struct{ profile, scopes, binding string }
 
 // flight is a fetch in progress that several callers may wait for.
 type flight struct {
@@ -82,6 +85,14 @@ type flight struct {
 type backoffState struct {
 	until time.Time
 	err   *Error
+}
+
+// wait is the error of a call made during the backoff.
+func (b *backoffState) wait(p *Profile, now time.Time) error {
+	e := *b.err
+	e.RetryAfter = b.until.Sub(now)
+	return fmt.Errorf("oauth: profile %s: waiting until %s before asking again: %w",
+		p.Name, b.until.UTC().Format(time.RFC3339), &e)
 }
 
 // NewManager returns a Manager over store (nil: a new MemoryStore).
@@ -131,17 +142,10 @@ func (m *Manager) Source(p *Profile, scopes []string) TokenSource {
 // server's *Error. The returned Token is the caller's copy and carries no
 // refresh token.
 func (m *Manager) Token(ctx context.Context, p *Profile, scopes []string) (*Token, error) {
-	if p == nil {
-		return nil, errors.New("oauth: nil profile")
-	}
-	if p.Name == "" {
-		return nil, errors.New("oauth: a profile used with Manager needs a name")
-	}
-	if err := p.Validate(); err != nil {
+	key, scopes, err := m.prepare(p, scopes)
+	if err != nil {
 		return nil, err
 	}
-	scopes = scopesOr(p, scopes)
-	key := cacheKey{profile: p.Name, scopes: normalizeScopes(scopes)}
 	now := m.now()
 
 	m.mu.Lock()
@@ -156,10 +160,7 @@ func (m *Manager) Token(ctx context.Context, p *Profile, scopes []string) (*Toke
 		if cached != nil && m.usable(p, cached, now) {
 			return cached.clone(), nil
 		}
-		e := *b.err
-		e.RetryAfter = b.until.Sub(now)
-		return nil, fmt.Errorf("oauth: profile %s: waiting until %s before asking again: %w",
-			p.Name, b.until.UTC().Format(time.RFC3339), &e)
+		return nil, b.wait(p, now)
 	}
 	f := m.flights[key]
 	if f == nil {
@@ -170,6 +171,67 @@ func (m *Manager) Token(ctx context.Context, p *Profile, scopes []string) (*Toke
 	}
 	m.mu.Unlock()
 
+	select {
+	case <-f.done:
+		if f.err != nil {
+			return nil, f.err
+		}
+		return f.tok.clone(), nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// prepare checks p and returns the cache key and the scopes of a request.
+func (m *Manager) prepare(p *Profile, scopes []string) (cacheKey, []string, error) {
+	if p == nil {
+		return cacheKey{}, nil, errors.New("oauth: nil profile")
+	}
+	if p.Name == "" {
+		return cacheKey{}, nil, errors.New("oauth: a profile used with Manager needs a name")
+	}
+	if err := p.Validate(); err != nil {
+		return cacheKey{}, nil, err
+	}
+	scopes = scopesOr(p, scopes)
+	return cacheKey{profile: p.Name, scopes: normalizeScopes(scopes), binding: p.accessBinding()}, scopes, nil
+}
+
+// Fresh returns a token of p for scopes (nil: the profile's) obtained from
+// the token endpoint now, whatever is cached: it proves that the profile's
+// credentials work (mailgate test, doctor, token --fresh). On success the
+// new token replaces the cached one; on failure the cached token, if any,
+// stays cached for the other callers and the error is returned. A pending
+// backoff fails at once, as for Token. A caller whose ctx ends stops
+// waiting; the request itself runs to its end so that a rotated refresh
+// token is not lost.
+func (m *Manager) Fresh(ctx context.Context, p *Profile, scopes []string) (*Token, error) {
+	key, scopes, err := m.prepare(p, scopes)
+	if err != nil {
+		return nil, err
+	}
+	now := m.now()
+	m.mu.Lock()
+	m.warnOnce(p)
+	b := m.backoff[p.Name]
+	m.mu.Unlock()
+	if b != nil && now.Before(b.until) {
+		return nil, b.wait(p, now)
+	}
+	f := &flight{done: make(chan struct{})}
+	pc := *p
+	go func() {
+		defer close(f.done)
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.fetchTimeout)
+		defer cancel()
+		f.tok, f.err = m.request(ctx, &pc, key, dedupe(scopes))
+		if f.err != nil {
+			return
+		}
+		m.mu.Lock()
+		m.cache[key] = f.tok
+		m.mu.Unlock()
+	}()
 	select {
 	case <-f.done:
 		if f.err != nil {
@@ -208,6 +270,12 @@ func (m *Manager) fetch(ctx context.Context, p *Profile, key cacheKey, scopes []
 	stored, err := m.store.LoadToken(ctx, p.Name, key.scopes)
 	switch {
 	case err == nil && stored != nil:
+		var binding string
+		binding, stored.AccessToken = unbind(stored.AccessToken)
+		if binding != key.binding {
+			m.log.Debug("oauth: cached token obtained with other profile settings, not used", "profile", p.Name, "scopes", key.scopes)
+			break
+		}
 		if m.fresh(p, stored, m.now()) && !m.isRejected(key, stored) {
 			m.log.Debug("oauth: token from store", "profile", p.Name, "scopes", key.scopes, "expiry", stored.Expiry)
 			return stored.clone(), nil
@@ -215,18 +283,30 @@ func (m *Manager) fetch(ctx context.Context, p *Profile, key cacheKey, scopes []
 	case err != nil && !errors.Is(err, ErrNoToken):
 		m.log.Warn("oauth: load cached token", "profile", p.Name, "err", err)
 	}
+	return m.request(ctx, p, key, scopes)
+}
 
+// request asks the authorization server and stores the new token.
+func (m *Manager) request(ctx context.Context, p *Profile, key cacheKey, scopes []string) (*Token, error) {
 	tok, err := m.acquire(ctx, p, scopes)
 	if err != nil {
 		m.noteFailure(p, err)
 		return nil, err
 	}
 	tok.RefreshToken = ""
-	if err := m.store.SaveToken(ctx, p.Name, key.scopes, tok); err != nil {
-		m.log.Warn("oauth: save token to store", "profile", p.Name, "err", err)
-	}
+	m.saveToken(ctx, p, key, tok)
 	m.log.Debug("oauth: token obtained", "profile", p.Name, "scopes", key.scopes, "expiry", tok.Expiry)
 	return tok.clone(), nil
+}
+
+// saveToken stores tok, with its binding, as the cached token of key; a
+// failure is logged (the token is still good to use).
+func (m *Manager) saveToken(ctx context.Context, p *Profile, key cacheKey, tok *Token) {
+	t := tok.clone()
+	t.AccessToken = bind(key.binding, tok.AccessToken)
+	if err := m.store.SaveToken(ctx, p.Name, key.scopes, t); err != nil {
+		m.log.Warn("oauth: save token to store", "profile", p.Name, "err", err)
+	}
 }
 
 // requester returns the requester Manager uses for p: its clock for
@@ -252,9 +332,15 @@ func (m *Manager) acquire(ctx context.Context, p *Profile, scopes []string) (*To
 	lock.Lock()
 	defer lock.Unlock()
 
-	rt, err := m.store.LoadRefreshToken(ctx, p.Name)
+	stored, err := m.store.LoadRefreshToken(ctx, p.Name)
 	if err != nil && !errors.Is(err, ErrNoToken) {
 		return nil, fmt.Errorf("oauth: profile %s: load refresh token: %w", p.Name, err)
+	}
+	binding, rt := unbind(stored)
+	if binding != "" && binding != p.refreshBinding() {
+		// Issued to another client, tenant or authority: not sent.
+		m.log.Info("oauth: the stored refresh token was issued for other profile settings (client, tenant or authority), not used", "profile", p.Name)
+		rt = ""
 	}
 	if rt != "" {
 		tok, err := r.refresh(ctx, p, rt, scopes)
@@ -292,7 +378,7 @@ func (m *Manager) saveRotated(ctx context.Context, p *Profile, old string, tok *
 	if tok.RefreshToken == "" || tok.RefreshToken == old {
 		return nil
 	}
-	if err := m.store.SaveRefreshToken(ctx, p.Name, tok.RefreshToken); err != nil {
+	if err := m.store.SaveRefreshToken(ctx, p.Name, bind(p.refreshBinding(), tok.RefreshToken)); err != nil {
 		return &persistError{profile: p.Name, err: err}
 	}
 	m.log.Debug("oauth: refresh token stored", "profile", p.Name, "rotated", old != "")
@@ -405,12 +491,10 @@ func (m *Manager) Accept(ctx context.Context, p *Profile, scopes []string, tok *
 	if err != nil {
 		return err
 	}
-	key := cacheKey{profile: p.Name, scopes: normalizeScopes(scopesOr(p, scopes))}
+	key := cacheKey{profile: p.Name, scopes: normalizeScopes(scopesOr(p, scopes)), binding: p.accessBinding()}
 	t := tok.clone()
 	t.RefreshToken = ""
-	if err := m.store.SaveToken(ctx, p.Name, key.scopes, t); err != nil {
-		m.log.Warn("oauth: save token to store", "profile", p.Name, "err", err)
-	}
+	m.saveToken(ctx, p, key, t)
 	m.mu.Lock()
 	m.cache[key] = t
 	delete(m.backoff, p.Name)
@@ -517,7 +601,7 @@ func NewMemoryStore() *MemoryStore {
 func (s *MemoryStore) LoadToken(_ context.Context, profile, key string) (*Token, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	t := s.tokens[cacheKey{profile, key}]
+	t := s.tokens[cacheKey{profile: profile, scopes: key}]
 	if t == nil {
 		return nil, ErrNoToken
 	}
@@ -528,7 +612,7 @@ func (s *MemoryStore) LoadToken(_ context.Context, profile, key string) (*Token,
 func (s *MemoryStore) SaveToken(_ context.Context, profile, key string, tok *Token) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.tokens[cacheKey{profile, key}] = tok.clone()
+	s.tokens[cacheKey{profile: profile, scopes: key}] = tok.clone()
 	return nil
 }
 

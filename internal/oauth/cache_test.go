@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -135,8 +136,8 @@ func TestManagerPasswordFallback(t *testing.T) {
 	if tok.AccessToken != "pw-at" || tok.RefreshToken != "" {
 		t.Errorf("token %v", tok)
 	}
-	if rt, _ := store.LoadRefreshToken(t.Context(), "gen"); rt != "pw-rt" {
-		t.Errorf("stored refresh token %q", rt)
+	if stored, _ := store.LoadRefreshToken(t.Context(), "gen"); unboundValue(stored) != "pw-rt" {
+		t.Errorf("stored refresh token %q", stored)
 	}
 }
 
@@ -171,8 +172,8 @@ func TestManagerAccept(t *testing.T) {
 	if err := m.Accept(t.Context(), p, nil, tok); err != nil {
 		t.Fatal(err)
 	}
-	if rt, _ := store.LoadRefreshToken(t.Context(), p.Name); rt != "rt" {
-		t.Errorf("stored refresh token %q", rt)
+	if stored, _ := store.LoadRefreshToken(t.Context(), p.Name); unboundValue(stored) != "rt" {
+		t.Errorf("stored refresh token %q", stored)
 	}
 	got, err := m.Token(t.Context(), p, nil)
 	if err != nil || got.AccessToken != "at" || got.RefreshToken != "" {
@@ -273,5 +274,175 @@ func TestManagerSourceAndWaiterCancel(t *testing.T) {
 	}
 	if fs.count.Load() != 1 {
 		t.Errorf("%d requests", fs.count.Load())
+	}
+}
+
+// unboundValue is a stored value without its binding.
+func unboundValue(stored string) string {
+	_, v := unbind(stored)
+	return v
+}
+
+func TestManagerFresh(t *testing.T) {
+	// Fresh asks the token endpoint although a good token is cached; its
+	// success replaces the cached token, its failure leaves it alone.
+	var fail atomic.Bool
+	fs := newFakeServer(t, func(n int64, _ *http.Request, _ url.Values) (int, http.Header, string) {
+		if fail.Load() {
+			return 401, nil, `{"error":"invalid_client","error_description":"AADSTS7000215: Invalid client secret provided.","error_codes":[7000215]}`
+		}
+		return 200, nil, okJSON(fmt.Sprintf("at%d", n), "", 3600)
+	})
+	store := NewMemoryStore()
+	m := NewManager(store, nil)
+	p := genericProfile(fs.URL, GrantClientCredentials)
+	get := func(m *Manager, fresh bool) (string, error) {
+		t.Helper()
+		f := m.Token
+		if fresh {
+			f = m.Fresh
+		}
+		tok, err := f(t.Context(), p, nil)
+		if err != nil {
+			return "", err
+		}
+		return tok.AccessToken, nil
+	}
+	if at, err := get(m, false); err != nil || at != "at1" {
+		t.Fatalf("Token: %q %v", at, err)
+	}
+	if at, err := get(m, true); err != nil || at != "at2" || fs.count.Load() != 2 {
+		t.Fatalf("Fresh with a good cached token: %q %v after %d requests, want at2 after 2", at, err, fs.count.Load())
+	}
+	if at, err := get(m, false); err != nil || at != "at2" || fs.count.Load() != 2 {
+		t.Fatalf("Token after Fresh: %q %v after %d requests, want the fresh at2 from the cache", at, err, fs.count.Load())
+	}
+
+	fail.Store(true)
+	_, err := get(m, true)
+	var oe *Error
+	if !errors.As(err, &oe) || oe.AADSTS() != 7000215 || fs.count.Load() != 3 {
+		t.Fatalf("Fresh with a wrong secret: %v after %d requests, want AADSTS7000215 from a third request", err, fs.count.Load())
+	}
+	// The good token stays cached, in memory and in the store.
+	if at, err := get(m, false); err != nil || at != "at2" || fs.count.Load() != 3 {
+		t.Fatalf("Token after a failed Fresh: %q %v after %d requests, want at2 kept", at, err, fs.count.Load())
+	}
+	if at, err := get(NewManager(store, nil), false); err != nil || at != "at2" || fs.count.Load() != 3 {
+		t.Fatalf("another process after a failed Fresh: %q %v after %d requests, want at2 from the store", at, err, fs.count.Load())
+	}
+}
+
+func TestManagerBindingDropsCache(t *testing.T) {
+	// A token obtained with other settings is not used: each change below
+	// makes the next Token call ask the server, in the same process (the
+	// memory cache) and in another one (the Store).
+	fs := newFakeServer(t, func(n int64, _ *http.Request, _ url.Values) (int, http.Header, string) {
+		return 200, nil, okJSON(fmt.Sprintf("at%d", n), "", 3600)
+	})
+	changes := []struct {
+		name   string
+		change func(p *Profile)
+	}{
+		{"client secret", func(p *Profile) { p.ClientSecret = "wrong" }},
+		{"client id", func(p *Profile) { p.ClientID = "other-client" }},
+		{"tenant", func(p *Profile) { p.Tenant = "other-tenant" }},
+		{"token url", func(p *Profile) { p.TokenURL = fs.URL + "/other" }},
+		{"username", func(p *Profile) { p.Username = "someone-else" }},
+		{"password", func(p *Profile) { p.Password = "new-password" }},
+		{"grant", func(p *Profile) { p.Grant = GrantPassword }},
+		{"auth style", func(p *Profile) { p.AuthStyle = AuthStyleBasic }},
+		{"scopes", func(p *Profile) { p.Scopes = []string{"mail", "other"} }},
+	}
+	for _, tt := range changes {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, sameProcess := range []bool{true, false} {
+				store := NewMemoryStore()
+				m := NewManager(store, nil)
+				p := genericProfile(fs.URL, GrantClientCredentials)
+				first, err := m.Token(t.Context(), p, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !sameProcess {
+					m = NewManager(store, nil)
+					// unchanged, the stored token is used
+					if tok, err := m.Token(t.Context(), p, nil); err != nil || tok.AccessToken != first.AccessToken {
+						t.Fatalf("unchanged profile in another process: %v %v, want %s from the store", tok, err, first.AccessToken)
+					}
+				}
+				before := fs.count.Load()
+				changed := *p
+				tt.change(&changed)
+				tok, err := m.Token(t.Context(), &changed, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if tok.AccessToken == first.AccessToken || fs.count.Load() != before+1 {
+					t.Errorf("same process %v: after the change got %s (first %s) with %d new requests, want a new token from one request",
+						sameProcess, tok.AccessToken, first.AccessToken, fs.count.Load()-before)
+				}
+			}
+		})
+	}
+}
+
+func TestManagerRefreshTokenBinding(t *testing.T) {
+	// A refresh token survives a secret rotation but not a move to another
+	// client: it is bound to what the server binds it to.
+	fs := newFakeServer(t, func(n int64, _ *http.Request, form url.Values) (int, http.Header, string) {
+		return 200, nil, okJSON(fmt.Sprintf("at%d", n), fmt.Sprintf("rt%d", n), 3600)
+	})
+	store := NewMemoryStore()
+	if err := store.SaveRefreshToken(t.Context(), "gen", "rt0"); err != nil { // imported: no binding
+		t.Fatal(err)
+	}
+	p := genericProfile(fs.URL, GrantRefreshToken)
+	if _, err := NewManager(store, nil).Token(t.Context(), p, nil); err != nil {
+		t.Fatalf("an unbound (imported) refresh token must be used: %v", err)
+	}
+	if got := fs.form(0).Get("refresh_token"); got != "rt0" {
+		t.Fatalf("first refresh sent %q, want rt0", got)
+	}
+	rotated := *p
+	rotated.ClientSecret = "rotated-secret"
+	if _, err := NewManager(store, nil).Token(t.Context(), &rotated, nil); err != nil {
+		t.Fatalf("after a secret rotation: %v", err)
+	}
+	if fs.count.Load() != 2 {
+		t.Fatalf("after a secret rotation: %d requests, want a second one (the access token was obtained with the old secret)", fs.count.Load())
+	}
+	if got := fs.form(1).Get("refresh_token"); got != "rt1" {
+		t.Fatalf("after a secret rotation the refresh sent %q, want rt1 (the sign-in is kept)", got)
+	}
+	moved := rotated
+	moved.ClientID = "another-app"
+	_, err := NewManager(store, nil).Token(t.Context(), &moved, nil)
+	if !errors.Is(err, ErrLoginRequired) || fs.count.Load() != 2 {
+		t.Fatalf("after a client id change: %v after %d requests, want login required without a request", err, fs.count.Load())
+	}
+}
+
+func TestUnbind(t *testing.T) {
+	tests := []struct{ stored, binding, value string }{
+		{bind("abc", "eyJ0.x.y"), "abc", "eyJ0.x.y"},
+		{bind("abc", "a:b:c"), "abc", "a:b:c"},
+		{"0.AAAA-legacy-refresh-token", "", "0.AAAA-legacy-refresh-token"},
+		{"mailgate-binding-v1:no-separator", "", "mailgate-binding-v1:no-separator"},
+		{"", "", ""},
+	}
+	for _, tt := range tests {
+		if b, v := unbind(tt.stored); b != tt.binding || v != tt.value {
+			t.Errorf("unbind(%q) = %q, %q; want %q, %q", tt.stored, b, v, tt.binding, tt.value)
+		}
+	}
+	p := genericProfile("https://idp.example/token", GrantAuthorizationCode)
+	rotated := *p
+	rotated.ClientSecret = "rotated"
+	if p.accessBinding() == rotated.accessBinding() || p.refreshBinding() != rotated.refreshBinding() {
+		t.Error("a secret rotation must change the access binding and keep the refresh binding")
+	}
+	if s := p.accessBinding() + p.refreshBinding(); strings.Contains(s, p.ClientSecret) || strings.Contains(s, p.Password) {
+		t.Error("a binding shows a secret")
 	}
 }

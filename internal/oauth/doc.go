@@ -40,7 +40,10 @@
 //     caller waits for; tokens are replaced a margin before expiry (5
 //     minutes, or a fifth of the lifetime for tokens living less than twice
 //     that), and a 429/5xx makes later calls fail fast until its
-//     Retry-After has passed;
+//     Retry-After has passed; a cached token obtained with other profile
+//     settings (secret, certificate, authority, tenant, client id, user,
+//     scopes: the binding, see binding.go) is not used, and a refresh
+//     token issued to another client, tenant or authority is not sent;
 //  2. the refresher: for delegated grants, the profile's refresh token
 //     from the Store is redeemed; a rotated refresh token is saved to the
 //     Store before the new access token is cached or returned, and if that
@@ -72,6 +75,9 @@
 //  4. Call Manager.Token(ctx, profile, scopes) whenever a token is needed
 //     (or hand Manager.Source to protocol code); after a server says the
 //     token is no longer valid, call Manager.Invalidate and ask again.
+//     To prove that the credentials work now (a Test button), call
+//     Manager.Fresh: it always asks the server, and its failure leaves
+//     the cached token in place for the other callers.
 //  5. Show ExplainFor(err, profile) next to an error: for Entra refusals it
 //     names the AADSTS meaning and the admin-center path to fix it.
 //
