@@ -63,6 +63,12 @@ func runDemo(ctx context.Context, env *Env, args []string) int {
 		return ExitFailed
 	}
 	demo := &demoRun{env: env, dir: d, out: env.Err}
+	if moved, err := setAsidePreviousRun(d); err != nil {
+		fmt.Fprintf(env.Err, "mailgate demo: %v\n", err)
+		return ExitFailed
+	} else if moved != "" {
+		fmt.Fprintf(env.Err, "mailgate demo: the store and inbox of the previous run in %s were moved to %s (they belong to its emulator)\n", d, moved)
+	}
 	if err := demo.run(ctx, *listen); err != nil {
 		fmt.Fprintf(env.Err, "mailgate demo: %v\n", err)
 		return ExitFailed
@@ -75,6 +81,42 @@ func runDemo(ctx context.Context, env *Env, args []string) int {
 		return ExitOK
 	}
 	return demo.serve(ctx, *consoleAddr)
+}
+
+// previousRun is where setAsidePreviousRun moves an earlier run's state.
+const previousRun = "previous-run"
+
+// setAsidePreviousRun moves the store and the inbox of an earlier demo run
+// in dir to dir/previous-run (replacing what an even earlier run left
+// there) and returns that path, or "" when dir holds no earlier run. They
+// belong to the emulator of that run, which is gone: its signing keys made
+// the cached tokens (which the profile settings alone cannot tell apart
+// when the demo listens on the same port again), and its mailboxes the
+// UIDs that the delivery ledger remembers as delivered.
+func setAsidePreviousRun(dir string) (string, error) {
+	names := []string{"mailgate.db", "mailgate.db-wal", "mailgate.db-shm", "inbox"}
+	var found []string
+	for _, n := range names {
+		if _, err := os.Lstat(filepath.Join(dir, n)); err == nil {
+			found = append(found, n)
+		}
+	}
+	if len(found) == 0 {
+		return "", nil
+	}
+	prev := filepath.Join(dir, previousRun)
+	if err := os.RemoveAll(prev); err != nil {
+		return "", err
+	}
+	if err := os.Mkdir(prev, 0o700); err != nil {
+		return "", err
+	}
+	for _, n := range found {
+		if err := os.Rename(filepath.Join(dir, n), filepath.Join(prev, n)); err != nil {
+			return "", err
+		}
+	}
+	return prev, nil
 }
 
 // serve runs `mailgate serve` on the demo's config, with the console on

@@ -106,11 +106,13 @@ func testRecord(ctx context.Context, rt *runtimeT, kind, name string, step stepF
 	return "", false, false
 }
 
-// testProfile is the token step every Test starts with: a token for p, or
-// the refusal with Entra's meaning and what to change.
+// testProfile is the token step every Test starts with: a token for p
+// fetched now from the token endpoint (a cached one proves nothing about
+// the credentials), or the refusal with Entra's meaning and what to
+// change. A failure leaves the cached token to the agents.
 func testProfile(ctx context.Context, rt *runtimeT, p *oauth.Profile, step stepFunc, hint func(string)) (*oauth.Token, bool) {
 	t0 := time.Now()
-	tok, err := rt.mgr.Token(ctx, p, nil)
+	tok, err := rt.mgr.Fresh(ctx, p, nil)
 	if err != nil {
 		step(false, "token", "profile %s: %v", p.Name, err)
 		if ex, ok := oauth.ExplainError(err, p); ok {
@@ -126,7 +128,7 @@ func testProfile(ctx context.Context, rt *runtimeT, p *oauth.Profile, step stepF
 		}
 		return nil, false
 	}
-	step(true, "token", "profile %s, valid until %s (%s)", p.Name, tok.Expiry.Local().Format("15:04:05"), time.Since(t0).Round(time.Millisecond))
+	step(true, "token", "profile %s: a new token from the token endpoint, valid until %s (%s)", p.Name, tok.Expiry.Local().Format("15:04:05"), time.Since(t0).Round(time.Millisecond))
 	return tok, true
 }
 

@@ -28,8 +28,10 @@ func (s *scopeFlags) Set(v string) error {
 }
 
 // runToken prints an access token: from the encrypted cache while it is
-// valid for longer than the refresh margin, else from the token endpoint
-// (one request for all concurrent callers of this process). It is meant as
+// valid for longer than the refresh margin and was obtained with the
+// profile's current settings, else (and always with --fresh) from the
+// token endpoint (one request for all concurrent callers of this process).
+// A failed --fresh request leaves the cached token in place. It is meant as
 // a password command (msmtp passwordeval, getmail6, fetchmail, aerc, isync),
 // so stdout carries the token and nothing else.
 func runToken(ctx context.Context, env *Env, args []string) int {
@@ -38,12 +40,13 @@ func runToken(ctx context.Context, env *Env, args []string) int {
 	var scopes scopeFlags
 	fs.Var(&scopes, "scope", "scope to request instead of the profile's (repeatable)")
 	verbose := fs.Bool("v", false, "log the token requests (never the tokens) on stderr")
+	fresh := fs.Bool("fresh", false, "skip the cache: a token fetched now from the token endpoint (it then replaces the cached one)")
 	pos, code, ok := parseFlags(fs, args)
 	if !ok {
 		return code
 	}
 	if len(pos) != 1 {
-		fmt.Fprintln(env.Err, "usage: mailgate token PROFILE [--scope S]... [--config FILE]")
+		fmt.Fprintln(env.Err, "usage: mailgate token PROFILE [--scope S]... [--fresh] [--config FILE]")
 		return ExitUsage
 	}
 	cfg, code, ok := loadConfig(env, configPath(env, *cfgFlag))
@@ -71,7 +74,12 @@ func runToken(ctx context.Context, env *Env, args []string) int {
 		fmt.Fprintf(env.Err, "%s: %v\n", cfg.File, err)
 		return ExitUsage
 	}
-	tok, err := tokenManager(st, log).Token(ctx, p, scopes)
+	mgr := tokenManager(st, log)
+	get := mgr.Token
+	if *fresh {
+		get = mgr.Fresh
+	}
+	tok, err := get(ctx, p, scopes)
 	if err != nil {
 		var ve *oauth.ValidationError
 		if errors.As(err, &ve) {
