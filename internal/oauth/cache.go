@@ -16,8 +16,8 @@ import (
 // Token field (Expiry and IssuedAt drive the refresh margin) and must be
 // safe for concurrent use. Manager puts a hash of the profile's settings in
 // front of the access and refresh tokens it saves (see binding.go): the
-// values are opaque to the Store, which should seal them. store.Store implements it over SQL;
-// NewMemoryStore keeps tokens in memory.
+// values are opaque to the Store, which should seal them. store.Store
+// implements it over SQL; NewMemoryStore keeps tokens in memory.
 type Store interface {
 	LoadToken(ctx context.Context, profile, key string) (*Token, error)
 	SaveToken(ctx context.Context, profile, key string, tok *Token) error
@@ -139,8 +139,9 @@ func (m *Manager) Source(p *Profile, scopes []string) TokenSource {
 // the same profile and scope set share one fetch; a caller whose ctx ends
 // stops waiting without cancelling the fetch for the others. While a
 // Retry-After (or default) backoff is pending it fails at once with the
-// server's *Error. The returned Token is the caller's copy and carries no
-// refresh token.
+// server's *Error. A token cached with other profile settings (its
+// binding differs) is not used. The returned Token is the caller's copy and
+// carries no refresh token.
 func (m *Manager) Token(ctx context.Context, p *Profile, scopes []string) (*Token, error) {
 	key, scopes, err := m.prepare(p, scopes)
 	if err != nil {
