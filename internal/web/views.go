@@ -465,13 +465,19 @@ type TestResult struct {
 }
 
 // runTest runs a Test of a configured record of kind.
+// TestTimeout cuts a Test button run, so its answer is written within the
+// HTTP server's write timeout.
+const TestTimeout = 90 * time.Second
+
 func (s *Server) runTest(r *http.Request, kind, name string) (TestResult, int) {
 	_, known := s.cfg().Origin(kind, name)
 	test := s.tester()
 	if !known || test == nil {
 		return TestResult{}, http.StatusNotFound
 	}
-	res, found := test(r.Context(), kind, name)
+	ctx, cancel := context.WithTimeout(r.Context(), TestTimeout)
+	defer cancel()
+	res, found := test(ctx, kind, name)
 	if !found {
 		return TestResult{}, http.StatusNotFound
 	}
