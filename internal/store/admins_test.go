@@ -2,6 +2,7 @@ package store
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -132,6 +133,30 @@ func TestLoginThrottle(t *testing.T) {
 		wg.Wait()
 		if passed.Load() != FreeLoginFailures {
 			t.Errorf("%d of 30 concurrent attempts passed, want %d", passed.Load(), FreeLoginFailures)
+		}
+		// one address trying many names is slowed across them
+		spray := 0
+		for i := range AddressFreeLoginFailures + 5 {
+			if err := s.BeginLogin(ctx, fmt.Sprintf("user%d", i), "203.0.113.5", now); err == nil {
+				spray++
+			} else if !errors.As(err, new(*ThrottledError)) {
+				t.Fatal(err)
+			}
+		}
+		if spray != AddressFreeLoginFailures {
+			t.Errorf("%d names tried from one address at once, want %d", spray, AddressFreeLoginFailures)
+		}
+		if err := s.BeginLogin(ctx, "ops", "203.0.113.5", now); !errors.As(err, new(*ThrottledError)) {
+			t.Errorf("ops from the spraying address: %v", err)
+		}
+		if _, err := s.UnlockAdmin(ctx, "ops"); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.BeginLogin(ctx, "ops", "203.0.113.5", now); err != nil {
+			t.Errorf("ops from the spraying address after unlock: %v", err)
+		}
+		if err := s.BeginLogin(ctx, "", "203.0.113.6", now); err == nil {
+			t.Error("an empty name is counted")
 		}
 		// success forgets the address's count and records the sign-in
 		if err := s.LoginSucceeded(ctx, "ops", "192.0.2.1", at); err != nil {

@@ -96,6 +96,9 @@ func TestThrottlePerAddress(t *testing.T) {
 			t.Fatalf("wrong password %d: %d Retry-After %q\n%s", i+1, code, hdr.Get("Retry-After"), page)
 		}
 	}
+	if code, _, _ := signIn(t, local, f.srv.URL, "", "wrong password!!"); code != http.StatusUnauthorized {
+		t.Errorf("no name: %d, want 401", code)
+	}
 	if code, _, page := signIn(t, local, f.srv.URL, "ops", secrets[6]); code != http.StatusSeeOther {
 		t.Fatalf("the right password from 127.0.0.1 after failures from 127.0.0.2: %d\n%s", code, page)
 	}
@@ -204,5 +207,23 @@ func TestExpiringAPIToken(t *testing.T) {
 	}
 	if code, _, b := bearer(t, f.srv.URL, expired, "GET", "/api/v1/status", ""); code != http.StatusUnauthorized {
 		t.Errorf("expired token: %d %s", code, b)
+	}
+}
+
+// TestThrottleAddress: the throttle counts IPv4 addresses one by one and
+// IPv6 addresses by their /64.
+func TestThrottleAddress(t *testing.T) {
+	for remote, want := range map[string]string{
+		"192.0.2.7:4711":              "192.0.2.7",
+		"[::ffff:192.0.2.7]:4711":     "192.0.2.7",
+		"[2001:db8:1:2:aaaa::1]:4711": "2001:db8:1:2::/64",
+		"[2001:db8:1:2:bbbb::9]:80":   "2001:db8:1:2::/64",
+		"[fe80::1%eth0]:80":           "fe80::/64",
+		"[::1]:8025":                  "::/64",
+		"not an address":              "not an address",
+	} {
+		if got := throttleAddress(&http.Request{RemoteAddr: remote}); got != want {
+			t.Errorf("%s: %q, want %q", remote, got, want)
+		}
 	}
 }

@@ -26,6 +26,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -333,6 +334,25 @@ var loginMessages = map[string]string{
 	loginExpired: "Your session has ended: sign in again.",
 }
 
+// throttleAddress is the client address the sign-in throttle counts: the
+// IPv4 address, or an IPv6 address's /64 (one subscriber's network: a
+// client holding a /64 must not get 2^64 fresh addresses).
+func throttleAddress(r *http.Request) string {
+	ip := clientIP(r)
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return ip
+	}
+	if a = a.Unmap(); a.Is4() {
+		return a.String()
+	}
+	p, err := a.WithZone("").Prefix(64)
+	if err != nil {
+		return ip
+	}
+	return p.String()
+}
+
 func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) {
 	s.render(w, "login.html", map[string]any{"Error": loginMessages[r.URL.Query().Get("e")]})
 }
@@ -348,8 +368,8 @@ const maxLoginName = 256
 func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
 	name, pw := r.PostFormValue("name"), r.PostFormValue("password")
-	from := clientIP(r)
-	if len(name) > maxLoginName {
+	from := throttleAddress(r)
+	if name == "" || len(name) > maxLoginName {
 		w.WriteHeader(http.StatusUnauthorized)
 		s.render(w, "login.html", map[string]any{"Error": "Wrong name or password."})
 		return
