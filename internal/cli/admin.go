@@ -121,12 +121,12 @@ func runAdmin(ctx context.Context, env *Env, args []string) int {
 			if err != nil {
 				return failed(err)
 			}
-			fmt.Fprintf(env.Err, "%d API tokens of %s revoked\n", n, name)
+			fmt.Fprintf(env.Err, "%s of %s revoked\n", plural(n, "API token"), name)
 		} else if toks, err := st.APITokens(ctx, name); err == nil && len(toks) > 0 {
 			// stdin carries the password, so there is no question to answer:
 			// say what to do instead
-			fmt.Fprintf(env.Err, "%s still has %d API tokens, which the new password does not end; if the old password leaked, revoke them: mailgate admin add %s --revoke-tokens (again with the password), or mailgate admin token list %s and mailgate admin token revoke ID\n",
-				name, len(toks), name, name)
+			fmt.Fprintf(env.Err, "%s still has %s, which the new password does not end; if the old password leaked, revoke them: mailgate admin add %s --revoke-tokens (again with the password), or mailgate admin token list %s and mailgate admin token revoke ID\n",
+				name, plural(len(toks), "API token"), name, name)
 		}
 	case "list":
 		admins, err := st.Admins(ctx, time.Now())
@@ -138,7 +138,7 @@ func runAdmin(ctx context.Context, env *Env, args []string) int {
 		for _, a := range admins {
 			delayed := "no"
 			if !a.ThrottledUntil.IsZero() {
-				delayed = fmt.Sprintf("until %s (%d addresses; mailgate admin unlock %s)", when(a.ThrottledUntil), a.ThrottledAddresses, a.Name)
+				delayed = fmt.Sprintf("until %s (%s; mailgate admin unlock %s)", when(a.ThrottledUntil), addresses(a.ThrottledAddresses), a.Name)
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", a.Name, when(a.Created), when(a.LastLogin), a.Tokens, delayed)
 		}
@@ -156,7 +156,7 @@ func runAdmin(ctx context.Context, env *Env, args []string) int {
 		if err != nil {
 			return failed(err)
 		}
-		fmt.Fprintf(env.Err, "failed sign-ins of %s forgotten (%d addresses); it may sign in at once\n", name, n)
+		fmt.Fprintf(env.Err, "failed sign-ins of %s forgotten (%s); it may sign in at once\n", name, addresses(n))
 	case "token":
 		var until time.Time
 		if ttl > 0 {
@@ -197,6 +197,13 @@ func runAdmin(ctx context.Context, env *Env, args []string) int {
 		fmt.Fprintf(env.Err, "API token %s revoked\n", name)
 	}
 	return ExitOK
+}
+
+func addresses(n int) string {
+	if n == 1 {
+		return "1 address"
+	}
+	return fmt.Sprintf("%d addresses", n)
 }
 
 // when formats a time of the admin tables ("never" for the zero time).

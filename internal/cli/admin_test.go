@@ -59,10 +59,10 @@ func TestAdminCommands(t *testing.T) {
 		t.Errorf("revoke twice: %d %s", code, e)
 	}
 	// a password reset says the tokens live on, or revokes them
-	if code, _, e := run("another long password\n", "admin", "add", "dev"); code != ExitOK || !strings.Contains(e, "dev still has 1 API tokens") {
+	if code, _, e := run("another long password\n", "admin", "add", "dev"); code != ExitOK || !strings.Contains(e, "dev still has 1 API token,") {
 		t.Errorf("password reset: %d %s", code, e)
 	}
-	if code, _, e := run("another long password\n", "admin", "add", "dev", "--revoke-tokens"); code != ExitOK || !strings.Contains(e, "1 API tokens of dev revoked") {
+	if code, _, e := run("another long password\n", "admin", "add", "dev", "--revoke-tokens"); code != ExitOK || !strings.Contains(e, "1 API token of dev revoked") {
 		t.Errorf("password reset with --revoke-tokens: %d %s", code, e)
 	}
 
@@ -85,11 +85,11 @@ func TestAdminCommands(t *testing.T) {
 	if err := st.BeginLogin(t.Context(), "ops", "192.0.2.1", now); !errors.As(err, new(*store.ThrottledError)) {
 		t.Fatalf("not throttled: %v", err)
 	}
-	if code, out, _ := run("", "admin", "list"); code != ExitOK || !regexp.MustCompile(`(?m)^ops\s.*\s0\s+until .*\(1 addresses; mailgate admin unlock ops\)$`).MatchString(out) ||
+	if code, out, _ := run("", "admin", "list"); code != ExitOK || !regexp.MustCompile(`(?m)^ops\s.*\s0\s+until .*\(1 address; mailgate admin unlock ops\)$`).MatchString(out) ||
 		!regexp.MustCompile(`(?m)^dev\s.*never\s+0\s+no$`).MatchString(out) {
 		t.Errorf("admin list: %d\n%s", code, out)
 	}
-	if code, _, e := run("", "admin", "unlock", "ops"); code != ExitOK || !strings.Contains(e, "(1 addresses)") {
+	if code, _, e := run("", "admin", "unlock", "ops"); code != ExitOK || !strings.Contains(e, "(1 address)") {
 		t.Errorf("unlock: %d %s", code, e)
 	}
 	if err := st.BeginLogin(t.Context(), "ops", "192.0.2.1", now); err != nil {
@@ -113,6 +113,19 @@ func TestAdminCommands(t *testing.T) {
 		{"admin", "remove", "ops", "--expires", "1d"}, {"admin", "token", "ops", "--expires", "soon"}} {
 		if code, _, _ := run("", args...); code != ExitUsage {
 			t.Errorf("%v: exit %d, want 2", args, code)
+		}
+	}
+}
+
+func TestParseDays(t *testing.T) {
+	for in, want := range map[string]time.Duration{"90d": 90 * 24 * time.Hour, "1d": 24 * time.Hour, "12h": 12 * time.Hour, "90m": 90 * time.Minute} {
+		if got, err := parseDays(in); err != nil || got != want {
+			t.Errorf("%s: %s %v, want %s", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "d", "x1d", "1.5d", "soon"} {
+		if _, err := parseDays(bad); err == nil {
+			t.Errorf("%q accepted", bad)
 		}
 	}
 }

@@ -8,8 +8,8 @@
 // an anonymous request with a redirect to /login, the API and /metrics
 // with 401. Cross-origin unsafe requests are refused
 // (net/http.CrossOriginProtection, which reads Sec-Fetch-Site and Origin),
-// failed logins are throttled per (name, client address) with doubling
-// delays (store.BeginLogin), and no
+// failed logins are throttled per (name, client address) and per address
+// with doubling delays (store.BeginLogin), and no
 // secret value (client secret, password, token) is ever rendered: secrets
 // are shown as "set" or "not set".
 //
