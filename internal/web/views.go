@@ -464,11 +464,11 @@ type TestResult struct {
 	Steps []Step `json:"steps"`
 }
 
-// runTest runs a Test of a configured record of kind.
 // TestTimeout cuts a Test button run, so its answer is written within the
 // HTTP server's write timeout.
 const TestTimeout = 90 * time.Second
 
+// runTest runs a Test of a configured record of kind.
 func (s *Server) runTest(r *http.Request, kind, name string) (TestResult, int) {
 	_, known := s.cfg().Origin(kind, name)
 	test := s.tester()
