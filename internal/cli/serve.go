@@ -85,6 +85,7 @@ func runServe(ctx context.Context, env *Env, args []string) int {
 		fmt.Fprintf(env.Err, "mailgate: serve: listen %s: %v\n", fileCfg.Listen, err)
 		return ExitFailed
 	}
+	ln = limitListener(ln, serveLimits.MaxConns)
 	scheme := "http"
 	if fileCfg.TLSCert != "" {
 		cert, err := tls.LoadX509KeyPair(fileCfg.TLSCert, fileCfg.TLSKey)
@@ -125,7 +126,7 @@ func runServe(ctx context.Context, env *Env, args []string) int {
 		log.Warn("no console administrator yet: create one with `mailgate admin add NAME` (password on stdin), then sign in at " + scheme + "://" + ln.Addr().String() + "/")
 	}
 	go tel.watchOutbox(ctx, st, 15*time.Second)
-	hs := &http.Server{Handler: console, ReadHeaderTimeout: 10 * time.Second}
+	hs := serveLimits.server(console)
 	go func() {
 		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("serve: http", "err", err)

@@ -464,6 +464,10 @@ type TestResult struct {
 	Steps []Step `json:"steps"`
 }
 
+// TestTimeout cuts a Test button run, so its answer is written within the
+// HTTP server's write timeout.
+const TestTimeout = 90 * time.Second
+
 // runTest runs a Test of a configured record of kind.
 func (s *Server) runTest(r *http.Request, kind, name string) (TestResult, int) {
 	_, known := s.cfg().Origin(kind, name)
@@ -471,7 +475,9 @@ func (s *Server) runTest(r *http.Request, kind, name string) (TestResult, int) {
 	if !known || test == nil {
 		return TestResult{}, http.StatusNotFound
 	}
-	res, found := test(r.Context(), kind, name)
+	ctx, cancel := context.WithTimeout(r.Context(), TestTimeout)
+	defer cancel()
+	res, found := test(ctx, kind, name)
 	if !found {
 		return TestResult{}, http.StatusNotFound
 	}

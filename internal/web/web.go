@@ -8,7 +8,8 @@
 // an anonymous request with a redirect to /login, the API and /metrics
 // with 401. Cross-origin unsafe requests are refused
 // (net/http.CrossOriginProtection, which reads Sec-Fetch-Site and Origin),
-// failed logins are throttled per client address and per name, and no
+// failed logins are throttled per (name, client address) and per address
+// with doubling delays (store.BeginLogin), and no
 // secret value (client secret, password, token) is ever rendered: secrets
 // are shown as "set" or "not set".
 //
@@ -21,9 +22,12 @@ import (
 	"encoding/json"
 	"errors"
 	"html/template"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -37,6 +41,31 @@ import (
 
 //go:embed templates/*.html static/*
 var assets embed.FS
+
+// staticFiles is the static folder alone: /static/ serves nothing else.
+var staticFiles = func() fs.FS {
+	sub, err := fs.Sub(assets, "static")
+	if err != nil {
+		panic(err) // the folder is embedded above
+	}
+	return sub
+}()
+
+// filesOnly hides the directories of a file system, so a file server
+// lists none (a directory is 404).
+type filesOnly struct{ fs.FS }
+
+func (f filesOnly) Open(name string) (fs.File, error) {
+	file, err := f.FS.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	if st, err := file.Stat(); err != nil || st.IsDir() {
+		file.Close()
+		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
+	}
+	return file, nil
+}
 
 // SessionCookie is the name of the console's session cookie.
 const SessionCookie = "mailgate_session"
@@ -75,13 +104,15 @@ type Options struct {
 
 // Server is the console and API handler.
 type Server struct {
-	o        Options
-	live     atomic.Pointer[live]
-	liveMu   sync.Mutex // serialises SetLive and SetConfig
-	h        http.Handler
-	routes   []string
-	tmpl     *template.Template
-	throttle *throttle
+	o      Options
+	live   atomic.Pointer[live]
+	liveMu sync.Mutex // serialises SetLive and SetConfig
+	h      http.Handler
+	routes []string
+	tmpl   *template.Template
+	// checkAdmin checks a password (Store.CheckAdmin; tests count the
+	// bcrypt evaluations through it).
+	checkAdmin func(ctx context.Context, name, password string) error
 }
 
 type ctxKey struct{}
@@ -135,7 +166,7 @@ func New(o Options) *Server {
 	if o.Statuses == nil {
 		o.Statuses = func() []agent.Status { return nil }
 	}
-	s := &Server{o: o, throttle: newThrottle(5, 15*time.Minute)}
+	s := &Server{o: o, checkAdmin: o.Store.CheckAdmin}
 	s.SetLive(o.Config, o.Statuses, o.Test)
 	s.tmpl = template.Must(template.New("").Funcs(template.FuncMap{
 		"ago": func(t time.Time) string {
@@ -158,7 +189,7 @@ func New(o Options) *Server {
 	handle("GET /readyz", true, s.ready)
 	handle("GET /login", true, s.loginPage)
 	handle("POST /login", true, s.login)
-	handle("GET /static/", true, http.FileServerFS(assets).ServeHTTP)
+	handle("GET /static/", true, http.StripPrefix("/static", http.FileServerFS(filesOnly{staticFiles})).ServeHTTP)
 	handle("GET "+callbackPath, true, s.callback)
 	handle("POST /authorize/{name}", false, s.authorize)
 	handle("POST /logout", false, s.logout)
@@ -222,10 +253,12 @@ func (s *Server) authed(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var admin string
 		var err error
+		stale := false
 		if tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
 			admin, err = s.o.Store.APITokenAdmin(r.Context(), strings.TrimSpace(tok))
 		} else if c, cerr := r.Cookie(SessionCookie); cerr == nil {
 			admin, err = s.o.Store.SessionAdmin(r.Context(), c.Value)
+			stale = true
 		}
 		if err != nil {
 			s.o.Log.Error("web: authentication lookup", "err", err)
@@ -236,6 +269,10 @@ func (s *Server) authed(h http.Handler) http.Handler {
 			if isAPI(r) {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="mailgate"`)
 				writeJSON(w, http.StatusUnauthorized, apiError{"unauthenticated", "log in or send Authorization: Bearer <token> (mailgate admin token NAME)"})
+				return
+			}
+			if stale {
+				http.Redirect(w, r, "/login?e="+loginExpired, http.StatusSeeOther)
 				return
 			}
 			http.Redirect(w, r, "/login", http.StatusSeeOther)
@@ -266,7 +303,9 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 	if err := s.o.Store.Ping(r.Context()); err != nil {
-		http.Error(w, "store: "+err.Error(), http.StatusServiceUnavailable)
+		// the driver's text (paths, hosts, users) is for the log only
+		s.o.Log.Error("web: readyz: the store does not answer", "err", err)
+		http.Error(w, "store unavailable", http.StatusServiceUnavailable)
 		return
 	}
 	_, _ = w.Write([]byte("ready\n"))
@@ -279,45 +318,6 @@ func (s *Server) metrics(w http.ResponseWriter, _ *http.Request) {
 	}
 }
 
-// throttle counts failed logins per key and refuses after max failures
-// within window.
-type throttle struct {
-	mu     sync.Mutex
-	max    int
-	window time.Duration
-	fails  map[string][]time.Time
-}
-
-func newThrottle(max int, window time.Duration) *throttle {
-	return &throttle{max: max, window: window, fails: map[string][]time.Time{}}
-}
-
-func (t *throttle) blocked(now time.Time, keys ...string) bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	for _, k := range keys {
-		var keep []time.Time
-		for _, f := range t.fails[k] {
-			if now.Sub(f) < t.window {
-				keep = append(keep, f)
-			}
-		}
-		t.fails[k] = keep
-		if len(keep) >= t.max {
-			return true
-		}
-	}
-	return false
-}
-
-func (t *throttle) fail(now time.Time, keys ...string) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	for _, k := range keys {
-		t.fails[k] = append(t.fails[k], now)
-	}
-}
-
 func clientIP(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
@@ -326,30 +326,79 @@ func clientIP(r *http.Request) string {
 	return host
 }
 
-func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) {
-	s.render(w, "login.html", map[string]any{"Error": r.URL.Query().Get("e")})
+// The login page's messages, chosen by a code in ?e= (the query's text is
+// never shown).
+const loginExpired = "expired"
+
+var loginMessages = map[string]string{
+	loginExpired: "Your session has ended: sign in again.",
 }
 
+// throttleAddress is the client address the sign-in throttle counts: the
+// IPv4 address, or an IPv6 address's /64 (one subscriber's network: a
+// client holding a /64 must not get 2^64 fresh addresses).
+func throttleAddress(r *http.Request) string {
+	ip := clientIP(r)
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return ip
+	}
+	if a = a.Unmap(); a.Is4() {
+		return a.String()
+	}
+	p, err := a.WithZone("").Prefix(64)
+	if err != nil {
+		return ip
+	}
+	return p.String()
+}
+
+func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) {
+	s.render(w, "login.html", map[string]any{"Error": loginMessages[r.URL.Query().Get("e")]})
+}
+
+// maxLoginName bounds the names the throttle keeps (an administrator's
+// name is short; longer ones are refused unchecked).
+const maxLoginName = 256
+
+// login signs an administrator in. The attempt is counted for (name,
+// client address) before the password is checked (Store.BeginLogin), so
+// concurrent guesses cannot all reach bcrypt; while the address's delay
+// runs, the answer is 429 with Retry-After and bcrypt does not run.
 func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
 	name, pw := r.PostFormValue("name"), r.PostFormValue("password")
-	now := s.o.Now()
-	keys := []string{"ip:" + clientIP(r), "name:" + name}
-	if s.throttle.blocked(now, keys...) {
-		s.o.Log.Warn("web: login throttled", "name", name, "from", clientIP(r))
-		w.WriteHeader(http.StatusTooManyRequests)
-		s.render(w, "login.html", map[string]any{"Error": "Too many failed logins: wait 15 minutes."})
-		return
-	}
-	err := s.o.Store.CheckAdmin(r.Context(), name, pw)
-	if errors.Is(err, store.ErrBadLogin) {
-		s.throttle.fail(now, keys...)
-		s.o.Log.Warn("web: failed login", "name", name, "from", clientIP(r))
+	from := throttleAddress(r)
+	if name == "" || len(name) > maxLoginName {
 		w.WriteHeader(http.StatusUnauthorized)
 		s.render(w, "login.html", map[string]any{"Error": "Wrong name or password."})
 		return
 	}
+	if err := s.o.Store.BeginLogin(r.Context(), name, from, s.o.Now()); err != nil {
+		var te *store.ThrottledError
+		if errors.As(err, &te) {
+			s.o.Log.Warn("web: login throttled", "name", name, "from", from, "wait", te.Seconds().String())
+			w.Header().Set("Retry-After", strconv.Itoa(int(te.Seconds()/time.Second)))
+			w.WriteHeader(http.StatusTooManyRequests)
+			s.render(w, "login.html", map[string]any{"Error": "Too many failed sign-ins from this address: wait " + te.Seconds().String() + " before trying again."})
+			return
+		}
+		s.o.Log.Error("web: login throttle", "err", err)
+		http.Error(w, "store unavailable", http.StatusServiceUnavailable)
+		return
+	}
+	err := s.checkAdmin(r.Context(), name, pw)
+	if errors.Is(err, store.ErrBadLogin) {
+		s.o.Log.Warn("web: failed login", "name", name, "from", from)
+		w.WriteHeader(http.StatusUnauthorized)
+		s.render(w, "login.html", map[string]any{"Error": "Wrong name or password."})
+		return
+	}
+	if err == nil {
+		err = s.o.Store.LoginSucceeded(r.Context(), name, from, s.o.Now())
+	}
 	if err != nil {
+		s.o.Log.Error("web: login", "err", err)
 		http.Error(w, "store unavailable", http.StatusServiceUnavailable)
 		return
 	}
@@ -360,7 +409,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	}
 	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: id, Path: "/", HttpOnly: true, Secure: s.o.Secure,
 		SameSite: http.SameSiteStrictMode, MaxAge: int(SessionTTL / time.Second)})
-	s.o.Log.Info("web: login", "name", name, "from", clientIP(r))
+	s.o.Log.Info("web: login", "name", name, "from", from)
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
 
