@@ -1,14 +1,11 @@
 package e2e
 
 import (
-	"fmt"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/mailgate/mailgate/internal/emulator"
 )
 
 // TestServeCountersSurviveReload: the dashboard's "Delivered" count of a
@@ -17,14 +14,7 @@ import (
 // store's cache (here: fetched by `mailgate token` before serve started)
 // rather than from a request of this process.
 func TestServeCountersSurviveReload(t *testing.T) {
-	srv, dir := emulatorConfig(t, "")
-	for i := range 3 {
-		if _, err := srv.GraphDeliver(emulator.DemoSharedMailbox, []byte(fmt.Sprintf("Message-ID: <r%d@x>\r\nSubject: %d\r\n\r\nhello\r\n", i, i))); err != nil {
-			t.Fatal(err)
-		}
-	}
-	appendConfig(t, dir, fmt.Sprintf("listen: 127.0.0.1:0\nmailboxes:\n  - {name: g, protocol: graph, endpoint: '%s', username: %s, profile: emulator-graph, after: seen, sink: out, interval: 10s}\nsinks:\n  - {name: out, type: maildir, path: ./inbox}\n",
-		srv.URL(), emulator.DemoSharedMailbox))
+	_, dir := graphServeConfig(t, 3)
 	if r := mailgate(t, t.Context(), dir, "token", "emulator-graph"); r.code != 0 {
 		t.Fatalf("token: exit %d\n%s", r.code, r.stderr)
 	}
