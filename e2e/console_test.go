@@ -34,15 +34,23 @@ import (
 // token`; `mailgate serve` reads a Graph mailbox, and /api/v1/status and
 // /metrics show the messages delivered and the token requests made, while
 // an anonymous request gets 401.
-func TestServeConsoleAPIAndMetrics(t *testing.T) {
+// graphServeConfig is an emulator config for serve on a free port with
+// mailbox g reading n messages through Graph into the maildir ./inbox.
+func graphServeConfig(t *testing.T, n int) (*emulator.Server, string) {
+	t.Helper()
 	srv, dir := emulatorConfig(t, "")
-	for i := range 5 {
+	for i := range n {
 		if _, err := srv.GraphDeliver(emulator.DemoSharedMailbox, []byte(fmt.Sprintf("Message-ID: <c%d@x>\r\nSubject: %d\r\n\r\nhello\r\n", i, i))); err != nil {
 			t.Fatal(err)
 		}
 	}
 	appendConfig(t, dir, fmt.Sprintf("listen: 127.0.0.1:0\nmailboxes:\n  - {name: g, protocol: graph, endpoint: '%s', username: %s, profile: emulator-graph, after: seen, sink: out, interval: 10s}\nsinks:\n  - {name: out, type: maildir, path: ./inbox}\n",
 		srv.URL(), emulator.DemoSharedMailbox))
+	return srv, dir
+}
+
+func TestServeConsoleAPIAndMetrics(t *testing.T) {
+	_, dir := graphServeConfig(t, 5)
 	run := func(stdin string, args ...string) (string, string, int) {
 		r := mailgateStdin(t, dir, stdin, args...)
 		return r.stdout, r.stderr, r.code

@@ -192,6 +192,17 @@ func TestSendThroughGraph(t *testing.T) {
 	if sent := srv.GraphMessages(emulator.DemoSenderMailbox, "sentitems"); len(sent) != 1 {
 		t.Errorf("%d in Sent Items", len(sent))
 	}
+	// --to and no Message-ID: the README promises one is added
+	if err := os.WriteFile(filepath.Join(dir, "bare.eml"), []byte("Subject: bare\r\n\r\nno id\r\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if r := mailgate(t, t.Context(), dir, "send", "--sender", "g", "--to", emulator.DemoSharedMailbox, "bare.eml"); r.code != 0 {
+		t.Fatalf("send --to: exit %d\n%s", r.code, r.stderr)
+	}
+	got = srv.GraphMessages(emulator.DemoSharedMailbox, "inbox")
+	if len(got) != 2 || !strings.Contains(string(got[1]), "no id") || !strings.Contains(string(got[1]), "Message-ID: <") {
+		t.Fatalf("arrived through --to: %q", got)
+	}
 	if err := srv.Tenant().RevokeAppRoles(emulator.DemoAppID, "https://graph.microsoft.com", "Mail.Send"); err != nil {
 		t.Fatal(err)
 	}

@@ -92,6 +92,17 @@ func runConfigCheck(_ context.Context, env *Env, args []string) int {
 	if !ok {
 		return code
 	}
+	// what the token engine would warn about (token prints the same)
+	for i := range cfg.Profiles {
+		p, err := oauthProfile(&cfg.Profiles[i], i)
+		if err != nil {
+			fmt.Fprintf(env.Err, "%s: %v\n", cfg.File, err)
+			return ExitUsage
+		}
+		for _, w := range p.Warnings() {
+			fmt.Fprintf(env.Err, "%s (warning)\n", cfg.Warning("profiles["+p.Name+"]", w).String())
+		}
+	}
 	enabled := 0
 	for _, m := range cfg.Mailboxes {
 		if m.Enabled {

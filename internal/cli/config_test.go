@@ -116,3 +116,40 @@ func TestConfigPath(t *testing.T) {
 		}
 	}
 }
+
+// TestConfigCheckProfileWarnings: config check says what token says about
+// a profile (oauth.Profile.Warnings, the one source): the password grant,
+// and a client-credentials scope without /.default.
+func TestConfigCheckProfileWarnings(t *testing.T) {
+	path := writeConfig(t, `profiles:
+  - name: app
+    provider: microsoft
+    grant: client_credentials
+    tenant: contoso.onmicrosoft.com
+    client_id: aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee
+    client_secret: file:secret.txt
+    scopes: [https://outlook.office365.com/IMAP.AccessAsApp]
+  - name: user
+    provider: microsoft
+    grant: password
+    tenant: contoso.onmicrosoft.com
+    client_id: aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee
+    username: u@contoso.com
+    password: pw
+`)
+	code, _, errs := runCLI(t, "config", "check", "--config", path)
+	if code != ExitOK {
+		t.Fatalf("exit %d\n%s", code, errs)
+	}
+	for _, want := range []string{
+		path + `:2: profiles[app]: scope "https://outlook.office365.com/IMAP.AccessAsApp": client_credentials needs a {resource}/.default scope`,
+		path + `:9: profiles[user]: the password grant (ROPC) is deprecated by Microsoft and cannot satisfy MFA`,
+	} {
+		if !strings.Contains(errs, want) {
+			t.Errorf("config check lacks\n%s\nin\n%s", want, errs)
+		}
+	}
+	if strings.Count(errs, "(warning)") != 2 {
+		t.Errorf("want two warnings:\n%s", errs)
+	}
+}

@@ -93,12 +93,15 @@ func oauthProfile(cp *config.Profile, index int) (*oauth.Profile, error) {
 	return p, nil
 }
 
-// profileWarnings are what an administrator should know before using p:
-// the deprecated password grant, a client secret about to lapse.
-func profileWarnings(cp *config.Profile, now time.Time) []string {
+// profileWarnings are what an administrator should know before using a
+// profile: what the token engine warns about (p.Warnings: the deprecated
+// password grant, a client-credentials scope without /.default, the
+// certificate's expiry; config check prints the same), and a client secret
+// about to lapse.
+func profileWarnings(cp *config.Profile, p *oauth.Profile, now time.Time) []string {
 	var out []string
-	if cp.Grant == "password" {
-		out = append(out, fmt.Sprintf("profile %s uses the resource-owner password grant: Microsoft deprecates it and it fails for accounts with MFA or Conditional Access; prefer authorization_code (mailgate login) or an app-only profile", cp.Name))
+	for _, w := range p.Warnings() {
+		out = append(out, fmt.Sprintf("profile %s: %s", cp.Name, w))
 	}
 	if !cp.SecretExpires.IsZero() {
 		y, m, d := now.Date()

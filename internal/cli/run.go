@@ -28,25 +28,26 @@ import (
 func init() {
 	register(&command{
 		name:    "run",
-		summary: "poll the mailboxes once (--once), deliver to their sinks, mark, move or delete, exit",
+		summary: "poll the mailboxes once, deliver to their sinks, mark, move or delete, exit",
 		run:     runRun,
 	})
 }
 
-// runRun is `mailgate run --once [--mailbox NAME]`: every enabled mailbox
-// (or one) is read once, concurrently; exit 1 when any failed.
+// runRun is `mailgate run [--once] [--mailbox NAME]`: every enabled mailbox
+// (or one) is read once, concurrently; exit 1 when any failed. --once is
+// what run always does; it stays accepted for scripts that give it.
 func runRun(ctx context.Context, env *Env, args []string) int {
 	fs := newFlagSet(env, "run", "")
 	cfgFlag := fs.String("config", "", "config file (default $MAILGATE_CONFIG, then ./mailgate.yaml)")
-	once := fs.Bool("once", false, "read each mailbox once and exit (required; `mailgate serve` runs continuously)")
+	fs.Bool("once", true, "read each mailbox once and exit, which run always does (accepted for scripts; serve runs continuously)")
 	only := fs.String("mailbox", "", "read only this mailbox")
 	verbose := fs.Bool("v", false, "log each step on stderr")
 	pos, code, ok := parseFlags(fs, args)
 	if !ok {
 		return code
 	}
-	if len(pos) > 0 || !*once {
-		fmt.Fprintln(env.Err, "usage: mailgate run --once [--mailbox NAME] [--config FILE]")
+	if len(pos) > 0 {
+		fmt.Fprintln(env.Err, "usage: mailgate run [--once] [--mailbox NAME] [--config FILE]")
 		return ExitUsage
 	}
 	log := logger(env.Err, *verbose)

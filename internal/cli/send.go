@@ -221,17 +221,18 @@ func prepare(raw []byte, from string, to []string, snd *config.Sender) (*prepare
 			return nil, fmt.Errorf("%s is not in senders[%s].allowed_from (%s)", a, snd.Name, strings.Join(snd.AllowedFrom, ", "))
 		}
 	}
-	if len(to) > 0 {
-		out.rcpts = to
-		return out, nil
-	}
-	for _, h := range []string{"To", "Cc", "Bcc"} {
-		l, err := msg.Header.AddressList(h)
-		if err != nil && !errors.Is(err, mail.ErrHeaderNotPresent) {
-			return nil, fmt.Errorf("%s header: %w", h, err)
-		}
-		for _, a := range l {
-			out.rcpts = append(out.rcpts, a.Address)
+	// --to wins over the headers; the message still goes through the
+	// Message-ID and Bcc steps below
+	out.rcpts = to
+	if len(to) == 0 {
+		for _, h := range []string{"To", "Cc", "Bcc"} {
+			l, err := msg.Header.AddressList(h)
+			if err != nil && !errors.Is(err, mail.ErrHeaderNotPresent) {
+				return nil, fmt.Errorf("%s header: %w", h, err)
+			}
+			for _, a := range l {
+				out.rcpts = append(out.rcpts, a.Address)
+			}
 		}
 	}
 	if len(out.rcpts) == 0 {

@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"bytes"
+	"net/mail"
 	"strings"
 	"testing"
 
@@ -76,5 +78,42 @@ func TestGraphRecipients(t *testing.T) {
 		if (err != nil) != tt.wantErr || err == nil && string(got) != tt.want {
 			t.Errorf("%q %v: %q %v", tt.msg, tt.to, got, err)
 		}
+	}
+}
+
+// TestPrepareGraphMessageID: a message sent through Graph gets a
+// Message-ID when it has none (the Sent Items lookup after a crash needs
+// it), whether its recipients come from the headers or from --to; one it
+// has is kept.
+func TestPrepareGraphMessageID(t *testing.T) {
+	snd := &config.Sender{Name: "g", Protocol: "graph", Username: "noreply@contoso.com"}
+	tests := []struct {
+		name, msg string
+		to        []string
+		want      string // a Message-ID the result must carry; "" for any new one
+	}{
+		{name: "headers", msg: "To: a@x.com\r\nSubject: s\r\n\r\nx\r\n"},
+		{name: "--to", msg: "Subject: s\r\n\r\nx\r\n", to: []string{"a@x.com"}},
+		{name: "--to and To", msg: "To: a@x.com\r\n\r\nx\r\n", to: []string{"a@x.com"}},
+		{name: "kept", msg: "Message-ID: <m@x.com>\r\nTo: a@x.com\r\n\r\nx\r\n", to: []string{"a@x.com"}, want: "<m@x.com>"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := prepare([]byte(tt.msg), "", tt.to, snd)
+			if err != nil {
+				t.Fatal(err)
+			}
+			msg, err := mail.ReadMessage(bytes.NewReader(p.raw))
+			if err != nil {
+				t.Fatal(err)
+			}
+			id := msg.Header.Get("Message-Id")
+			if tt.want != "" && id != tt.want || tt.want == "" && !strings.HasSuffix(id, "@contoso.com>") {
+				t.Errorf("Message-ID %q in\n%s", id, p.raw)
+			}
+			if n := strings.Count(strings.ToLower(string(p.raw)), "message-id:"); n != 1 {
+				t.Errorf("%d Message-ID headers", n)
+			}
+		})
 	}
 }

@@ -240,7 +240,7 @@ func startGeneration(st *store.Store, cfg *config.Config, tel *telemetry, log, r
 		}
 	}
 	g := &generation{rt: rt, sup: sup, ob: ob, halt: make(chan struct{}), done: make(chan struct{})}
-	console.SetLive(cfg, sup.Statuses, rt.consoleTest)
+	console.SetLive(cfg, tel.statuses(sup.Statuses), rt.consoleTest)
 	go func() {
 		var wg sync.WaitGroup
 		wg.Go(func() { ob.Run(g.halt) })

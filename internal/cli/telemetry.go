@@ -27,6 +27,10 @@ type telemetry struct {
 
 	mu        sync.Mutex
 	lastToken map[string]web.TokenHealth // by profile
+	// status is each mailbox's latest run, Total counted since serve
+	// started: a reload (a record saved in the console) starts new agents
+	// whose own counts start at zero.
+	status map[string]agent.Status
 }
 
 func newTelemetry() *telemetry {
@@ -53,12 +57,41 @@ func (t *telemetry) onRun(s agent.Status) {
 	t.failed.Add(float64(s.Last.Failed), s.Mailbox)
 	t.delivered.Add(float64(s.Last.Delivered), s.Mailbox)
 	t.duplicates.Add(float64(s.Last.Duplicates), s.Mailbox)
+	t.mu.Lock()
+	if t.status == nil {
+		t.status = map[string]agent.Status{}
+	}
+	s.Total = t.status[s.Mailbox].Total + s.Last.Delivered
+	t.status[s.Mailbox] = s
+	t.mu.Unlock()
 	if s.LastError != nil {
 		t.polls.Add(1, s.Mailbox, "error")
 		return
 	}
 	t.polls.Add(1, s.Mailbox, "ok")
 	t.lastOK.Set(float64(s.LastRun.Unix()), s.Mailbox)
+}
+
+// statuses is what the console shows of the agents of the current
+// generation: each mailbox's delivered count since serve started, and its
+// last run until the generation's first run of it.
+func (t *telemetry) statuses(current func() []agent.Status) func() []agent.Status {
+	return func() []agent.Status {
+		out := current()
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		for i := range out {
+			seen, ok := t.status[out[i].Mailbox]
+			if !ok {
+				continue
+			}
+			if out[i].LastRun.IsZero() {
+				out[i] = seen
+			}
+			out[i].Total = seen.Total
+		}
+		return out
+	}
 }
 
 // onToken records one token endpoint exchange.

@@ -66,13 +66,13 @@ func runToken(ctx context.Context, env *Env, args []string) int {
 		fmt.Fprintf(env.Err, "mailgate: token: %v\n", err)
 		return ExitUsage
 	}
-	for _, w := range profileWarnings(cp, time.Now()) {
-		fmt.Fprintf(env.Err, "mailgate: warning: %s\n", w)
-	}
 	p, err := oauthProfile(cp, 0)
 	if err != nil {
 		fmt.Fprintf(env.Err, "%s: %v\n", cfg.File, err)
 		return ExitUsage
+	}
+	for _, w := range profileWarnings(cp, p, time.Now()) {
+		fmt.Fprintf(env.Err, "mailgate: warning: %s\n", w)
 	}
 	mgr := tokenManager(st, log)
 	get := mgr.Token

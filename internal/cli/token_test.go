@@ -74,13 +74,15 @@ func TestProfileWarnings(t *testing.T) {
 		p    config.Profile
 		want string
 	}{
-		{config.Profile{Name: "a", Grant: "password"}, "deprecates"},
+		{config.Profile{Name: "a", Grant: "password"}, "profile a: the password grant (ROPC) is deprecated"},
+		{config.Profile{Name: "e", Provider: "microsoft", Grant: "client_credentials", Scopes: []string{"Mail.Read"}}, "profile e: scope \"Mail.Read\": client_credentials needs a {resource}/.default scope"},
 		{config.Profile{Name: "b", SecretExpires: date("2026-12-10")}, "expires on 2026-12-10 (in 17 days)"},
 		{config.Profile{Name: "c", SecretExpires: date("2026-11-01")}, "expired on 2026-11-01"},
 		{config.Profile{Name: "d", SecretExpires: date("2027-06-01")}, ""},
 	}
 	for _, tt := range tests {
-		got := strings.Join(profileWarnings(&tt.p, now), "\n")
+		p := &oauth.Profile{Name: tt.p.Name, Provider: oauth.Provider(tt.p.Provider), Grant: oauth.Grant(tt.p.Grant), Scopes: tt.p.Scopes}
+		got := strings.Join(profileWarnings(&tt.p, p, now), "\n")
 		if tt.want == "" && got != "" || !strings.Contains(got, tt.want) {
 			t.Errorf("%s: %q, want %q", tt.p.Name, got, tt.want)
 		}

@@ -9,9 +9,11 @@ import (
 
 // Version and Commit are set at link time:
 //
-//	go build -ldflags "-X github.com/mailgate/mailgate/internal/cli.Version=v1.2.3"
+//	go build -ldflags "-X github.com/mailgate/mailgate/internal/cli.Version=v1.2.3 -X github.com/mailgate/mailgate/internal/cli.Commit=$(git rev-parse HEAD)"
 //
-// Without that, the VCS stamp Go records in the binary is used.
+// The VCS stamp Go records in the binary (go build -buildvcs=true in a git
+// checkout) is preferred to Commit; scripts/mailgate sets Commit because
+// -buildvcs may be off (GOFLAGS=-buildvcs=false).
 var (
 	Version = "dev"
 	Commit  = ""
@@ -26,25 +28,34 @@ func runVersion(_ context.Context, env *Env, args []string) int {
 	if _, code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
-	commit, modified := Commit, false
+	var settings []debug.BuildSetting
 	if info, ok := debug.ReadBuildInfo(); ok {
-		for _, s := range info.Settings {
-			switch s.Key {
-			case "vcs.revision":
-				if commit == "" {
-					commit = s.Value
-				}
-			case "vcs.modified":
-				modified = s.Value == "true"
-			}
+		settings = info.Settings
+	}
+	fmt.Fprintf(env.Out, "mailgate %s\ncommit %s\n%s %s/%s\n", Version, commitOf(settings, Commit), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	return ExitOK
+}
+
+// commitOf is the commit the binary was built from: the build info's
+// vcs.revision ("+dirty" when vcs.modified), else the linker-set value,
+// else "unknown".
+func commitOf(settings []debug.BuildSetting, ldflags string) string {
+	commit, modified := "", false
+	for _, s := range settings {
+		switch s.Key {
+		case "vcs.revision":
+			commit = s.Value
+		case "vcs.modified":
+			modified = s.Value == "true"
 		}
 	}
-	if commit == "" {
-		commit = "unknown"
+	switch {
+	case commit != "" && modified:
+		return commit + "+dirty"
+	case commit != "":
+		return commit
+	case ldflags != "":
+		return ldflags
 	}
-	if modified {
-		commit += "+dirty"
-	}
-	fmt.Fprintf(env.Out, "mailgate %s\ncommit %s\n%s %s/%s\n", Version, commit, runtime.Version(), runtime.GOOS, runtime.GOARCH)
-	return ExitOK
+	return "unknown"
 }

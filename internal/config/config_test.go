@@ -492,3 +492,69 @@ func TestValueMarshal(t *testing.T) {
 		t.Errorf("json = %s, want %s", j, want)
 	}
 }
+
+// TestListenEveryInterface: an empty host (":8025"), 0.0.0.0 and [::] all
+// bind every interface and get the plain-HTTP warning; a loopback address
+// does not.
+func TestListenEveryInterface(t *testing.T) {
+	tests := []struct {
+		listen string
+		warn   bool
+	}{
+		{":8025", true},
+		{"0.0.0.0:8025", true},
+		{"[::]:8025", true},
+		{"192.0.2.10:8025", true},
+		{"console.localhost:8025", true}, // a name resolved elsewhere than this machine
+		{"127.0.0.1:8025", false},
+		{"[::1]:8025", false},
+		{"localhost:8025", false},
+	}
+	for _, tc := range tests {
+		cfg, err := parseTest(t, valid+"listen: \""+tc.listen+"\"\n")
+		if err != nil {
+			t.Fatalf("%s: %v", tc.listen, err)
+		}
+		warned := false
+		for _, w := range cfg.Warnings {
+			warned = warned || w.Key == "listen" && strings.Contains(w.Msg, "plain HTTP")
+		}
+		if warned != tc.warn {
+			t.Errorf("listen %q: warned %v, want %v (%v)", tc.listen, warned, tc.warn, cfg.Warnings)
+		}
+	}
+}
+
+// TestSecurityNoneLoopbackOnly: security none is accepted for literal
+// loopback addresses and the name localhost only; a *.localhost name is
+// resolved through DNS and may lead anywhere.
+func TestSecurityNoneLoopbackOnly(t *testing.T) {
+	tests := []struct {
+		host string
+		ok   bool
+	}{
+		{"localhost", true},
+		{"127.0.0.1", true},
+		{"127.0.0.2", true},
+		{"::1", true},
+		{"mail.localhost", false},
+		{"localhost.example.com", false},
+		{"mail.example.com", false},
+	}
+	for _, tc := range tests {
+		src := strings.Replace(valid, "    host: outlook.office365.com\n", "    host: \""+tc.host+"\"\n    port: 1143\n    security: none\n", 1)
+		_, err := parseTest(t, src)
+		if tc.ok && err != nil {
+			t.Errorf("%s: %v", tc.host, err)
+		}
+		if !tc.ok {
+			if err == nil {
+				t.Errorf("%s: security none accepted", tc.host)
+				continue
+			}
+			if ps := problemsOf(t, err); len(ps) != 1 || ps[0].Key != "mailboxes[forms].security" {
+				t.Errorf("%s: %v", tc.host, ps)
+			}
+		}
+	}
+}

@@ -87,3 +87,10 @@ func find[T any](items []T, name string, nameOf func(*T) string) (*T, bool) {
 	}
 	return nil, false
 }
+
+// Warning makes a warning about the key path (as in Problem.Key, e.g.
+// "profiles[contoso]") located in the file like those Load finds, for
+// checks made outside this package.
+func (c *Config) Warning(key, msg string) Problem {
+	return Problem{File: c.File, Line: lineOf(c.lines, key), Key: key, Msg: msg}
+}

@@ -77,7 +77,7 @@ func parse(data []byte, filename string, getenv func(string) string, now time.Ti
 	d.defaults(cfg)
 	markOrigins(cfg, records)
 	d.validate(cfg)
-	cfg.Warnings = d.warnings
+	cfg.Warnings, cfg.lines = d.warnings, d.lines
 	if len(d.problems) > 0 {
 		sortProblems(d.problems)
 		return nil, &Error{Problems: d.problems}
@@ -196,9 +196,11 @@ func (d *decoder) warnf(path string, line int, format string, args ...any) {
 }
 
 // line returns the line recorded for path, or for its nearest parent.
-func (d *decoder) line(path string) int {
+func (d *decoder) line(path string) int { return lineOf(d.lines, path) }
+
+func lineOf(lines map[string]int, path string) int {
 	for path != "" {
-		if l, ok := d.lines[path]; ok {
+		if l, ok := lines[path]; ok {
 			return l
 		}
 		i := strings.LastIndexAny(path, ".[")
@@ -207,7 +209,7 @@ func (d *decoder) line(path string) int {
 		}
 		path = path[:i]
 	}
-	return d.lines[""]
+	return lines[""]
 }
 
 // has reports whether the key at path was written in the file with a

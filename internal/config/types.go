@@ -44,6 +44,8 @@ type Config struct {
 	// Warnings are problems that do not stop mailgate, such as a client
 	// secret about to expire. Not a key.
 	Warnings []Problem `yaml:"-"`
+	// lines maps a key path to the line of its value in File (see Line).
+	lines map[string]int `yaml:"-"`
 }
 
 // Profile is one OAuth 2.0 client registration and how to get tokens with it.

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/mailgate/mailgate/internal/loopback"
 )
 
 // Defaults applied by Load.
@@ -236,14 +238,10 @@ func (d *decoder) notFor(path, what string, keys ...string) {
 }
 
 // IsLoopback reports whether host (a name or an address, without port) is
-// this machine: localhost, 127.0.0.0/8 or ::1.
+// this machine: the name localhost, 127.0.0.0/8 or ::1 (loopback.Host;
+// other names, *.localhost included, are resolved through DNS).
 func IsLoopback(host string) bool {
-	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
-	if strings.EqualFold(host, "localhost") || strings.HasSuffix(strings.ToLower(host), ".localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+	return loopback.Host(host)
 }
 
 // checkURL checks an absolute http(s) URL; plain http is accepted only to a
@@ -378,7 +376,8 @@ func (d *decoder) validateTop(c *Config) {
 		d.at("listen", "%q is not host:port (like 127.0.0.1:8025)", c.Listen)
 	} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
 		d.at("listen", "port %q is not a number from 0 to 65535", port)
-	} else if host != "" && !IsLoopback(host) && c.TLSCert == "" {
+	} else if !IsLoopback(host) && c.TLSCert == "" {
+		// an empty host, 0.0.0.0 and [::] bind every interface
 		d.warnAt("listen", "the console is served over plain HTTP on a non-loopback address; set tls_cert and tls_key")
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
@@ -538,7 +537,7 @@ func (d *decoder) checkServer(path, host string, port int, security string, allo
 		d.at(path+".port", "must be from 1 to 65535")
 	}
 	if d.enum(path+".security", security, allowed) && security == "none" && host != "" && !IsLoopback(host) {
-		d.at(path+".security", "none sends the token in clear text; allowed only to a loopback host (localhost, 127.0.0.0/8, ::1), use tls or starttls")
+		d.at(path+".security", "none sends the token in clear text; allowed only to a loopback host (localhost, 127.0.0.0/8, ::1; not other names, which DNS resolves), use tls or starttls")
 	}
 }
 

@@ -31,6 +31,8 @@ import (
 	goimap "github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/emersion/go-sasl"
+
+	"github.com/mailgate/mailgate/internal/loopback"
 )
 
 // Options configure Dial.
@@ -98,8 +100,7 @@ func Dial(ctx context.Context, addr string, opts *Options) (*Client, error) {
 	}
 	dctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	var d net.Dialer
-	conn, err := d.DialContext(dctx, "tcp", addr)
+	conn, err := loopback.Dial(dctx, addr, opts.Security == "none")
 	if err != nil {
 		return nil, &Error{Op: "dial", Kind: KindConnection, Err: err}
 	}

@@ -24,6 +24,8 @@ import (
 	"time"
 
 	gosasl "github.com/emersion/go-sasl"
+
+	"github.com/mailgate/mailgate/internal/loopback"
 )
 
 // Options configure Dial.
@@ -80,8 +82,7 @@ func Dial(ctx context.Context, addr string, o *Options) (*Client, error) {
 	}
 	dctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	var d net.Dialer
-	conn, err := d.DialContext(dctx, "tcp", addr)
+	conn, err := loopback.Dial(dctx, addr, o.Security == "none")
 	if err != nil {
 		return nil, err
 	}

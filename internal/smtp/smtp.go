@@ -22,6 +22,8 @@ import (
 
 	gosasl "github.com/emersion/go-sasl"
 	gosmtp "github.com/emersion/go-smtp"
+
+	"github.com/mailgate/mailgate/internal/loopback"
 )
 
 // Options configure Dial.
@@ -125,8 +127,7 @@ func Dial(ctx context.Context, addr string, o *Options) (*Client, error) {
 	}
 	dctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	var d net.Dialer
-	conn, err := d.DialContext(dctx, "tcp", addr)
+	conn, err := loopback.Dial(dctx, addr, o.Security == "none")
 	if err != nil {
 		return nil, &Error{Step: "dial", Err: err}
 	}

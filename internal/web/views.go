@@ -81,7 +81,8 @@ type ProfileView struct {
 	SecretExpires *Expiry  `json:"secret_expires,omitempty"`
 	CertExpires   *Expiry  `json:"certificate_expires,omitempty"`
 	// LastToken is the outcome of the profile's last token request since
-	// mailgate started (none yet: nil).
+	// mailgate started or, without one, the newest access token in the
+	// store's cache (Cached); nil when neither.
 	LastToken *TokenView `json:"last_token,omitempty"`
 	// Refresh describes the stored refresh token of a profile whose grant
 	// uses one (authorization code, device code, password); nil otherwise.
@@ -126,6 +127,10 @@ type TokenView struct {
 	Result string `json:"result"`
 	AADSTS int    `json:"aadsts,omitempty"`
 	At     string `json:"at"`
+	// Cached says the token was not requested by this process but read
+	// from the store's cache (another process, or before a restart, got it
+	// at At).
+	Cached bool `json:"cached,omitempty"`
 }
 
 // MailboxView is a mailbox with its agent's state.
@@ -205,6 +210,17 @@ func (s *Server) profiles() []ProfileView {
 		if s.o.TokenHealth != nil {
 			if h, ok := s.o.TokenHealth(p.Name); ok {
 				v.LastToken = &TokenView{Result: h.Result, AADSTS: h.AADSTS, At: h.At.UTC().Format(time.RFC3339)}
+			}
+		}
+		if v.LastToken == nil {
+			var newest time.Time
+			for _, a := range infos[p.Name].Access {
+				if a.Saved.After(newest) {
+					newest = a.Saved
+				}
+			}
+			if !newest.IsZero() {
+				v.LastToken = &TokenView{Result: "ok", At: newest.UTC().Format(time.RFC3339), Cached: true}
 			}
 		}
 		if usesRefreshToken(p.Grant) {

@@ -1,0 +1,27 @@
+package e2e
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// TestVersionNamesCommit: the binary scripts/mailgate builds names the
+// commit it was built from, even with GOFLAGS=-buildvcs=false (then Go
+// records no VCS stamp and the script's linker flag carries it).
+func TestVersionNamesCommit(t *testing.T) {
+	head, err := exec.Command("git", "rev-parse", "HEAD").Output()
+	if err != nil {
+		t.Fatalf("git rev-parse HEAD (the e2e tests run in a git checkout): %v", err)
+	}
+	cmd := exec.CommandContext(t.Context(), "../scripts/mailgate", "version")
+	cmd.Env = append(cmd.Environ(), "GOFLAGS=-buildvcs=false")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("scripts/mailgate version: %v\n%s", err, out)
+	}
+	want := "commit " + strings.TrimSpace(string(head))
+	if !strings.Contains(string(out), want) {
+		t.Errorf("version says\n%s\nwant a line starting %q", out, want)
+	}
+}
