@@ -701,7 +701,9 @@ func TestManagerUsesStore(t *testing.T) {
 	if got.AccessToken != "at-accepted" || !got.Expiry.Equal(tok.Expiry) {
 		t.Fatalf("Token = %v, want the accepted one", got)
 	}
-	if rt, err := s2.LoadRefreshToken(t.Context(), "work"); err != nil || rt != "rt-accepted" {
+	// The Manager stores the refresh token behind its binding to the
+	// profile's client, tenant and endpoint (oauth/binding.go).
+	if rt, err := s2.LoadRefreshToken(t.Context(), "work"); err != nil || !strings.HasSuffix(rt, ":rt-accepted") {
 		t.Fatalf("refresh token %q, %v", rt, err)
 	}
 }
