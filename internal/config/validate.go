@@ -59,6 +59,10 @@ func (d *decoder) defaults(c *Config) {
 		c.KeyFile = DefaultKeyFile
 	}
 	c.KeyFile = d.abs(c.KeyFile)
+	if c.Console.MaildirRoot == "" {
+		c.Console.MaildirRoot = d.dir
+	}
+	c.Console.MaildirRoot = filepath.Clean(d.abs(c.Console.MaildirRoot))
 	c.TLSCert = d.abs(c.TLSCert)
 	c.TLSKey = d.abs(c.TLSKey)
 
