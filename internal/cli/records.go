@@ -12,8 +12,12 @@ import (
 
 // consoleRecords keeps the records administrators make in the console, in
 // the store, and gives serve the configuration of the file plus them. A
-// change is validated against the whole configuration before it is kept,
-// then serve reloads.
+// change is kept only when the whole configuration still validates with it
+// and the record can be built the way serve builds it at start (refused:
+// a *config.Error naming the key, 422 in the API); then serve reloads. A
+// stored record that no longer fits or builds (the file changed, a
+// certificate file went away) is skipped and shown failing with its
+// reason: it does not keep the rest from running.
 type consoleRecords struct {
 	st     *store.Store
 	data   []byte // the config file, as read at start
@@ -23,6 +27,8 @@ type consoleRecords struct {
 	// applied, when set, receives the configuration a change produced, as
 	// soon as it is kept (the console shows it before the agents restart)
 	applied func(*config.Config)
+	// failing, when set, receives the stored records that were skipped
+	failing func([]web.BrokenRecord)
 }
 
 func (c *consoleRecords) records(ctx context.Context) ([]config.Record, error) {
@@ -37,13 +43,15 @@ func (c *consoleRecords) records(ctx context.Context) ([]config.Record, error) {
 	return out, nil
 }
 
-// config is the file's configuration with the console's records.
-func (c *consoleRecords) config(ctx context.Context) (*config.Config, error) {
+// config is the file's configuration with the console's records that fit
+// it and can be built; broken are the others, with the reason.
+func (c *consoleRecords) config(ctx context.Context) (*config.Config, []web.BrokenRecord, error) {
 	rs, err := c.records(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return config.ParseWith(c.data, c.path, c.getenv, rs)
+	cfg, _, broken, err := fitRecords(c.data, c.path, c.getenv, rs)
+	return cfg, broken, err
 }
 
 func (c *consoleRecords) changed() {
@@ -53,8 +61,8 @@ func (c *consoleRecords) changed() {
 	}
 }
 
-// others returns the console's records except kind/name, and whether
-// that one was among them.
+// others returns the console's records that fit the file except
+// kind/name, and whether kind/name is stored.
 func (c *consoleRecords) others(ctx context.Context, kind, name string) ([]config.Record, bool, error) {
 	rs, err := c.records(ctx)
 	if err != nil {
@@ -69,19 +77,30 @@ func (c *consoleRecords) others(ctx context.Context, kind, name string) ([]confi
 		}
 		rest = append(rest, r)
 	}
-	return rest, found, nil
+	_, ok, _, err := fitRecords(c.data, c.path, c.getenv, rest)
+	if err != nil {
+		return nil, false, err
+	}
+	return ok, found, nil
 }
 
-// kept shows the configuration a change produced and asks serve to reload.
-func (c *consoleRecords) kept(cfg *config.Config) {
-	if c.applied != nil {
-		c.applied(cfg)
+// kept shows the configuration with the change and asks serve to reload.
+func (c *consoleRecords) kept(ctx context.Context) {
+	cfg, broken, err := c.config(ctx)
+	if err == nil {
+		if c.applied != nil {
+			c.applied(cfg)
+		}
+		if c.failing != nil {
+			c.failing(broken)
+		}
 	}
 	c.changed()
 }
 
-// Save validates the configuration with the record in place, keeps it and
-// asks serve to reload.
+// Save validates the configuration with the record in place and builds the
+// record as serve will (refused: a *config.Error naming the key), keeps it
+// and asks serve to reload.
 func (c *consoleRecords) Save(ctx context.Context, kind, name string, yaml []byte) error {
 	rest, _, err := c.others(ctx, kind, name)
 	if err != nil {
@@ -91,30 +110,51 @@ func (c *consoleRecords) Save(ctx context.Context, kind, name string, yaml []byt
 	if err != nil {
 		return err
 	}
+	if err := checkRecord(cfg, kind, name); err != nil {
+		return asConfigError(cfg.File, err)
+	}
 	if err := c.st.PutRecord(ctx, kind, name, yaml); err != nil {
 		return err
 	}
-	c.kept(cfg)
+	c.kept(ctx)
 	return nil
 }
 
-// Delete removes a record unless something else still refers to it.
+// Delete removes a record unless a working record still refers to it; a
+// failing record can always be deleted.
 func (c *consoleRecords) Delete(ctx context.Context, kind, name string) error {
-	rest, found, err := c.others(ctx, kind, name)
+	all, err := c.records(ctx)
 	if err != nil {
 		return err
+	}
+	_, working, _, err := fitRecords(c.data, c.path, c.getenv, all)
+	if err != nil {
+		return err
+	}
+	found, works := false, false
+	rest := working[:0:0]
+	for _, r := range all {
+		found = found || r.Kind == kind && r.Name == name
+	}
+	for _, r := range working {
+		if r.Kind == kind && r.Name == name {
+			works = true
+			continue
+		}
+		rest = append(rest, r)
 	}
 	if !found {
 		return web.ErrNoRecord
 	}
-	cfg, err := config.ParseWith(c.data, c.path, c.getenv, rest)
-	if err != nil {
-		return fmt.Errorf("%s %s is still in use: %w", kind, name, err)
+	if works {
+		if _, err := config.ParseWith(c.data, c.path, c.getenv, rest); err != nil {
+			return fmt.Errorf("%s %s is still in use: %w", kind, name, err)
+		}
 	}
 	if err := c.st.DeleteRecord(ctx, kind, name); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
-	c.kept(cfg)
+	c.kept(ctx)
 	return nil
 }
 

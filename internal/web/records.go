@@ -322,6 +322,15 @@ func problemsOf(err error) []string {
 // from the live configuration (no view is built for it).
 func (s *Server) origin(kind, name string) (string, bool) {
 	o, ok := s.cfg().Origin(kind, name)
+	if !ok {
+		// a console record serve skipped is still kept: it can be edited
+		// and deleted
+		for _, b := range s.brokenRecords() {
+			if b.Kind == kind && b.Name == name {
+				return sourceConsole, true
+			}
+		}
+	}
 	return source(o), ok
 }
 

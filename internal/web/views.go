@@ -388,7 +388,11 @@ func (s *Server) apiStatus(w http.ResponseWriter, _ *http.Request) {
 	for _, wn := range profileWarnings(s.profiles()) {
 		warnings = append(warnings, wn.api)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"mailboxes": mbs, "warnings": orEmpty(warnings)})
+	failing := s.brokenRecords()
+	if failing == nil {
+		failing = []BrokenRecord{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"mailboxes": mbs, "warnings": orEmpty(warnings), "failing_records": failing})
 }
 
 // warning is something about to stop working: a line for the API and a
@@ -440,6 +444,9 @@ func (s *Server) dashboard(w http.ResponseWriter, r *http.Request) {
 	profiles := s.profiles()
 	for _, wn := range profileWarnings(profiles) {
 		warnings = append(warnings, wn.page)
+	}
+	for _, b := range s.brokenRecords() {
+		warnings = append(warnings, fmt.Sprintf("Console %s %s is failing and does not run: %s. Edit it, or delete it (mailgate records delete %s %s).", singular(b.Kind), b.Name, b.Reason, b.Kind, b.Name))
 	}
 	s.render(w, "dashboard.html", map[string]any{
 		"Admin": s.admin(r), "Mailboxes": s.mailboxes(), "Profiles": profiles, "Sinks": s.sinks(), "Senders": s.senders(),
