@@ -143,7 +143,9 @@ func resolveExisting(p string) (string, error) {
 // record that fits it and can be built, the records kept, and the others
 // with the reason. The error is the file's own.
 func fitRecords(data []byte, path string, getenv func(string) string, recs []config.Record) (*config.Config, []config.Record, []web.BrokenRecord, error) {
-	order := func(kind string) int { return slices.Index([]string{"profiles", "sinks", "mailboxes", "senders"}, kind) }
+	order := func(kind string) int {
+		return slices.Index([]string{"profiles", "sinks", "mailboxes", "senders"}, kind)
+	}
 	recs = slices.Clone(recs)
 	slices.SortStableFunc(recs, func(a, b config.Record) int { return order(a.Kind) - order(b.Kind) })
 	check := func(cfg *config.Config, rs []config.Record) error {
