@@ -142,8 +142,8 @@ func DisplayURL(s string) string {
 		}
 		u.Path, u.RawPath = strings.Join(segs, "/"), ""
 	}
-	if u.Opaque != "" {
-		u.Opaque = "…"
+	if strings.ContainsAny(u.Opaque, "@:") {
+		u.Opaque = "…" // user:password@host without "//"
 	}
 	return u.String()
 }

@@ -33,6 +33,14 @@ func source(origin string) string {
 	return sourceConfig
 }
 
+// displayURL is config.DisplayURL, empty for an empty value.
+func displayURL(s string) string {
+	if s == "" {
+		return ""
+	}
+	return config.DisplayURL(s)
+}
+
 func secretState(s config.Secret) string {
 	if s.Reveal() != "" {
 		return secretSet
@@ -201,7 +209,7 @@ func (s *Server) profiles() []ProfileView {
 	for _, p := range s.cfg().Profiles {
 		v := ProfileView{Name: p.Name, Source: source(p.Origin), Provider: p.Provider, Grant: p.Grant, Tenant: p.Tenant,
 			ClientID: p.ClientID, ClientSecret: secretState(p.ClientSecret), Certificate: secretNotSet,
-			Scopes: slices.Clone(p.Scopes), Authority: p.Authority, SecretExpires: expiry(p.SecretExpires.Time, now)}
+			Scopes: slices.Clone(p.Scopes), Authority: displayURL(p.Authority), SecretExpires: expiry(p.SecretExpires.Time, now)}
 		if s.o.TokenHealth != nil {
 			if h, ok := s.o.TokenHealth(p.Name); ok {
 				v.LastToken = &TokenView{Result: h.Result, AADSTS: h.AADSTS, At: h.At.UTC().Format(time.RFC3339)}
