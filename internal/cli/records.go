@@ -4,6 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
 
 	"github.com/mailgate/mailgate/internal/config"
 	"github.com/mailgate/mailgate/internal/store"
@@ -170,4 +175,128 @@ func (c *consoleRecords) Load(ctx context.Context, kind, name string) ([]byte, b
 		}
 	}
 	return nil, false, nil
+}
+
+func init() {
+	register(&command{
+		name:    "records",
+		summary: "the console's records: records list [KIND], records show KIND NAME, records delete KIND NAME",
+		run:     runRecords,
+	})
+}
+
+// runRecords manages the records made in the console (kept in the store)
+// from the command line; KIND is profiles, mailboxes, sinks or senders:
+//
+//	mailgate records list [KIND]        one line per record: kind, name,
+//	                                    state (ok, or failing and why), last change
+//	mailgate records show KIND NAME     its keys; secrets, headers and command
+//	                                    lines show as "set", URLs redacted
+//	mailgate records delete KIND NAME   removes it, also a failing one;
+//	                                    refused while a working record uses it
+//
+// A running serve applies a deletion made here when it restarts.
+func runRecords(ctx context.Context, env *Env, args []string) int {
+	fs := newFlagSet(env, "records", "list [KIND] | show KIND NAME | delete KIND NAME")
+	cfgFlag := fs.String("config", "", "config file (default $MAILGATE_CONFIG, then ./mailgate.yaml)")
+	pos, code, ok := parseFlags(fs, args)
+	if !ok {
+		return code
+	}
+	usage := func() int {
+		fmt.Fprintln(env.Err, "usage: mailgate records list [KIND]\n       mailgate records show KIND NAME\n       mailgate records delete KIND NAME\nKIND: "+strings.Join(config.Kinds, ", "))
+		return ExitUsage
+	}
+	switch {
+	case len(pos) == 1 && pos[0] == "list", len(pos) == 2 && pos[0] == "list":
+	case len(pos) == 3 && (pos[0] == "show" || pos[0] == "delete"):
+	default:
+		return usage()
+	}
+	if len(pos) > 1 && !slices.Contains(config.Kinds, pos[1]) {
+		fmt.Fprintf(env.Err, "mailgate: records: unknown kind %q\n", pos[1])
+		return usage()
+	}
+	path := configPath(env, *cfgFlag)
+	cfg, code, ok := loadConfig(env, path)
+	if !ok {
+		return code
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		fmt.Fprintf(env.Err, "mailgate: records: %v\n", err)
+		return ExitUsage
+	}
+	st, err := openStore(ctx, env, cfg, logger(env.Err, false))
+	if err != nil {
+		fmt.Fprintf(env.Err, "mailgate: records: %v\n", err)
+		return ExitFailed
+	}
+	defer st.Close()
+	ed := &consoleRecords{st: st, data: data, path: path, getenv: env.Getenv, reload: make(chan struct{}, 1)}
+	switch pos[0] {
+	case "list":
+		rs, err := st.Records(ctx)
+		if err != nil {
+			fmt.Fprintf(env.Err, "mailgate: records: %v\n", err)
+			return ExitFailed
+		}
+		_, broken, err := ed.config(ctx)
+		if err != nil {
+			fmt.Fprintf(env.Err, "mailgate: records: %v\n", err)
+			return ExitFailed
+		}
+		tw := tabwriter.NewWriter(env.Out, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "KIND\tNAME\tSTATE\tCHANGED")
+		for _, r := range rs {
+			if len(pos) == 2 && r.Kind != pos[1] {
+				continue
+			}
+			state := "ok"
+			for _, b := range broken {
+				if b.Kind == r.Kind && b.Name == r.Name {
+					state = "failing: " + b.Reason
+				}
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.Kind, r.Name, state, r.UpdatedAt.UTC().Format(time.RFC3339))
+		}
+		tw.Flush()
+	case "show":
+		y, found, err := ed.Load(ctx, pos[1], pos[2])
+		if err != nil {
+			fmt.Fprintf(env.Err, "mailgate: records: %v\n", err)
+			return ExitFailed
+		}
+		if !found {
+			fmt.Fprintf(env.Err, "mailgate: records: no console record %s %s\n", pos[1], pos[2])
+			return ExitFailed
+		}
+		shown, err := web.ShowRecord(pos[1], y)
+		if err != nil {
+			fmt.Fprintf(env.Err, "mailgate: records: %s %s: %v\n", pos[1], pos[2], err)
+			return ExitFailed
+		}
+		for _, s := range shown {
+			fmt.Fprintf(env.Out, "%s: %s\n", s.Key, s.Value)
+		}
+		_, broken, err := ed.config(ctx)
+		if err == nil {
+			for _, b := range broken {
+				if b.Kind == pos[1] && b.Name == pos[2] {
+					fmt.Fprintf(env.Out, "# failing, not run by serve: %s\n", b.Reason)
+				}
+			}
+		}
+	case "delete":
+		if err := ed.Delete(ctx, pos[1], pos[2]); err != nil {
+			if errors.Is(err, web.ErrNoRecord) {
+				fmt.Fprintf(env.Err, "mailgate: records: no console record %s %s\n", pos[1], pos[2])
+			} else {
+				fmt.Fprintf(env.Err, "mailgate: records: %v\n", err)
+			}
+			return ExitFailed
+		}
+		fmt.Fprintf(env.Err, "console record %s %s deleted; a running mailgate serve applies it when it restarts\n", pos[1], pos[2])
+	}
+	return ExitOK
 }

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -254,5 +255,59 @@ func TestConsoleBrokenRecord(t *testing.T) {
 	}
 	if _, broken, _ := ed.config(t.Context()); len(broken) != 0 {
 		t.Errorf("still broken: %+v", broken)
+	}
+}
+
+// TestRecordsCommand: `mailgate records` lists the console's records with
+// their state (a failing one with its reason), shows one without its
+// secrets, and deletes one, a failing one too.
+func TestRecordsCommand(t *testing.T) {
+	t.Setenv("MAILGATE_KEY", "")
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "mailgate.yaml")
+	if err := os.WriteFile(cfgPath, []byte(recordsFile+"store: sqlite:./db\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	key, err := store.LoadKey(filepath.Join(dir, "mailgate.key"), func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(t.Context(), "sqlite:"+filepath.Join(dir, "db"), &store.Options{Key: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []config.Record{
+		{Kind: "sinks", Name: "hook", YAML: []byte("{name: hook, type: webhook, url: 'https://u:url-PW@app.example/in?token=query-TOKEN', secret: hook-SECRET, headers: {Authorization: header-SECRET}}")},
+		{Kind: "sinks", Name: "bad", YAML: []byte("{name: bad, type: maildir, path: /proc/mailgate-inbox}")},
+	} {
+		if err := st.PutRecord(t.Context(), r.Kind, r.Name, r.YAML); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st.Close()
+	code, out, errs := runCLI(t, "records", "list", "--config", cfgPath)
+	if code != ExitOK || !regexp.MustCompile(`sinks\s+bad\s+failing: sinks\[bad\]\.path: /proc/mailgate-inbox is in /proc`).MatchString(out) || !regexp.MustCompile(`sinks\s+hook\s+ok`).MatchString(out) {
+		t.Errorf("list: %d\n%s%s", code, out, errs)
+	}
+	code, out, errs = runCLI(t, "records", "show", "sinks", "hook", "--config", cfgPath)
+	if code != ExitOK || !strings.Contains(out, "secret: set") || !strings.Contains(out, "headers: set") || !strings.Contains(out, "url: https://app.example/in?token=") {
+		t.Errorf("show: %d\n%s%s", code, out, errs)
+	}
+	for _, secret := range []string{"url-PW", "query-TOKEN", "hook-SECRET", "header-SECRET"} {
+		if strings.Contains(out+errs, secret) {
+			t.Errorf("show printed %s:\n%s", secret, out)
+		}
+	}
+	if code, _, errs := runCLI(t, "records", "delete", "sinks", "bad", "--config", cfgPath); code != ExitOK {
+		t.Errorf("delete a failing record: %d %s", code, errs)
+	}
+	if code, _, errs := runCLI(t, "records", "delete", "sinks", "nope", "--config", cfgPath); code != ExitFailed || !strings.Contains(errs, "no console record sinks nope") {
+		t.Errorf("delete an unknown record: %d %s", code, errs)
+	}
+	if code, out, _ := runCLI(t, "records", "list", "sinks", "--config", cfgPath); code != ExitOK || strings.Contains(out, "bad") || !strings.Contains(out, "hook") {
+		t.Errorf("list after delete: %d\n%s", code, out)
+	}
+	if code, _, _ := runCLI(t, "records", "list", "accounts", "--config", cfgPath); code != ExitUsage {
+		t.Errorf("unknown kind: exit %d", code)
 	}
 }

@@ -580,3 +580,49 @@ func (s *Server) formDelete(kind string) http.HandlerFunc {
 		http.Redirect(w, r, "/", http.StatusSeeOther)
 	}
 }
+
+// Shown is one key of a record as it may be shown.
+type Shown struct{ Key, Value string }
+
+// ShowRecord returns a console record's keys as the console shows them
+// (`mailgate records show` prints the same): write-only keys (secrets,
+// webhook headers, command lines) as "set", URLs as config.DisplayURL
+// gives them, in the order of the record's form.
+func ShowRecord(kind string, y []byte) ([]Shown, error) {
+	spec, ok := forms[kind]
+	if !ok {
+		return nil, fmt.Errorf("unknown kind %q", kind)
+	}
+	var m map[string]any
+	if err := yaml.Unmarshal(y, &m); err != nil {
+		return nil, fmt.Errorf("%s: not a YAML mapping: %w", kind, err)
+	}
+	var out []Shown
+	for _, f := range spec {
+		v, ok := lookup(m, f.Key)
+		if !ok || v == nil {
+			continue
+		}
+		var s string
+		switch x := v.(type) {
+		case []any:
+			parts := make([]string, len(x))
+			for i, p := range x {
+				parts[i] = fmt.Sprint(p)
+			}
+			s = strings.Join(parts, " ")
+		case string:
+			s = x
+			if f.URL && s != "" {
+				s = config.DisplayURL(s)
+			}
+		default:
+			s = fmt.Sprint(x)
+		}
+		if f.writeOnly() {
+			s = secretSet
+		}
+		out = append(out, Shown{f.Key, s})
+	}
+	return out, nil
+}
