@@ -225,22 +225,24 @@ func TestConsoleCommandSinksAllowed(t *testing.T) {
 }
 
 // TestConsoleBrokenRecord: a stored record serve cannot build (written
-// before these checks, or a file it needs went away) is skipped, shown
+// before these checks, or a file it needs went away) or that the config
+// file's console section no longer allows (a command sink) is skipped, shown
 // failing with its reason in /api/v1/status, does not keep other records
 // from being saved, and can be deleted.
 func TestConsoleBrokenRecord(t *testing.T) {
 	ed, _, do := recordsAPI(t, recordsFile,
 		config.Record{Kind: "sinks", Name: "broken", YAML: []byte("{name: broken, type: maildir, path: /proc/mailgate-inbox}")},
-		config.Record{Kind: "mailboxes", Name: "m", YAML: []byte("{name: m, protocol: imap, host: h.example, username: m@contoso.com, profile: p, sink: broken}")})
+		config.Record{Kind: "mailboxes", Name: "m", YAML: []byte("{name: m, protocol: imap, host: h.example, username: m@contoso.com, profile: p, sink: broken}")},
+		config.Record{Kind: "sinks", Name: "pipe", YAML: []byte("{name: pipe, type: command, command: [/bin/true]}")})
 	cfg, broken, err := ed.config(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(broken) != 2 || len(cfg.Mailboxes) != 0 || len(cfg.Profiles) != 1 {
+	if len(broken) != 3 || len(cfg.Mailboxes) != 0 || len(cfg.Sinks) != 0 || len(cfg.Profiles) != 1 {
 		t.Fatalf("broken %+v, config %+v", broken, cfg)
 	}
 	code, body := do("GET", "/api/v1/status", "")
-	for _, want := range []string{`"kind": "sinks"`, `"name": "broken"`, "sinks[broken].path: /proc/mailgate-inbox is in /proc", `"name": "m"`, "mailboxes[m].sink"} {
+	for _, want := range []string{`"kind": "sinks"`, `"name": "broken"`, "sinks[broken].path: /proc/mailgate-inbox is in /proc", `"name": "m"`, "mailboxes[m].sink", "sinks[pipe].type: command sinks run any program"} {
 		if code != http.StatusOK || !strings.Contains(body, want) {
 			t.Errorf("status lacks %q: %d %s", want, code, body)
 		}
@@ -248,7 +250,7 @@ func TestConsoleBrokenRecord(t *testing.T) {
 	if code, body := do("POST", "/api/v1/sinks", `{"name": "other", "type": "store"}`); code != http.StatusCreated {
 		t.Fatalf("save beside a broken record: %d %s", code, body)
 	}
-	for _, path := range []string{"/api/v1/mailboxes/m", "/api/v1/sinks/broken"} {
+	for _, path := range []string{"/api/v1/mailboxes/m", "/api/v1/sinks/broken", "/api/v1/sinks/pipe"} {
 		if code, body := do("DELETE", path, ""); code != http.StatusNoContent {
 			t.Errorf("DELETE %s: %d %s", path, code, body)
 		}
@@ -309,5 +311,45 @@ func TestRecordsCommand(t *testing.T) {
 	}
 	if code, _, _ := runCLI(t, "records", "list", "accounts", "--config", cfgPath); code != ExitUsage {
 		t.Errorf("unknown kind: exit %d", code)
+	}
+}
+
+// TestOtherCommandsSkipBrokenRecords: the commands other than serve (run
+// --once, test, send, token) get the file's configuration with the console
+// records that work, and say which were skipped and why.
+func TestOtherCommandsSkipBrokenRecords(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "mailgate.yaml")
+	if err := os.WriteFile(path, []byte(recordsFile), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fileCfg, err := config.Load(path, func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(t.Context(), "sqlite:"+filepath.Join(dir, "db"), &store.Options{Key: make([]byte, 32)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	for _, r := range []config.Record{
+		{Kind: "sinks", Name: "good", YAML: []byte("{name: good, type: store}")},
+		{Kind: "sinks", Name: "bad", YAML: []byte("{name: bad, type: maildir, path: /proc/mailgate-inbox}")},
+	} {
+		if err := st.PutRecord(t.Context(), r.Kind, r.Name, r.YAML); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var errb strings.Builder
+	env := &Env{Stdio: Stdio{In: strings.NewReader(""), Out: io.Discard, Err: &errb}, Getenv: func(string) string { return "" }}
+	cfg := withConsoleRecords(t.Context(), env, st, fileCfg)
+	if _, ok := cfg.Sink("good"); !ok {
+		t.Error("the working record was dropped")
+	}
+	if _, ok := cfg.Sink("bad"); ok {
+		t.Error("the broken record was kept")
+	}
+	if !strings.Contains(errb.String(), "console record sinks bad is failing and skipped: sinks[bad].path: /proc/mailgate-inbox is in /proc") {
+		t.Errorf("stderr: %s", errb.String())
 	}
 }
