@@ -19,7 +19,8 @@ import (
 // maildir under /proc, a mailbox on that sink) do not stop `mailgate
 // serve`: the config file's mailbox delivers, /api/v1/status shows each
 // broken record failing with its reason, `mailgate records list` says the
-// same, and the records can be deleted through the API.
+// same, and the records can be deleted, from the command line (serve
+// notices) and through the API.
 func TestServeStartsBesideBrokenConsoleRecords(t *testing.T) {
 	srv, dir := emulatorConfig(t, "")
 	for i := range 3 {
@@ -92,7 +93,17 @@ func TestServeStartsBesideBrokenConsoleRecords(t *testing.T) {
 	if r := mailgateStdin(t, dir, "", "records", "list"); r.code != 0 || !strings.Contains(r.stdout, "failing: sinks[procfs].path") {
 		t.Errorf("records list: %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
-	for _, path := range []string{"/api/v1/mailboxes/onprocfs", "/api/v1/sinks/procfs", "/api/v1/profiles/badcert"} {
+	// a deletion from the command line reaches the running serve
+	if r := mailgateStdin(t, dir, "", "records", "delete", "mailboxes", "onprocfs"); r.code != 0 {
+		t.Fatalf("records delete: %d %s", r.code, r.stderr)
+	}
+	for deadline := time.Now().Add(60 * time.Second); strings.Contains(status, "onprocfs"); time.Sleep(200 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("serve still shows the record deleted from the command line:\n%s", status)
+		}
+		_, status = do("GET", "/api/v1/status")
+	}
+	for _, path := range []string{"/api/v1/sinks/procfs", "/api/v1/profiles/badcert"} {
 		if code, body := do("DELETE", path); code != http.StatusNoContent {
 			t.Errorf("DELETE %s: %d %s", path, code, body)
 		}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -34,6 +35,43 @@ type consoleRecords struct {
 	applied func(*config.Config)
 	// failing, when set, receives the stored records that were skipped
 	failing func([]web.BrokenRecord)
+
+	mu   sync.Mutex
+	seen string // the fingerprint of the records the configuration was made of
+}
+
+// fingerprint identifies a set of stored records and their versions.
+func fingerprint(rs []store.Record) string {
+	var b strings.Builder
+	for _, r := range rs {
+		fmt.Fprintf(&b, "%s/%s@%d;", r.Kind, r.Name, r.UpdatedAt.UnixNano())
+	}
+	return b.String()
+}
+
+// remember notes the stored records the configuration now follows.
+func (c *consoleRecords) remember(ctx context.Context) {
+	if rs, err := c.st.Records(ctx); err == nil {
+		c.mu.Lock()
+		c.seen = fingerprint(rs)
+		c.mu.Unlock()
+	}
+}
+
+// poll looks for records changed outside this editor (`mailgate records
+// delete`, another serve sharing a PostgreSQL store) and, when there are,
+// shows the new configuration and asks serve to reload.
+func (c *consoleRecords) poll(ctx context.Context) {
+	rs, err := c.st.Records(ctx)
+	if err != nil {
+		return
+	}
+	c.mu.Lock()
+	same := c.seen == fingerprint(rs)
+	c.mu.Unlock()
+	if !same {
+		c.kept(ctx)
+	}
 }
 
 func (c *consoleRecords) records(ctx context.Context) ([]config.Record, error) {
@@ -91,6 +129,7 @@ func (c *consoleRecords) others(ctx context.Context, kind, name string) ([]confi
 
 // kept shows the configuration with the change and asks serve to reload.
 func (c *consoleRecords) kept(ctx context.Context) {
+	c.remember(ctx)
 	cfg, broken, err := c.config(ctx)
 	if err == nil {
 		if c.applied != nil {
@@ -195,7 +234,7 @@ func init() {
 //	mailgate records delete KIND NAME   removes it, also a failing one;
 //	                                    refused while a working record uses it
 //
-// A running serve applies a deletion made here when it restarts.
+// A running serve notices a deletion made here within recordsPollEvery.
 func runRecords(ctx context.Context, env *Env, args []string) int {
 	fs := newFlagSet(env, "records", "list [KIND] | show KIND NAME | delete KIND NAME")
 	cfgFlag := fs.String("config", "", "config file (default $MAILGATE_CONFIG, then ./mailgate.yaml)")
@@ -296,7 +335,7 @@ func runRecords(ctx context.Context, env *Env, args []string) int {
 			}
 			return ExitFailed
 		}
-		fmt.Fprintf(env.Err, "console record %s %s deleted; a running mailgate serve applies it when it restarts\n", pos[1], pos[2])
+		fmt.Fprintf(env.Err, "console record %s %s deleted\n", pos[1], pos[2])
 	}
 	return ExitOK
 }

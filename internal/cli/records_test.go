@@ -353,3 +353,66 @@ func TestOtherCommandsSkipBrokenRecords(t *testing.T) {
 		t.Errorf("stderr: %s", errb.String())
 	}
 }
+
+// TestConsoleRecordsPoll: serve's editor notices records changed outside
+// it (`mailgate records delete`, another serve on the same store) and
+// reloads once per change, not for its own changes.
+func TestConsoleRecordsPoll(t *testing.T) {
+	dir := t.TempDir()
+	st, err := store.Open(t.Context(), "sqlite:"+filepath.Join(dir, "db"), &store.Options{Key: make([]byte, 32)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	path := filepath.Join(dir, "mailgate.yaml")
+	var shown *config.Config
+	serve := &consoleRecords{st: st, data: []byte(recordsFile), path: path, getenv: func(string) string { return "" },
+		reload: make(chan struct{}, 1), applied: func(cfg *config.Config) { shown = cfg }}
+	other := &consoleRecords{st: st, data: []byte(recordsFile), path: path, getenv: func(string) string { return "" }, reload: make(chan struct{}, 1)}
+	reloads := func() int {
+		select {
+		case <-serve.reload:
+			return 1
+		default:
+			return 0
+		}
+	}
+	ctx := t.Context()
+	serve.remember(ctx)
+	serve.poll(ctx)
+	if reloads() != 0 {
+		t.Fatal("a reload without a change")
+	}
+	if err := other.Save(ctx, "sinks", "keep", []byte("{name: keep, type: store}")); err != nil {
+		t.Fatal(err)
+	}
+	serve.poll(ctx)
+	if reloads() != 1 || shown == nil {
+		t.Fatal("a record saved elsewhere was not noticed")
+	}
+	if _, ok := shown.Sink("keep"); !ok {
+		t.Error("the record saved elsewhere is not shown")
+	}
+	serve.poll(ctx)
+	if reloads() != 0 {
+		t.Error("the same change reloaded twice")
+	}
+	if err := serve.Save(ctx, "sinks", "own", []byte("{name: own, type: store}")); err != nil {
+		t.Fatal(err)
+	}
+	reloads()
+	serve.poll(ctx)
+	if reloads() != 0 {
+		t.Error("its own change reloaded again")
+	}
+	if err := other.Delete(ctx, "sinks", "keep"); err != nil {
+		t.Fatal(err)
+	}
+	serve.poll(ctx)
+	if reloads() != 1 {
+		t.Error("a deletion elsewhere was not noticed")
+	}
+	if _, ok := shown.Sink("keep"); ok {
+		t.Error("the deleted record is still shown")
+	}
+}

@@ -72,6 +72,7 @@ func runServe(ctx context.Context, env *Env, args []string) int {
 	}
 	defer st.Close()
 	ed := &consoleRecords{st: st, data: data, path: path, getenv: env.Getenv, reload: make(chan struct{}, 1)}
+	ed.remember(ctx)
 	cfg, broken, err := ed.config(ctx)
 	for _, b := range broken {
 		log.Error("serve: a console record is failing and does not run; fix it in the console or delete it (mailgate records delete KIND NAME)", "kind", b.Kind, "name", b.Name, "err", b.Reason)
@@ -129,6 +130,18 @@ func runServe(ctx context.Context, env *Env, args []string) int {
 		log.Warn("no console administrator yet: create one with `mailgate admin add NAME` (password on stdin), then sign in at " + scheme + "://" + ln.Addr().String() + "/")
 	}
 	go tel.watchOutbox(ctx, st, 15*time.Second)
+	go func() {
+		t := time.NewTicker(recordsPollEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				ed.poll(ctx)
+			}
+		}
+	}()
 	hs := &http.Server{Handler: console, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -269,6 +282,11 @@ func (g *generation) stop() {
 	<-g.done
 	g.rt.closeSinks()
 }
+
+// recordsPollEvery is how often serve looks for console records changed
+// outside it (`mailgate records delete`, another instance on the same
+// store).
+const recordsPollEvery = 5 * time.Second
 
 // The serve heartbeat tells `mailgate send` that an outbox worker runs.
 const (
