@@ -141,9 +141,14 @@ func DisplayURL(s string) string {
 			}
 		}
 		u.Path, u.RawPath = strings.Join(segs, "/"), ""
+		if u.Host == "" && strings.HasPrefix(u.Path, "//") {
+			// it would read back as an authority (user@host)
+			u.Path = "/" + strings.TrimLeft(u.Path, "/")
+		}
 	}
-	if strings.ContainsAny(u.Opaque, "@:") {
-		u.Opaque = "…" // user:password@host without "//"
+	if i := strings.LastIndex(u.Opaque, "@"); i >= 0 {
+		// user:password@host without "//": the "scheme" is the user name
+		return u.Opaque[i+1:]
 	}
 	return u.String()
 }

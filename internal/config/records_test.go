@@ -74,6 +74,8 @@ func TestDisplayURL(t *testing.T) {
 			"https://contoso.webhook.office.com/webhookb2/" + r + "/IncomingWebhook/" + r + "/" + r},
 		{"https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token", "https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token"},
 		{"https://graph.microsoft.com", "https://graph.microsoft.com"},
+		{"proxy.example:3128", "proxy.example:3128"},
+		{"user:s3cret@proxy.example:3128", "proxy.example:3128"},
 		{"://bad", "(unparsable URL)"},
 	}
 	for _, tt := range tests {
@@ -107,7 +109,8 @@ func FuzzDisplayURL(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if u.User != nil || u.Fragment != "" {
+		_, pw := u.User.Password()
+		if u.User.Username() != "" || pw || u.Fragment != "" {
 			t.Fatalf("DisplayURL(%q) = %q keeps user information or a fragment", s, got)
 		}
 		for k, vs := range u.Query() {
@@ -139,5 +142,23 @@ func TestConsoleSection(t *testing.T) {
 	}
 	if !cfg.Console.AllowCommandSinks || cfg.Console.MaildirRoot != filepath.Join(dir, "mail") {
 		t.Errorf("set: %+v", cfg.Console)
+	}
+}
+
+// TestURLProblemsRedacted: a problem with a URL does not repeat the
+// credentials in it (problems reach the console and its API as a record's
+// reason for failing).
+func TestURLProblemsRedacted(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "mailgate.yaml")
+	for _, v := range []string{"proxyuser:proxy-PW@proxy.example:3128", "//proxyuser:proxy-PW@proxy.example:3128/", "http://proxyuser:proxy-PW@[::1%zone"} {
+		rec := Record{Kind: "profiles", Name: "x", YAML: []byte("{name: x, provider: generic, grant: client_credentials, client_id: a, client_secret: s, token_url: 'https://idp.example/token', http_proxy: '" + v + "'}")}
+		_, err := ParseWith([]byte(valid), file, env(map[string]string{"SECRET": "s"}), []Record{rec})
+		if err == nil || !strings.Contains(err.Error(), "profiles[x].http_proxy") {
+			t.Errorf("%s: %v, want a problem with http_proxy", v, err)
+			continue
+		}
+		if strings.Contains(err.Error(), "proxy-PW") || strings.Contains(err.Error(), "proxyuser") {
+			t.Errorf("the problem shows the proxy's credentials: %v", err)
+		}
 	}
 }
