@@ -11,6 +11,7 @@ import (
 
 	"github.com/mailgate/mailgate/internal/config"
 	"github.com/mailgate/mailgate/internal/mailbox"
+	"github.com/mailgate/mailgate/internal/sink"
 	"github.com/mailgate/mailgate/internal/web"
 )
 
@@ -79,7 +80,14 @@ func checkConsoleSink(cfg *config.Config, k *config.Sink) error {
 			return &profileError{key + ".path", err}
 		}
 	}
-	if k.Type == "store" {
+	switch k.Type {
+	case "store":
+		return nil
+	case "maildir":
+		// what NewMaildir does before it reads the maildir's messages
+		if err := sink.MakeMaildir(k.Path); err != nil {
+			return &profileError{key + ".path", err}
+		}
 		return nil
 	}
 	s, err := newSink(nil, k)
