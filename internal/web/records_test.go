@@ -356,3 +356,24 @@ func TestRecordsSecretsStayWithTheirDestination(t *testing.T) {
 		}
 	}
 }
+
+// TestFailingRecordsShown: the console records serve skipped are on the
+// dashboard and in /api/v1/status with their reasons.
+func TestFailingRecordsShown(t *testing.T) {
+	f := newFixture(t)
+	w, _, srv := recordsServer(t, f)
+	do := func(path string) (int, string) {
+		code, _, b := bearer(t, srv.URL, f.token, "GET", path, "")
+		return code, b
+	}
+	if code, body := do("/api/v1/status"); code != 200 || !strings.Contains(body, `"failing_records": []`) {
+		t.Errorf("status without failing records: %d %s", code, body)
+	}
+	w.SetBroken([]BrokenRecord{{Kind: "sinks", Name: "bad", Reason: "sinks[bad].path: /proc/x is in /proc, where no maildir can be"}})
+	if code, body := do("/api/v1/status"); code != 200 || !strings.Contains(body, `"kind": "sinks"`) || !strings.Contains(body, `"error": "sinks[bad].path: /proc/x is in /proc`) {
+		t.Errorf("status: %d %s", code, body)
+	}
+	if code, body := do("/"); code != 200 || !strings.Contains(body, "Console sink bad is failing and does not run: sinks[bad].path: /proc/x is in /proc") {
+		t.Errorf("dashboard: %d %s", code, body)
+	}
+}
