@@ -75,6 +75,12 @@ func oauthProfile(cp *config.Profile, index int) (*oauth.Profile, error) {
 		if err != nil {
 			return nil, &profileError{key + ".client_certificate.key", err}
 		}
+		if !pemBlock(certPEM, "CERTIFICATE") {
+			return nil, &profileError{key + ".client_certificate.cert", fmt.Errorf("%s is not a PEM certificate", cc.Cert)}
+		}
+		if !pemBlock(keyPEM, "PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY", "ENCRYPTED PRIVATE KEY") {
+			return nil, &profileError{key + ".client_certificate.key", fmt.Errorf("%s is not a PEM private key", cc.Key)}
+		}
 		c, err := oauth.LoadClientCertificate(certPEM, keyPEM, cc.Alg)
 		if err != nil {
 			return nil, &profileError{key + ".client_certificate", err}

@@ -2,9 +2,16 @@ package cli
 
 import (
 	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/mailgate/mailgate/internal/metrics"
 
 	"github.com/mailgate/mailgate/internal/config"
 	"github.com/mailgate/mailgate/internal/store"
@@ -88,7 +95,324 @@ func TestConsoleRecords(t *testing.T) {
 	if got, _ := c.records(ctx); len(got) != 0 {
 		t.Fatalf("%d records left", len(got))
 	}
-	if cfg, err := c.config(ctx); err != nil || len(cfg.Mailboxes) != 0 || len(cfg.Profiles) != 1 {
+	if cfg, _, err := c.config(ctx); err != nil || len(cfg.Mailboxes) != 0 || len(cfg.Profiles) != 1 {
 		t.Fatalf("config after deleting everything: %v", err)
+	}
+}
+
+// recordsAPI serves the console's API over a real record editor (serve's)
+// and returns the editor, the console and a function making bearer
+// requests.
+func recordsAPI(t *testing.T, file string, seed ...config.Record) (*consoleRecords, *web.Server, func(method, path, body string) (int, string)) {
+	t.Helper()
+	dir := t.TempDir()
+	st, err := store.Open(t.Context(), "sqlite:"+filepath.Join(dir, "db"), &store.Options{Key: make([]byte, 32)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	for _, r := range seed {
+		if err := st.PutRecord(t.Context(), r.Kind, r.Name, r.YAML); err != nil {
+			t.Fatal(err)
+		}
+	}
+	path := filepath.Join(dir, "mailgate.yaml")
+	if err := os.WriteFile(path, []byte(file), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ed := &consoleRecords{st: st, data: []byte(file), path: path, getenv: func(string) string { return "" }, reload: make(chan struct{}, 1)}
+	cfg, broken, err := ed.config(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	console := web.New(web.Options{Store: st, Config: cfg, Metrics: &metrics.Registry{}, Editor: ed})
+	console.SetBroken(broken)
+	ed.applied, ed.failing = console.SetConfig, console.SetBroken
+	srv := httptest.NewServer(console)
+	t.Cleanup(srv.Close)
+	if err := st.SetAdmin(t.Context(), "root", "correct horse battery"); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := st.NewAPIToken(t.Context(), "root")
+	if err != nil {
+		t.Fatal(err)
+	}
+	do := func(method, path, body string) (int, string) {
+		t.Helper()
+		req, err := http.NewRequestWithContext(t.Context(), method, srv.URL+path, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+tok)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	return ed, console, do
+}
+
+const recordsFile = `profiles:
+  - {name: p, provider: microsoft, grant: client_credentials, tenant: contoso.onmicrosoft.com, client_id: aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee, client_secret: s, scopes: [https://outlook.office365.com/.default]}
+`
+
+// TestConsoleRecordsBuildLikeServe: the API refuses, with 422 naming the
+// key, a record that validates but that serve could not build (a maildir
+// under /proc, a NUL byte in a path, a certificate file that is not PEM)
+// or that the config file's console section does not allow (a command
+// sink, a maildir outside maildir_root, also through a symbolic link); a
+// refused record is not kept. A record the console may make is kept, shown
+// and deletable.
+func TestConsoleRecordsBuildLikeServe(t *testing.T) {
+	ed, _, do := recordsAPI(t, recordsFile)
+	dir := filepath.Dir(ed.path)
+	notPEM := filepath.Join(dir, "app.crt")
+	if err := os.WriteFile(notPEM, []byte("this is not a certificate\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	outside := t.TempDir()
+	if err := os.Symlink(outside, filepath.Join(dir, "link")); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, kind, body, want string
+	}{
+		{"maildir under /proc", "sinks", `{"name": "bad", "type": "maildir", "path": "/proc/mailgate-inbox"}`, "sinks[bad].path: /proc/mailgate-inbox is in /proc"},
+		{"NUL byte in a path", "sinks", `{"name": "bad", "type": "maildir", "path": "inbox\u0000x"}`, "sinks[bad].path: holds a NUL byte"},
+		{"certificate not PEM", "profiles", `{"name": "bad", "provider": "microsoft", "grant": "client_credentials", "tenant": "contoso.onmicrosoft.com", "client_id": "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee", "scopes": "https://outlook.office365.com/.default", "client_certificate.cert": "` + notPEM + `", "client_certificate.key": "` + notPEM + `"}`, "profiles[bad].client_certificate.cert: " + notPEM + " is not a PEM certificate"},
+		{"command sink not allowed", "sinks", `{"name": "bad", "type": "command", "command": ["/bin/true"]}`, "sinks[bad].type: command sinks run any program"},
+		{"maildir outside the root", "sinks", `{"name": "bad", "type": "maildir", "path": "` + outside + `"}`, "is outside"},
+		{"maildir through a symbolic link", "sinks", `{"name": "bad", "type": "maildir", "path": "link/inbox"}`, "is outside"},
+	}
+	for _, tt := range tests {
+		code, body := do("POST", "/api/v1/"+tt.kind, tt.body)
+		if code != http.StatusUnprocessableEntity || !strings.Contains(body, tt.want) {
+			t.Errorf("%s: %d %s, want 422 with %q", tt.name, code, body, tt.want)
+		}
+		if _, found, _ := ed.Load(t.Context(), tt.kind, "bad"); found {
+			t.Errorf("%s: the refused record was kept", tt.name)
+		}
+		if code, _ := do("GET", "/api/v1/"+tt.kind+"/bad", ""); code != http.StatusNotFound {
+			t.Errorf("%s: GET after a refusal: %d", tt.name, code)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(outside, "new")); err == nil {
+		t.Error("a refused maildir was created")
+	}
+	// what the console may make is kept, shown and deletable
+	if code, body := do("POST", "/api/v1/sinks", `{"name": "good", "type": "maildir", "path": "mail/in"}`); code != http.StatusCreated {
+		t.Fatalf("allowed maildir: %d %s", code, body)
+	}
+	if code, body := do("GET", "/api/v1/sinks/good", ""); code != http.StatusOK || !strings.Contains(body, `"source": "console"`) {
+		t.Fatalf("GET the kept sink: %d %s", code, body)
+	}
+	if code, body := do("DELETE", "/api/v1/sinks/good", ""); code != http.StatusNoContent {
+		t.Fatalf("DELETE the kept sink: %d %s", code, body)
+	}
+}
+
+// TestConsoleCommandSinksAllowed: with console.allow_command_sinks in the
+// file, the console may make a command sink.
+func TestConsoleCommandSinksAllowed(t *testing.T) {
+	_, _, do := recordsAPI(t, recordsFile+"console: {allow_command_sinks: true}\n")
+	if code, body := do("POST", "/api/v1/sinks", `{"name": "pipe", "type": "command", "command": ["/bin/true"]}`); code != http.StatusCreated {
+		t.Fatalf("command sink allowed by the file: %d %s", code, body)
+	}
+}
+
+// TestConsoleBrokenRecord: a stored record serve cannot build (written
+// before these checks, or a file it needs went away) or that the config
+// file's console section no longer allows (a command sink) is skipped, shown
+// failing with its reason in /api/v1/status, does not keep other records
+// from being saved, and can be deleted.
+func TestConsoleBrokenRecord(t *testing.T) {
+	ed, _, do := recordsAPI(t, recordsFile,
+		config.Record{Kind: "sinks", Name: "broken", YAML: []byte("{name: broken, type: maildir, path: /proc/mailgate-inbox}")},
+		config.Record{Kind: "mailboxes", Name: "m", YAML: []byte("{name: m, protocol: imap, host: h.example, username: m@contoso.com, profile: p, sink: broken}")},
+		config.Record{Kind: "sinks", Name: "pipe", YAML: []byte("{name: pipe, type: command, command: [/bin/true]}")})
+	cfg, broken, err := ed.config(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(broken) != 3 || len(cfg.Mailboxes) != 0 || len(cfg.Sinks) != 0 || len(cfg.Profiles) != 1 {
+		t.Fatalf("broken %+v, config %+v", broken, cfg)
+	}
+	code, body := do("GET", "/api/v1/status", "")
+	for _, want := range []string{`"kind": "sinks"`, `"name": "broken"`, "sinks[broken].path: /proc/mailgate-inbox is in /proc", `"name": "m"`, "mailboxes[m].sink", "sinks[pipe].type: command sinks run any program"} {
+		if code != http.StatusOK || !strings.Contains(body, want) {
+			t.Errorf("status lacks %q: %d %s", want, code, body)
+		}
+	}
+	if code, body := do("POST", "/api/v1/sinks", `{"name": "other", "type": "store"}`); code != http.StatusCreated {
+		t.Fatalf("save beside a broken record: %d %s", code, body)
+	}
+	for _, path := range []string{"/api/v1/mailboxes/m", "/api/v1/sinks/broken", "/api/v1/sinks/pipe"} {
+		if code, body := do("DELETE", path, ""); code != http.StatusNoContent {
+			t.Errorf("DELETE %s: %d %s", path, code, body)
+		}
+	}
+	if _, broken, _ := ed.config(t.Context()); len(broken) != 0 {
+		t.Errorf("still broken: %+v", broken)
+	}
+}
+
+// TestRecordsCommand: `mailgate records` lists the console's records with
+// their state (a failing one with its reason), shows one without its
+// secrets, and deletes one, a failing one too.
+func TestRecordsCommand(t *testing.T) {
+	t.Setenv("MAILGATE_KEY", "")
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "mailgate.yaml")
+	if err := os.WriteFile(cfgPath, []byte(recordsFile+"store: sqlite:./db\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	key, err := store.LoadKey(filepath.Join(dir, "mailgate.key"), func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(t.Context(), "sqlite:"+filepath.Join(dir, "db"), &store.Options{Key: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []config.Record{
+		{Kind: "sinks", Name: "hook", YAML: []byte("{name: hook, type: webhook, url: 'https://u:url-PW@app.example/in?token=query-TOKEN', secret: hook-SECRET, headers: {Authorization: header-SECRET}}")},
+		{Kind: "sinks", Name: "bad", YAML: []byte("{name: bad, type: maildir, path: /proc/mailgate-inbox}")},
+	} {
+		if err := st.PutRecord(t.Context(), r.Kind, r.Name, r.YAML); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st.Close()
+	code, out, errs := runCLI(t, "records", "list", "--config", cfgPath)
+	if code != ExitOK || !regexp.MustCompile(`sinks\s+bad\s+failing: sinks\[bad\]\.path: /proc/mailgate-inbox is in /proc`).MatchString(out) || !regexp.MustCompile(`sinks\s+hook\s+ok`).MatchString(out) {
+		t.Errorf("list: %d\n%s%s", code, out, errs)
+	}
+	code, out, errs = runCLI(t, "records", "show", "sinks", "hook", "--config", cfgPath)
+	if code != ExitOK || !strings.Contains(out, "secret: set") || !strings.Contains(out, "headers: set") || !strings.Contains(out, "url: https://app.example/in?token=") {
+		t.Errorf("show: %d\n%s%s", code, out, errs)
+	}
+	for _, secret := range []string{"url-PW", "query-TOKEN", "hook-SECRET", "header-SECRET"} {
+		if strings.Contains(out+errs, secret) {
+			t.Errorf("show printed %s:\n%s", secret, out)
+		}
+	}
+	if code, _, errs := runCLI(t, "records", "delete", "sinks", "bad", "--config", cfgPath); code != ExitOK {
+		t.Errorf("delete a failing record: %d %s", code, errs)
+	}
+	if code, _, errs := runCLI(t, "records", "delete", "sinks", "nope", "--config", cfgPath); code != ExitFailed || !strings.Contains(errs, "no console record sinks nope") {
+		t.Errorf("delete an unknown record: %d %s", code, errs)
+	}
+	if code, out, _ := runCLI(t, "records", "list", "sinks", "--config", cfgPath); code != ExitOK || strings.Contains(out, "bad") || !strings.Contains(out, "hook") {
+		t.Errorf("list after delete: %d\n%s", code, out)
+	}
+	if code, _, _ := runCLI(t, "records", "list", "accounts", "--config", cfgPath); code != ExitUsage {
+		t.Errorf("unknown kind: exit %d", code)
+	}
+}
+
+// TestOtherCommandsSkipBrokenRecords: the commands other than serve (run
+// --once, test, send, token) get the file's configuration with the console
+// records that work, and say which were skipped and why.
+func TestOtherCommandsSkipBrokenRecords(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "mailgate.yaml")
+	if err := os.WriteFile(path, []byte(recordsFile), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fileCfg, err := config.Load(path, func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(t.Context(), "sqlite:"+filepath.Join(dir, "db"), &store.Options{Key: make([]byte, 32)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	for _, r := range []config.Record{
+		{Kind: "sinks", Name: "good", YAML: []byte("{name: good, type: store}")},
+		{Kind: "sinks", Name: "bad", YAML: []byte("{name: bad, type: maildir, path: /proc/mailgate-inbox}")},
+	} {
+		if err := st.PutRecord(t.Context(), r.Kind, r.Name, r.YAML); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var errb strings.Builder
+	env := &Env{Stdio: Stdio{In: strings.NewReader(""), Out: io.Discard, Err: &errb}, Getenv: func(string) string { return "" }}
+	cfg := withConsoleRecords(t.Context(), env, st, fileCfg)
+	if _, ok := cfg.Sink("good"); !ok {
+		t.Error("the working record was dropped")
+	}
+	if _, ok := cfg.Sink("bad"); ok {
+		t.Error("the broken record was kept")
+	}
+	if !strings.Contains(errb.String(), "console record sinks bad is failing and skipped: sinks[bad].path: /proc/mailgate-inbox is in /proc") {
+		t.Errorf("stderr: %s", errb.String())
+	}
+}
+
+// TestConsoleRecordsPoll: serve's editor notices records changed outside
+// it (`mailgate records delete`, another serve on the same store) and
+// reloads once per change, not for its own changes.
+func TestConsoleRecordsPoll(t *testing.T) {
+	dir := t.TempDir()
+	st, err := store.Open(t.Context(), "sqlite:"+filepath.Join(dir, "db"), &store.Options{Key: make([]byte, 32)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	path := filepath.Join(dir, "mailgate.yaml")
+	var shown *config.Config
+	serve := &consoleRecords{st: st, data: []byte(recordsFile), path: path, getenv: func(string) string { return "" },
+		reload: make(chan struct{}, 1), applied: func(cfg *config.Config) { shown = cfg }}
+	other := &consoleRecords{st: st, data: []byte(recordsFile), path: path, getenv: func(string) string { return "" }, reload: make(chan struct{}, 1)}
+	reloads := func() int {
+		select {
+		case <-serve.reload:
+			return 1
+		default:
+			return 0
+		}
+	}
+	ctx := t.Context()
+	serve.remember(ctx)
+	serve.poll(ctx)
+	if reloads() != 0 {
+		t.Fatal("a reload without a change")
+	}
+	if err := other.Save(ctx, "sinks", "keep", []byte("{name: keep, type: store}")); err != nil {
+		t.Fatal(err)
+	}
+	serve.poll(ctx)
+	if reloads() != 1 || shown == nil {
+		t.Fatal("a record saved elsewhere was not noticed")
+	}
+	if _, ok := shown.Sink("keep"); !ok {
+		t.Error("the record saved elsewhere is not shown")
+	}
+	serve.poll(ctx)
+	if reloads() != 0 {
+		t.Error("the same change reloaded twice")
+	}
+	if err := serve.Save(ctx, "sinks", "own", []byte("{name: own, type: store}")); err != nil {
+		t.Fatal(err)
+	}
+	reloads()
+	serve.poll(ctx)
+	if reloads() != 0 {
+		t.Error("its own change reloaded again")
+	}
+	if err := other.Delete(ctx, "sinks", "keep"); err != nil {
+		t.Fatal(err)
+	}
+	serve.poll(ctx)
+	if reloads() != 1 {
+		t.Error("a deletion elsewhere was not noticed")
+	}
+	if _, ok := shown.Sink("keep"); ok {
+		t.Error("the deleted record is still shown")
 	}
 }

@@ -178,10 +178,13 @@ func withConsoleRecords(ctx context.Context, env *Env, st *store.Store, cfg *con
 	for _, r := range rs {
 		recs = append(recs, config.Record{Kind: r.Kind, Name: r.Name, YAML: r.YAML})
 	}
-	merged, err := config.ParseWith(data, cfg.File, env.Getenv, recs)
+	merged, _, broken, err := fitRecords(data, cfg.File, env.Getenv, recs)
 	if err != nil {
 		fmt.Fprintf(env.Err, "mailgate: the console's records do not fit %s, using the file alone: %v\n", cfg.File, err)
 		return cfg
+	}
+	for _, b := range broken {
+		fmt.Fprintf(env.Err, "mailgate: console record %s %s is failing and skipped: %s\n", b.Kind, b.Name, b.Reason)
 	}
 	return merged
 }
@@ -226,25 +229,27 @@ func (rt *runtimeT) sink(name string) (sink.Sink, error) {
 	if !ok {
 		return nil, fmt.Errorf("sink %q is not defined", name)
 	}
-	var s sink.Sink
-	var err error
-	switch cs.Type {
-	case "maildir":
-		s, err = sink.NewMaildir(sink.MaildirOptions{Path: cs.Path})
-	case "webhook":
-		s, err = sink.NewWebhook(sink.WebhookOptions{URL: cs.URL, Secret: cs.Secret.Reveal(), Headers: cs.Headers, Timeout: cs.Timeout.D()})
-	case "command":
-		s, err = sink.NewCommand(sink.CommandOptions{Argv: cs.Command, Timeout: cs.Timeout.D()})
-	case "store":
-		s, err = sink.NewStore(rt.store)
-	default:
-		return nil, fmt.Errorf("sink %q: unknown type %s", name, cs.Type)
-	}
+	s, err := newSink(rt.store, cs)
 	if err != nil {
 		return nil, err
 	}
 	rt.sinks[name] = s
 	return s, nil
+}
+
+// newSink builds a configured sink (st is the store, for store sinks).
+func newSink(st *store.Store, cs *config.Sink) (sink.Sink, error) {
+	switch cs.Type {
+	case "maildir":
+		return sink.NewMaildir(sink.MaildirOptions{Path: cs.Path})
+	case "webhook":
+		return sink.NewWebhook(sink.WebhookOptions{URL: cs.URL, Secret: cs.Secret.Reveal(), Headers: cs.Headers, Timeout: cs.Timeout.D()})
+	case "command":
+		return sink.NewCommand(sink.CommandOptions{Argv: cs.Command, Timeout: cs.Timeout.D()})
+	case "store":
+		return sink.NewStore(st)
+	}
+	return nil, fmt.Errorf("sink %q: unknown type %s", cs.Name, cs.Type)
 }
 
 func tlsConfig(host, caFile string) (*tls.Config, error) {

@@ -72,7 +72,11 @@ func runServe(ctx context.Context, env *Env, args []string) int {
 	}
 	defer st.Close()
 	ed := &consoleRecords{st: st, data: data, path: path, getenv: env.Getenv, reload: make(chan struct{}, 1)}
-	cfg, err := ed.config(ctx)
+	ed.remember(ctx)
+	cfg, broken, err := ed.config(ctx)
+	for _, b := range broken {
+		log.Error("serve: a console record is failing and does not run; fix it in the console or delete it (mailgate records delete KIND NAME)", "kind", b.Kind, "name", b.Name, "err", b.Reason)
+	}
 	if err != nil {
 		// a console record the file no longer agrees with must not keep the
 		// file's own mailboxes from running
@@ -121,11 +125,24 @@ func runServe(ctx context.Context, env *Env, args []string) int {
 			}
 			return time.Time{}, false
 		}})
-	ed.applied = console.SetConfig
+	ed.applied, ed.failing = console.SetConfig, console.SetBroken
+	console.SetBroken(broken)
 	if n, err := st.CountAdmins(ctx); err == nil && n == 0 {
 		log.Warn("no console administrator yet: create one with `mailgate admin add NAME` (password on stdin), then sign in at " + scheme + "://" + ln.Addr().String() + "/")
 	}
 	go tel.watchOutbox(ctx, st, 15*time.Second)
+	go func() {
+		t := time.NewTicker(recordsPollEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				ed.poll(ctx)
+			}
+		}
+	}()
 	hs := serveLimits.server(console)
 	go func() {
 		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -160,11 +177,15 @@ func runServe(ctx context.Context, env *Env, args []string) int {
 		case <-ctx.Done():
 			running = false
 		case <-ed.reload:
-			next, err := ed.config(ctx)
+			next, broken, err := ed.config(ctx)
 			if err != nil {
 				log.Error("serve: reload refused", "err", err)
 				continue
 			}
+			for _, b := range broken {
+				log.Error("serve: a console record is failing and does not run", "kind", b.Kind, "name", b.Name, "err", b.Reason)
+			}
+			console.SetBroken(broken)
 			g.stop()
 			ng, err := startGeneration(st, next, tel, log, rtlog, *grace, console)
 			if err != nil {
@@ -262,6 +283,11 @@ func (g *generation) stop() {
 	<-g.done
 	g.rt.closeSinks()
 }
+
+// recordsPollEvery is how often serve looks for console records changed
+// outside it (`mailgate records delete`, another instance on the same
+// store).
+const recordsPollEvery = 5 * time.Second
 
 // The serve heartbeat tells `mailgate send` that an outbox worker runs.
 const (

@@ -122,6 +122,7 @@ var (
 		},
 	}
 	exampleAlso = map[string]string{
+		"console":                     "{allow_command_sinks: false, maildir_root: /var/lib/mailgate/mail}",
 		"tls_cert":                    "console.crt",
 		"tls_key":                     "console.key",
 		"profiles.client_certificate": "{cert: app.crt, key: app.key, alg: PS256}",

@@ -401,6 +401,16 @@ func (d *decoder) decodeValue(n *yaml.Node, v reflect.Value, path string) {
 		nv := reflect.New(t.Elem())
 		d.decodeStruct(n, nv.Elem(), path)
 		v.Set(nv)
+	case t.Kind() == reflect.Struct:
+		if isNull(n) {
+			return
+		}
+		if n.Kind != yaml.MappingNode {
+			d.addf(path, n.Line, "expected a mapping of keys, got %s", kindName(n))
+			return
+		}
+		d.lines[path] = n.Line
+		d.decodeStruct(n, v, path)
 	case t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.String:
 		d.decodeStrings(n, v, path)
 	case t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.Struct:

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"net/url"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -53,18 +54,111 @@ func TestParseWithRecords(t *testing.T) {
 	}
 }
 
+// TestDisplayURL: what the views, logs and edit forms show of a URL keeps
+// the scheme, host, port and the path's ordinary words, and drops every
+// place a credential hides: user name and password, query values, the
+// fragment, and path segments that look like tokens (Slack, Teams and
+// Discord webhooks, long random segments).
 func TestDisplayURL(t *testing.T) {
-	for in, want := range map[string]string{
-		"https://app.example.com/in":                           "https://app.example.com/in",
-		"https://user:s3cret@app.example.com/in?token=abc&x=1": "https://user@app.example.com/in?token=%E2%80%A6&x=%E2%80%A6",
-		"http://127.0.0.1:8080/hook":                           "http://127.0.0.1:8080/hook",
-		"://bad":                                               "(unparsable URL)",
-	} {
-		if got := DisplayURL(in); got != want {
-			t.Errorf("DisplayURL(%q) = %q, want %q", in, got, want)
+	const r = "%E2%80%A6" // "…", escaped
+	tests := []struct{ in, want string }{
+		{"https://app.example.com/in", "https://app.example.com/in"},
+		{"https://user:s3cret@app.example.com/in?token=abc&x=1", "https://app.example.com/in?token=" + r + "&x=" + r},
+		{"http://127.0.0.1:8080/hook", "http://127.0.0.1:8080/hook"},
+		{"http://proxyuser:s3cret@proxy.example:3128", "http://proxy.example:3128"},
+		{"http://s3cret@proxy.example:3128/", "http://proxy.example:3128/"},
+		{"https://app.example.com/in#s3cret", "https://app.example.com/in"},
+		{"https://hooks.slack.com/services/T0S3CRET1/B0S3CRET2/s3cretXXXXXXXXXXXXXXXXXX", "https://hooks.slack.com/services/" + r + "/" + r + "/" + r},
+		{"https://discord.com/api/webhooks/123456789012345678/s3cret-AbCdEfGhIjKlMnOpQrStUvWxYz0123456789", "https://discord.com/api/webhooks/" + r + "/" + r},
+		{"https://contoso.webhook.office.com/webhookb2/1111aaaa-2222-3333-4444-555555555555@66667777-8888-9999-aaaa-bbbbbbbbbbbb/IncomingWebhook/0123456789abcdef0123456789abcdef/cccccccc-dddd-eeee-ffff-000000000000",
+			"https://contoso.webhook.office.com/webhookb2/" + r + "/IncomingWebhook/" + r + "/" + r},
+		{"https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token", "https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token"},
+		{"https://graph.microsoft.com", "https://graph.microsoft.com"},
+		{"proxy.example:3128", "proxy.example:3128"},
+		{"user:s3cret@proxy.example:3128", "proxy.example:3128"},
+		{"://bad", "(unparsable URL)"},
+	}
+	for _, tt := range tests {
+		got := DisplayURL(tt.in)
+		if got != tt.want {
+			t.Errorf("DisplayURL(%q) = %q, want %q", tt.in, got, tt.want)
 		}
-		if strings.Contains(DisplayURL(in), "s3cret") || strings.Contains(DisplayURL(in), "abc") {
-			t.Errorf("DisplayURL(%q) shows a secret", in)
+		for _, secret := range []string{"s3cret", "abc", "user"} {
+			if strings.Contains(got, secret) {
+				t.Errorf("DisplayURL(%q) shows %q: %s", tt.in, secret, got)
+			}
+		}
+		if again := DisplayURL(got); got != "(unparsable URL)" && again != got {
+			t.Errorf("DisplayURL is not idempotent on %q: %q", got, again)
+		}
+	}
+}
+
+// FuzzDisplayURL: whatever the input, the shown URL has no user
+// information, no fragment and no query value.
+func FuzzDisplayURL(f *testing.F) {
+	for _, s := range []string{"https://u:p@h.example/a/b?c=d#e", "http://[::1]:80/x", "mailto:a@b", "//u@h/p", "https://h/%zz", "https://h/AbCdEfGh12345678?x"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got := DisplayURL(s)
+		if got == "(unparsable URL)" {
+			return
+		}
+		u, err := url.Parse(got)
+		if err != nil {
+			return
+		}
+		_, pw := u.User.Password()
+		if u.User.Username() != "" || pw || u.Fragment != "" {
+			t.Fatalf("DisplayURL(%q) = %q keeps user information or a fragment", s, got)
+		}
+		for k, vs := range u.Query() {
+			for _, v := range vs {
+				if v != "…" {
+					t.Fatalf("DisplayURL(%q) = %q shows query value %s=%q", s, got, k, v)
+				}
+			}
+		}
+	})
+}
+
+// TestConsoleSection: the console's limits default to no command sinks and
+// maildirs under the config file's directory; a relative maildir_root is
+// relative to that directory.
+func TestConsoleSection(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "mailgate.yaml")
+	cfg, err := Parse([]byte(valid), file, env(map[string]string{"SECRET": "s"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Console.AllowCommandSinks || cfg.Console.MaildirRoot != dir {
+		t.Errorf("defaults: %+v, want no command sinks and root %s", cfg.Console, dir)
+	}
+	cfg, err = Parse([]byte(valid+"console: {allow_command_sinks: true, maildir_root: mail}\n"), file, env(map[string]string{"SECRET": "s"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cfg.Console.AllowCommandSinks || cfg.Console.MaildirRoot != filepath.Join(dir, "mail") {
+		t.Errorf("set: %+v", cfg.Console)
+	}
+}
+
+// TestURLProblemsRedacted: a problem with a URL does not repeat the
+// credentials in it (problems reach the console and its API as a record's
+// reason for failing).
+func TestURLProblemsRedacted(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "mailgate.yaml")
+	for _, v := range []string{"proxyuser:proxy-PW@proxy.example:3128", "//proxyuser:proxy-PW@proxy.example:3128/", "http://proxyuser:proxy-PW@[::1%zone"} {
+		rec := Record{Kind: "profiles", Name: "x", YAML: []byte("{name: x, provider: generic, grant: client_credentials, client_id: a, client_secret: s, token_url: 'https://idp.example/token', http_proxy: '" + v + "'}")}
+		_, err := ParseWith([]byte(valid), file, env(map[string]string{"SECRET": "s"}), []Record{rec})
+		if err == nil || !strings.Contains(err.Error(), "profiles[x].http_proxy") {
+			t.Errorf("%s: %v, want a problem with http_proxy", v, err)
+			continue
+		}
+		if strings.Contains(err.Error(), "proxy-PW") || strings.Contains(err.Error(), "proxyuser") {
+			t.Errorf("the problem shows the proxy's credentials: %v", err)
 		}
 	}
 }

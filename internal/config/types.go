@@ -37,6 +37,13 @@ type Config struct {
 	// Senders are the ways out for `mailgate send` and the outbox (SMTP
 	// submission or Microsoft Graph sendMail).
 	Senders []Sender `yaml:"senders"`
+	// Console limits what administrators may create in the web console and
+	// through /api/v1 (records kept in the store; the file's own records are
+	// not limited). A console administrator, and an API token, can do
+	// whatever this allows: a command sink runs any program as mailgate's
+	// user. Default: no command sinks, maildir sinks only under the config
+	// file's directory.
+	Console Console `yaml:"console"`
 
 	// File is the absolute path the configuration was loaded from ("" for
 	// Parse without a file name). Not a key.
@@ -46,6 +53,17 @@ type Config struct {
 	Warnings []Problem `yaml:"-"`
 	// lines maps a key path to the line of its value in File (see Line).
 	lines map[string]int `yaml:"-"`
+}
+
+// Console is what the console and the API may create.
+type Console struct {
+	// AllowCommandSinks lets administrators create command sinks, which
+	// run any program as mailgate's user. Default: false
+	AllowCommandSinks bool `yaml:"allow_command_sinks"`
+	// MaildirRoot is the directory under which maildir sinks made in the
+	// console must lie (after resolving symbolic links); relative to the
+	// config file's directory. Default: the config file's directory.
+	MaildirRoot string `yaml:"maildir_root"`
 }
 
 // Profile is one OAuth 2.0 client registration and how to get tokens with it.

@@ -61,6 +61,10 @@ func (d *decoder) defaults(c *Config) {
 		c.KeyFile = DefaultKeyFile
 	}
 	c.KeyFile = d.abs(c.KeyFile)
+	if c.Console.MaildirRoot == "" {
+		c.Console.MaildirRoot = d.dir
+	}
+	c.Console.MaildirRoot = filepath.Clean(d.abs(c.Console.MaildirRoot))
 	c.TLSCert = d.abs(c.TLSCert)
 	c.TLSKey = d.abs(c.TLSKey)
 
@@ -250,9 +254,15 @@ func (d *decoder) checkURL(path, raw string, httpsOnly bool) (*url.URL, bool) {
 	if raw == "" {
 		return nil, false
 	}
+	// the value is shown as DisplayURL shows it: problems reach the console
+	// and its API (a record's reason for failing)
 	u, err := url.Parse(raw)
-	if err != nil || !u.IsAbs() || u.Host == "" {
-		d.at(path, "%q is not an absolute URL (like https://host/path)", raw)
+	if err != nil {
+		d.at(path, "not a URL (like https://host/path)")
+		return nil, false
+	}
+	if !u.IsAbs() || u.Host == "" {
+		d.at(path, "%q is not an absolute URL (like https://host/path)", DisplayURL(raw))
 		return nil, false
 	}
 	switch u.Scheme {

@@ -19,8 +19,21 @@ type CommandOptions struct {
 	Env     []string      // extra environment
 }
 
+// commandEnv is the environment a command starts from: a fixed PATH, LANG
+// and mailgate's HOME, never the rest of mailgate's environment (it may
+// hold MAILGATE_KEY, the store's key, or secrets given as ${ENV}).
+func commandEnv() []string {
+	env := []string{"PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8"}
+	if h := os.Getenv("HOME"); h != "" {
+		env = append(env, "HOME="+h)
+	}
+	return env
+}
+
 // Command runs a program per message with the raw message on stdin and
-// MAILGATE_MAILBOX, MAILGATE_KEY and MAILGATE_SIZE in its environment.
+// MAILGATE_MAILBOX, MAILGATE_KEY (the message's idempotency key) and
+// MAILGATE_SIZE in an otherwise minimal environment (PATH, LANG=C.UTF-8,
+// HOME; not mailgate's own).
 // Exit 0 accepts; 75 (EX_TEMPFAIL) is a temporary failure, retried later;
 // anything else is permanent. On timeout the whole process group is
 // killed. Like procmail or an MDA, the program should recognise a key it
@@ -85,7 +98,7 @@ func (d *commandDelivery) Commit(ctx context.Context) (Receipt, error) {
 	o := d.c.o
 	cmd := exec.Command(o.Argv[0], o.Argv[1:]...)
 	cmd.Stdin = d.f
-	cmd.Env = append(append(os.Environ(), o.Env...),
+	cmd.Env = append(append(commandEnv(), o.Env...),
 		"MAILGATE_MAILBOX="+d.m.Mailbox, "MAILGATE_KEY="+d.m.Key, "MAILGATE_SIZE="+strconv.FormatInt(d.n, 10))
 	stderr := &limitedBuffer{n: 4096}
 	cmd.Stdout, cmd.Stderr = stderr, stderr

@@ -57,6 +57,21 @@ type staged struct {
 	hash, tmp, final string
 }
 
+// MakeMaildir creates the maildir's tmp/, new/ and cur/ (0700) as
+// NewMaildir does, without reading what they hold: what a check that the
+// maildir can be opened needs.
+func MakeMaildir(path string) error {
+	if path == "" {
+		return errors.New("sink: maildir: no path")
+	}
+	for _, sub := range []string{"tmp", "new", "cur"} {
+		if err := os.MkdirAll(filepath.Join(path, sub), 0o700); err != nil {
+			return fmt.Errorf("sink: maildir: %w", err)
+		}
+	}
+	return nil
+}
+
 // NewMaildir opens (creating) the maildir and indexes what it holds. Stale
 // files in tmp/ (older than 36 hours, the maildir rule, and this sink's own
 // leftovers of a crash) are removed.
@@ -76,10 +91,8 @@ func NewMaildir(o MaildirOptions) (*Maildir, error) {
 	}
 	m := &Maildir{dir: o.Path, batch: o.Sync != "file", host: host, pid: os.Getpid(),
 		delivered: map[string]string{}, staged: map[string]*staged{}}
-	for _, sub := range []string{"tmp", "new", "cur"} {
-		if err := os.MkdirAll(filepath.Join(o.Path, sub), 0o700); err != nil {
-			return nil, fmt.Errorf("sink: maildir: %w", err)
-		}
+	if err := MakeMaildir(o.Path); err != nil {
+		return nil, err
 	}
 	for _, sub := range []string{"new", "cur"} {
 		entries, err := os.ReadDir(filepath.Join(o.Path, sub))

@@ -374,3 +374,39 @@ func TestWebhookErrorsRedacted(t *testing.T) {
 		}
 	}
 }
+
+// TestCommandEnvironment: the program gets a minimal environment and the
+// message's facts, never mailgate's own environment (which may hold
+// MAILGATE_KEY, the store's key, and other secrets).
+func TestCommandEnvironment(t *testing.T) {
+	t.Setenv("MAILGATE_TEST_PARENT_SECRET", "parent-secret-value")
+	t.Setenv("MAILGATE_KEY", "store-key-value")
+	out := filepath.Join(t.TempDir(), "env")
+	c, err := NewCommand(CommandOptions{Argv: []string{"/bin/sh", "-c", "cat >/dev/null; env > " + out}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := c.Begin(t.Context(), Message{Key: "k1", Mailbox: "m"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(d, "x")
+	if _, err := d.Commit(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := string(b)
+	for _, secret := range []string{"parent-secret-value", "store-key-value"} {
+		if strings.Contains(env, secret) {
+			t.Errorf("the command saw %s in its environment:\n%s", secret, env)
+		}
+	}
+	for _, want := range []string{"PATH=/usr/local/bin:/usr/bin:/bin\n", "MAILGATE_MAILBOX=m\n", "MAILGATE_KEY=k1\n", "MAILGATE_SIZE=1\n", "LANG=C.UTF-8\n"} {
+		if !strings.Contains(env, want) {
+			t.Errorf("environment lacks %q:\n%s", want, env)
+		}
+	}
+}

@@ -57,7 +57,7 @@ func (s *Server) openapi(w http.ResponseWriter, _ *http.Request) {
 				"parameters": []any{map[string]any{"name": "id", "in": "path", "required": true, "schema": map[string]any{"type": "string"}}},
 				"responses": map[string]any{"200": map[string]any{"description": "the message", "content": map[string]any{"message/rfc822": map[string]any{}}},
 					"404": map[string]any{"description": "no such message"}, "401": map[string]any{"$ref": "#/components/responses/Unauthenticated"}}}},
-			"/api/v1/status": map[string]any{"get": map[string]any{"summary": "Agent state of every mailbox and expiry warnings",
+			"/api/v1/status": map[string]any{"get": map[string]any{"summary": "Agent state of every mailbox, expiry warnings, and the console records that are failing (failing_records: kind, name, error)",
 				"responses": map[string]any{"200": map[string]any{"description": "status"}, "401": map[string]any{"$ref": "#/components/responses/Unauthenticated"}}}},
 		},
 		"components": map[string]any{

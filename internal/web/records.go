@@ -39,6 +39,11 @@ type field struct {
 	Key, Label, Type string
 	Options          []string
 	Help             string
+	// URL marks a URL that may carry credentials (a user name and
+	// password, a query token, a token in the path): edit forms show it as
+	// config.DisplayURL does, and that shown value submitted back unchanged
+	// keeps the stored URL.
+	URL bool
 }
 
 // writeOnly says whether a field's value is never sent back to a browser.
@@ -59,16 +64,16 @@ var forms = map[string][]field{
 		{Key: "client_certificate.alg", Label: "Client assertion algorithm", Type: "select", Options: []string{"", "PS256", "RS256"}},
 		{Key: "secret_expires", Label: "Secret or certificate expires (YYYY-MM-DD)", Type: "text"},
 		{Key: "scopes", Label: "Scopes (space-separated)", Type: "list", Help: "https://outlook.office365.com/.default for IMAP/POP/SMTP, https://graph.microsoft.com/.default for Graph"},
-		{Key: "authority", Label: "Authority (sovereign cloud or emulator; empty for login.microsoftonline.com)", Type: "text"},
+		{Key: "authority", URL: true, Label: "Authority (sovereign cloud or emulator; empty for login.microsoftonline.com)", Type: "text"},
 		{Key: "endpoint_version", Label: "Microsoft endpoint version", Type: "select", Options: []string{"", "v2", "v1"}},
 		{Key: "redirect_uri", Label: "Redirect URI (authorization code; empty: the console's /oauth/callback or a loopback listener)", Type: "text"},
 		{Key: "username", Label: "User name (password grant)", Type: "text"},
 		{Key: "password", Label: "Password (password grant)", Type: "password", Help: "Microsoft deprecates this grant and MFA blocks it; left empty, the current one is kept"},
-		{Key: "token_url", Label: "Token URL (generic provider)", Type: "text"},
-		{Key: "authorize_url", Label: "Authorization URL (generic provider)", Type: "text"},
-		{Key: "device_url", Label: "Device authorization URL (generic provider)", Type: "text"},
+		{Key: "token_url", URL: true, Label: "Token URL (generic provider)", Type: "text"},
+		{Key: "authorize_url", URL: true, Label: "Authorization URL (generic provider)", Type: "text"},
+		{Key: "device_url", URL: true, Label: "Device authorization URL (generic provider)", Type: "text"},
 		{Key: "auth_style", Label: "Client secret sent as", Type: "select", Options: []string{"", "params", "basic"}},
-		{Key: "http_proxy", Label: "HTTP(S) proxy URL for the token endpoint", Type: "text"},
+		{Key: "http_proxy", URL: true, Label: "HTTP(S) proxy URL for the token endpoint", Type: "text"},
 		{Key: "refresh_margin", Label: "Refresh this long before expiry (e.g. 5m)", Type: "text"},
 		{Key: "tls_ca", Label: "Extra CA file for the token endpoint (PEM path on the server)", Type: "text"},
 	},
@@ -80,7 +85,7 @@ var forms = map[string][]field{
 		{Key: "security", Label: "Security", Type: "select", Options: []string{"", "tls", "starttls"}},
 		{Key: "tls_ca", Label: "Extra CA file (PEM path on the server)", Type: "text"},
 		{Key: "sasl", Label: "SASL mechanism (imap, pop3)", Type: "select", Options: []string{"", "xoauth2", "oauthbearer"}},
-		{Key: "endpoint", Label: "Graph endpoint (graph; empty for graph.microsoft.com)", Type: "text"},
+		{Key: "endpoint", URL: true, Label: "Graph endpoint (graph; empty for graph.microsoft.com)", Type: "text"},
 		{Key: "username", Label: "Mailbox (user or shared mailbox address)", Type: "text"},
 		{Key: "folder", Label: "Folder (empty: INBOX / inbox)", Type: "text"},
 		{Key: "profile", Label: "OAuth profile", Type: "text"},
@@ -95,7 +100,7 @@ var forms = map[string][]field{
 		{Key: "name", Label: "Name", Type: "text"},
 		{Key: "type", Label: "Type", Type: "select", Options: []string{"maildir", "webhook", "command", "store"}},
 		{Key: "path", Label: "Maildir path (maildir)", Type: "text"},
-		{Key: "url", Label: "URL (webhook)", Type: "text"},
+		{Key: "url", URL: true, Label: "URL (webhook)", Type: "text"},
 		{Key: "secret", Label: "HMAC secret (webhook)", Type: "password", Help: "left empty, the current one is kept"},
 		{Key: "headers", Label: "Extra headers (webhook), one Name: value per line", Type: "headers", Help: "never shown again; left empty, the current ones are kept"},
 		{Key: "command", Label: "Command and arguments (command), space-separated", Type: "secretlist", Help: "no shell; never shown again (arguments may hold secrets); left empty, the current one is kept. The API takes a JSON array for arguments with spaces"},
@@ -109,12 +114,23 @@ var forms = map[string][]field{
 		{Key: "security", Label: "Security", Type: "select", Options: []string{"", "starttls", "tls"}},
 		{Key: "tls_ca", Label: "Extra CA file (PEM path on the server)", Type: "text"},
 		{Key: "sasl", Label: "SASL mechanism (smtp)", Type: "select", Options: []string{"", "xoauth2", "oauthbearer"}},
-		{Key: "endpoint", Label: "Graph endpoint (graph)", Type: "text"},
+		{Key: "endpoint", URL: true, Label: "Graph endpoint (graph)", Type: "text"},
 		{Key: "username", Label: "Mailbox that sends", Type: "text"},
 		{Key: "profile", Label: "OAuth profile", Type: "text"},
 		{Key: "allowed_from", Label: "Allowed From addresses (space-separated)", Type: "list"},
 		{Key: "save_to_sent_items", Label: "Keep a copy in Sent Items (graph)", Type: "bool"},
 	},
+}
+
+// destinations are, per kind, the keys that say where a record's secrets
+// are sent, and those secrets: when a destination changes, a secret left
+// empty is not kept (it would go to the new place unasked); it must be
+// entered again. A profile's secrets go to its token endpoint (provider,
+// authority, token_url, device_url), through http_proxy, trusting tls_ca;
+// a webhook's secret and headers go to its url.
+var destinations = map[string]struct{ where, secrets []string }{
+	"profiles": {where: []string{"provider", "authority", "token_url", "device_url", "http_proxy", "tls_ca"}, secrets: []string{"client_secret", "password"}},
+	"sinks":    {where: []string{"url"}, secrets: []string{"secret", "headers"}},
 }
 
 // singular names one record of a kind: "mailboxes" → "mailbox".
@@ -180,6 +196,7 @@ func buildRecord(kind string, values map[string]any, current []byte) ([]byte, st
 	var old map[string]any
 	_ = yaml.Unmarshal(current, &old)
 	out := map[string]any{}
+	kept := map[string]bool{} // write-only values left empty, kept
 	for _, f := range spec {
 		v := values[f.Key]
 		val, empty, err := fieldValue(f, v)
@@ -190,11 +207,33 @@ func buildRecord(kind string, values map[string]any, current []byte) ([]byte, st
 			if f.writeOnly() {
 				if o, ok := lookup(old, f.Key); ok {
 					assign(out, f.Key, o)
+					kept[f.Key] = true
 				}
 			}
 			continue
 		}
+		if o, ok := lookup(old, f.Key); ok && f.URL {
+			// the redacted URL an edit form showed, sent back unchanged
+			if ov, _ := o.(string); ov != val && config.DisplayURL(ov) == val {
+				val = ov
+			}
+		}
 		assign(out, f.Key, val)
+	}
+	if d, ok := destinations[kind]; ok && current != nil {
+		var moved []string
+		for _, k := range d.where {
+			o, _ := lookup(old, k)
+			n, _ := lookup(out, k)
+			if fmt.Sprint(o) != fmt.Sprint(n) {
+				moved = append(moved, k)
+			}
+		}
+		for _, k := range d.secrets {
+			if kept[k] && len(moved) > 0 {
+				return nil, "", fmt.Errorf("%s: enter it again: the destination changed (%s), and a secret is not sent to a new place unasked", k, strings.Join(moved, ", "))
+			}
+		}
 	}
 	name, _ := out["name"].(string)
 	if !recordName.MatchString(name) {
@@ -322,6 +361,15 @@ func problemsOf(err error) []string {
 // from the live configuration (no view is built for it).
 func (s *Server) origin(kind, name string) (string, bool) {
 	o, ok := s.cfg().Origin(kind, name)
+	if !ok {
+		// a console record serve skipped is still kept: it can be edited
+		// and deleted
+		for _, b := range s.brokenRecords() {
+			if b.Kind == kind && b.Name == name {
+				return sourceConsole, true
+			}
+		}
+	}
 	return source(o), ok
 }
 
@@ -464,6 +512,11 @@ func (s *Server) formPage(kind string) http.HandlerFunc {
 					}
 					values[f.Key] = strings.Join(parts, " ")
 				case nil:
+				case string:
+					if f.URL {
+						v = config.DisplayURL(v)
+					}
+					values[f.Key] = v
 				default:
 					values[f.Key] = fmt.Sprint(v)
 				}
@@ -526,4 +579,50 @@ func (s *Server) formDelete(kind string) http.HandlerFunc {
 		}
 		http.Redirect(w, r, "/", http.StatusSeeOther)
 	}
+}
+
+// Shown is one key of a record as it may be shown.
+type Shown struct{ Key, Value string }
+
+// ShowRecord returns a console record's keys as the console shows them
+// (`mailgate records show` prints the same): write-only keys (secrets,
+// webhook headers, command lines) as "set", URLs as config.DisplayURL
+// gives them, in the order of the record's form.
+func ShowRecord(kind string, y []byte) ([]Shown, error) {
+	spec, ok := forms[kind]
+	if !ok {
+		return nil, fmt.Errorf("unknown kind %q", kind)
+	}
+	var m map[string]any
+	if err := yaml.Unmarshal(y, &m); err != nil {
+		return nil, fmt.Errorf("%s: not a YAML mapping: %w", kind, err)
+	}
+	var out []Shown
+	for _, f := range spec {
+		v, ok := lookup(m, f.Key)
+		if !ok || v == nil {
+			continue
+		}
+		var s string
+		switch x := v.(type) {
+		case []any:
+			parts := make([]string, len(x))
+			for i, p := range x {
+				parts[i] = fmt.Sprint(p)
+			}
+			s = strings.Join(parts, " ")
+		case string:
+			s = x
+			if f.URL && s != "" {
+				s = config.DisplayURL(s)
+			}
+		default:
+			s = fmt.Sprint(x)
+		}
+		if f.writeOnly() {
+			s = secretSet
+		}
+		out = append(out, Shown{f.Key, s})
+	}
+	return out, nil
 }

@@ -208,9 +208,10 @@ func TestRecordsEveryKey(t *testing.T) {
 			[]string{"- /usr/bin/import", "- --token=console-ARG-secret 92"}},
 		{"POST", "/api/v1/senders", `{"name":"g2","protocol":"graph","username":"noreply@contoso.com","profile":"certp","save_to_sent_items":false,"allowed_from":"noreply@contoso.com"}`, 201,
 			[]string{"save_to_sent_items: false"}},
-		// updates that leave write-only values out keep them
-		{"PUT", "/api/v1/sinks/hook3", `{"type":"webhook","url":"https://app.example.com/v2"}`, 200,
-			[]string{"Authorization: " + hdr, "url: https://app.example.com/v2"}},
+		// updates that leave write-only values out keep them (while the
+		// destination stays the same)
+		{"PUT", "/api/v1/sinks/hook3", `{"type":"webhook","url":"https://app.example.com/in","timeout":"50s"}`, 200,
+			[]string{"Authorization: " + hdr, "url: https://app.example.com/in", "timeout: 50s"}},
 		{"PUT", "/api/v1/sinks/pipe2", `{"type":"command","timeout":"5s"}`, 200,
 			[]string{"- --token=console-ARG-secret 92", "timeout: 5s"}},
 		{"PUT", "/api/v1/profiles/ropc", `{"provider":"microsoft","grant":"password","tenant":"contoso.onmicrosoft.com","client_id":"11111111-2222-3333-4444-555555555555","username":"svc@contoso.com","scopes":"https://outlook.office.com/IMAP.AccessAsUser.All"}`, 200,
@@ -280,5 +281,99 @@ func TestRecordsEveryKey(t *testing.T) {
 	}
 	if code, got := do("POST", "/api/v1/mailboxes", `{"name":"x3","protocol":"imap","host":"h.example","username":"u@x","profile":"certp","sink":"hook","enabled":"maybe"}`); code != 422 || !strings.Contains(got, "enabled:") {
 		t.Errorf("enabled=maybe: %d %s", code, got)
+	}
+}
+
+// TestRecordsSecretsStayWithTheirDestination: changing where a record's
+// secrets go (a profile's token_url, authority, proxy, tls_ca or provider;
+// a webhook's url) with the secret left empty is refused, 422 naming the
+// secret; entering it again saves. Edit forms show URLs redacted, and that
+// redacted value submitted back unchanged keeps the stored URL.
+func TestRecordsSecretsStayWithTheirDestination(t *testing.T) {
+	f := newFixture(t)
+	_, ed, srv := recordsServer(t, f)
+	do := func(method, path, body string) (int, string) {
+		code, _, b := bearer(t, srv.URL, f.token, method, path, body)
+		return code, b
+	}
+	const profile = `"provider":"generic","grant":"client_credentials","client_id":"app","scopes":"mail"`
+	if code, body := do("POST", "/api/v1/profiles", `{"name":"g",`+profile+`,"token_url":"https://idp.example/token","http_proxy":"http://proxyuser:proxy-PW-1@proxy.example:3128","client_secret":"client-SECRET-1"}`); code != 201 {
+		t.Fatalf("create profile: %d %s", code, body)
+	}
+	const hookURL = "https://hookuser:url-PW-2@app.example.com/in/AbCdEfGh1234567890XyZwVu?token=query-TOKEN-3#frag-SECRET-4"
+	if code, body := do("POST", "/api/v1/sinks", `{"name":"h","type":"webhook","url":"`+hookURL+`","secret":"hook-SECRET-5","headers":{"Authorization":"Bearer header-SECRET-6"}}`); code != 201 {
+		t.Fatalf("create webhook: %d %s", code, body)
+	}
+	tests := []struct {
+		name, path, body, want string
+	}{
+		{"token_url", "/api/v1/profiles/g", `{` + profile + `,"token_url":"https://evil.example/token","http_proxy":"http://proxyuser:proxy-PW-1@proxy.example:3128"}`, "client_secret: enter it again: the destination changed (token_url)"},
+		{"http_proxy", "/api/v1/profiles/g", `{` + profile + `,"token_url":"https://idp.example/token","http_proxy":"http://evil.example:3128"}`, "client_secret: enter it again: the destination changed (http_proxy)"},
+		{"tls_ca", "/api/v1/profiles/g", `{` + profile + `,"token_url":"https://idp.example/token","http_proxy":"http://proxyuser:proxy-PW-1@proxy.example:3128","tls_ca":"/etc/evil-ca.pem"}`, "destination changed (tls_ca)"},
+		{"webhook url", "/api/v1/sinks/h", `{"type":"webhook","url":"https://evil.example/in"}`, "enter it again: the destination changed (url)"},
+	}
+	for _, tt := range tests {
+		if code, body := do("PUT", tt.path, tt.body); code != 422 || !strings.Contains(body, tt.want) {
+			t.Errorf("%s changed, secret left empty: %d %s, want 422 %q", tt.name, code, body, tt.want)
+		}
+	}
+	if y, _, _ := ed.Load(t.Context(), "profiles", "g"); !strings.Contains(string(y), "https://idp.example/token") {
+		t.Errorf("a refused change was kept: %s", y)
+	}
+	// with the secret entered again, the new destination is saved
+	if code, body := do("PUT", "/api/v1/sinks/h", `{"type":"webhook","url":"https://new.example/in","secret":"hook-SECRET-7","headers":{"X-Other":"v"}}`); code != 200 {
+		t.Errorf("new url with the secret: %d %s", code, body)
+	}
+	if code, body := do("PUT", "/api/v1/sinks/h", `{"type":"webhook","url":"`+hookURL+`","secret":"hook-SECRET-5","headers":{"Authorization":"Bearer header-SECRET-6"}}`); code != 200 {
+		t.Fatalf("back to the old url: %d %s", code, body)
+	}
+	// the edit forms show no URL credential
+	for _, path := range []string{"/profiles/g/edit", "/sinks/h/edit"} {
+		code, body := do("GET", path, "")
+		for _, secret := range []string{"proxyuser", "proxy-PW-1", "hookuser", "url-PW-2", "query-TOKEN-3", "frag-SECRET-4", "AbCdEfGh1234567890XyZwVu", "SECRET"} {
+			if code != 200 || strings.Contains(body, secret) {
+				t.Errorf("%s (%d) shows %q", path, code, secret)
+			}
+		}
+	}
+	// the redacted values submitted back unchanged keep the stored URLs
+	if code, body := do("PUT", "/api/v1/sinks/h", `{"type":"webhook","url":"`+config.DisplayURL(hookURL)+`"}`); code != 200 {
+		t.Fatalf("webhook saved unchanged: %d %s", code, body)
+	}
+	if code, body := do("PUT", "/api/v1/profiles/g", `{`+profile+`,"token_url":"https://idp.example/token","http_proxy":"`+config.DisplayURL("http://proxyuser:proxy-PW-1@proxy.example:3128")+`"}`); code != 200 {
+		t.Fatalf("profile saved unchanged: %d %s", code, body)
+	}
+	y, _, _ := ed.Load(t.Context(), "sinks", "h")
+	p, _, _ := ed.Load(t.Context(), "profiles", "g")
+	for _, want := range []string{hookURL, "hook-SECRET-5", "header-SECRET-6"} {
+		if !strings.Contains(string(y), want) {
+			t.Errorf("webhook lost %q: %s", want, y)
+		}
+	}
+	for _, want := range []string{"http://proxyuser:proxy-PW-1@proxy.example:3128", "client-SECRET-1"} {
+		if !strings.Contains(string(p), want) {
+			t.Errorf("profile lost %q: %s", want, p)
+		}
+	}
+}
+
+// TestFailingRecordsShown: the console records serve skipped are on the
+// dashboard and in /api/v1/status with their reasons.
+func TestFailingRecordsShown(t *testing.T) {
+	f := newFixture(t)
+	w, _, srv := recordsServer(t, f)
+	do := func(path string) (int, string) {
+		code, _, b := bearer(t, srv.URL, f.token, "GET", path, "")
+		return code, b
+	}
+	if code, body := do("/api/v1/status"); code != 200 || !strings.Contains(body, `"failing_records": []`) {
+		t.Errorf("status without failing records: %d %s", code, body)
+	}
+	w.SetBroken([]BrokenRecord{{Kind: "sinks", Name: "bad", Reason: "sinks[bad].path: /proc/x is in /proc, where no maildir can be"}})
+	if code, body := do("/api/v1/status"); code != 200 || !strings.Contains(body, `"kind": "sinks"`) || !strings.Contains(body, `"error": "sinks[bad].path: /proc/x is in /proc`) {
+		t.Errorf("status: %d %s", code, body)
+	}
+	if code, body := do("/"); code != 200 || !strings.Contains(body, "Console sink bad is failing and does not run: sinks[bad].path: /proc/x is in /proc") {
+		t.Errorf("dashboard: %d %s", code, body)
 	}
 }

@@ -33,6 +33,14 @@ func source(origin string) string {
 	return sourceConfig
 }
 
+// displayURL is config.DisplayURL, empty for an empty value.
+func displayURL(s string) string {
+	if s == "" {
+		return ""
+	}
+	return config.DisplayURL(s)
+}
+
 func secretState(s config.Secret) string {
 	if s.Reveal() != "" {
 		return secretSet
@@ -206,7 +214,7 @@ func (s *Server) profiles() []ProfileView {
 	for _, p := range s.cfg().Profiles {
 		v := ProfileView{Name: p.Name, Source: source(p.Origin), Provider: p.Provider, Grant: p.Grant, Tenant: p.Tenant,
 			ClientID: p.ClientID, ClientSecret: secretState(p.ClientSecret), Certificate: secretNotSet,
-			Scopes: slices.Clone(p.Scopes), Authority: p.Authority, SecretExpires: expiry(p.SecretExpires.Time, now)}
+			Scopes: slices.Clone(p.Scopes), Authority: displayURL(p.Authority), SecretExpires: expiry(p.SecretExpires.Time, now)}
 		if s.o.TokenHealth != nil {
 			if h, ok := s.o.TokenHealth(p.Name); ok {
 				v.LastToken = &TokenView{Result: h.Result, AADSTS: h.AADSTS, At: h.At.UTC().Format(time.RFC3339)}
@@ -404,7 +412,11 @@ func (s *Server) apiStatus(w http.ResponseWriter, _ *http.Request) {
 	for _, wn := range profileWarnings(s.profiles()) {
 		warnings = append(warnings, wn.api)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"mailboxes": mbs, "warnings": orEmpty(warnings)})
+	failing := s.brokenRecords()
+	if failing == nil {
+		failing = []BrokenRecord{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"mailboxes": mbs, "warnings": orEmpty(warnings), "failing_records": failing})
 }
 
 // warning is something about to stop working: a line for the API and a
@@ -456,6 +468,9 @@ func (s *Server) dashboard(w http.ResponseWriter, r *http.Request) {
 	profiles := s.profiles()
 	for _, wn := range profileWarnings(profiles) {
 		warnings = append(warnings, wn.page)
+	}
+	for _, b := range s.brokenRecords() {
+		warnings = append(warnings, fmt.Sprintf("Console %s %s is failing and does not run: %s. Edit it, or delete it (mailgate records delete %s %s).", singular(b.Kind), b.Name, b.Reason, b.Kind, b.Name))
 	}
 	s.render(w, "dashboard.html", map[string]any{
 		"Admin": s.admin(r), "Mailboxes": s.mailboxes(), "Profiles": profiles, "Sinks": s.sinks(), "Senders": s.senders(),

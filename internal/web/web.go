@@ -27,6 +27,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -106,6 +107,7 @@ type Options struct {
 type Server struct {
 	o      Options
 	live   atomic.Pointer[live]
+	broken atomic.Pointer[[]BrokenRecord]
 	liveMu sync.Mutex // serialises SetLive and SetConfig
 	h      http.Handler
 	routes []string
@@ -147,6 +149,30 @@ func (s *Server) SetConfig(cfg *config.Config) {
 	l := *s.live.Load()
 	l.cfg = cfg
 	s.live.Store(&l)
+}
+
+// BrokenRecord is a console record kept in the store that serve could not
+// use (it no longer fits the config file, or cannot be built: a missing
+// certificate file, a command sink the config no longer allows): it is
+// shown failing with Reason, and can be fixed or deleted.
+type BrokenRecord struct {
+	Kind   string `json:"kind"`
+	Name   string `json:"name"`
+	Reason string `json:"error"`
+}
+
+// SetBroken shows the console records serve skipped, with their reasons.
+func (s *Server) SetBroken(rs []BrokenRecord) {
+	rs = slices.Clone(rs)
+	s.broken.Store(&rs)
+}
+
+// brokenRecords are the console records serve skipped.
+func (s *Server) brokenRecords() []BrokenRecord {
+	if p := s.broken.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 func (s *Server) cfg() *config.Config      { return s.live.Load().cfg }

@@ -263,7 +263,7 @@ func TestNoSecretInAnyResponse(t *testing.T) {
 	}
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, want := range []string{`"secret": "set"`, `"url": "https://app@app.example.com/in?token=%E2%80%A6"`, `"Authorization"`} {
+	for _, want := range []string{`"secret": "set"`, `"url": "https://app.example.com/in?token=%E2%80%A6"`, `"Authorization"`} {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("sink view lacks %s:\n%s", want, b)
 		}
