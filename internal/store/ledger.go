@@ -100,8 +100,8 @@ func (s *Store) Delivered(ctx context.Context, mb string, keys []string) (map[st
 	return out, nil
 }
 
-// MarkDelivered records entries as delivered, in one durable transaction.
-// An entry already in the ledger keeps its state (a replay never moves an
+// MarkDelivered records entries as delivered, in one durable transaction,
+// and forgets them as refused (held_messages). An entry already in the ledger keeps its state (a replay never moves an
 // acknowledged message back).
 func (s *Store) MarkDelivered(ctx context.Context, mb string, entries []LedgerEntry) error {
 	if len(entries) == 0 {
@@ -115,8 +115,17 @@ func (s *Store) MarkDelivered(ctx context.Context, mb string, entries []LedgerEn
 			return err
 		}
 		defer st.Close()
+		// a refused message delivered at last is no longer held
+		unhold, err := tx.Prepare(ctx, "DELETE FROM held_messages WHERE mailbox = ? AND msg_key = ?")
+		if err != nil {
+			return err
+		}
+		defer unhold.Close()
 		for _, e := range entries {
 			if _, err := st.ExecContext(ctx, mb, e.Key, e.UID, e.MessageID, e.Size, nanos(e.Date), e.SinkRef, int(Delivered), now); err != nil {
+				return err
+			}
+			if _, err := unhold.ExecContext(ctx, mb, e.Key); err != nil {
 				return err
 			}
 		}
