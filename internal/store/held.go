@@ -226,3 +226,38 @@ func (s *Store) HeldCounts(ctx context.Context) (map[string]map[HeldState]int, e
 	}
 	return out, rows.Err()
 }
+
+// RekeyHeld moves a refused message to a new key and UID (after a
+// UIDVALIDITY change).
+func (s *Store) RekeyHeld(ctx context.Context, mb, oldKey, newKey, newUID string) error {
+	_, err := s.exec(ctx, "UPDATE held_messages SET msg_key = ?, uid = ? WHERE mailbox = ? AND msg_key = ?", newKey, newUID, mb, oldKey)
+	if err != nil {
+		return fmt.Errorf("store: rekey held message %q of mailbox %q: %w", oldKey, mb, err)
+	}
+	return nil
+}
+
+// ForgetHeld deletes refused messages' rows (their keys no longer name
+// a message: the folder was recreated and they were not found in it).
+func (s *Store) ForgetHeld(ctx context.Context, mb string, keys []string) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	err := s.inTx(ctx, func(tx *Tx) error {
+		st, err := tx.Prepare(ctx, "DELETE FROM held_messages WHERE mailbox = ? AND msg_key = ?")
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		for _, k := range keys {
+			if _, err := st.ExecContext(ctx, mb, k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store: forget held messages of mailbox %q: %w", mb, err)
+	}
+	return nil
+}
