@@ -192,6 +192,15 @@ func New(o Options) *Server {
 	handle("GET /api/v1/deliveries", false, apiList(s, "deliveries", s.deliveries))
 	handle("GET /messages", false, s.messagesPage)
 	handle("GET /messages/{id}/eml", false, s.eml)
+	// refused messages; {key} is path-escaped (keys hold slashes)
+	handle("GET /api/v1/held", false, apiList(s, "held", s.held))
+	handle("POST /api/v1/held/{mailbox}/retry", false, s.apiHeld(false))
+	handle("POST /api/v1/held/{mailbox}/{key}/retry", false, s.apiHeld(false))
+	handle("POST /api/v1/held/{mailbox}/{key}/drop", false, s.apiHeld(true))
+	handle("DELETE /api/v1/held/{mailbox}/{key}", false, s.apiHeld(true))
+	handle("GET /held", false, s.heldPage)
+	handle("POST /held/{mailbox}/{key}/retry", false, s.heldForm(false))
+	handle("POST /held/{mailbox}/{key}/drop", false, s.heldForm(true))
 	s.h = http.NewCrossOriginProtection().Handler(securityHeaders(mux))
 	return s
 }

@@ -96,6 +96,10 @@ func newFixture(t *testing.T) *fixture {
 	if err := st.MarkAcked(t.Context(), "forms", []string{"forms/imap/7/1"}); err != nil {
 		t.Fatal(err)
 	}
+	if err := st.PutHeld(t.Context(), "forms", []store.HeldMessage{{Key: heldKey, UID: "3", MessageID: "<h3@contoso.com>", Subject: "Refused <b>invoice</b>",
+		From: "b@example.com", Size: 99, State: store.HeldRefused, Permanent: true, Reason: "sink command (permanent): exited 1", Attempts: 1}}); err != nil {
+		t.Fatal(err)
+	}
 	tok, err := st.NewAPIToken(t.Context(), "ops")
 	if err != nil {
 		t.Fatal(err)
@@ -124,10 +128,15 @@ func newFixture(t *testing.T) *fixture {
 	return &fixture{srv: srv, web: w, st: st, token: tok}
 }
 
+// heldKey is the fixture's held message.
+const heldKey = "forms/imap/7/3"
+
 // concrete turns a route pattern into a method and a path.
 func concrete(pattern string) (string, string) {
 	method, path, _ := strings.Cut(pattern, " ")
 	path = strings.ReplaceAll(path, "{name}", "forms")
+	path = strings.ReplaceAll(path, "{mailbox}", "forms")
+	path = strings.ReplaceAll(path, "{key}", url.PathEscape(heldKey))
 	path = strings.ReplaceAll(path, "{$}", "")
 	path = strings.ReplaceAll(path, "{id}", "1")
 	return method, path
