@@ -16,23 +16,23 @@ import (
 // automatically at next_attempt), failing (refused temporarily, retried
 // with the mailbox's next run) or retry (asked for; the next run tries it).
 type HeldView struct {
-	Mailbox     string `json:"mailbox"`
-	Key         string `json:"key"`
-	UID         string `json:"uid"`
-	MessageID   string `json:"message_id,omitempty"`
-	Subject     string `json:"subject,omitempty"`
-	From        string `json:"from,omitempty"`
-	Size        int64  `json:"size"`
-	State       string `json:"state"`
-	Permanent   bool   `json:"permanent"`
-	Reason      string `json:"reason"`
-	Attempts    int    `json:"attempts"`
-	FirstAt     string `json:"first_attempt"`
-	LastAt      string `json:"last_attempt"`
-	NextAt      string `json:"next_attempt,omitempty"`
-	ReceivedAt  string `json:"received_at,omitempty"`
-	RetryPath   string `json:"-"` // the console's form actions
-	DropPath    string `json:"-"`
+	Mailbox    string `json:"mailbox"`
+	Key        string `json:"key"`
+	UID        string `json:"uid"`
+	MessageID  string `json:"message_id,omitempty"`
+	Subject    string `json:"subject,omitempty"`
+	From       string `json:"from,omitempty"`
+	Size       int64  `json:"size"`
+	State      string `json:"state"`
+	Permanent  bool   `json:"permanent"`
+	Reason     string `json:"reason"`
+	Attempts   int    `json:"attempts"`
+	FirstAt    string `json:"first_attempt"`
+	LastAt     string `json:"last_attempt"`
+	NextAt     string `json:"next_attempt,omitempty"`
+	ReceivedAt string `json:"received_at,omitempty"`
+	RetryPath  string `json:"-"` // the console's form actions
+	DropPath   string `json:"-"`
 }
 
 // NewHeldView shows a refused message (also for `mailgate messages held
