@@ -111,6 +111,8 @@ type Stats struct {
 	Replayed   int // acknowledgements repeated from the ledger
 	Rekeyed    int // matched after a UIDVALIDITY change
 	Held       int // set aside this run: refused permanently, or deferred
+	// the sink's refusals (*sink.Error) by kind; each is also in Failed
+	RefusedPermanent, RefusedTemporary int
 }
 
 // Progress receives a count of messages delivered so far (for a progress

@@ -174,6 +174,11 @@ func (d *deliverer) refuse(it mailbox.Item, err error) error {
 	if !errors.As(err, &se) || d.ctx.Err() != nil {
 		return err
 	}
+	if se.Permanent {
+		d.st.RefusedPermanent++
+	} else {
+		d.st.RefusedTemporary++
+	}
 	h := d.held[it.Key]
 	h.Mailbox, h.Key, h.UID, h.Size, h.Date = d.mb.Name, it.Key, it.UID, it.Size, it.Date
 	if h.MessageID = it.MessageID; h.MessageID == "" {

@@ -24,6 +24,11 @@ type telemetry struct {
 	tokenReqs     *metrics.CounterVec
 	outboxByState *metrics.GaugeVec
 	pollSeconds   *metrics.HistogramVec
+	refused       *metrics.CounterVec
+	held          *metrics.GaugeVec
+
+	heldSeen map[[2]string]bool // (mailbox, state) pairs set, to zero them
+	heldKick chan struct{}      // a run had refusals: refresh the gauge now
 
 	mu        sync.Mutex
 	lastToken map[string]web.TokenHealth // by profile
@@ -43,6 +48,11 @@ func newTelemetry() *telemetry {
 		pollSeconds: r.Histogram("mailgate_poll_duration_seconds", "How long a mailbox run took (connecting included for a session's first), by mailbox.",
 			[]float64{0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300}, "mailbox"),
 		outboxByState: r.Gauge("mailgate_outbox_messages", "Messages in the outbox by state (queued, sending, sent, failed).", "state"),
+		refused:       r.Counter("mailgate_messages_refused_total", "Messages a mailbox's sink refused, by kind (permanent, temporary).", "mailbox", "kind"),
+		held: r.Gauge("mailgate_messages_held", "Messages a sink refused that are set aside, by mailbox and state (held, deferred, failing, retry); mailgate messages held lists them.",
+			"mailbox", "state"),
+		heldSeen: map[[2]string]bool{},
+		heldKick: make(chan struct{}, 1),
 	}
 }
 
@@ -53,6 +63,14 @@ func (t *telemetry) onRun(s agent.Status) {
 	t.failed.Add(float64(s.Last.Failed), s.Mailbox)
 	t.delivered.Add(float64(s.Last.Delivered), s.Mailbox)
 	t.duplicates.Add(float64(s.Last.Duplicates), s.Mailbox)
+	if s.Last.RefusedPermanent+s.Last.RefusedTemporary > 0 {
+		t.refused.Add(float64(s.Last.RefusedPermanent), s.Mailbox, "permanent")
+		t.refused.Add(float64(s.Last.RefusedTemporary), s.Mailbox, "temporary")
+		select {
+		case t.heldKick <- struct{}{}:
+		default:
+		}
+	}
 	if s.LastError != nil {
 		t.polls.Add(1, s.Mailbox, "error")
 		return
@@ -80,7 +98,8 @@ func (t *telemetry) tokenHealth(profile string) (web.TokenHealth, bool) {
 	return h, ok
 }
 
-// watchOutbox refreshes the outbox gauge until ctx ends.
+// watchOutbox refreshes the outbox and held-message gauges until ctx
+// ends (the latter also right after a run with refusals).
 func (t *telemetry) watchOutbox(ctx context.Context, st *store.Store, every time.Duration) {
 	tick := time.NewTicker(every)
 	defer tick.Stop()
@@ -90,10 +109,34 @@ func (t *telemetry) watchOutbox(ctx context.Context, st *store.Store, every time
 				t.outboxByState.Set(float64(counts[state]), state)
 			}
 		}
+		t.refreshHeld(ctx, st)
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
+		case <-t.heldKick:
+		}
+	}
+}
+
+// refreshHeld sets the held-message gauge from the store; a (mailbox,
+// state) pair that had messages and has none now goes to 0.
+func (t *telemetry) refreshHeld(ctx context.Context, st *store.Store) {
+	counts, err := st.HeldCounts(ctx)
+	if err != nil {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for k := range t.heldSeen {
+		if counts[k[0]][store.HeldState(k[1])] == 0 {
+			t.held.Set(0, k[0], k[1])
+		}
+	}
+	for mb, byState := range counts {
+		for state, n := range byState {
+			t.held.Set(float64(n), mb, string(state))
+			t.heldSeen[[2]string{mb, string(state)}] = true
 		}
 	}
 }
