@@ -133,14 +133,10 @@ func printHeld(env *Env, hs []store.HeldMessage, asJSON bool) int {
 	return ExitOK
 }
 
-// oneLine keeps a value on one table line, at most n bytes.
+// oneLine keeps a value on one table line (whitespace runs collapsed), at
+// most n bytes.
 func oneLine(s string, n int) string {
-	s = strings.Map(func(r rune) rune {
-		if r == '\n' || r == '\r' || r == '\t' {
-			return ' '
-		}
-		return r
-	}, s)
+	s = strings.Join(strings.Fields(s), " ")
 	if len(s) > n {
 		s = strings.ToValidUTF8(s[:n], "") + "…"
 	}

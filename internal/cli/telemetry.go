@@ -39,7 +39,7 @@ func newTelemetry() *telemetry {
 	return &telemetry{
 		reg:        r,
 		fetched:    r.Counter("mailgate_messages_fetched_total", "Messages read from a mailbox's server.", "mailbox"),
-		failed:     r.Counter("mailgate_messages_failed_total", "Messages the sink refused or that failed while being copied (fetched again on the next run).", "mailbox"),
+		failed:     r.Counter("mailgate_messages_failed_total", "Messages the sink refused or that failed while being copied (see mailgate_messages_refused_total and mailgate_messages_held).", "mailbox"),
 		delivered:  r.Counter("mailgate_messages_delivered_total", "Messages handed to a mailbox's sink.", "mailbox"),
 		duplicates: r.Counter("mailgate_messages_duplicate_total", "Messages fetched again that the sink already had.", "mailbox"),
 		polls:      r.Counter("mailgate_polls_total", "Mailbox runs (poll or idle wake-up) by result (ok, error).", "mailbox", "result"),
