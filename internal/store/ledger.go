@@ -115,16 +115,23 @@ func (s *Store) MarkDelivered(ctx context.Context, mb string, entries []LedgerEn
 			return err
 		}
 		defer st.Close()
-		// a refused message delivered at last is no longer held
+		for _, e := range entries {
+			if _, err := st.ExecContext(ctx, mb, e.Key, e.UID, e.MessageID, e.Size, nanos(e.Date), e.SinkRef, int(Delivered), now); err != nil {
+				return err
+			}
+		}
+		// a refused message delivered at last is no longer held (one
+		// look first: the mailbox usually has none)
+		var held int
+		if err := tx.QueryRow(ctx, "SELECT COUNT(*) FROM (SELECT 1 FROM held_messages WHERE mailbox = ? LIMIT 1) h", mb).Scan(&held); err != nil || held == 0 {
+			return err
+		}
 		unhold, err := tx.Prepare(ctx, "DELETE FROM held_messages WHERE mailbox = ? AND msg_key = ?")
 		if err != nil {
 			return err
 		}
 		defer unhold.Close()
 		for _, e := range entries {
-			if _, err := st.ExecContext(ctx, mb, e.Key, e.UID, e.MessageID, e.Size, nanos(e.Date), e.SinkRef, int(Delivered), now); err != nil {
-				return err
-			}
 			if _, err := unhold.ExecContext(ctx, mb, e.Key); err != nil {
 				return err
 			}
