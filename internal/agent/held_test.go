@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailgate/mailgate/internal/mailbox"
 	"github.com/mailgate/mailgate/internal/sink"
 	"github.com/mailgate/mailgate/internal/store"
 )
@@ -231,4 +232,60 @@ func TestHeldAcrossUIDValidity(t *testing.T) {
 	if h, ok := held["mb/imap/200/4"]; !ok || h.State != store.HeldRefused || len(held) != 1 {
 		t.Fatalf("held after resync: %+v", held)
 	}
+}
+
+// TestSupervisorWake: a retried message does not wait for the poll
+// interval (an hour here) or the IDLE wait: Wake runs the mailbox now.
+func TestSupervisorWake(t *testing.T) {
+	for _, idle := range []bool{false, true} {
+		t.Run(map[bool]string{false: "poll", true: "idle"}[idle], func(t *testing.T) {
+			srv := newServer(3)
+			mb, st, md, dir := setup(t, srv, "seen")
+			ps := newPicky(md)
+			mb.Sink, mb.Interval, mb.Idle = ps, time.Hour, idle
+			mb.Dialer = waitDialer{srv}
+			ps.set("/2", true)
+			runs := make(chan Stats, 10)
+			sup := &Supervisor{Mailboxes: []*Mailbox{mb}, Ledger: st, OnRun: func(s Status) { runs <- s.Last }}
+			stop := make(chan struct{})
+			done := make(chan struct{})
+			go func() { sup.Serve(stop, time.Minute); close(done) }()
+			defer func() { close(stop); <-done }()
+			next := func() Stats {
+				select {
+				case s := <-runs:
+					return s
+				case <-time.After(time.Minute):
+					t.Fatal("no run within a minute")
+				}
+				return Stats{}
+			}
+			if s := next(); s.Held != 1 || s.Delivered != 2 {
+				t.Fatalf("first run: %+v", s)
+			}
+			ps.fix()
+			if _, err := st.RetryHeld(t.Context(), "mb", "mb/imap/100/2"); err != nil {
+				t.Fatal(err)
+			}
+			sup.Wake("mb")
+			sup.Wake("nobody")
+			if s := next(); s.Delivered != 1 || count(t, dir) != 3 {
+				t.Fatalf("run after Wake: %+v, %d files", s, count(t, dir))
+			}
+		})
+	}
+}
+
+// waitDialer's connections wait for new mail (IDLE) until cancelled.
+type waitDialer struct{ s *memServer }
+
+func (d waitDialer) Dial(context.Context) (mailbox.Conn, error) {
+	return waitConn{&memConn{s: d.s}}, nil
+}
+
+type waitConn struct{ *memConn }
+
+func (waitConn) Wait(ctx context.Context, _ time.Duration) error {
+	<-ctx.Done()
+	return ctx.Err()
 }

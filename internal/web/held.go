@@ -89,7 +89,11 @@ func (s *Server) heldAction(r *http.Request, drop bool) (int, error) {
 	if drop {
 		return 1, s.o.Store.DropHeld(r.Context(), mb, key)
 	}
-	return s.o.Store.RetryHeld(r.Context(), mb, key)
+	n, err := s.o.Store.RetryHeld(r.Context(), mb, key)
+	if err == nil && n > 0 && s.o.Retried != nil {
+		s.o.Retried(mb)
+	}
+	return n, err
 }
 
 func (s *Server) apiHeld(drop bool) http.HandlerFunc {

@@ -48,6 +48,14 @@ func TestHeldMessages(t *testing.T) {
 	if hs, _ := f.st.Held(t.Context(), "forms"); len(hs) != 1 || hs[0].State != store.HeldRetry {
 		t.Fatalf("after retry: %+v", hs)
 	}
+	select {
+	case mb := <-f.retried:
+		if mb != "forms" {
+			t.Errorf("woke %q, want forms", mb)
+		}
+	default:
+		t.Error("a retry did not wake the mailbox's agent")
+	}
 	if code, body := req("POST", "/api/v1/held/forms/retry"); code != 200 || !strings.Contains(body, `"retry": 1`) {
 		t.Errorf("retry all: %d %s", code, body)
 	}

@@ -67,6 +67,9 @@ type Options struct {
 	// Editor keeps console-made records (nil: everything comes from the
 	// config file and is read-only here).
 	Editor Editor
+	// Retried is told when an administrator asked to retry a mailbox's
+	// held messages, so that its agent runs now (nil: at its next run).
+	Retried func(mailbox string)
 	// Secure marks cookies Secure (the console is served over TLS).
 	Secure bool
 	// Now is the clock (tests); default time.Now.

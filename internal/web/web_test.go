@@ -57,10 +57,11 @@ senders:
 `
 
 type fixture struct {
-	srv   *httptest.Server
-	web   *Server
-	st    *store.Store
-	token string
+	srv     *httptest.Server
+	web     *Server
+	st      *store.Store
+	token   string
+	retried chan string // Options.Retried's calls
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -107,7 +108,9 @@ func newFixture(t *testing.T) *fixture {
 	reg := &metrics.Registry{}
 	reg.Counter("mailgate_messages_delivered_total", "Messages handed to a sink.", "mailbox").Add(3, "forms")
 	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	retried := make(chan string, 100)
 	w := New(Options{Store: st, Config: cfg, Metrics: reg, Now: func() time.Time { return now },
+		Retried: func(mb string) { retried <- mb },
 		TokenHealth: func(p string) (TokenHealth, bool) {
 			return TokenHealth{Result: "refused", AADSTS: 7000215, At: now.Add(-time.Minute)}, p == "contoso"
 		},
@@ -125,7 +128,7 @@ func newFixture(t *testing.T) *fixture {
 		}})
 	srv := httptest.NewServer(w)
 	t.Cleanup(srv.Close)
-	return &fixture{srv: srv, web: w, st: st, token: tok}
+	return &fixture{srv: srv, web: w, st: st, token: tok, retried: retried}
 }
 
 // heldKey is the fixture's held message.
