@@ -104,7 +104,7 @@ const maxTemporary = 3
 // Stats counts what one run did.
 type Stats struct {
 	Fetched    int // read from the server (each handed to the sink)
-	Failed     int // the sink refused it or the copy failed (fetched again next run)
+	Failed     int // the sink refused it or the copy failed (fetched again, or set aside: Held)
 	Delivered  int // handed to the sink and committed
 	Duplicates int // the sink already had them
 	Acked      int // marked/moved/deleted on the server (or kept)
