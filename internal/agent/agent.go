@@ -38,7 +38,8 @@
 //     automatically once due, 1 minute later, then 2, 4 … up to an hour.
 //
 // Refused messages the scan no longer lists (IMAP and Graph scan past the
-// cursor) are added to a run's work when due. Recording a delivery in the
+// cursor) are added to a run's work when due; one such a run finds gone
+// from the server is forgotten. Recording a delivery in the
 // ledger deletes its refusal in the same transaction. After a UIDVALIDITY
 // change, refused messages are matched on Message-ID and size like ledger
 // entries.
@@ -193,6 +194,9 @@ func run(ctx context.Context, mb *Mailbox, conn mailbox.Conn, l Ledger, log *slo
 		return st, err
 	}
 	var todo, ackOnly []mailbox.Item
+	// refused messages due again that the scan did not list: if a run
+	// that fetched them sees none, they are gone from the server
+	var dueTodo map[string]bool
 	if cur.Validity != "" && scan.Validity != cur.Validity {
 		log.Warn("agent: UIDVALIDITY changed; matching messages to the ledger", "mailbox", mb.Name, "old", cur.Validity, "new", scan.Validity)
 		// refused messages are matched the same way; those not found
@@ -281,6 +285,12 @@ func run(ctx context.Context, mb *Mailbox, conn mailbox.Conn, l Ledger, log *slo
 					continue // held, dropped, or deferred and not due
 				}
 				todo = append(todo, it)
+				if _, ok := held[it.Key]; ok && !inScan[it.Key] {
+					if dueTodo == nil {
+						dueTodo = map[string]bool{}
+					}
+					dueTodo[it.Key] = true
+				}
 			case store.Delivered:
 				ackOnly = append(ackOnly, it)
 			}
@@ -373,6 +383,7 @@ func run(ctx context.Context, mb *Mailbox, conn mailbox.Conn, l Ledger, log *slo
 		}
 	}()
 	dv := newDeliverer(ctx, mb, &st, now, held)
+	dv.watch = dueTodo
 	defer dv.close()
 	for start := 0; start < len(todo); start += batch {
 		items := todo[start:min(start+batch, len(todo))]
@@ -421,6 +432,20 @@ func run(ctx context.Context, mb *Mailbox, conn mailbox.Conn, l Ledger, log *slo
 	}
 	if err := finish(); err != nil {
 		return st, err
+	}
+	if len(dueTodo) > 0 {
+		var gone []string
+		for k := range dueTodo {
+			if !dv.seen[k] {
+				gone = append(gone, k)
+			}
+		}
+		if len(gone) > 0 {
+			log.Warn("agent: refused messages are no longer on the server; forgotten", "mailbox", mb.Name, "keys", gone)
+			if err := l.ForgetHeld(ctx, mb.Name, gone); err != nil {
+				return st, err
+			}
+		}
 	}
 	if scan.Next != cur {
 		if err := l.SetMailboxCursor(ctx, mb.Name, scan.Next); err != nil {

@@ -56,6 +56,9 @@ type deliverer struct {
 	entries   []store.LedgerEntry
 	delivered []mailbox.Item
 	refused   []store.HeldMessage
+
+	// watch lists keys whose fetch is noted in seen (by the fetch loop)
+	watch, seen map[string]bool
 }
 
 type job struct {
@@ -87,6 +90,12 @@ func (d *deliverer) loop() {
 // errSinkFailed, which stops the fetch.
 func (d *deliverer) deliver(it mailbox.Item, r io.Reader) error {
 	d.st.Fetched++
+	if d.watch[it.Key] {
+		if d.seen == nil {
+			d.seen = map[string]bool{}
+		}
+		d.seen[it.Key] = true
+	}
 	if it.Size <= 0 || it.Size > maxQueued {
 		return d.streamNow(it, r)
 	}

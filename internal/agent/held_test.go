@@ -289,3 +289,29 @@ func (waitConn) Wait(ctx context.Context, _ time.Duration) error {
 	<-ctx.Done()
 	return ctx.Err()
 }
+
+// TestRetryOfVanishedMessage: a held message deleted on the server in the
+// meantime is forgotten at the retry that finds it gone, not asked for on
+// every run.
+func TestRetryOfVanishedMessage(t *testing.T) {
+	srv := newServer(4)
+	mb, st, md, _ := setup(t, srv, "seen")
+	ps := newPicky(md)
+	mb.Sink = ps
+	ps.set("/2", true)
+	if s, err := RunOnce(t.Context(), mb, st, nil, nil); err != nil || s.Held != 1 {
+		t.Fatalf("first run: %+v %v", s, err)
+	}
+	srv.mu.Lock()
+	delete(srv.msgs, 2)
+	srv.mu.Unlock()
+	if _, err := st.RetryHeld(t.Context(), "mb", "mb/imap/100/2"); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := RunOnce(t.Context(), mb, st, nil, nil); err != nil || s.Fetched != 0 {
+		t.Fatalf("run after retry: %+v %v", s, err)
+	}
+	if h := heldOf(t, st); len(h) != 0 {
+		t.Fatalf("still held: %+v", h)
+	}
+}
