@@ -315,3 +315,26 @@ func TestRetryOfVanishedMessage(t *testing.T) {
 		t.Fatalf("still held: %+v", h)
 	}
 }
+
+// TestHeldAcrossAFailedRun: the fetch dies after a message was refused;
+// the refusal is recorded although the cursor did not move, so the next
+// run skips it and delivers the rest.
+func TestHeldAcrossAFailedRun(t *testing.T) {
+	srv := newServer(10)
+	srv.failAt = 4
+	mb, st, md, dir := setup(t, srv, "seen")
+	ps := newPicky(md)
+	mb.Sink = ps
+	ps.set("/3", true)
+	if _, err := RunOnce(t.Context(), mb, st, nil, nil); err == nil {
+		t.Fatal("want the fetch error")
+	}
+	if h := heldOf(t, st)["mb/imap/100/3"]; h.State != store.HeldRefused || count(t, dir) != 3 {
+		t.Fatalf("after the failed run: %+v, %d files", h, count(t, dir))
+	}
+	srv.failAt = 0
+	s, err := RunOnce(t.Context(), mb, st, nil, nil)
+	if err != nil || s.Fetched != 6 || s.Delivered != 6 || ps.tries("mb/imap/100/3") != 1 || count(t, dir) != 9 || srv.seen[3] {
+		t.Fatalf("next run: %+v %v, %d tries of UID 3, %d files", s, err, ps.tries("mb/imap/100/3"), count(t, dir))
+	}
+}
