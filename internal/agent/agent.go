@@ -20,12 +20,37 @@
 // A changed IMAP UIDVALIDITY is resynchronised by matching the folder's
 // messages to ledger entries on Message-ID, size and internal date: matches
 // are re-keyed, not redelivered.
+//
+// A message the sink refuses (a *sink.Error) does not stop the mailbox for
+// good. Refusals are recorded in the store's held_messages before the
+// cursor moves past them:
+//   - permanent (a webhook's 4xx, a command's exit status other than 75):
+//     the message is set aside as "held" and the run goes on with the next
+//     one. Its after-action is not applied; later runs skip it without
+//     fetching it, until an administrator retries it (state "retry": the
+//     next run fetches and delivers it, then applies the after-action) or
+//     drops it (state "dropped": never fetched again, left on the server
+//     as it is);
+//   - temporary (408, 429, 5xx, exit 75, a timeout): the run stops and the
+//     supervisor backs off, as for any failure; the maxTemporary-th
+//     temporary refusal in a row of the same message sets it aside as
+//     "deferred" and the run goes on. A deferred message is retried
+//     automatically once due, 1 minute later, then 2, 4 … up to an hour.
+//
+// Refused messages the scan no longer lists (IMAP and Graph scan past the
+// cursor) are added to a run's work when due; one such a run finds gone
+// from the server is forgotten. Recording a delivery in the
+// ledger deletes its refusal in the same transaction. After a UIDVALIDITY
+// change, refused messages are matched on Message-ID and size like ledger
+// entries.
 package agent
 
 import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
+	"sort"
 	"time"
 
 	"github.com/mailgate/mailgate/internal/mailbox"
@@ -43,6 +68,11 @@ type Ledger interface {
 	Unacked(ctx context.Context, mailbox string) ([]store.LedgerEntry, error)
 	FindByIdentity(ctx context.Context, mailbox, messageID string, size int64, date time.Time) (*store.LedgerEntry, error)
 	Rekey(ctx context.Context, mailbox, oldKey, newKey, newUID string) error
+	// refused messages (see the package doc)
+	HeldKeys(ctx context.Context, mailbox string) (map[string]store.HeldMessage, error)
+	PutHeld(ctx context.Context, mailbox string, hs []store.HeldMessage) error
+	RekeyHeld(ctx context.Context, mailbox, oldKey, newKey, newUID string) error
+	ForgetHeld(ctx context.Context, mailbox string, keys []string) error
 }
 
 // Mailbox is one configured mailbox as the agent runs it.
@@ -62,17 +92,28 @@ type Mailbox struct {
 	// RenewToken drops the cached access token so the next dial gets a
 	// fresh one (called once after the server refused or expired it).
 	RenewToken func()
+	// Clock is the time refusals are recorded and deferred ones come due
+	// by; nil is time.Now.
+	Clock func() time.Time
 }
+
+// maxTemporary is how many temporary refusals in a row of one message stop
+// a run (the supervisor's backoff applies) before it is set aside as
+// deferred, so the messages after it flow.
+const maxTemporary = 3
 
 // Stats counts what one run did.
 type Stats struct {
 	Fetched    int // read from the server (each handed to the sink)
-	Failed     int // the sink refused it or the copy failed (fetched again next run)
+	Failed     int // the sink refused it or the copy failed (fetched again, or set aside: Held)
 	Delivered  int // handed to the sink and committed
 	Duplicates int // the sink already had them
 	Acked      int // marked/moved/deleted on the server (or kept)
 	Replayed   int // acknowledgements repeated from the ledger
 	Rekeyed    int // matched after a UIDVALIDITY change
+	Held       int // set aside this run: refused permanently, or deferred
+	// the sink's refusals (*sink.Error) by kind; each is also in Failed
+	RefusedPermanent, RefusedTemporary int
 }
 
 // Progress receives a count of messages delivered so far (for a progress
@@ -144,16 +185,55 @@ func run(ctx context.Context, mb *Mailbox, conn mailbox.Conn, l Ledger, log *slo
 	if err != nil {
 		return st, err
 	}
+	now := time.Now()
+	if mb.Clock != nil {
+		now = mb.Clock()
+	}
+	held, err := l.HeldKeys(ctx, mb.Name)
+	if err != nil {
+		return st, err
+	}
 	var todo, ackOnly []mailbox.Item
+	// refused messages due again that the scan did not list: if a run
+	// that fetched them sees none, they are gone from the server
+	var dueTodo map[string]bool
 	if cur.Validity != "" && scan.Validity != cur.Validity {
 		log.Warn("agent: UIDVALIDITY changed; matching messages to the ledger", "mailbox", mb.Name, "old", cur.Validity, "new", scan.Validity)
+		// refused messages are matched the same way; those not found
+		// are forgotten (if they are still there, they come as new)
+		type identity struct {
+			id   string
+			size int64
+		}
+		heldBy := map[identity]string{}
+		for k, h := range held {
+			if h.MessageID != "" {
+				heldBy[identity{h.MessageID, h.Size}] = k
+			}
+		}
+		rekeyed := map[string]store.HeldMessage{}
 		for _, it := range scan.Items {
 			e, err := l.FindByIdentity(ctx, mb.Name, it.MessageID, it.Size, it.Date)
 			if err != nil {
 				return st, err
 			}
 			if e == nil {
-				todo = append(todo, it)
+				k, ok := heldBy[identity{it.MessageID, it.Size}]
+				if !ok || it.MessageID == "" {
+					todo = append(todo, it)
+					continue
+				}
+				delete(heldBy, identity{it.MessageID, it.Size})
+				if err := l.RekeyHeld(ctx, mb.Name, k, it.Key, it.UID); err != nil {
+					return st, err
+				}
+				h := held[k]
+				delete(held, k)
+				h.Key, h.UID = it.Key, it.UID
+				rekeyed[it.Key] = h
+				if !h.SetAside(now) {
+					todo = append(todo, it)
+				}
 				continue
 			}
 			if err := l.Rekey(ctx, mb.Name, e.Key, it.Key, it.UID); err != nil {
@@ -164,19 +244,53 @@ func run(ctx context.Context, mb *Mailbox, conn mailbox.Conn, l Ledger, log *slo
 				ackOnly = append(ackOnly, it)
 			}
 		}
+		var stale []string
+		for k := range held {
+			stale = append(stale, k)
+		}
+		if err := l.ForgetHeld(ctx, mb.Name, stale); err != nil {
+			return st, err
+		}
+		held = rekeyed
 	} else {
-		keys := make([]string, len(scan.Items))
-		for i, it := range scan.Items {
+		// the scan's items, then refused messages due again that it does
+		// not list (past the cursor: IMAP, Graph)
+		items := scan.Items
+		inScan := make(map[string]bool, len(items))
+		for _, it := range items {
+			inScan[it.Key] = true
+		}
+		var due []mailbox.Item
+		for k, h := range held {
+			if !inScan[k] && !h.SetAside(now) {
+				due = append(due, mailbox.Item{UID: h.UID, Key: k, Size: h.Size, MessageID: h.MessageID, Date: h.Date})
+			}
+		}
+		if len(due) > 0 {
+			sort.Slice(due, func(i, j int) bool { return held[due[i].Key].FirstAt.Before(held[due[j].Key].FirstAt) })
+			items = append(slices.Clip(items), due...)
+		}
+		keys := make([]string, len(items))
+		for i, it := range items {
 			keys[i] = it.Key
 		}
 		states, err := l.Delivered(ctx, mb.Name, keys)
 		if err != nil {
 			return st, err
 		}
-		for _, it := range scan.Items {
+		for _, it := range items {
 			switch states[it.Key] {
 			case 0:
+				if h, ok := held[it.Key]; ok && h.SetAside(now) {
+					continue // held, dropped, or deferred and not due
+				}
 				todo = append(todo, it)
+				if _, ok := held[it.Key]; ok && !inScan[it.Key] {
+					if dueTodo == nil {
+						dueTodo = map[string]bool{}
+					}
+					dueTodo[it.Key] = true
+				}
 			case store.Delivered:
 				ackOnly = append(ackOnly, it)
 			}
@@ -268,7 +382,8 @@ func run(ctx context.Context, mb *Mailbox, conn mailbox.Conn, l Ledger, log *slo
 			<-acking.acked
 		}
 	}()
-	dv := newDeliverer(ctx, mb, &st)
+	dv := newDeliverer(ctx, mb, &st, now, held)
+	dv.watch = dueTodo
 	defer dv.close()
 	for start := 0; start < len(todo); start += batch {
 		items := todo[start:min(start+batch, len(todo))]
@@ -278,7 +393,17 @@ func run(ctx context.Context, mb *Mailbox, conn mailbox.Conn, l Ledger, log *slo
 			err = nil
 		}
 		err = errors.Join(err, werr)
-		entries, delivered := dv.take()
+		entries, delivered, refused := dv.take()
+		// refused messages are recorded before the cursor moves past
+		// them; if this fails, the run fails and they come again
+		if len(refused) > 0 {
+			if herr := l.PutHeld(ctx, mb.Name, refused); herr != nil {
+				err = errors.Join(err, herr)
+			}
+			for _, h := range refused {
+				log.Warn("agent: the sink refused a message", "mailbox", mb.Name, "key", h.Key, "state", string(h.State), "attempts", h.Attempts, "err", h.Reason)
+			}
+		}
 		// the previous batch: durable and recorded by now (or failed)
 		if serr := settle(); serr != nil {
 			// this batch is still made durable and recorded; the next
@@ -307,6 +432,20 @@ func run(ctx context.Context, mb *Mailbox, conn mailbox.Conn, l Ledger, log *slo
 	}
 	if err := finish(); err != nil {
 		return st, err
+	}
+	if len(dueTodo) > 0 {
+		var gone []string
+		for k := range dueTodo {
+			if !dv.seen[k] {
+				gone = append(gone, k)
+			}
+		}
+		if len(gone) > 0 {
+			log.Warn("agent: refused messages are no longer on the server; forgotten", "mailbox", mb.Name, "keys", gone)
+			if err := l.ForgetHeld(ctx, mb.Name, gone); err != nil {
+				return st, err
+			}
+		}
 	}
 	if scan.Next != cur {
 		if err := l.SetMailboxCursor(ctx, mb.Name, scan.Next); err != nil {

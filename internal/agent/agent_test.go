@@ -29,8 +29,9 @@ type memServer struct {
 	next     int
 	msgs     map[int]string
 	seen     map[int]bool
-	failAck  int // fail the next n Ack calls
-	failAt   int // fail Fetch after this many deliveries (0 = never)
+	failAck  int  // fail the next n Ack calls
+	failAt   int  // fail Fetch after this many deliveries (0 = never)
+	pop      bool // the scan lists every message, like POP3's UIDL
 }
 
 func newServer(n int) *memServer {
@@ -68,7 +69,7 @@ func (c *memConn) Scan(_ context.Context, cur mailbox.Cursor) (*mailbox.Scan, er
 	last, _ := strconv.Atoi(cur.Last)
 	resync := cur.Validity != "" && cur.Validity != c.s.validity
 	for _, u := range c.uids() {
-		if !resync && u <= last {
+		if !resync && !c.s.pop && u <= last {
 			continue
 		}
 		it := mailbox.Item{UID: strconv.Itoa(u), Key: fmt.Sprintf("mb/imap/%s/%d", c.s.validity, u), Size: int64(len(c.s.msgs[u]))}
@@ -486,7 +487,7 @@ func TestDelivererOrderAndSizes(t *testing.T) {
 	}
 	defer md.Close()
 	var st Stats
-	d := newDeliverer(t.Context(), &Mailbox{Name: "mb", Sink: md}, &st)
+	d := newDeliverer(t.Context(), &Mailbox{Name: "mb", Sink: md}, &st, time.Now(), nil)
 	defer d.close()
 	bodies := []string{
 		"Subject: small\r\n\r\nx\r\n",
@@ -507,7 +508,7 @@ func TestDelivererOrderAndSizes(t *testing.T) {
 	if err := d.wait(); err != nil {
 		t.Fatal(err)
 	}
-	entries, delivered := d.take()
+	entries, delivered, _ := d.take()
 	if len(entries) != 4 || len(delivered) != 4 || st.Delivered != 4 || st.Fetched != 4 {
 		t.Fatalf("%d entries, %d delivered, %+v", len(entries), len(delivered), st)
 	}

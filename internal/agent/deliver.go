@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
+	"time"
 
 	"github.com/mailgate/mailgate/internal/mailbox"
 	"github.com/mailgate/mailgate/internal/sink"
@@ -35,7 +37,11 @@ var errSinkFailed = errors.New("agent: the sink failed")
 type deliverer struct {
 	ctx context.Context
 	mb  *Mailbox
-	st  *Stats // Fetched by the fetch loop; Failed, Delivered, Duplicates here
+	st  *Stats // Fetched by the fetch loop; Failed, Delivered, Duplicates, Held here
+	now time.Time
+	// held is what the ledger knows of refused messages (for their
+	// attempt counts); nil is none
+	held map[string]store.HeldMessage
 
 	jobs chan job
 	idle sync.WaitGroup // queued jobs not yet done
@@ -49,6 +55,10 @@ type deliverer struct {
 	err       error
 	entries   []store.LedgerEntry
 	delivered []mailbox.Item
+	refused   []store.HeldMessage
+
+	// watch lists keys whose fetch is noted in seen (by the fetch loop)
+	watch, seen map[string]bool
 }
 
 type job struct {
@@ -56,8 +66,8 @@ type job struct {
 	buf *bytes.Buffer
 }
 
-func newDeliverer(ctx context.Context, mb *Mailbox, st *Stats) *deliverer {
-	d := &deliverer{ctx: ctx, mb: mb, st: st, jobs: make(chan job, queueDepth), done: make(chan struct{}),
+func newDeliverer(ctx context.Context, mb *Mailbox, st *Stats, now time.Time, held map[string]store.HeldMessage) *deliverer {
+	d := &deliverer{ctx: ctx, mb: mb, st: st, now: now, held: held, jobs: make(chan job, queueDepth), done: make(chan struct{}),
 		copyBuf: make([]byte, 32<<10)} // io.Copy would allocate 32 KB per message
 	go d.loop()
 	return d
@@ -80,6 +90,12 @@ func (d *deliverer) loop() {
 // errSinkFailed, which stops the fetch.
 func (d *deliverer) deliver(it mailbox.Item, r io.Reader) error {
 	d.st.Fetched++
+	if d.watch[it.Key] {
+		if d.seen == nil {
+			d.seen = map[string]bool{}
+		}
+		d.seen[it.Key] = true
+	}
 	if it.Size <= 0 || it.Size > maxQueued {
 		return d.streamNow(it, r)
 	}
@@ -121,25 +137,26 @@ func (d *deliverer) streamNow(it mailbox.Item, r io.Reader) error {
 	return nil
 }
 
-// deliverNow writes one message into the sink and commits it.
+// deliverNow writes one message into the sink and commits it. A
+// refusal the sink classified is recorded (see refuse); nil is returned
+// when the message was set aside, so the run goes on with the next one.
 func (d *deliverer) deliverNow(it mailbox.Item, r io.Reader) error {
 	mb := d.mb
+	d.tap.reset(r)
 	dl, err := mb.Sink.Begin(d.ctx, sink.Message{Mailbox: mb.Name, Key: it.Key, Size: it.Size, ReceivedAt: it.Date})
 	if err != nil {
-		d.st.Failed++
-		return err
+		// read it through, for its header and so the fetch may go on
+		_, _ = io.CopyBuffer(io.Discard, &d.tap, d.copyBuf)
+		return d.refuse(it, err)
 	}
-	d.tap.reset(r)
 	if _, err := io.CopyBuffer(dl, &d.tap, d.copyBuf); err != nil {
-		d.st.Failed++
 		dl.Abort()
-		return fmt.Errorf("agent: copying %s to the sink: %w", it.Key, err)
+		return d.refuse(it, fmt.Errorf("agent: copying %s to the sink: %w", it.Key, err))
 	}
 	rc, err := dl.Commit(d.ctx)
 	if err != nil {
-		d.st.Failed++
 		dl.Abort()
-		return err
+		return d.refuse(it, err)
 	}
 	if rc.Duplicate {
 		d.st.Duplicates++
@@ -154,6 +171,63 @@ func (d *deliverer) deliverNow(it mailbox.Item, r io.Reader) error {
 	return nil
 }
 
+// refuse records a failed delivery. A failure that is not the sink's
+// refusal (*sink.Error), or that came from the run being stopped, is
+// returned as is: the run stops and the message comes again. A permanent
+// refusal sets the message aside as held; a temporary one counts an
+// attempt and stops the run, until the maxTemporary-th in a row sets it
+// aside as deferred (retried at NextAt, with a growing delay).
+func (d *deliverer) refuse(it mailbox.Item, err error) error {
+	d.st.Failed++
+	var se *sink.Error
+	if !errors.As(err, &se) || d.ctx.Err() != nil {
+		return err
+	}
+	if se.Permanent {
+		d.st.RefusedPermanent++
+	} else {
+		d.st.RefusedTemporary++
+	}
+	h := d.held[it.Key]
+	h.Mailbox, h.Key, h.UID, h.Size, h.Date = d.mb.Name, it.Key, it.UID, it.Size, it.Date
+	if h.MessageID = it.MessageID; h.MessageID == "" {
+		h.MessageID = d.tap.messageID()
+	}
+	if subject, from := d.tap.subjectFrom(); subject != "" || from != "" {
+		h.Subject, h.From = subject, from
+	}
+	h.Attempts++
+	h.LastAt, h.NextAt = d.now, time.Time{}
+	if h.FirstAt.IsZero() {
+		h.FirstAt = d.now
+	}
+	h.Permanent, h.Reason = se.Permanent, err.Error()
+	if len(h.Reason) > 1000 {
+		h.Reason = strings.ToValidUTF8(h.Reason[:1000], "")
+	}
+	switch {
+	case se.Permanent:
+		h.State = store.HeldRefused
+		d.st.Held++
+		err = nil
+	case h.Attempts >= maxTemporary:
+		h.State, h.NextAt = store.HeldDeferred, d.now.Add(deferDelay(h.Attempts))
+		d.st.Held++
+		err = nil
+	default:
+		h.State = store.HeldFailing
+	}
+	d.refused = append(d.refused, h)
+	return err
+}
+
+// deferDelay is how long a message refused temporarily attempts times
+// waits before its next automatic attempt: 1 minute after the
+// maxTemporary-th refusal, doubling to at most an hour.
+func deferDelay(attempts int) time.Duration {
+	return min(time.Minute<<min(max(attempts-maxTemporary, 0), 6), time.Hour)
+}
+
 // wait returns once every queued message was handed to the sink, with the
 // sink's first failure.
 func (d *deliverer) wait() error {
@@ -161,11 +235,12 @@ func (d *deliverer) wait() error {
 	return d.err
 }
 
-// take returns what was committed since the last take (call after wait).
-func (d *deliverer) take() ([]store.LedgerEntry, []mailbox.Item) {
-	e, it := d.entries, d.delivered
-	d.entries, d.delivered = nil, nil
-	return e, it
+// take returns what was committed and what was refused since the last
+// take (call after wait).
+func (d *deliverer) take() ([]store.LedgerEntry, []mailbox.Item, []store.HeldMessage) {
+	e, it, r := d.entries, d.delivered, d.refused
+	d.entries, d.delivered, d.refused = nil, nil, nil
+	return e, it, r
 }
 
 // close ends the delivery goroutine.

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"io"
+	"mime"
 	"net/textproto"
 	"strings"
 )
@@ -40,10 +41,34 @@ func (h *headerTap) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// header parses what passed through as a header.
+func (h *headerTap) header() textproto.MIMEHeader {
+	tp := textproto.NewReader(bufio.NewReader(io.MultiReader(bytes.NewReader(h.head), strings.NewReader("\r\n"))))
+	hdr, _ := tp.ReadMIMEHeader()
+	return hdr
+}
+
 // messageID returns the Message-ID header of what passed through, "" when
 // there is none.
 func (h *headerTap) messageID() string {
-	tp := textproto.NewReader(bufio.NewReader(io.MultiReader(bytes.NewReader(h.head), strings.NewReader("\r\n"))))
-	hdr, _ := tp.ReadMIMEHeader()
-	return strings.TrimSpace(hdr.Get("Message-Id"))
+	return strings.TrimSpace(h.header().Get("Message-Id"))
+}
+
+// subjectFrom returns the decoded Subject and From of what passed through
+// (for a refused message's listing), each at most 200 bytes.
+func (h *headerTap) subjectFrom() (subject, from string) {
+	hdr := h.header()
+	return decodeHeader(hdr.Get("Subject")), decodeHeader(hdr.Get("From"))
+}
+
+func decodeHeader(v string) string {
+	var dec mime.WordDecoder
+	if d, err := dec.DecodeHeader(v); err == nil {
+		v = d
+	}
+	v = strings.TrimSpace(v)
+	if len(v) > 200 {
+		v = strings.ToValidUTF8(v[:200], "")
+	}
+	return v
 }

@@ -43,6 +43,23 @@ type Supervisor struct {
 	mu     sync.Mutex
 	status map[string]*Status
 	hosts  map[string]chan struct{}
+	wake   map[string]chan struct{}
+}
+
+// Wake makes a mailbox run now instead of at the end of its poll
+// interval, backoff or IDLE wait (an administrator asked to retry a held
+// message). Unknown names and a supervisor not serving are ignored.
+func (s *Supervisor) Wake(mailbox string) {
+	s.mu.Lock()
+	ch := s.wake[mailbox]
+	s.mu.Unlock()
+	if ch == nil {
+		return
+	}
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
 }
 
 // slot takes a connection slot for host; release it with the returned func.
@@ -91,8 +108,10 @@ func (s *Supervisor) Serve(stop <-chan struct{}, grace time.Duration) {
 	s.mu.Lock()
 	s.status = map[string]*Status{}
 	s.hosts = map[string]chan struct{}{}
+	s.wake = map[string]chan struct{}{}
 	for _, m := range s.Mailboxes {
 		s.status[m.Name] = &Status{Mailbox: m.Name}
+		s.wake[m.Name] = make(chan struct{}, 1)
 	}
 	s.mu.Unlock()
 	// work is cancelled only grace after stop: a run in progress finishes
@@ -138,13 +157,16 @@ func (s *Supervisor) record(m *Mailbox, st Stats, err error, took time.Duration)
 	return d/2 + rand.N(d/2+1) // jitter: [d/2, d]
 }
 
-// sleep waits d or until stop; it reports false when stopped.
-func sleep(stop <-chan struct{}, d time.Duration) bool {
+// sleep waits d, until woken, or until stop; it reports false when
+// stopped.
+func sleep(stop, wake <-chan struct{}, d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-stop:
 		return false
+	case <-wake:
+		return true
 	case <-t.C:
 		return true
 	}
@@ -164,14 +186,17 @@ func (s *Supervisor) loop(ctx context.Context, stop <-chan struct{}, m *Mailbox)
 	if interval <= 0 {
 		interval = time.Minute
 	}
+	s.mu.Lock()
+	wake := s.wake[m.Name]
+	s.mu.Unlock()
 	for !stopped(stop) {
 		release, ok := s.slot(stop, m.Host)
 		if !ok {
 			return
 		}
-		pause := s.session(ctx, stop, m, interval)
+		pause := s.session(ctx, stop, wake, m, interval)
 		release() // no connection slot is held while waiting
-		if pause > 0 && !sleep(stop, pause) {
+		if pause > 0 && !sleep(stop, wake, pause) {
 			return
 		}
 	}
@@ -180,7 +205,7 @@ func (s *Supervisor) loop(ctx context.Context, stop <-chan struct{}, m *Mailbox)
 // session runs one connection: one run (poll) or runs and IDLE waits until
 // the connection fails (idle). It returns how long to wait before the next
 // session: the poll interval, a backoff after a failure, 0 to reconnect now.
-func (s *Supervisor) session(ctx context.Context, stop <-chan struct{}, m *Mailbox, interval time.Duration) time.Duration {
+func (s *Supervisor) session(ctx context.Context, stop, wake <-chan struct{}, m *Mailbox, interval time.Duration) time.Duration {
 	start := time.Now()
 	conn, err := dial(ctx, m, s.Log)
 	if err != nil {
@@ -202,11 +227,12 @@ func (s *Supervisor) session(ctx context.Context, stop <-chan struct{}, m *Mailb
 		if !m.Idle || !canWait {
 			return interval
 		}
-		// IDLE until new mail, the 25-minute cap, or stop
+		// IDLE until new mail, the 25-minute cap, a wake-up or stop
 		wctx, wcancel := context.WithCancel(ctx)
 		go func() {
 			select {
 			case <-stop:
+			case <-wake:
 			case <-wctx.Done():
 			}
 			wcancel()

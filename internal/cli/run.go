@@ -105,6 +105,9 @@ func runRun(ctx context.Context, env *Env, args []string) int {
 			continue
 		}
 		fmt.Fprintf(env.Err, "%s: %d delivered, %d already there, %d acknowledged (%s)\n", a.Name, s.Delivered, s.Duplicates, s.Acked, a.After)
+		if s.Held > 0 {
+			fmt.Fprintf(env.Err, "%s: %d refused by the sink and set aside, not acknowledged: see mailgate messages held\n", a.Name, s.Held)
+		}
 	}
 	if failed > 0 {
 		return ExitFailed

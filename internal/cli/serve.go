@@ -105,6 +105,11 @@ func runServe(ctx context.Context, env *Env, args []string) int {
 	auth := &consoleAuth{current: &current, pending: map[string]*pendingAuth{}}
 	console := web.New(web.Options{Store: st, Config: cfg, Metrics: tel.reg, Log: log, Editor: ed, Authorizer: auth, Secure: scheme == "https",
 		TokenHealth: tel.tokenHealth,
+		Retried: func(mailbox string) {
+			if g := current.Load(); g != nil {
+				g.sup.Wake(mailbox)
+			}
+		},
 		Explain: func(name string, err error) []string {
 			g := current.Load()
 			if g == nil {

@@ -24,6 +24,11 @@ type telemetry struct {
 	tokenReqs     *metrics.CounterVec
 	outboxByState *metrics.GaugeVec
 	pollSeconds   *metrics.HistogramVec
+	refused       *metrics.CounterVec
+	held          *metrics.GaugeVec
+
+	heldSeen map[[2]string]bool // (mailbox, state) pairs set, to zero them
+	heldKick chan struct{}      // a run had refusals: refresh the gauge now
 
 	mu        sync.Mutex
 	lastToken map[string]web.TokenHealth // by profile
@@ -38,7 +43,7 @@ func newTelemetry() *telemetry {
 	return &telemetry{
 		reg:        r,
 		fetched:    r.Counter("mailgate_messages_fetched_total", "Messages read from a mailbox's server.", "mailbox"),
-		failed:     r.Counter("mailgate_messages_failed_total", "Messages the sink refused or that failed while being copied (fetched again on the next run).", "mailbox"),
+		failed:     r.Counter("mailgate_messages_failed_total", "Messages the sink refused or that failed while being copied (see mailgate_messages_refused_total and mailgate_messages_held).", "mailbox"),
 		delivered:  r.Counter("mailgate_messages_delivered_total", "Messages handed to a mailbox's sink.", "mailbox"),
 		duplicates: r.Counter("mailgate_messages_duplicate_total", "Messages fetched again that the sink already had.", "mailbox"),
 		polls:      r.Counter("mailgate_polls_total", "Mailbox runs (poll or idle wake-up) by result (ok, error).", "mailbox", "result"),
@@ -47,6 +52,11 @@ func newTelemetry() *telemetry {
 		pollSeconds: r.Histogram("mailgate_poll_duration_seconds", "How long a mailbox run took (connecting included for a session's first), by mailbox.",
 			[]float64{0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300}, "mailbox"),
 		outboxByState: r.Gauge("mailgate_outbox_messages", "Messages in the outbox by state (queued, sending, sent, failed).", "state"),
+		refused:       r.Counter("mailgate_messages_refused_total", "Messages a mailbox's sink refused, by kind (permanent, temporary).", "mailbox", "kind"),
+		held: r.Gauge("mailgate_messages_held", "Messages a sink refused that are set aside, by mailbox and state (held, deferred, failing, retry); mailgate messages held lists them.",
+			"mailbox", "state"),
+		heldSeen: map[[2]string]bool{},
+		heldKick: make(chan struct{}, 1),
 	}
 }
 
@@ -64,6 +74,14 @@ func (t *telemetry) onRun(s agent.Status) {
 	s.Total = t.status[s.Mailbox].Total + s.Last.Delivered
 	t.status[s.Mailbox] = s
 	t.mu.Unlock()
+	if s.Last.RefusedPermanent+s.Last.RefusedTemporary > 0 {
+		t.refused.Add(float64(s.Last.RefusedPermanent), s.Mailbox, "permanent")
+		t.refused.Add(float64(s.Last.RefusedTemporary), s.Mailbox, "temporary")
+		select {
+		case t.heldKick <- struct{}{}:
+		default:
+		}
+	}
 	if s.LastError != nil {
 		t.polls.Add(1, s.Mailbox, "error")
 		return
@@ -113,7 +131,8 @@ func (t *telemetry) tokenHealth(profile string) (web.TokenHealth, bool) {
 	return h, ok
 }
 
-// watchOutbox refreshes the outbox gauge until ctx ends.
+// watchOutbox refreshes the outbox and held-message gauges until ctx
+// ends (the latter also right after a run with refusals).
 func (t *telemetry) watchOutbox(ctx context.Context, st *store.Store, every time.Duration) {
 	tick := time.NewTicker(every)
 	defer tick.Stop()
@@ -123,10 +142,34 @@ func (t *telemetry) watchOutbox(ctx context.Context, st *store.Store, every time
 				t.outboxByState.Set(float64(counts[state]), state)
 			}
 		}
+		t.refreshHeld(ctx, st)
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
+		case <-t.heldKick:
+		}
+	}
+}
+
+// refreshHeld sets the held-message gauge from the store; a (mailbox,
+// state) pair that had messages and has none now goes to 0.
+func (t *telemetry) refreshHeld(ctx context.Context, st *store.Store) {
+	counts, err := st.HeldCounts(ctx)
+	if err != nil {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for k := range t.heldSeen {
+		if counts[k[0]][store.HeldState(k[1])] == 0 {
+			t.held.Set(0, k[0], k[1])
+		}
+	}
+	for mb, byState := range counts {
+		for state, n := range byState {
+			t.held.Set(float64(n), mb, string(state))
+			t.heldSeen[[2]string{mb, string(state)}] = true
 		}
 	}
 }

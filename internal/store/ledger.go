@@ -100,8 +100,8 @@ func (s *Store) Delivered(ctx context.Context, mb string, keys []string) (map[st
 	return out, nil
 }
 
-// MarkDelivered records entries as delivered, in one durable transaction.
-// An entry already in the ledger keeps its state (a replay never moves an
+// MarkDelivered records entries as delivered, in one durable transaction,
+// and forgets them as refused (held_messages). An entry already in the ledger keeps its state (a replay never moves an
 // acknowledged message back).
 func (s *Store) MarkDelivered(ctx context.Context, mb string, entries []LedgerEntry) error {
 	if len(entries) == 0 {
@@ -117,6 +117,22 @@ func (s *Store) MarkDelivered(ctx context.Context, mb string, entries []LedgerEn
 		defer st.Close()
 		for _, e := range entries {
 			if _, err := st.ExecContext(ctx, mb, e.Key, e.UID, e.MessageID, e.Size, nanos(e.Date), e.SinkRef, int(Delivered), now); err != nil {
+				return err
+			}
+		}
+		// a refused message delivered at last is no longer held (one
+		// look first: the mailbox usually has none)
+		var held int
+		if err := tx.QueryRow(ctx, "SELECT COUNT(*) FROM (SELECT 1 FROM held_messages WHERE mailbox = ? LIMIT 1) h", mb).Scan(&held); err != nil || held == 0 {
+			return err
+		}
+		unhold, err := tx.Prepare(ctx, "DELETE FROM held_messages WHERE mailbox = ? AND msg_key = ?")
+		if err != nil {
+			return err
+		}
+		defer unhold.Close()
+		for _, e := range entries {
+			if _, err := unhold.ExecContext(ctx, mb, e.Key); err != nil {
 				return err
 			}
 		}

@@ -57,6 +57,20 @@ func (s *Server) openapi(w http.ResponseWriter, _ *http.Request) {
 				"parameters": []any{map[string]any{"name": "id", "in": "path", "required": true, "schema": map[string]any{"type": "string"}}},
 				"responses": map[string]any{"200": map[string]any{"description": "the message", "content": map[string]any{"message/rfc822": map[string]any{}}},
 					"404": map[string]any{"description": "no such message"}, "401": map[string]any{"$ref": "#/components/responses/Unauthenticated"}}}},
+			"/api/v1/held": map[string]any{"get": map[string]any{"summary": "Messages a sink refused, set aside so the rest flows (held, deferred, failing, retry; dropped ones left out)",
+				"parameters": []any{map[string]any{"name": "mailbox", "in": "query", "required": false, "schema": map[string]any{"type": "string"}}},
+				"responses": map[string]any{"200": map[string]any{"description": "the held messages", "content": map[string]any{"application/json": map[string]any{
+					"schema": map[string]any{"type": "object", "properties": map[string]any{"held": map[string]any{"type": "array", "items": map[string]any{"$ref": "#/components/schemas/HeldMessage"}}}}}}},
+					"401": map[string]any{"$ref": "#/components/responses/Unauthenticated"}}}},
+			"/api/v1/held/{mailbox}/retry": map[string]any{"post": map[string]any{"summary": "Retry every held message of a mailbox at its next run",
+				"parameters": []any{heldParam("mailbox")},
+				"responses":  map[string]any{"200": map[string]any{"description": "how many will be retried ({\"retry\": n})"}, "401": map[string]any{"$ref": "#/components/responses/Unauthenticated"}}}},
+			"/api/v1/held/{mailbox}/{key}/retry": map[string]any{"post": map[string]any{"summary": "Retry a held message at the mailbox's next run (delivered once, then its after-action applied)",
+				"parameters": []any{heldParam("mailbox"), heldParam("key")},
+				"responses": map[string]any{"200": map[string]any{"description": "{\"retry\": 1}"}, "404": map[string]any{"description": "no such held message"},
+					"401": map[string]any{"$ref": "#/components/responses/Unauthenticated"}}}},
+			"/api/v1/held/{mailbox}/{key}/drop": map[string]any{"post": heldDrop()},
+			"/api/v1/held/{mailbox}/{key}":      map[string]any{"delete": heldDrop()},
 			"/api/v1/status": map[string]any{"get": map[string]any{"summary": "Agent state of every mailbox, expiry warnings, and the console records that are failing (failing_records: kind, name, error)",
 				"responses": map[string]any{"200": map[string]any{"description": "status"}, "401": map[string]any{"$ref": "#/components/responses/Unauthenticated"}}}},
 		},
@@ -75,6 +89,7 @@ func (s *Server) openapi(w http.ResponseWriter, _ *http.Request) {
 				"Message":       obj("id", "mailbox", "key", "size", "received_at", "stored_at"),
 				"Delivery":      obj("mailbox", "key", "message_id", "size", "sink_ref", "state", "delivered_at", "acknowledged_at"),
 				"TestResult":    obj("name", "kind", "ok", "steps"),
+				"HeldMessage":   obj("mailbox", "key", "uid", "message_id", "subject", "from", "size", "state", "permanent", "reason", "attempts", "first_attempt", "last_attempt", "next_attempt", "received_at"),
 			},
 		},
 	}
@@ -100,4 +115,17 @@ func (s *Server) openapi(w http.ResponseWriter, _ *http.Request) {
 		}
 	}
 	writeJSON(w, http.StatusOK, doc)
+}
+
+// heldParam is a path parameter of the held-message routes ({key} is the
+// message's key, path-escaped: it holds slashes).
+func heldParam(name string) map[string]any {
+	return map[string]any{"name": name, "in": "path", "required": true, "schema": map[string]any{"type": "string"}}
+}
+
+func heldDrop() map[string]any {
+	return map[string]any{"summary": "Let a held message go: never fetched again, left on the server as it is (its after-action is not applied)",
+		"parameters": []any{heldParam("mailbox"), heldParam("key")},
+		"responses": map[string]any{"200": map[string]any{"description": "{\"dropped\": 1}"}, "404": map[string]any{"description": "no such held message"},
+			"401": map[string]any{"$ref": "#/components/responses/Unauthenticated"}}}
 }

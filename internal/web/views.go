@@ -168,6 +168,9 @@ type MailboxView struct {
 	// sink; Today counts those since midnight UTC (from the delivery log).
 	LastMessage string `json:"last_message,omitempty"`
 	Today       int    `json:"messages_today"`
+	// Held counts the messages its sink refused that are set aside
+	// (/api/v1/held lists them).
+	Held int `json:"held"`
 
 	lastRun time.Time
 }
@@ -265,6 +268,7 @@ func (s *Server) mailboxes() []MailboxView {
 	if err != nil {
 		s.o.Log.Warn("web: delivery counts", "err", err)
 	}
+	held := s.heldCounts()
 	st := map[string]agent.Status{}
 	for _, a := range s.statuses() {
 		st[a.Mailbox] = a
@@ -279,6 +283,7 @@ func (s *Server) mailboxes() []MailboxView {
 		if c, ok := counts[m.Name]; ok {
 			v.LastMessage, v.Today = c.Last.UTC().Format(time.RFC3339), c.Since
 		}
+		v.Held = held[m.Name]
 		a, ok := st[m.Name]
 		switch {
 		case !m.Enabled:

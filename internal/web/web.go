@@ -97,6 +97,9 @@ type Options struct {
 	// Editor keeps console-made records (nil: everything comes from the
 	// config file and is read-only here).
 	Editor Editor
+	// Retried is told when an administrator asked to retry a mailbox's
+	// held messages, so that its agent runs now (nil: at its next run).
+	Retried func(mailbox string)
 	// Secure marks cookies Secure (the console is served over TLS).
 	Secure bool
 	// Now is the clock (tests); default time.Now.
@@ -249,6 +252,15 @@ func New(o Options) *Server {
 	handle("GET /api/v1/deliveries", false, apiList(s, "deliveries", s.deliveries))
 	handle("GET /messages", false, s.messagesPage)
 	handle("GET /messages/{id}/eml", false, s.eml)
+	// refused messages; {key} is path-escaped (keys hold slashes)
+	handle("GET /api/v1/held", false, apiList(s, "held", s.held))
+	handle("POST /api/v1/held/{mailbox}/retry", false, s.apiHeld(false))
+	handle("POST /api/v1/held/{mailbox}/{key}/retry", false, s.apiHeld(false))
+	handle("POST /api/v1/held/{mailbox}/{key}/drop", false, s.apiHeld(true))
+	handle("DELETE /api/v1/held/{mailbox}/{key}", false, s.apiHeld(true))
+	handle("GET /held", false, s.heldPage)
+	handle("POST /held/{mailbox}/{key}/retry", false, s.heldForm(false))
+	handle("POST /held/{mailbox}/{key}/drop", false, s.heldForm(true))
 	s.h = http.NewCrossOriginProtection().Handler(securityHeaders(mux))
 	return s
 }

@@ -57,10 +57,11 @@ senders:
 `
 
 type fixture struct {
-	srv   *httptest.Server
-	web   *Server
-	st    *store.Store
-	token string
+	srv     *httptest.Server
+	web     *Server
+	st      *store.Store
+	token   string
+	retried chan string // Options.Retried's calls
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -96,6 +97,10 @@ func newFixture(t *testing.T) *fixture {
 	if err := st.MarkAcked(t.Context(), "forms", []string{"forms/imap/7/1"}); err != nil {
 		t.Fatal(err)
 	}
+	if err := st.PutHeld(t.Context(), "forms", []store.HeldMessage{{Key: heldKey, UID: "3", MessageID: "<h3@contoso.com>", Subject: "Refused <b>invoice</b>",
+		From: "b@example.com", Size: 99, State: store.HeldRefused, Permanent: true, Reason: "sink command (permanent): exited 1", Attempts: 1}}); err != nil {
+		t.Fatal(err)
+	}
 	tok, err := st.NewAPIToken(t.Context(), "ops")
 	if err != nil {
 		t.Fatal(err)
@@ -103,7 +108,9 @@ func newFixture(t *testing.T) *fixture {
 	reg := &metrics.Registry{}
 	reg.Counter("mailgate_messages_delivered_total", "Messages handed to a sink.", "mailbox").Add(3, "forms")
 	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	retried := make(chan string, 100)
 	w := New(Options{Store: st, Config: cfg, Metrics: reg, Now: func() time.Time { return now },
+		Retried: func(mb string) { retried <- mb },
 		TokenHealth: func(p string) (TokenHealth, bool) {
 			return TokenHealth{Result: "refused", AADSTS: 7000215, At: now.Add(-time.Minute)}, p == "contoso"
 		},
@@ -121,13 +128,18 @@ func newFixture(t *testing.T) *fixture {
 		}})
 	srv := httptest.NewServer(w)
 	t.Cleanup(srv.Close)
-	return &fixture{srv: srv, web: w, st: st, token: tok}
+	return &fixture{srv: srv, web: w, st: st, token: tok, retried: retried}
 }
+
+// heldKey is the fixture's held message.
+const heldKey = "forms/imap/7/3"
 
 // concrete turns a route pattern into a method and a path.
 func concrete(pattern string) (string, string) {
 	method, path, _ := strings.Cut(pattern, " ")
 	path = strings.ReplaceAll(path, "{name}", "forms")
+	path = strings.ReplaceAll(path, "{mailbox}", "forms")
+	path = strings.ReplaceAll(path, "{key}", url.PathEscape(heldKey))
 	path = strings.ReplaceAll(path, "{$}", "")
 	path = strings.ReplaceAll(path, "{id}", "1")
 	return method, path

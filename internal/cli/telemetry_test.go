@@ -1,0 +1,49 @@
+package cli
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/mailgate/mailgate/internal/agent"
+	"github.com/mailgate/mailgate/internal/store"
+)
+
+// TestTelemetryHeld: refusals are counted by kind, and the held gauge
+// follows the store, going back to 0 once a message is no longer held.
+func TestTelemetryHeld(t *testing.T) {
+	st, err := store.Open(t.Context(), "sqlite:"+filepath.Join(t.TempDir(), "db"), &store.Options{Key: make([]byte, 32)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	tel := newTelemetry()
+	tel.onRun(agent.Status{Mailbox: "forms", Last: agent.Stats{RefusedPermanent: 1, RefusedTemporary: 2}})
+	if err := st.PutHeld(t.Context(), "forms", []store.HeldMessage{{Key: "forms/imap/1/3", UID: "3", State: store.HeldRefused}}); err != nil {
+		t.Fatal(err)
+	}
+	tel.refreshHeld(t.Context(), st)
+	out := metricsText(t, tel)
+	for _, want := range []string{`mailgate_messages_refused_total{mailbox="forms",kind="permanent"} 1`, `mailgate_messages_refused_total{mailbox="forms",kind="temporary"} 2`,
+		`mailgate_messages_held{mailbox="forms",state="held"} 1`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("no %s in\n%s", want, out)
+		}
+	}
+	if err := st.DropHeld(t.Context(), "forms", "forms/imap/1/3"); err != nil {
+		t.Fatal(err)
+	}
+	tel.refreshHeld(t.Context(), st)
+	if out := metricsText(t, tel); !strings.Contains(out, `mailgate_messages_held{mailbox="forms",state="held"} 0`) {
+		t.Errorf("after drop:\n%s", out)
+	}
+}
+
+func metricsText(t *testing.T, tel *telemetry) string {
+	t.Helper()
+	var b strings.Builder
+	if _, err := tel.reg.WriteTo(&b); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
