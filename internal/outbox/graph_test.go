@@ -109,7 +109,13 @@ func TestOutboxThroughGraph(t *testing.T) {
 			t.Errorf("message %d arrived %d times", i, got[msg(i)])
 		}
 	}
-	if s := w.Stats(); s.Confirmed != 1 || s.Sent != 20 || s.Failed != 1 {
+	// the worker counts a message after recording its state: the count of
+	// the last one may follow the store by a moment
+	s := w.Stats()
+	for deadline := time.Now().Add(20 * time.Second); (s.Confirmed != 1 || s.Sent != 20 || s.Failed != 1) && time.Now().Before(deadline); s = w.Stats() {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if s.Confirmed != 1 || s.Sent != 20 || s.Failed != 1 {
 		t.Errorf("stats %+v", s)
 	}
 
