@@ -26,19 +26,8 @@ const (
 	HeldDropped HeldState = "dropped"
 )
 
-// SetAside reports whether the agent skips the message on its runs for
-// now (held, dropped, or deferred and not yet due at now).
-func (h *HeldMessage) SetAside(now time.Time) bool {
-	switch h.State {
-	case HeldRefused, HeldDropped:
-		return true
-	case HeldDeferred:
-		return now.Before(h.NextAt)
-	}
-	return false
-}
-
-// HeldMessage is a message a sink refused.
+// HeldMessage is a message a sink refused (agent.HeldMessage's fields; the
+// agent decides what its states mean).
 type HeldMessage struct {
 	Mailbox   string
 	Key, UID  string // the ledger key and the protocol id (IMAP UID, POP3 UIDL, Graph id)
