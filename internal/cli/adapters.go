@@ -6,12 +6,67 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/mailgate/mailgate/internal/agent"
 	"github.com/mailgate/mailgate/internal/mailbox"
+	"github.com/mailgate/mailgate/internal/oauth"
 	"github.com/mailgate/mailgate/internal/store"
 )
+
+// TokenStore returns st as oauth's token store (exported for the e2e
+// tests that build a Manager by hand).
+func TokenStore(st *store.Store) oauth.Store { return storeTokens{st} }
+
+// storeTokens is the store as an oauth.Store: store.Token carries
+// oauth.Token's fields as plain values, and the store's ErrNotFound is
+// oauth's ErrNoToken.
+type storeTokens struct{ st *store.Store }
+
+func (s storeTokens) LoadToken(ctx context.Context, profile, key string) (*oauth.Token, error) {
+	t, err := s.st.LoadToken(ctx, profile, key)
+	if err != nil {
+		return nil, noToken(err)
+	}
+	return &oauth.Token{AccessToken: t.AccessToken, TokenType: t.TokenType, RefreshToken: t.RefreshToken,
+		IssuedAt: t.IssuedAt, Expiry: t.Expiry, ExtExpiry: t.ExtExpiry, RefreshAfter: t.RefreshAfter,
+		Scope: t.Scope, Resource: t.Resource, IDToken: t.IDToken}, nil
+}
+
+func (s storeTokens) SaveToken(ctx context.Context, profile, key string, t *oauth.Token) error {
+	if t == nil {
+		return s.st.SaveToken(ctx, profile, key, nil)
+	}
+	return s.st.SaveToken(ctx, profile, key, &store.Token{AccessToken: t.AccessToken, TokenType: t.TokenType, RefreshToken: t.RefreshToken,
+		IssuedAt: t.IssuedAt, Expiry: t.Expiry, ExtExpiry: t.ExtExpiry, RefreshAfter: t.RefreshAfter,
+		Scope: t.Scope, Resource: t.Resource, IDToken: t.IDToken})
+}
+
+func (s storeTokens) LoadRefreshToken(ctx context.Context, profile string) (string, error) {
+	rt, err := s.st.LoadRefreshToken(ctx, profile)
+	return rt, noToken(err)
+}
+
+func (s storeTokens) SaveRefreshToken(ctx context.Context, profile, refreshToken string) error {
+	return s.st.SaveRefreshToken(ctx, profile, refreshToken)
+}
+
+// noToken makes the store's not-found match oauth.ErrNoToken too, keeping
+// its message.
+func noToken(err error) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return missingToken{err}
+	}
+	return err
+}
+
+// missingToken is a store.ErrNotFound that is also oauth.ErrNoToken.
+type missingToken struct{ err error }
+
+func (e missingToken) Error() string        { return e.err.Error() }
+func (e missingToken) Unwrap() error        { return e.err }
+func (e missingToken) Is(target error) bool { return target == oauth.ErrNoToken }
 
 // AgentLedger returns st as the agent's delivery ledger (exported for the
 // e2e tests that run an agent by hand).

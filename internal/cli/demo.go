@@ -265,7 +265,7 @@ senders:
 		return err
 	}
 	defer st.Close()
-	mgr := oauth.NewManager(st, &oauth.ManagerOptions{Logger: slog.New(slog.DiscardHandler)})
+	mgr := oauth.NewManager(TokenStore(st), &oauth.ManagerOptions{Logger: slog.New(slog.DiscardHandler)})
 	client, err := oauth.NewHTTPClient(oauth.HTTPOptions{RootCAs: srv.CertPool()})
 	if err != nil {
 		return err

@@ -29,8 +29,17 @@
 //  2. st, err := store.Open(ctx, "sqlite:/var/lib/mailgate/mailgate.db",
 //     &store.Options{Key: key, Logger: log}) — or a postgres:// URL;
 //     pending migrations are applied.
-//  3. Pass st where an oauth.Store is wanted (oauth.NewManager(st, …)); use
-//     TokenInfo for the console's token health; st.Close() at shutdown.
+//  3. Hand st to the composition root's adapters where an oauth.Store or an
+//     agent.Ledger is wanted; use TokenInfo for the console's token health;
+//     st.Close() at shutdown.
+//
+// The store's API speaks in its own plain types (Token, LedgerEntry,
+// HeldMessage, Cursor: strings, numbers, times and bytes) and imports no
+// other mailgate package: the packages that need persistence (oauth, agent)
+// declare the interfaces they need in their own terms, and the composition
+// root (internal/cli's adapters.go) converts field by field. sink's
+// MessageStore takes plain values, so st implements it directly.
+// internal/arch's test keeps it so.
 //
 // # Adding a table
 //
