@@ -113,7 +113,7 @@ func (s *Store) PutHeld(ctx context.Context, mb string, hs []HeldMessage) error 
 	if len(hs) == 0 {
 		return nil
 	}
-	err := s.inTx(ctx, func(tx *Tx) error {
+	err := s.inTx(ctx, func(tx *txn) error {
 		st, err := tx.Prepare(ctx, `INSERT INTO held_messages (`+heldColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (mailbox, msg_key) DO UPDATE SET uid = excluded.uid, message_id = excluded.message_id,
 			subject = excluded.subject, sender = excluded.sender, size = excluded.size, msg_date = excluded.msg_date,
@@ -232,7 +232,7 @@ func (s *Store) ForgetHeld(ctx context.Context, mb string, keys []string) error 
 	if len(keys) == 0 {
 		return nil
 	}
-	err := s.inTx(ctx, func(tx *Tx) error {
+	err := s.inTx(ctx, func(tx *txn) error {
 		st, err := tx.Prepare(ctx, "DELETE FROM held_messages WHERE mailbox = ? AND msg_key = ?")
 		if err != nil {
 			return err

@@ -119,7 +119,7 @@ func (s *Store) MarkDelivered(ctx context.Context, mb string, entries []LedgerEn
 		return nil
 	}
 	now := time.Now().UnixNano()
-	err := s.inTx(ctx, func(tx *Tx) error {
+	err := s.inTx(ctx, func(tx *txn) error {
 		st, err := tx.Prepare(ctx, `INSERT INTO delivery_ledger (mailbox, msg_key, uid, message_id, size, msg_date, sink_ref, state, delivered_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (mailbox, msg_key) DO NOTHING`)
 		if err != nil {
@@ -161,7 +161,7 @@ func (s *Store) MarkAcked(ctx context.Context, mb string, keys []string) error {
 		return nil
 	}
 	now := time.Now().UnixNano()
-	err := s.inTx(ctx, func(tx *Tx) error {
+	err := s.inTx(ctx, func(tx *txn) error {
 		st, err := tx.Prepare(ctx, "UPDATE delivery_ledger SET state = ?, acked_at = ? WHERE mailbox = ? AND msg_key = ?")
 		if err != nil {
 			return err

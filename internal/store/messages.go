@@ -42,7 +42,7 @@ func (s *Store) PutMessage(ctx context.Context, mb, key string, receivedAt time.
 	if !errors.Is(err, sql.ErrNoRows) {
 		return "", false, fmt.Errorf("store: message %q: %w", key, err)
 	}
-	err = s.inTx(ctx, func(tx *Tx) error {
+	err = s.inTx(ctx, func(tx *txn) error {
 		if err := tx.QueryRow(ctx, "INSERT INTO messages (mailbox, msg_key, size, received_at, stored_at) VALUES (?, ?, 0, ?, ?) RETURNING id",
 			mb, key, nanos(receivedAt), time.Now().UnixNano()).Scan(&id); err != nil {
 			return err

@@ -170,7 +170,7 @@ func (s *Store) SaveRefreshToken(ctx context.Context, profile, refreshToken stri
 // DeleteTokens forgets every token of profile: its cached access tokens
 // and its refresh token (sign-out, profile removal).
 func (s *Store) DeleteTokens(ctx context.Context, profile string) error {
-	err := s.inTx(ctx, func(tx *Tx) error {
+	err := s.inTx(ctx, func(tx *txn) error {
 		if _, err := tx.Exec(ctx, "DELETE FROM oauth_tokens WHERE profile = ?", profile); err != nil {
 			return err
 		}
