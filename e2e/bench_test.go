@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailgate/mailgate/internal/cli"
 	"github.com/mailgate/mailgate/internal/emulator"
 	"github.com/mailgate/mailgate/internal/oauth"
 )
@@ -68,5 +69,5 @@ func benchStore(b *testing.B) oauth.Store {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = st.Close() })
-	return st
+	return cli.TokenStore(st)
 }

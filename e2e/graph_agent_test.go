@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mailgate/mailgate/internal/agent"
+	"github.com/mailgate/mailgate/internal/cli"
 	"github.com/mailgate/mailgate/internal/emulator"
 	"github.com/mailgate/mailgate/internal/graph"
 	"github.com/mailgate/mailgate/internal/mailbox"
@@ -53,7 +54,7 @@ func TestGraphAgentAgainstEmulator(t *testing.T) {
 	a := &agent.Mailbox{Name: "g", Sink: md, After: after, BatchSize: 100,
 		Dialer: mailbox.NewGraph(mailbox.GraphOptions{Name: "g", Client: gc, Username: mb, PageSize: 10})}
 	srv.InjectFault(emulator.Fault{Status: 429, RetryAfter: time.Second, Count: 4, Route: "graph"})
-	s, err := agent.RunOnce(t.Context(), a, st, nil, nil)
+	s, err := agent.RunOnce(t.Context(), a, cli.AgentLedger(st), nil, nil)
 	if err != nil || s.Delivered != 1000 {
 		t.Fatalf("%+v %v", s, err)
 	}
@@ -81,11 +82,11 @@ func TestGraphAgentAgainstEmulator(t *testing.T) {
 		srv.GraphDeliver(mb, body(i))
 	}
 	srv.ExpireDeltaTokens()
-	s, err = agent.RunOnce(t.Context(), a, st, nil, nil)
+	s, err = agent.RunOnce(t.Context(), a, cli.AgentLedger(st), nil, nil)
 	if err != nil || s.Delivered != 10 || s.Duplicates != 0 {
 		t.Fatalf("after 410: %+v %v", s, err)
 	}
-	s, err = agent.RunOnce(t.Context(), a, st, nil, nil)
+	s, err = agent.RunOnce(t.Context(), a, cli.AgentLedger(st), nil, nil)
 	if err != nil || s.Delivered != 0 {
 		t.Fatalf("third run: %+v %v", s, err)
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/mailgate/mailgate/internal/agent"
+	"github.com/mailgate/mailgate/internal/cli"
 	"github.com/mailgate/mailgate/internal/dovecot"
 	"github.com/mailgate/mailgate/internal/emulator"
 	"github.com/mailgate/mailgate/internal/mailbox"
@@ -57,7 +58,7 @@ func TestIMAPAgentAgainstDovecot(t *testing.T) {
 						}
 						return tok.AccessToken, nil
 					}})}
-			stats, err := agent.RunOnce(t.Context(), mb, st, nil, nil)
+			stats, err := agent.RunOnce(t.Context(), mb, cli.AgentLedger(st), nil, nil)
 			if err != nil {
 				t.Fatalf("%v\n%s", err, dv.Log())
 			}
@@ -114,7 +115,7 @@ func TestIMAPAgentAgainstDovecot(t *testing.T) {
 			if err := dv.SeedMessage(addr, []byte("Message-ID: <late@x>\r\nSubject: late\r\n\r\nlate\r\n")); err != nil {
 				t.Fatal(err)
 			}
-			stats, err = agent.RunOnce(t.Context(), mb, st, nil, nil)
+			stats, err = agent.RunOnce(t.Context(), mb, cli.AgentLedger(st), nil, nil)
 			if err != nil || stats.Delivered != 1 || stats.Duplicates != 0 {
 				t.Fatalf("second run: %+v %v", stats, err)
 			}

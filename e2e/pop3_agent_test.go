@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/mailgate/mailgate/internal/agent"
+	"github.com/mailgate/mailgate/internal/cli"
 	"github.com/mailgate/mailgate/internal/dovecot"
 	"github.com/mailgate/mailgate/internal/emulator"
 	"github.com/mailgate/mailgate/internal/mailbox"
@@ -53,7 +54,7 @@ func TestPOP3AgentAgainstDovecot(t *testing.T) {
 						}
 						return tok.AccessToken, nil
 					}})}
-			stats, err := agent.RunOnce(t.Context(), mb, st, nil, nil)
+			stats, err := agent.RunOnce(t.Context(), mb, cli.AgentLedger(st), nil, nil)
 			if err != nil || stats.Delivered != tt.n {
 				t.Fatalf("%+v %v\n%s", stats, err, dv.Log())
 			}
@@ -77,7 +78,7 @@ func TestPOP3AgentAgainstDovecot(t *testing.T) {
 			if tt.after == "delete" && len(left) != 0 || tt.after != "delete" && len(left) != tt.n {
 				t.Fatalf("%d messages left on the server after %s", len(left), tt.after)
 			}
-			stats, err = agent.RunOnce(t.Context(), mb, st, nil, nil)
+			stats, err = agent.RunOnce(t.Context(), mb, cli.AgentLedger(st), nil, nil)
 			if err != nil || stats.Delivered != 0 || stats.Duplicates != 0 {
 				t.Fatalf("second run: %+v %v", stats, err)
 			}

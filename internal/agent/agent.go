@@ -55,25 +55,7 @@ import (
 
 	"github.com/mailgate/mailgate/internal/mailbox"
 	"github.com/mailgate/mailgate/internal/sink"
-	"github.com/mailgate/mailgate/internal/store"
 )
-
-// Ledger is the delivery ledger (implemented by store.Store).
-type Ledger interface {
-	MailboxCursor(ctx context.Context, mailbox string) (mailbox.Cursor, error)
-	SetMailboxCursor(ctx context.Context, mailbox string, c mailbox.Cursor) error
-	Delivered(ctx context.Context, mailbox string, keys []string) (map[string]store.LedgerState, error)
-	MarkDelivered(ctx context.Context, mailbox string, entries []store.LedgerEntry) error
-	MarkAcked(ctx context.Context, mailbox string, keys []string) error
-	Unacked(ctx context.Context, mailbox string) ([]store.LedgerEntry, error)
-	FindByIdentity(ctx context.Context, mailbox, messageID string, size int64, date time.Time) (*store.LedgerEntry, error)
-	Rekey(ctx context.Context, mailbox, oldKey, newKey, newUID string) error
-	// refused messages (see the package doc)
-	HeldKeys(ctx context.Context, mailbox string) (map[string]store.HeldMessage, error)
-	PutHeld(ctx context.Context, mailbox string, hs []store.HeldMessage) error
-	RekeyHeld(ctx context.Context, mailbox, oldKey, newKey, newUID string) error
-	ForgetHeld(ctx context.Context, mailbox string, keys []string) error
-}
 
 // Mailbox is one configured mailbox as the agent runs it.
 type Mailbox struct {
@@ -211,7 +193,7 @@ func run(ctx context.Context, mb *Mailbox, conn mailbox.Conn, l Ledger, log *slo
 				heldBy[identity{h.MessageID, h.Size}] = k
 			}
 		}
-		rekeyed := map[string]store.HeldMessage{}
+		rekeyed := map[string]HeldMessage{}
 		for _, it := range scan.Items {
 			e, err := l.FindByIdentity(ctx, mb.Name, it.MessageID, it.Size, it.Date)
 			if err != nil {
@@ -240,7 +222,7 @@ func run(ctx context.Context, mb *Mailbox, conn mailbox.Conn, l Ledger, log *slo
 				return st, err
 			}
 			st.Rekeyed++
-			if e.State != store.Acked {
+			if e.State != LedgerAcked {
 				ackOnly = append(ackOnly, it)
 			}
 		}
@@ -291,7 +273,7 @@ func run(ctx context.Context, mb *Mailbox, conn mailbox.Conn, l Ledger, log *slo
 					}
 					dueTodo[it.Key] = true
 				}
-			case store.Delivered:
+			case LedgerDelivered:
 				ackOnly = append(ackOnly, it)
 			}
 		}
@@ -475,7 +457,7 @@ type pipelinedAcker interface {
 // syncAndRecord records acknowledgements the server already has (acked,
 // from the previous batch), makes the sink's committed messages durable,
 // then records them in the ledger as delivered.
-func syncAndRecord(ctx context.Context, mb *Mailbox, l Ledger, acked []string, entries []store.LedgerEntry) error {
+func syncAndRecord(ctx context.Context, mb *Mailbox, l Ledger, acked []string, entries []LedgerEntry) error {
 	if len(acked) > 0 {
 		if err := l.MarkAcked(ctx, mb.Name, acked); err != nil {
 			return err

@@ -125,7 +125,7 @@ func (c *memConn) Ack(_ context.Context, items []mailbox.Item, a mailbox.After) 
 
 func (c *memConn) Close() error { return nil }
 
-func setup(t *testing.T, srv *memServer, after string) (*Mailbox, *store.Store, *sink.Maildir, string) {
+func setup(t *testing.T, srv *memServer, after string) (*Mailbox, storeLedger, *sink.Maildir, string) {
 	t.Helper()
 	dir := t.TempDir()
 	st, err := store.Open(t.Context(), "sqlite:"+filepath.Join(dir, "db"), &store.Options{Key: make([]byte, 32)})
@@ -138,7 +138,7 @@ func setup(t *testing.T, srv *memServer, after string) (*Mailbox, *store.Store, 
 		t.Fatal(err)
 	}
 	a, _ := mailbox.ParseAfter(after)
-	return &Mailbox{Name: "mb", Dialer: srv, Sink: md, After: a, BatchSize: 7}, st, md, filepath.Join(dir, "inbox")
+	return &Mailbox{Name: "mb", Dialer: srv, Sink: md, After: a, BatchSize: 7}, storeLedger{st}, md, filepath.Join(dir, "inbox")
 }
 
 func count(t *testing.T, dir string) int {
@@ -254,7 +254,7 @@ func TestCrashWindows(t *testing.T) {
 type pipeDialer struct {
 	t      *testing.T
 	s      *memServer
-	ledger *store.Store
+	ledger storeLedger
 	dir    string
 	acks   atomic.Int32
 	acked  atomic.Int32
@@ -373,7 +373,7 @@ func FuzzHeaderTap(f *testing.F) {
 func TestSupervisorHostCap(t *testing.T) {
 	var open, peak atomic.Int32
 	var boxes []*Mailbox
-	var stores []*store.Store
+	var stores []storeLedger
 	for i := range 3 {
 		srv := newServer(5)
 		mb, st, _, _ := setup(t, srv, "seen")

@@ -12,7 +12,6 @@ import (
 
 	"github.com/mailgate/mailgate/internal/mailbox"
 	"github.com/mailgate/mailgate/internal/sink"
-	"github.com/mailgate/mailgate/internal/store"
 )
 
 // maxQueued is the largest message the fetch loop reads into memory and
@@ -41,7 +40,7 @@ type deliverer struct {
 	now time.Time
 	// held is what the ledger knows of refused messages (for their
 	// attempt counts); nil is none
-	held map[string]store.HeldMessage
+	held map[string]HeldMessage
 
 	jobs chan job
 	idle sync.WaitGroup // queued jobs not yet done
@@ -53,9 +52,9 @@ type deliverer struct {
 	copyBuf   []byte
 	tap       headerTap
 	err       error
-	entries   []store.LedgerEntry
+	entries   []LedgerEntry
 	delivered []mailbox.Item
-	refused   []store.HeldMessage
+	refused   []HeldMessage
 
 	// watch lists keys whose fetch is noted in seen (by the fetch loop)
 	watch, seen map[string]bool
@@ -66,7 +65,7 @@ type job struct {
 	buf *bytes.Buffer
 }
 
-func newDeliverer(ctx context.Context, mb *Mailbox, st *Stats, now time.Time, held map[string]store.HeldMessage) *deliverer {
+func newDeliverer(ctx context.Context, mb *Mailbox, st *Stats, now time.Time, held map[string]HeldMessage) *deliverer {
 	d := &deliverer{ctx: ctx, mb: mb, st: st, now: now, held: held, jobs: make(chan job, queueDepth), done: make(chan struct{}),
 		copyBuf: make([]byte, 32<<10)} // io.Copy would allocate 32 KB per message
 	go d.loop()
@@ -166,7 +165,7 @@ func (d *deliverer) deliverNow(it mailbox.Item, r io.Reader) error {
 	if it.MessageID == "" {
 		it.MessageID = d.tap.messageID()
 	}
-	d.entries = append(d.entries, store.LedgerEntry{Key: it.Key, UID: it.UID, MessageID: it.MessageID, Size: it.Size, Date: it.Date, SinkRef: rc.Ref})
+	d.entries = append(d.entries, LedgerEntry{Key: it.Key, UID: it.UID, MessageID: it.MessageID, Size: it.Size, Date: it.Date, SinkRef: rc.Ref})
 	d.delivered = append(d.delivered, it)
 	return nil
 }
@@ -207,15 +206,15 @@ func (d *deliverer) refuse(it mailbox.Item, err error) error {
 	}
 	switch {
 	case se.Permanent:
-		h.State = store.HeldRefused
+		h.State = HeldRefused
 		d.st.Held++
 		err = nil
 	case h.Attempts >= maxTemporary:
-		h.State, h.NextAt = store.HeldDeferred, d.now.Add(deferDelay(h.Attempts))
+		h.State, h.NextAt = HeldDeferred, d.now.Add(deferDelay(h.Attempts))
 		d.st.Held++
 		err = nil
 	default:
-		h.State = store.HeldFailing
+		h.State = HeldFailing
 	}
 	d.refused = append(d.refused, h)
 	return err
@@ -237,7 +236,7 @@ func (d *deliverer) wait() error {
 
 // take returns what was committed and what was refused since the last
 // take (call after wait).
-func (d *deliverer) take() ([]store.LedgerEntry, []mailbox.Item, []store.HeldMessage) {
+func (d *deliverer) take() ([]LedgerEntry, []mailbox.Item, []HeldMessage) {
 	e, it, r := d.entries, d.delivered, d.refused
 	d.entries, d.delivered, d.refused = nil, nil, nil
 	return e, it, r

@@ -10,7 +10,6 @@ import (
 
 	"github.com/mailgate/mailgate/internal/mailbox"
 	"github.com/mailgate/mailgate/internal/sink"
-	"github.com/mailgate/mailgate/internal/store"
 )
 
 // pickySink refuses the messages whose key ends in one of its suffixes,
@@ -75,7 +74,7 @@ func (d *pickyDelivery) Commit(ctx context.Context) (sink.Receipt, error) {
 	return d.Delivery.Commit(ctx)
 }
 
-func heldOf(t *testing.T, st *store.Store) map[string]store.HeldMessage {
+func heldOf(t *testing.T, st storeLedger) map[string]HeldMessage {
 	t.Helper()
 	h, err := st.HeldKeys(t.Context(), "mb")
 	if err != nil {
@@ -109,7 +108,7 @@ func TestPermanentRefusalSetAside(t *testing.T) {
 				t.Errorf("after-action: %d seen, UID 3 seen %v; want the 9 delivered only", len(srv.seen), srv.seen[3])
 			}
 			h := heldOf(t, st)["mb/imap/100/3"]
-			if h.State != store.HeldRefused || !h.Permanent || h.Attempts != 1 || h.UID != "3" || h.MessageID != "<m3@test>" || !strings.Contains(h.Reason, "refused") {
+			if h.State != HeldRefused || !h.Permanent || h.Attempts != 1 || h.UID != "3" || h.MessageID != "<m3@test>" || !strings.Contains(h.Reason, "refused") {
 				t.Fatalf("held row: %+v", h)
 			}
 			srv.add()
@@ -176,7 +175,7 @@ func TestTemporaryRefusalDoesNotBlock(t *testing.T) {
 		if err == nil || !errors.As(err, new(*sink.Error)) {
 			t.Fatalf("run %d: %+v %v; want the sink's temporary refusal", i+1, s, err)
 		}
-		if h := heldOf(t, st)["mb/imap/100/3"]; h.State != store.HeldFailing || h.Attempts != i+1 {
+		if h := heldOf(t, st)["mb/imap/100/3"]; h.State != HeldFailing || h.Attempts != i+1 {
 			t.Fatalf("run %d: %+v", i+1, h)
 		}
 	}
@@ -185,7 +184,7 @@ func TestTemporaryRefusalDoesNotBlock(t *testing.T) {
 		t.Fatalf("run %d: %+v %v, %d files, %d seen; want the 9 others delivered", maxTemporary, s, err, count(t, dir), len(srv.seen))
 	}
 	h := heldOf(t, st)["mb/imap/100/3"]
-	if h.State != store.HeldDeferred || h.Attempts != maxTemporary || !h.NextAt.After(now) || h.Permanent {
+	if h.State != HeldDeferred || h.Attempts != maxTemporary || !h.NextAt.After(now) || h.Permanent {
 		t.Fatalf("deferred row: %+v", h)
 	}
 	first := h.NextAt.Sub(now)
@@ -199,7 +198,7 @@ func TestTemporaryRefusalDoesNotBlock(t *testing.T) {
 		t.Fatalf("due run: %+v %v", s, err)
 	}
 	h = heldOf(t, st)["mb/imap/100/3"]
-	if h.State != store.HeldDeferred || h.Attempts != maxTemporary+1 || h.NextAt.Sub(now) <= first {
+	if h.State != HeldDeferred || h.Attempts != maxTemporary+1 || h.NextAt.Sub(now) <= first {
 		t.Fatalf("deferred again: %+v, delay %v after %v", h, h.NextAt.Sub(now), first)
 	}
 	// the sink recovers: delivered once at the next due run, then acked
@@ -229,7 +228,7 @@ func TestHeldAcrossUIDValidity(t *testing.T) {
 		t.Fatalf("resync: %+v %v", s, err)
 	}
 	held := heldOf(t, st)
-	if h, ok := held["mb/imap/200/4"]; !ok || h.State != store.HeldRefused || len(held) != 1 {
+	if h, ok := held["mb/imap/200/4"]; !ok || h.State != HeldRefused || len(held) != 1 {
 		t.Fatalf("held after resync: %+v", held)
 	}
 }
@@ -329,7 +328,7 @@ func TestHeldAcrossAFailedRun(t *testing.T) {
 	if _, err := RunOnce(t.Context(), mb, st, nil, nil); err == nil {
 		t.Fatal("want the fetch error")
 	}
-	if h := heldOf(t, st)["mb/imap/100/3"]; h.State != store.HeldRefused || count(t, dir) != 3 {
+	if h := heldOf(t, st)["mb/imap/100/3"]; h.State != HeldRefused || count(t, dir) != 3 {
 		t.Fatalf("after the failed run: %+v, %d files", h, count(t, dir))
 	}
 	srv.failAt = 0

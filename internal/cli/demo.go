@@ -265,7 +265,7 @@ senders:
 		return err
 	}
 	defer st.Close()
-	mgr := oauth.NewManager(st, &oauth.ManagerOptions{Logger: slog.New(slog.DiscardHandler)})
+	mgr := oauth.NewManager(TokenStore(st), &oauth.ManagerOptions{Logger: slog.New(slog.DiscardHandler)})
 	client, err := oauth.NewHTTPClient(oauth.HTTPOptions{RootCAs: srv.CertPool()})
 	if err != nil {
 		return err
@@ -421,7 +421,7 @@ func (d *demoRun) mail(ctx context.Context, mgr *oauth.Manager, st *store.Store,
 	defer md.Close()
 	after, _ := mailbox.ParseAfter("seen")
 	mb := &agent.Mailbox{Name: "forms", Sink: md, After: after, Dialer: d.imapDialer(emulator.DemoSharedMailbox, mgr, certP)}
-	s, err := agent.RunOnce(ctx, mb, st, nil, nil)
+	s, err := agent.RunOnce(ctx, mb, AgentLedger(st), nil, nil)
 	if err != nil {
 		return err
 	}
@@ -429,7 +429,7 @@ func (d *demoRun) mail(ctx context.Context, mgr *oauth.Manager, st *store.Store,
 		d.unexpected("after the run the server has %d of %d messages unread (%v)", unseen, n, err)
 	}
 	d.ok("%d messages from %s delivered to %s, then flagged \\Seen on the server", s.Delivered, emulator.DemoSharedMailbox, filepath.Join(inbox, "new"))
-	s, err = agent.RunOnce(ctx, mb, st, nil, nil)
+	s, err = agent.RunOnce(ctx, mb, AgentLedger(st), nil, nil)
 	if err != nil {
 		return err
 	}

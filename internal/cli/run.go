@@ -88,7 +88,7 @@ func runRun(ctx context.Context, env *Env, args []string) int {
 	stats := make([]agent.Stats, len(agents))
 	for i, a := range agents {
 		wg.Go(func() {
-			stats[i], results[i] = agent.RunOnce(ctx, a, rt.store, log, bar.update)
+			stats[i], results[i] = agent.RunOnce(ctx, a, AgentLedger(rt.store), log, bar.update)
 		})
 	}
 	wg.Wait()

@@ -39,13 +39,13 @@ func openStore(ctx context.Context, env *Env, cfg *config.Config, log *slog.Logg
 
 // tokenManager is the token engine over the store.
 func tokenManager(st *store.Store, log *slog.Logger) *oauth.Manager {
-	return oauth.NewManager(st, &oauth.ManagerOptions{Logger: log})
+	return oauth.NewManager(TokenStore(st), &oauth.ManagerOptions{Logger: log})
 }
 
 // observedTokenManager is tokenManager reporting every token endpoint
 // exchange to onRequest (metrics).
 func observedTokenManager(st *store.Store, log *slog.Logger, onRequest func(profile, result string, aadsts int)) *oauth.Manager {
-	return oauth.NewManager(st, &oauth.ManagerOptions{Logger: log, OnRequest: onRequest})
+	return oauth.NewManager(TokenStore(st), &oauth.ManagerOptions{Logger: log, OnRequest: onRequest})
 }
 
 // printOAuthError tells the administrator what went wrong and how to fix

@@ -238,7 +238,7 @@ func startGeneration(st *store.Store, cfg *config.Config, tel *telemetry, log, r
 	if err != nil {
 		return nil, err
 	}
-	sup := &agent.Supervisor{Ledger: st, Log: log, OnRun: tel.onRun}
+	sup := &agent.Supervisor{Ledger: AgentLedger(st), Log: log, OnRun: tel.onRun}
 	for i := range cfg.Mailboxes {
 		m := &cfg.Mailboxes[i]
 		if !m.Enabled {

@@ -19,6 +19,7 @@ import (
 	"github.com/mailgate/mailgate/internal/config"
 	"github.com/mailgate/mailgate/internal/mailbox"
 	"github.com/mailgate/mailgate/internal/oauth"
+	"github.com/mailgate/mailgate/internal/redact"
 	"github.com/mailgate/mailgate/internal/smtp"
 )
 
@@ -311,7 +312,7 @@ func testSink(ctx context.Context, rt *runtimeT, k *config.Sink, step stepFunc, 
 		if !testReach(ctx, u.Hostname(), port, security, "", "the webhook's port", step, hint) {
 			return false
 		}
-		step(true, "webhook", "%s reachable; nothing was posted (a POST delivers a message)", config.DisplayURL(k.URL))
+		step(true, "webhook", "%s reachable; nothing was posted (a POST delivers a message)", redact.URL(k.URL))
 	case "command":
 		if len(k.Command) == 0 {
 			step(false, "command", "no command")

@@ -16,8 +16,9 @@ import (
 // Token field (Expiry and IssuedAt drive the refresh margin) and must be
 // safe for concurrent use. Manager puts a hash of the profile's settings in
 // front of the access and refresh tokens it saves (see binding.go): the
-// values are opaque to the Store, which should seal them. store.Store
-// implements it over SQL; NewMemoryStore keeps tokens in memory.
+// values are opaque to the Store, which should seal them. internal/store
+// keeps them over SQL (the composition root adapts it to this interface);
+// NewMemoryStore keeps tokens in memory.
 type Store interface {
 	LoadToken(ctx context.Context, profile, key string) (*Token, error)
 	SaveToken(ctx context.Context, profile, key string, tok *Token) error

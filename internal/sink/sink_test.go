@@ -32,7 +32,7 @@ func newMemStore() *memStore {
 	return &memStore{byKey: map[string]string{}, sums: map[string][32]byte{}, size: map[string]int64{}}
 }
 
-func (s *memStore) PutMessage(ctx context.Context, m Message, r io.Reader) (string, bool, error) {
+func (s *memStore) PutMessage(ctx context.Context, mailbox, key string, receivedAt time.Time, r io.Reader) (string, bool, error) {
 	if s.fail != nil {
 		return "", false, s.fail
 	}
@@ -43,11 +43,11 @@ func (s *memStore) PutMessage(ctx context.Context, m Message, r io.Reader) (stri
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if id, ok := s.byKey[m.Key]; ok {
+	if id, ok := s.byKey[key]; ok {
 		return id, true, nil
 	}
 	id := fmt.Sprintf("m%d", len(s.byKey)+1)
-	s.byKey[m.Key] = id
+	s.byKey[key] = id
 	s.sums[id] = [32]byte(h.Sum(nil))
 	s.size[id] = n
 	return id, false, nil

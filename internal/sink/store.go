@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"io"
+	"time"
 )
 
 // MessageStore keeps messages (implemented by internal/store, chunked so
-// that a 50 MB message never sits in memory).
+// that a 50 MB message never sits in memory). Its arguments are plain
+// values (Message's Mailbox, Key and ReceivedAt), so the store implements it
+// without importing sink.
 type MessageStore interface {
-	PutMessage(ctx context.Context, m Message, r io.Reader) (id string, duplicate bool, err error)
+	PutMessage(ctx context.Context, mailbox, key string, receivedAt time.Time, r io.Reader) (id string, duplicate bool, err error)
 }
 
 // Store keeps messages in mailgate's own store (sink type "store"), for
@@ -54,7 +57,7 @@ func (d *storeDelivery) Commit(ctx context.Context) (Receipt, error) {
 	if err := d.rewind(); err != nil {
 		return Receipt{}, &Error{Sink: "store", Err: err}
 	}
-	id, dup, err := d.s.ms.PutMessage(ctx, d.m, d.f)
+	id, dup, err := d.s.ms.PutMessage(ctx, d.m.Mailbox, d.m.Key, d.m.ReceivedAt, d.f)
 	if err != nil {
 		return Receipt{}, &Error{Sink: "store", Err: err}
 	}

@@ -15,7 +15,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/mailgate/mailgate/internal/config"
+	"github.com/mailgate/mailgate/internal/redact"
 )
 
 // WebhookOptions configure NewWebhook.
@@ -37,16 +37,17 @@ type WebhookOptions struct {
 
 // LogValue redacts the secret and the URL's password and query values.
 func (o WebhookOptions) LogValue() slog.Value {
-	return slog.GroupValue(slog.String("url", config.DisplayURL(o.URL)), slog.String("secret", redact(o.Secret)),
+	return slog.GroupValue(slog.String("url", redact.URL(o.URL)), slog.String("secret", secretShown(o.Secret)),
 		slog.Duration("timeout", o.Timeout), slog.Int("max_attempts", o.MaxAttempts))
 }
 
 // String redacts the secret and the URL's password and query values.
 func (o WebhookOptions) String() string {
-	return fmt.Sprintf("webhook %s (secret %s)", config.DisplayURL(o.URL), redact(o.Secret))
+	return fmt.Sprintf("webhook %s (secret %s)", redact.URL(o.URL), secretShown(o.Secret))
 }
 
-func redact(s string) string {
+// secretShown is what logs show of a secret: *** when it is set.
+func secretShown(s string) string {
 	if s == "" {
 		return ""
 	}
@@ -217,7 +218,7 @@ func (d *webhookDelivery) post(ctx context.Context) (Receipt, time.Duration, err
 	if err != nil {
 		var ue *url.Error // it names the URL, whose query may carry a token
 		if errors.As(err, &ue) {
-			ue.URL = config.DisplayURL(ue.URL)
+			ue.URL = redact.URL(ue.URL)
 		}
 		return Receipt{}, 0, &Error{Sink: "webhook", Err: err}
 	}
@@ -230,9 +231,9 @@ func (d *webhookDelivery) post(ctx context.Context) (Receipt, time.Duration, err
 	case resp.StatusCode == http.StatusConflict:
 		return Receipt{Duplicate: true, Ref: ref}, 0, nil
 	case resp.StatusCode == http.StatusRequestTimeout || resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500:
-		return Receipt{}, retryAfter(resp.Header.Get("Retry-After")), &Error{Sink: "webhook", Err: fmt.Errorf("%s answered %s", config.DisplayURL(o.URL), resp.Status)}
+		return Receipt{}, retryAfter(resp.Header.Get("Retry-After")), &Error{Sink: "webhook", Err: fmt.Errorf("%s answered %s", redact.URL(o.URL), resp.Status)}
 	default:
-		return Receipt{}, 0, &Error{Sink: "webhook", Permanent: true, Err: fmt.Errorf("%s answered %s", config.DisplayURL(o.URL), resp.Status)}
+		return Receipt{}, 0, &Error{Sink: "webhook", Permanent: true, Err: fmt.Errorf("%s answered %s", redact.URL(o.URL), resp.Status)}
 	}
 }
 

@@ -283,7 +283,7 @@ func (s *Store) Admins(ctx context.Context, now time.Time) ([]Admin, error) {
 // RemoveAdmin deletes an administrator with its sessions, API tokens and
 // sign-in throttle; ErrNotFound when there is none.
 func (s *Store) RemoveAdmin(ctx context.Context, name string) error {
-	err := s.inTx(ctx, func(tx *Tx) error {
+	err := s.inTx(ctx, func(tx *txn) error {
 		for _, q := range []string{"DELETE FROM admin_sessions WHERE admin = ?", "DELETE FROM api_tokens WHERE admin = ?",
 			"DELETE FROM login_failures WHERE admin = ?"} {
 			if _, err := tx.Exec(ctx, q, name); err != nil {

@@ -26,19 +26,8 @@ const (
 	HeldDropped HeldState = "dropped"
 )
 
-// SetAside reports whether the agent skips the message on its runs for
-// now (held, dropped, or deferred and not yet due at now).
-func (h *HeldMessage) SetAside(now time.Time) bool {
-	switch h.State {
-	case HeldRefused, HeldDropped:
-		return true
-	case HeldDeferred:
-		return now.Before(h.NextAt)
-	}
-	return false
-}
-
-// HeldMessage is a message a sink refused.
+// HeldMessage is a message a sink refused (agent.HeldMessage's fields; the
+// agent decides what its states mean).
 type HeldMessage struct {
 	Mailbox   string
 	Key, UID  string // the ledger key and the protocol id (IMAP UID, POP3 UIDL, Graph id)
@@ -124,7 +113,7 @@ func (s *Store) PutHeld(ctx context.Context, mb string, hs []HeldMessage) error 
 	if len(hs) == 0 {
 		return nil
 	}
-	err := s.inTx(ctx, func(tx *Tx) error {
+	err := s.inTx(ctx, func(tx *txn) error {
 		st, err := tx.Prepare(ctx, `INSERT INTO held_messages (`+heldColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (mailbox, msg_key) DO UPDATE SET uid = excluded.uid, message_id = excluded.message_id,
 			subject = excluded.subject, sender = excluded.sender, size = excluded.size, msg_date = excluded.msg_date,
@@ -243,7 +232,7 @@ func (s *Store) ForgetHeld(ctx context.Context, mb string, keys []string) error 
 	if len(keys) == 0 {
 		return nil
 	}
-	err := s.inTx(ctx, func(tx *Tx) error {
+	err := s.inTx(ctx, func(tx *txn) error {
 		st, err := tx.Prepare(ctx, "DELETE FROM held_messages WHERE mailbox = ? AND msg_key = ?")
 		if err != nil {
 			return err

@@ -7,25 +7,30 @@ import (
 	"fmt"
 	"strings"
 	"time"
-
-	"github.com/mailgate/mailgate/internal/mailbox"
 )
+
+// The delivery ledger, the mailbox cursors and the refused messages
+// (held.go) are the agent's (internal/agent declares them and its Ledger
+// interface); the store keeps them with row types of its own that carry
+// the same fields as plain values, so it imports neither agent nor
+// mailbox. The composition root converts field by field.
 
 // LedgerState is how far a message got.
 type LedgerState int
 
 const (
-	// Delivered: the sink committed the message; the server does not know.
-	Delivered LedgerState = 1
-	// Acked: the message was marked, moved or deleted on the server.
-	Acked LedgerState = 2
+	// LedgerDelivered: the sink committed the message; the server does
+	// not know.
+	LedgerDelivered LedgerState = 1
+	// LedgerAcked: the message was marked, moved or deleted on the server.
+	LedgerAcked LedgerState = 2
 )
 
 func (s LedgerState) String() string {
 	switch s {
-	case Delivered:
+	case LedgerDelivered:
 		return "delivered"
-	case Acked:
+	case LedgerAcked:
 		return "acked"
 	}
 	return "unknown"
@@ -42,13 +47,19 @@ type LedgerEntry struct {
 	AckedAt             time.Time
 }
 
+// Cursor is where a mailbox's scan continues (mailbox.Cursor's fields).
+type Cursor struct {
+	Validity string // IMAP UIDVALIDITY; "" for POP3; Graph: the delta link
+	Last     string // highest IMAP UID fully processed; "" = none
+}
+
 // MailboxCursor returns where mailbox's scan continues; the zero Cursor
 // when it never ran.
-func (s *Store) MailboxCursor(ctx context.Context, mb string) (mailbox.Cursor, error) {
-	var c mailbox.Cursor
+func (s *Store) MailboxCursor(ctx context.Context, mb string) (Cursor, error) {
+	var c Cursor
 	err := s.queryRow(ctx, "SELECT validity, last_uid FROM mailbox_cursors WHERE mailbox = ?", mb).Scan(&c.Validity, &c.Last)
 	if errors.Is(err, sql.ErrNoRows) {
-		return mailbox.Cursor{}, nil
+		return Cursor{}, nil
 	}
 	if err != nil {
 		return c, fmt.Errorf("store: cursor of mailbox %q: %w", mb, err)
@@ -57,7 +68,7 @@ func (s *Store) MailboxCursor(ctx context.Context, mb string) (mailbox.Cursor, e
 }
 
 // SetMailboxCursor stores mailbox's cursor.
-func (s *Store) SetMailboxCursor(ctx context.Context, mb string, c mailbox.Cursor) error {
+func (s *Store) SetMailboxCursor(ctx context.Context, mb string, c Cursor) error {
 	_, err := s.exec(ctx, `INSERT INTO mailbox_cursors (mailbox, validity, last_uid, saved_at) VALUES (?, ?, ?, ?)
 		ON CONFLICT (mailbox) DO UPDATE SET validity = excluded.validity, last_uid = excluded.last_uid, saved_at = excluded.saved_at`,
 		mb, c.Validity, c.Last, time.Now().UnixNano())
@@ -108,7 +119,7 @@ func (s *Store) MarkDelivered(ctx context.Context, mb string, entries []LedgerEn
 		return nil
 	}
 	now := time.Now().UnixNano()
-	err := s.inTx(ctx, func(tx *Tx) error {
+	err := s.inTx(ctx, func(tx *txn) error {
 		st, err := tx.Prepare(ctx, `INSERT INTO delivery_ledger (mailbox, msg_key, uid, message_id, size, msg_date, sink_ref, state, delivered_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (mailbox, msg_key) DO NOTHING`)
 		if err != nil {
@@ -116,7 +127,7 @@ func (s *Store) MarkDelivered(ctx context.Context, mb string, entries []LedgerEn
 		}
 		defer st.Close()
 		for _, e := range entries {
-			if _, err := st.ExecContext(ctx, mb, e.Key, e.UID, e.MessageID, e.Size, nanos(e.Date), e.SinkRef, int(Delivered), now); err != nil {
+			if _, err := st.ExecContext(ctx, mb, e.Key, e.UID, e.MessageID, e.Size, nanos(e.Date), e.SinkRef, int(LedgerDelivered), now); err != nil {
 				return err
 			}
 		}
@@ -150,14 +161,14 @@ func (s *Store) MarkAcked(ctx context.Context, mb string, keys []string) error {
 		return nil
 	}
 	now := time.Now().UnixNano()
-	err := s.inTx(ctx, func(tx *Tx) error {
+	err := s.inTx(ctx, func(tx *txn) error {
 		st, err := tx.Prepare(ctx, "UPDATE delivery_ledger SET state = ?, acked_at = ? WHERE mailbox = ? AND msg_key = ?")
 		if err != nil {
 			return err
 		}
 		defer st.Close()
 		for _, k := range keys {
-			if _, err := st.ExecContext(ctx, int(Acked), now, mb, k); err != nil {
+			if _, err := st.ExecContext(ctx, int(LedgerAcked), now, mb, k); err != nil {
 				return err
 			}
 		}
@@ -192,7 +203,7 @@ func scanEntry(sc interface{ Scan(...any) error }) (LedgerEntry, error) {
 // what to replay after a crash.
 func (s *Store) Unacked(ctx context.Context, mb string) ([]LedgerEntry, error) {
 	rows, err := s.query(ctx, "SELECT "+ledgerColumns+" FROM delivery_ledger WHERE mailbox = ? AND state = ? ORDER BY delivered_at, msg_key",
-		mb, int(Delivered))
+		mb, int(LedgerDelivered))
 	if err != nil {
 		return nil, fmt.Errorf("store: unacknowledged messages of mailbox %q: %w", mb, err)
 	}

@@ -4,22 +4,20 @@ import (
 	"fmt"
 	"testing"
 	"time"
-
-	"github.com/mailgate/mailgate/internal/mailbox"
 )
 
 func TestLedger(t *testing.T) {
 	eachBackend(t, func(t *testing.T, dsn string) {
 		s := mustOpen(t, dsn, newKey(t))
 		ctx := t.Context()
-		if c, err := s.MailboxCursor(ctx, "forms"); err != nil || c != (mailbox.Cursor{}) {
+		if c, err := s.MailboxCursor(ctx, "forms"); err != nil || c != (Cursor{}) {
 			t.Fatalf("fresh cursor %+v %v", c, err)
 		}
-		want := mailbox.Cursor{Validity: "1234", Last: "17"}
+		want := Cursor{Validity: "1234", Last: "17"}
 		if err := s.SetMailboxCursor(ctx, "forms", want); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.SetMailboxCursor(ctx, "other", mailbox.Cursor{Validity: "9"}); err != nil {
+		if err := s.SetMailboxCursor(ctx, "other", Cursor{Validity: "9"}); err != nil {
 			t.Fatal(err)
 		}
 		if c, err := s.MailboxCursor(ctx, "forms"); err != nil || c != want {
@@ -48,7 +46,7 @@ func TestLedger(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(states) != 700 || states[keys[0]] != Acked || states[keys[699]] != Delivered {
+		if len(states) != 700 || states[keys[0]] != LedgerAcked || states[keys[699]] != LedgerDelivered {
 			t.Fatalf("states: %d entries, first %v, last %v", len(states), states[keys[0]], states[keys[699]])
 		}
 		if other, _ := s.Delivered(ctx, "other", keys[:5]); len(other) != 0 {
@@ -58,7 +56,7 @@ func TestLedger(t *testing.T) {
 		if err != nil || len(un) != 200 {
 			t.Fatalf("unacked: %d %v", len(un), err)
 		}
-		if e := un[0]; e.State != Delivered || !e.Date.Equal(date) || e.SinkRef == "" || e.DeliveredAt.IsZero() || !e.AckedAt.IsZero() {
+		if e := un[0]; e.State != LedgerDelivered || !e.Date.Equal(date) || e.SinkRef == "" || e.DeliveredAt.IsZero() || !e.AckedAt.IsZero() {
 			t.Errorf("entry %+v", e)
 		}
 		e, err := s.FindByIdentity(ctx, "forms", "<m5@x>", 105, date)
@@ -72,7 +70,7 @@ func TestLedger(t *testing.T) {
 			t.Fatal(err)
 		}
 		states, _ = s.Delivered(ctx, "forms", []string{keys[5], "forms/imap/5678/1"})
-		if _, old := states[keys[5]]; old || states["forms/imap/5678/1"] != Acked {
+		if _, old := states[keys[5]]; old || states["forms/imap/5678/1"] != LedgerAcked {
 			t.Errorf("rekey: %v", states)
 		}
 	})

@@ -8,8 +8,6 @@ import (
 	"io"
 	"strconv"
 	"time"
-
-	"github.com/mailgate/mailgate/internal/sink"
 )
 
 const chunkSize = 256 << 10
@@ -30,22 +28,23 @@ func chunkAD(id int64, seq int) []byte {
 	return sealAD(chunksTable, "data", strconv.FormatInt(id, 10), strconv.Itoa(seq))
 }
 
-// PutMessage keeps a message (the "store" sink), sealed in 256 KB chunks, in
+// PutMessage keeps a message of mailbox mb under its idempotency key (the
+// "store" sink: it implements sink.MessageStore), sealed in 256 KB chunks, in
 // one transaction. A key stored before is a duplicate: r is drained,
 // nothing is written, and the first copy's id is returned.
-func (s *Store) PutMessage(ctx context.Context, m sink.Message, r io.Reader) (string, bool, error) {
+func (s *Store) PutMessage(ctx context.Context, mb, key string, receivedAt time.Time, r io.Reader) (string, bool, error) {
 	var id int64
-	err := s.queryRow(ctx, "SELECT id FROM messages WHERE msg_key = ?", m.Key).Scan(&id)
+	err := s.queryRow(ctx, "SELECT id FROM messages WHERE msg_key = ?", key).Scan(&id)
 	if err == nil {
 		_, _ = io.Copy(io.Discard, r)
 		return strconv.FormatInt(id, 10), true, nil
 	}
 	if !errors.Is(err, sql.ErrNoRows) {
-		return "", false, fmt.Errorf("store: message %q: %w", m.Key, err)
+		return "", false, fmt.Errorf("store: message %q: %w", key, err)
 	}
-	err = s.inTx(ctx, func(tx *Tx) error {
+	err = s.inTx(ctx, func(tx *txn) error {
 		if err := tx.QueryRow(ctx, "INSERT INTO messages (mailbox, msg_key, size, received_at, stored_at) VALUES (?, ?, 0, ?, ?) RETURNING id",
-			m.Mailbox, m.Key, nanos(m.ReceivedAt), time.Now().UnixNano()).Scan(&id); err != nil {
+			mb, key, nanos(receivedAt), time.Now().UnixNano()).Scan(&id); err != nil {
 			return err
 		}
 		put := func(seq int, plain []byte) error {
@@ -82,7 +81,7 @@ func (s *Store) PutMessage(ctx context.Context, m sink.Message, r io.Reader) (st
 		return err
 	})
 	if err != nil {
-		return "", false, fmt.Errorf("store: keep message %q: %w", m.Key, err)
+		return "", false, fmt.Errorf("store: keep message %q: %w", key, err)
 	}
 	return strconv.FormatInt(id, 10), false, nil
 }

@@ -60,7 +60,7 @@ func TestStoredMessagesSealed(t *testing.T) {
 			dsn := b.dsn(t)
 			s := mustOpen(t, dsn, newKey(t))
 			ctx := t.Context()
-			ref, dup, err := s.PutMessage(ctx, sink.Message{Mailbox: "mb", Key: "mb/imap/1/1"}, strings.NewReader(body))
+			ref, dup, err := s.PutMessage(ctx, "mb", "mb/imap/1/1", time.Time{}, strings.NewReader(body))
 			if err != nil || dup {
 				t.Fatalf("%v %v", dup, err)
 			}
@@ -114,7 +114,7 @@ func TestStoredMessagesSealed(t *testing.T) {
 			}
 
 			// a chunk moved into another sealed message does not open
-			ref2, _, err := s.PutMessage(ctx, sink.Message{Mailbox: "mb", Key: "mb/imap/1/2"}, strings.NewReader("Subject: two\r\n\r\nsecond\r\n"))
+			ref2, _, err := s.PutMessage(ctx, "mb", "mb/imap/1/2", time.Time{}, strings.NewReader("Subject: two\r\n\r\nsecond\r\n"))
 			if err != nil {
 				t.Fatal(err)
 			}

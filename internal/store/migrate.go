@@ -97,7 +97,7 @@ func (s *Store) migrate(ctx context.Context, ms []migration) ([]int, error) {
 
 func (s *Store) applyMigration(ctx context.Context, m migration, known int) (bool, error) {
 	did := false
-	err := s.inTx(ctx, func(tx *Tx) error {
+	err := s.inTx(ctx, func(tx *txn) error {
 		if err := s.d.lockMigrations(ctx, tx.tx); err != nil {
 			return fmt.Errorf("lock: %w", err)
 		}

@@ -41,7 +41,7 @@ type OutboxRcpt struct {
 func (s *Store) Enqueue(ctx context.Context, sender, from string, rcpts []string, raw []byte) (int64, error) {
 	now := time.Now().UnixNano()
 	var id int64
-	err := s.inTx(ctx, func(tx *Tx) error {
+	err := s.inTx(ctx, func(tx *txn) error {
 		if err := tx.QueryRow(ctx, `INSERT INTO outbox (sender, mail_from, raw, state, next_attempt, created_at, updated_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`, sender, from, raw, OutboxQueued, now, now, now).Scan(&id); err != nil {
 			return err
@@ -66,7 +66,7 @@ func (s *Store) Enqueue(ctx context.Context, sender, from string, rcpts []string
 // serve instances on one PostgreSQL store would each pick a message.)
 func (s *Store) ClaimDue(ctx context.Context, sender string, limit int) (msgs []OutboxMessage, recovered int, err error) {
 	now := time.Now().UnixNano()
-	err = s.inTx(ctx, func(tx *Tx) error {
+	err = s.inTx(ctx, func(tx *txn) error {
 		rows, err := tx.Query(ctx, `SELECT id, mail_from, raw, state, attempts, created_at FROM outbox
 			WHERE sender = ? AND (state = ? AND next_attempt <= ? OR state = ?) ORDER BY id LIMIT ?`,
 			sender, OutboxQueued, now, OutboxSending, limit)
@@ -122,7 +122,7 @@ func (s *Store) MarkSending(ctx context.Context, id int64) error {
 // MarkSent records that the server accepted the message.
 func (s *Store) MarkSent(ctx context.Context, id int64) error {
 	now := time.Now().UnixNano()
-	return s.inTx(ctx, func(tx *Tx) error {
+	return s.inTx(ctx, func(tx *txn) error {
 		if _, err := tx.Exec(ctx, "UPDATE outbox SET state = ?, last_error = '', updated_at = ? WHERE id = ?", OutboxSent, now, id); err != nil {
 			return err
 		}
@@ -146,7 +146,7 @@ func (s *Store) MarkFailed(ctx context.Context, id int64, rcpt, reply string) er
 		_, err := s.exec(ctx, "UPDATE outbox_rcpts SET state = ?, reply = ? WHERE outbox_id = ? AND rcpt = ?", OutboxFailed, reply, id, rcpt)
 		return err
 	}
-	return s.inTx(ctx, func(tx *Tx) error {
+	return s.inTx(ctx, func(tx *txn) error {
 		if _, err := tx.Exec(ctx, "UPDATE outbox SET state = ?, last_error = ?, updated_at = ? WHERE id = ?", OutboxFailed, reply, now, id); err != nil {
 			return err
 		}

@@ -29,8 +29,17 @@
 //  2. st, err := store.Open(ctx, "sqlite:/var/lib/mailgate/mailgate.db",
 //     &store.Options{Key: key, Logger: log}) — or a postgres:// URL;
 //     pending migrations are applied.
-//  3. Pass st where an oauth.Store is wanted (oauth.NewManager(st, …)); use
-//     TokenInfo for the console's token health; st.Close() at shutdown.
+//  3. Hand st to the composition root's adapters where an oauth.Store or an
+//     agent.Ledger is wanted; use TokenInfo for the console's token health;
+//     st.Close() at shutdown.
+//
+// The store's API speaks in its own plain types (Token, LedgerEntry,
+// HeldMessage, Cursor: strings, numbers, times and bytes) and imports no
+// other mailgate package: the packages that need persistence (oauth, agent)
+// declare the interfaces they need in their own terms, and the composition
+// root (internal/cli's adapters.go) converts field by field. sink's
+// MessageStore takes plain values, so st implements it directly.
+// internal/arch's test keeps it so.
 //
 // # Adding a table
 //
@@ -281,41 +290,42 @@ func (s *Store) query(ctx context.Context, q string, args ...any) (*sql.Rows, er
 	return s.db.QueryContext(ctx, s.d.rebind(q), args...)
 }
 
-// Tx is a transaction whose queries use `?` placeholders.
-type Tx struct {
+// txn is a transaction whose queries use `?` placeholders (inTx hands it
+// to its function; nothing outside the package needs one).
+type txn struct {
 	tx *sql.Tx
 	d  dialect
 }
 
 // Prepare compiles a statement once for many executions in the
 // transaction (SQLite would otherwise parse it again on every Exec).
-func (t *Tx) Prepare(ctx context.Context, q string) (*sql.Stmt, error) {
+func (t *txn) Prepare(ctx context.Context, q string) (*sql.Stmt, error) {
 	return t.tx.PrepareContext(ctx, t.d.rebind(q))
 }
 
 // Exec runs a statement in the transaction.
-func (t *Tx) Exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
+func (t *txn) Exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
 	return t.tx.ExecContext(ctx, t.d.rebind(q), args...)
 }
 
 // QueryRow runs a query returning at most one row.
-func (t *Tx) QueryRow(ctx context.Context, q string, args ...any) *sql.Row {
+func (t *txn) QueryRow(ctx context.Context, q string, args ...any) *sql.Row {
 	return t.tx.QueryRowContext(ctx, t.d.rebind(q), args...)
 }
 
 // Query runs a query.
-func (t *Tx) Query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+func (t *txn) Query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
 	return t.tx.QueryContext(ctx, t.d.rebind(q), args...)
 }
 
 // inTx runs fn in a transaction (BEGIN IMMEDIATE on SQLite) and commits
 // when it returns nil.
-func (s *Store) inTx(ctx context.Context, fn func(*Tx) error) error {
+func (s *Store) inTx(ctx context.Context, fn func(*txn) error) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
-	if err := fn(&Tx{tx: tx, d: s.d}); err != nil {
+	if err := fn(&txn{tx: tx, d: s.d}); err != nil {
 		tx.Rollback()
 		return err
 	}

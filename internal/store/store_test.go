@@ -16,7 +16,6 @@ import (
 	"testing/fstest"
 	"time"
 
-	"github.com/mailgate/mailgate/internal/oauth"
 	"github.com/mailgate/mailgate/internal/pgtest"
 )
 
@@ -150,9 +149,9 @@ func TestConcurrentOpen(t *testing.T) {
 }
 
 // fullToken has every field set; times carry nanoseconds and a zone.
-func fullToken(access string) *oauth.Token {
+func fullToken(access string) *Token {
 	now := time.Date(2026, 3, 4, 5, 6, 7, 891011121, time.FixedZone("X", 3600))
-	return &oauth.Token{
+	return &Token{
 		AccessToken:  access,
 		TokenType:    "Bearer",
 		RefreshToken: "rt-inside-" + access,
@@ -166,7 +165,7 @@ func fullToken(access string) *oauth.Token {
 	}
 }
 
-func sameToken(a, b *oauth.Token) bool {
+func sameToken(a, b *Token) bool {
 	return a.AccessToken == b.AccessToken && a.TokenType == b.TokenType && a.RefreshToken == b.RefreshToken &&
 		a.IssuedAt.Equal(b.IssuedAt) && a.Expiry.Equal(b.Expiry) && a.ExtExpiry.Equal(b.ExtExpiry) &&
 		a.RefreshAfter.Equal(b.RefreshAfter) && a.Scope == b.Scope && a.Resource == b.Resource && a.IDToken == b.IDToken
@@ -177,21 +176,21 @@ func TestTokenRoundTrip(t *testing.T) {
 		ctx := t.Context()
 		s := mustOpen(t, dsn, newKey(t))
 
-		if _, err := s.LoadToken(ctx, "p", "mail"); !errors.Is(err, oauth.ErrNoToken) {
-			t.Fatalf("LoadToken of nothing: %v, want ErrNoToken", err)
+		if _, err := s.LoadToken(ctx, "p", "mail"); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("LoadToken of nothing: %v, want ErrNotFound", err)
 		}
-		if _, err := s.LoadRefreshToken(ctx, "p"); !errors.Is(err, oauth.ErrNoToken) {
-			t.Fatalf("LoadRefreshToken of nothing: %v, want ErrNoToken", err)
+		if _, err := s.LoadRefreshToken(ctx, "p"); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("LoadRefreshToken of nothing: %v, want ErrNotFound", err)
 		}
 
 		tests := []struct {
 			name, profile, key string
-			tok                *oauth.Token
+			tok                *Token
 		}{
 			{"full", "p", "mail offline_access", fullToken("at-1")},
 			{"other scope key", "p", "smtp", fullToken("at-2")},
 			{"other profile", "q", "mail offline_access", fullToken("at-3")},
-			{"zero times and empty fields", "z", "", &oauth.Token{AccessToken: "at-4"}},
+			{"zero times and empty fields", "z", "", &Token{AccessToken: "at-4"}},
 			{"unicode profile", "prøfile ✉", "a b", fullToken("at-5")},
 		}
 		for _, tt := range tests {
@@ -247,8 +246,8 @@ func TestTokenRoundTrip(t *testing.T) {
 		if err := s.SaveRefreshToken(ctx, "p", ""); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.LoadRefreshToken(ctx, "p"); !errors.Is(err, oauth.ErrNoToken) {
-			t.Fatalf("after saving \"\": %v, want ErrNoToken", err)
+		if _, err := s.LoadRefreshToken(ctx, "p"); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("after saving \"\": %v, want ErrNotFound", err)
 		}
 
 		if err := s.SaveRefreshToken(ctx, "q", "rt-q"); err != nil {
@@ -269,10 +268,10 @@ func TestTokenRoundTrip(t *testing.T) {
 		if err := s.DeleteTokens(ctx, "q"); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.LoadToken(ctx, "q", "mail offline_access"); !errors.Is(err, oauth.ErrNoToken) {
+		if _, err := s.LoadToken(ctx, "q", "mail offline_access"); !errors.Is(err, ErrNotFound) {
 			t.Fatalf("after DeleteTokens: %v", err)
 		}
-		if _, err := s.LoadRefreshToken(ctx, "q"); !errors.Is(err, oauth.ErrNoToken) {
+		if _, err := s.LoadRefreshToken(ctx, "q"); !errors.Is(err, ErrNotFound) {
 			t.Fatalf("after DeleteTokens: %v", err)
 		}
 		if info, err := s.TokenInfo(ctx, "q"); err != nil || info.RefreshToken || len(info.Access) != 0 {
@@ -385,7 +384,7 @@ func TestSealedValuesBoundToRow(t *testing.T) {
 	})
 }
 
-func tokString(t *oauth.Token) string {
+func tokString(t *Token) string {
 	if t == nil {
 		return ""
 	}
@@ -537,7 +536,7 @@ func TestContextCancelled(t *testing.T) {
 			}
 		}
 		// Nothing was written.
-		if _, err := s.LoadRefreshToken(t.Context(), "p"); !errors.Is(err, oauth.ErrNoToken) {
+		if _, err := s.LoadRefreshToken(t.Context(), "p"); !errors.Is(err, ErrNotFound) {
 			t.Errorf("after cancelled save: %v", err)
 		}
 	})
@@ -667,44 +666,6 @@ func TestRebind(t *testing.T) {
 		if got := postgresDialect().rebind(tt.in); got != tt.pg {
 			t.Errorf("postgres rebind(%q) = %q", tt.in, got)
 		}
-	}
-}
-
-// TestManagerUsesStore runs oauth.Manager's persistence through the
-// store: what one Manager accepted, a second Manager (another process)
-// serves from the store without asking the token endpoint.
-func TestManagerUsesStore(t *testing.T) {
-	dsn := "sqlite:" + filepath.Join(t.TempDir(), "m.db")
-	key := newKey(t)
-	p := &oauth.Profile{
-		Name: "work", Provider: oauth.ProviderMicrosoft, Grant: oauth.GrantAuthorizationCode,
-		Tenant: "contoso.example", ClientID: "00000000-0000-0000-0000-000000000001",
-		Scopes: []string{"https://outlook.office.com/IMAP.AccessAsUser.All", "offline_access"},
-		// Unroutable: a request to it would fail the test.
-		TokenURL: "https://127.0.0.1:1/token",
-	}
-	now := time.Now()
-	tok := &oauth.Token{AccessToken: "at-accepted", TokenType: "Bearer", RefreshToken: "rt-accepted",
-		IssuedAt: now, Expiry: now.Add(time.Hour)}
-
-	s1 := mustOpen(t, dsn, key)
-	if err := oauth.NewManager(s1, nil).Accept(t.Context(), p, nil, tok); err != nil {
-		t.Fatalf("Accept: %v", err)
-	}
-	s1.Close()
-
-	s2 := mustOpen(t, dsn, key)
-	got, err := oauth.NewManager(s2, nil).Token(t.Context(), p, nil)
-	if err != nil {
-		t.Fatalf("Token from the store: %v", err)
-	}
-	if got.AccessToken != "at-accepted" || !got.Expiry.Equal(tok.Expiry) {
-		t.Fatalf("Token = %v, want the accepted one", got)
-	}
-	// The Manager stores the refresh token behind its binding to the
-	// profile's client, tenant and endpoint (oauth/binding.go).
-	if rt, err := s2.LoadRefreshToken(t.Context(), "work"); err != nil || !strings.HasSuffix(rt, ":rt-accepted") {
-		t.Fatalf("refresh token %q, %v", rt, err)
 	}
 }
 

@@ -7,11 +7,24 @@ import (
 	"fmt"
 	"slices"
 	"time"
-
-	"github.com/mailgate/mailgate/internal/oauth"
 )
 
-var _ oauth.Store = (*Store)(nil)
+// Token is a cached access token as the store keeps it: oauth.Token's
+// fields as plain values (the store does not import oauth; the composition
+// root converts, and maps ErrNotFound to oauth.ErrNoToken). AccessToken,
+// RefreshToken and IDToken are sealed at rest.
+type Token struct {
+	AccessToken  string
+	TokenType    string
+	RefreshToken string
+	IssuedAt     time.Time
+	Expiry       time.Time
+	ExtExpiry    time.Time
+	RefreshAfter time.Time
+	Scope        string
+	Resource     string
+	IDToken      string
+}
 
 const (
 	tokensTable  = "oauth_tokens"
@@ -41,19 +54,19 @@ func nanosRange(t time.Time) bool {
 }
 
 // LoadToken returns the cached access token of profile for the scope key
-// (oauth's normalised scope set), or an error matching oauth.ErrNoToken.
-func (s *Store) LoadToken(ctx context.Context, profile, key string) (*oauth.Token, error) {
+// (oauth's normalised scope set), or an error matching ErrNotFound.
+func (s *Store) LoadToken(ctx context.Context, profile, key string) (*Token, error) {
 	var (
 		at, rt, idt                             []byte
 		issued, expiry, extExpiry, refreshAfter sql.NullInt64
-		tok                                     oauth.Token
+		tok                                     Token
 	)
 	err := s.queryRow(ctx, `SELECT access_token, refresh_token, id_token, token_type, scope, resource,
 		issued_at, expiry, ext_expiry, refresh_after
 		FROM oauth_tokens WHERE profile = ? AND scope_key = ?`, profile, key).
 		Scan(&at, &rt, &idt, &tok.TokenType, &tok.Scope, &tok.Resource, &issued, &expiry, &extExpiry, &refreshAfter)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("store: profile %q scopes %q: %w", profile, key, oauth.ErrNoToken)
+		return nil, fmt.Errorf("store: profile %q scopes %q: no token stored: %w", profile, key, ErrNotFound)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("store: load token of profile %q: %w", profile, err)
@@ -76,7 +89,7 @@ func (s *Store) LoadToken(ctx context.Context, profile, key string) (*oauth.Toke
 
 // SaveToken stores tok as the cached access token of profile for the
 // scope key, replacing any previous one. Secret fields are sealed.
-func (s *Store) SaveToken(ctx context.Context, profile, key string, tok *oauth.Token) error {
+func (s *Store) SaveToken(ctx context.Context, profile, key string, tok *Token) error {
 	if tok == nil {
 		return errors.New("store: save token: nil token")
 	}
@@ -114,14 +127,14 @@ func (s *Store) SaveToken(ctx context.Context, profile, key string, tok *oauth.T
 }
 
 // LoadRefreshToken returns profile's refresh token, or an error matching
-// oauth.ErrNoToken. It records the time of the read (TokenInfo's
+// ErrNotFound. It records the time of the read (TokenInfo's
 // RefreshUsed): oauth reads it only to redeem it.
 func (s *Store) LoadRefreshToken(ctx context.Context, profile string) (string, error) {
 	var sealed []byte
 	err := s.queryRow(ctx, "UPDATE oauth_refresh_tokens SET used_at = ? WHERE profile = ? RETURNING refresh_token",
 		time.Now().UnixNano(), profile).Scan(&sealed)
 	if errors.Is(err, sql.ErrNoRows) {
-		return "", fmt.Errorf("store: profile %q has no refresh token: %w", profile, oauth.ErrNoToken)
+		return "", fmt.Errorf("store: profile %q has no refresh token: %w", profile, ErrNotFound)
 	}
 	if err != nil {
 		return "", fmt.Errorf("store: load refresh token of profile %q: %w", profile, err)
@@ -157,7 +170,7 @@ func (s *Store) SaveRefreshToken(ctx context.Context, profile, refreshToken stri
 // DeleteTokens forgets every token of profile: its cached access tokens
 // and its refresh token (sign-out, profile removal).
 func (s *Store) DeleteTokens(ctx context.Context, profile string) error {
-	err := s.inTx(ctx, func(tx *Tx) error {
+	err := s.inTx(ctx, func(tx *txn) error {
 		if _, err := tx.Exec(ctx, "DELETE FROM oauth_tokens WHERE profile = ?", profile); err != nil {
 			return err
 		}

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/mailgate/mailgate/internal/config"
-	"github.com/mailgate/mailgate/internal/oauth"
 	"github.com/mailgate/mailgate/internal/store"
 )
 
@@ -33,7 +32,7 @@ func TestDashboardLastTokenAndRefresh(t *testing.T) {
 	t.Cleanup(func() { st.Close() })
 	now := time.Now()
 	if err := st.SaveToken(t.Context(), "app", "https://outlook.office365.com/.default",
-		&oauth.Token{AccessToken: "at-value", TokenType: "Bearer", IssuedAt: now, Expiry: now.Add(time.Hour)}); err != nil {
+		&store.Token{AccessToken: "at-value", TokenType: "Bearer", IssuedAt: now, Expiry: now.Add(time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
 	if err := st.SetAdmin(t.Context(), "ops", secrets[6]); err != nil {

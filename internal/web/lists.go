@@ -158,7 +158,7 @@ func (s *Server) deliveries(r *http.Request) ([]DeliveryView, error) {
 	for _, d := range log {
 		v := DeliveryView{Mailbox: d.Mailbox, Key: d.Key, MessageID: d.MessageID, Size: d.Size, SinkRef: d.SinkRef,
 			State: "delivered", DeliveredAt: d.DeliveredAt.UTC().Format(time.RFC3339)}
-		if d.State == store.Acked {
+		if d.State == store.LedgerAcked {
 			v.State = "acknowledged"
 		}
 		if !d.AckedAt.IsZero() {

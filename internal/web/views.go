@@ -10,6 +10,7 @@ import (
 
 	"github.com/mailgate/mailgate/internal/agent"
 	"github.com/mailgate/mailgate/internal/config"
+	"github.com/mailgate/mailgate/internal/redact"
 	"github.com/mailgate/mailgate/internal/store"
 )
 
@@ -33,12 +34,12 @@ func source(origin string) string {
 	return sourceConfig
 }
 
-// displayURL is config.DisplayURL, empty for an empty value.
+// displayURL is redact.URL, empty for an empty value.
 func displayURL(s string) string {
 	if s == "" {
 		return ""
 	}
-	return config.DisplayURL(s)
+	return redact.URL(s)
 }
 
 func secretState(s config.Secret) string {
@@ -278,7 +279,7 @@ func (s *Server) mailboxes() []MailboxView {
 		v := MailboxView{Name: m.Name, Source: source(m.Origin), Protocol: m.Protocol, Host: m.Host, Port: m.Port, Username: m.Username,
 			Folder: m.Folder, Profile: m.Profile, Sink: m.Sink, After: m.After, Mode: m.Mode, Enabled: m.Enabled, State: "waiting"}
 		if m.Protocol == "graph" {
-			v.Host, v.Port = config.DisplayURL(m.Endpoint), 0
+			v.Host, v.Port = redact.URL(m.Endpoint), 0
 		}
 		if c, ok := counts[m.Name]; ok {
 			v.LastMessage, v.Today = c.Last.UTC().Format(time.RFC3339), c.Since
@@ -320,7 +321,7 @@ func (s *Server) sinks() []SinkView {
 	for _, k := range s.cfg().Sinks {
 		v := SinkView{Name: k.Name, Source: source(k.Origin), Type: k.Type, Path: k.Path}
 		if k.URL != "" {
-			v.URL = config.DisplayURL(k.URL)
+			v.URL = redact.URL(k.URL)
 			v.Secret = secretState(k.Secret)
 		}
 		if len(k.Command) > 0 {
@@ -341,7 +342,7 @@ func (s *Server) senders() []SenderView {
 		v := SenderView{Name: d.Name, Source: source(d.Origin), Protocol: d.Protocol, Host: d.Host, Port: d.Port, Username: d.Username,
 			Profile: d.Profile, AllowedFrom: slices.Clone(d.AllowedFrom), SaveToSentItems: d.SaveToSentItems}
 		if d.Protocol == "graph" {
-			v.Endpoint, v.Host, v.Port = config.DisplayURL(d.Endpoint), "", 0
+			v.Endpoint, v.Host, v.Port = redact.URL(d.Endpoint), "", 0
 		}
 		out = append(out, v)
 	}

@@ -17,7 +17,6 @@ import (
 	"github.com/mailgate/mailgate/internal/agent"
 	"github.com/mailgate/mailgate/internal/config"
 	"github.com/mailgate/mailgate/internal/metrics"
-	"github.com/mailgate/mailgate/internal/sink"
 	"github.com/mailgate/mailgate/internal/store"
 )
 
@@ -84,7 +83,7 @@ func newFixture(t *testing.T) *fixture {
 	if err := st.SetAdmin(t.Context(), "ops", secrets[6]); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := st.PutMessage(t.Context(), sink.Message{Mailbox: "forms", Key: "forms/imap/7/1", Size: int64(len(keptMessage))}, strings.NewReader(keptMessage)); err != nil {
+	if _, _, err := st.PutMessage(t.Context(), "forms", "forms/imap/7/1", time.Time{}, strings.NewReader(keptMessage)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := st.Enqueue(t.Context(), "noreply", "noreply@contoso.com", []string{"a@example.com"}, []byte("Subject: queued\r\n\r\nx\r\n")); err != nil {
