@@ -31,7 +31,6 @@ const (
 	ExpiryWarning = 30 * 24 * time.Hour
 )
 
-
 func (d *decoder) defaults(c *Config) {
 	if c.Store == "" {
 		c.Store = DefaultStore
