@@ -246,6 +246,16 @@ func (f Field) Applies(item any, fields []Field) bool {
 	return true
 }
 
+// fieldNamed returns the field of key.
+func fieldNamed(fields []Field, key string) Field {
+	for _, f := range fields {
+		if f.Key == key {
+			return f
+		}
+	}
+	return Field{}
+}
+
 // isZero says whether a value is unset.
 func isZero(v any) bool {
 	if s, ok := v.(Secret); ok {
@@ -256,7 +266,8 @@ func isZero(v any) bool {
 }
 
 // checkFields checks what item's declaration says of its keys: required
-// keys are given, values are among the allowed ones (when the key applies).
+// keys are given, values are among the allowed ones, and a key that does
+// not apply (its only tag) is not set.
 // The keys first are checked first; if one of them fails, nothing else is
 // checked and checkFields returns false. name is checked with the other
 // names (checkNames).
@@ -267,11 +278,18 @@ func (d *decoder) checkFields(kind, path string, item any, first ...string) bool
 		if !set || f.Key == "name" {
 			return true
 		}
+		if !f.Applies(item, fields) {
+			if d.has(path + "." + f.Key) {
+				on, _ := fieldNamed(fields, f.OnlyKey).Value(item)
+				d.at(path+"."+f.Key, "does not apply to %s %v (%s only)", f.OnlyKey, on, strings.Join(f.Only, ", "))
+			}
+			return true
+		}
 		if f.Required && isZero(v) {
 			d.at(path+"."+f.Key, "required")
 			return false
 		}
-		if s, ok := v.(string); ok && f.Enum != nil && f.Applies(item, fields) {
+		if s, ok := v.(string); ok && f.Enum != nil {
 			return d.enum(path+"."+f.Key, s, f.Enum)
 		}
 		return true

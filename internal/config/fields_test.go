@@ -66,8 +66,9 @@ func TestFieldsDeclared(t *testing.T) {
 
 // TestChecksFromDeclaration: for every kind, each key declared with allowed
 // values refuses another value, and each required key (name aside: the
-// names are checked together) is required, at the key's path, without
-// validate.go naming the key.
+// names are checked together) is required, and each key declared for some
+// protocols, types, providers or grants only is refused set for another,
+// at the key's path, without validate.go naming the key.
 func TestChecksFromDeclaration(t *testing.T) {
 	base := map[string]string{
 		"profiles":  "{name: x, provider: microsoft, grant: client_credentials, tenant: t.example, client_id: id, client_certificate: {cert: /etc/hostname, key: /etc/hostname}}",
@@ -124,5 +125,43 @@ func TestChecksFromDeclaration(t *testing.T) {
 	}
 	if checked < 20 {
 		t.Errorf("only %d keys checked", checked)
+	}
+	// a key set where it does not apply
+	sample := map[string]any{"string": "x", "int": 1, "bool": true, "list": []string{"x"}, "map": map[string]string{"a": "b"}, "secret": "x", "duration": "1m"}
+	checked = 0
+	for _, kind := range Kinds {
+		fields := Fields(kind)
+		for _, f := range fields {
+			if f.OnlyKey == "" {
+				continue
+			}
+			var rec map[string]any
+			if err := yaml.Unmarshal([]byte(base[kind]), &rec); err != nil {
+				t.Fatal(err)
+			}
+			for _, v := range fieldNamed(fields, f.OnlyKey).Enum {
+				if !slices.Contains(f.Only, v) {
+					rec[f.OnlyKey] = v
+					break
+				}
+			}
+			rec[f.Key] = sample[f.Type]
+			y, _ := yaml.Marshal(rec)
+			_, err := ParseWith([]byte(valid), file, getenv, []Record{{kind, "x", y}})
+			want := fmt.Sprintf("does not apply to %s %v (%s only)", f.OnlyKey, rec[f.OnlyKey], strings.Join(f.Only, ", "))
+			found := false
+			if err != nil {
+				for _, p := range problemsOf(t, err) {
+					found = found || p.Key == kind+"[x]."+f.Key && p.Msg == want
+				}
+			}
+			if !found {
+				t.Errorf("%s.%s: want %q; got %v", kind, f.Key, want, err)
+			}
+			checked++
+		}
+	}
+	if checked < 20 {
+		t.Errorf("only %d keys checked where they do not apply", checked)
 	}
 }

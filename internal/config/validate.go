@@ -215,16 +215,6 @@ func (d *decoder) enum(path, value string, allowed []string) bool {
 	return false
 }
 
-// notFor reports keys set in the file that mean nothing for this kind of
-// item.
-func (d *decoder) notFor(path, what string, keys ...string) {
-	for _, k := range keys {
-		if d.has(path + "." + k) {
-			d.at(path+"."+k, "does not apply to %s", what)
-		}
-	}
-}
-
 // IsLoopback reports whether host (a name or an address, without port) is
 // this machine: the name localhost, 127.0.0.0/8 or ::1 (loopback.Host;
 // other names, *.localhost included, are resolved through DNS).
@@ -403,9 +393,6 @@ func (d *decoder) validateProfile(p *Profile, path string) {
 			d.at(path+".device_url", "required for provider generic with grant device_code")
 		}
 	}
-	if p.Provider == "google" || p.Provider == "generic" {
-		d.notFor(path, "provider "+p.Provider+" (microsoft only)", "tenant", "authority", "endpoint_version")
-	}
 	if !p.ClientSecret.IsZero() && p.ClientCertificate != nil {
 		d.at(path+".client_certificate", "client_secret and client_certificate are both set; keep one")
 	}
@@ -419,9 +406,6 @@ func (d *decoder) validateProfile(p *Profile, path string) {
 		if p.Password.IsZero() {
 			d.at(path+".password", "required for grant password")
 		}
-	}
-	if p.Grant != "password" && slices.Contains(enumOf("oauth.Grants"), p.Grant) {
-		d.notFor(path, "grant "+p.Grant+" (password only)", "password")
 	}
 	if cc := p.ClientCertificate; cc != nil {
 		// required and alg: checkFields
@@ -463,13 +447,11 @@ func (d *decoder) validateMailbox(m *Mailbox, path string, profiles, sinks map[s
 	}
 	switch m.Protocol {
 	case "graph":
-		d.notFor(path, "protocol graph", "host", "port", "security", "sasl", "tls_ca")
 		d.checkURL(path+".endpoint", m.Endpoint, true)
 		if m.Mode == "idle" {
 			d.at(path+".mode", "idle is for imap only; graph mailboxes poll")
 		}
 	case "imap", "pop3":
-		d.notFor(path, "protocol "+m.Protocol+" (graph only)", "endpoint")
 		d.checkServer(path, m.Host, m.Port, m.Security)
 		d.checkFile(path+".tls_ca", m.TLSCA)
 		if m.Protocol == "pop3" {
@@ -524,18 +506,16 @@ func (d *decoder) validateSink(s *Sink, path string) {
 	if !d.checkFields("sinks", path, s, "type") {
 		return
 	}
-	what := "type " + s.Type
+	// keys of other types: checkFields
 	switch s.Type {
 	case "maildir":
 		d.required(path+".path", s.Path)
-		d.notFor(path, what, "url", "secret", "command", "timeout", "headers")
 	case "webhook":
 		if d.required(path+".url", s.URL) {
 			if u, ok := d.checkURL(path+".url", s.URL, false); ok && u.Scheme == "http" && !IsLoopback(u.Hostname()) {
 				d.warnAt(path+".url", "messages go to %s unencrypted; prefer https", u.Host)
 			}
 		}
-		d.notFor(path, what, "path", "command")
 		for k := range s.Headers {
 			if k == "" || strings.ContainsAny(k, " :\t\r\n") {
 				d.at(path+".headers."+k, "not a valid HTTP header name")
@@ -547,9 +527,6 @@ func (d *decoder) validateSink(s *Sink, path string) {
 		} else if !filepath.IsAbs(s.Command[0]) && strings.Contains(s.Command[0], "/") {
 			d.warnAt(path+".command", "%q is relative to mailgate's working directory, not the config file", s.Command[0])
 		}
-		d.notFor(path, what, "path", "url", "secret", "headers")
-	case "store":
-		d.notFor(path, what, "path", "url", "secret", "command", "timeout", "headers")
 	}
 	if (s.Type == "webhook" || s.Type == "command") && s.Timeout <= 0 {
 		d.at(path+".timeout", "must be more than 0s")
@@ -565,10 +542,8 @@ func (d *decoder) validateSender(s *Sender, path string, profiles map[string]boo
 	}
 	switch s.Protocol {
 	case "graph":
-		d.notFor(path, "protocol graph", "host", "port", "security", "sasl", "tls_ca")
 		d.checkURL(path+".endpoint", s.Endpoint, true)
 	case "smtp":
-		d.notFor(path, "protocol smtp (graph only)", "endpoint", "save_to_sent_items")
 		d.checkServer(path, s.Host, s.Port, s.Security)
 		d.checkFile(path+".tls_ca", s.TLSCA)
 	}
