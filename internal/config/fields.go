@@ -25,6 +25,8 @@ import (
 //	options:"a,b"      choices offered by the console's form without restricting the value
 //	only:"key=a,b"     the key applies only when another key of the item has one of those values
 //	url:"true"         a URL that may carry credentials: shown as DisplayURL shows it
+//	destination:"true" says where the record's secrets (Secret values, header mappings) go:
+//	                   when it changes, the console keeps no secret left empty
 //	writeonly:"true"   never shown back (a command line whose arguments may hold secrets);
 //	                   Secret values and header mappings are always write-only
 //	label:"…"          the console form's label (default: the key, words capitalised)
@@ -62,6 +64,9 @@ type Field struct {
 	// WriteOnly says the value is never shown back (secrets, webhook
 	// headers, command lines).
 	WriteOnly bool
+	// Destination says the key names where the record's secrets (Secret
+	// values and header mappings) are sent.
+	Destination bool
 	// Label and Help are the console form's texts.
 	Label, Help string
 	// Example is a value for Example's commented-out lines.
@@ -117,14 +122,15 @@ func declared(t reflect.Type, prefix string, index []int) []Field {
 			continue
 		}
 		f := Field{
-			Key:      prefix + key,
-			Doc:      fieldDoc(t.Name(), sf.Name, key),
-			Required: sf.Tag.Get("required") == "true",
-			URL:      sf.Tag.Get("url") == "true",
-			Label:    sf.Tag.Get("label"),
-			Help:     sf.Tag.Get("help"),
-			Example:  sf.Tag.Get("example"),
-			index:    append(slices.Clone(index), i),
+			Key:         prefix + key,
+			Doc:         fieldDoc(t.Name(), sf.Name, key),
+			Required:    sf.Tag.Get("required") == "true",
+			URL:         sf.Tag.Get("url") == "true",
+			Destination: sf.Tag.Get("destination") == "true",
+			Label:       sf.Tag.Get("label"),
+			Help:        sf.Tag.Get("help"),
+			Example:     sf.Tag.Get("example"),
+			index:       append(slices.Clone(index), i),
 		}
 		f.Type, f.WriteOnly = typeOf(sf.Type)
 		f.WriteOnly = f.WriteOnly || sf.Tag.Get("writeonly") == "true"

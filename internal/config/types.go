@@ -74,7 +74,7 @@ type Profile struct {
 	Name string `yaml:"name" required:"true" label:"Name"`
 	// Provider is the kind of authorization server: microsoft (Entra ID),
 	// google or generic (any RFC 6749 server; needs token_url). Required.
-	Provider string `yaml:"provider" required:"true" enum:"microsoft,google,generic" label:"Provider"`
+	Provider string `yaml:"provider" destination:"true" required:"true" enum:"microsoft,google,generic" label:"Provider"`
 	// Grant is how tokens are obtained: client_credentials (app-only),
 	// authorization_code (a user signs in with `mailgate login`), password
 	// (resource-owner password, needs username and password), device_code
@@ -108,14 +108,14 @@ type Profile struct {
 	// cloud or the emulator. Absolute https URL (http only to loopback).
 	// Token URL = authority/tenant/oauth2/v2.0/token. Default (microsoft):
 	// https://login.microsoftonline.com
-	Authority string `yaml:"authority" only:"provider=microsoft" url:"true" label:"Authority (sovereign cloud or emulator; empty for login.microsoftonline.com)"`
+	Authority string `yaml:"authority" destination:"true" only:"provider=microsoft" url:"true" label:"Authority (sovereign cloud or emulator; empty for login.microsoftonline.com)"`
 	// EndpointVersion selects Microsoft's v2 endpoints or the older v1
 	// (/oauth2/token with a resource). v2 | v1. Default: v2
 	EndpointVersion string `yaml:"endpoint_version" only:"provider=microsoft" enum:"v2,v1" label:"Microsoft endpoint version"`
 	// TokenURL is the token endpoint; required for generic providers,
 	// overrides the derived one otherwise. Absolute https URL (http only to
 	// loopback). Default: derived from the provider.
-	TokenURL string `yaml:"token_url" url:"true" label:"Token URL (generic provider)" example:"https://login.example.com/oauth2/token"`
+	TokenURL string `yaml:"token_url" destination:"true" url:"true" label:"Token URL (generic provider)" example:"https://login.example.com/oauth2/token"`
 	// AuthorizeURL is the authorization endpoint for authorization_code;
 	// required for generic providers using that grant. Default: derived from
 	// the provider.
@@ -123,7 +123,7 @@ type Profile struct {
 	// DeviceURL is the device authorization endpoint (RFC 8628) for
 	// device_code; required for generic providers using that grant.
 	// Default: derived from the provider.
-	DeviceURL string `yaml:"device_url" url:"true" label:"Device authorization URL (generic provider)" example:"https://login.example.com/oauth2/devicecode"`
+	DeviceURL string `yaml:"device_url" destination:"true" url:"true" label:"Device authorization URL (generic provider)" example:"https://login.example.com/oauth2/devicecode"`
 	// RedirectURI is the redirect URI registered for the app, used by
 	// `mailgate login`, which listens on its host and port. http only to
 	// loopback. Default: a loopback address on a random port.
@@ -137,11 +137,11 @@ type Profile struct {
 	// HTTPProxy is the proxy for the token endpoint, an absolute http or
 	// https URL such as http://proxy:3128. Default: the HTTPS_PROXY /
 	// NO_PROXY environment variables.
-	HTTPProxy string `yaml:"http_proxy" url:"true" label:"HTTP(S) proxy URL for the token endpoint" example:"http://proxy.example:3128"`
+	HTTPProxy string `yaml:"http_proxy" destination:"true" url:"true" label:"HTTP(S) proxy URL for the token endpoint" example:"http://proxy.example:3128"`
 	// TLSCA is a PEM file of extra certificate authorities to trust for the
 	// token endpoint (TLS-inspecting proxies, the emulator); relative to the
 	// config file's directory. Default: none (system roots).
-	TLSCA string `yaml:"tls_ca" label:"Extra CA file for the token endpoint (PEM path on the server)" example:"proxy-ca.pem"`
+	TLSCA string `yaml:"tls_ca" destination:"true" label:"Extra CA file for the token endpoint (PEM path on the server)" example:"proxy-ca.pem"`
 	// RefreshMargin is how long before expiry a cached access token is
 	// replaced, as a Go duration. Default: 5m
 	RefreshMargin Duration `yaml:"refresh_margin" label:"Refresh this long before expiry (e.g. 5m)"`
@@ -242,7 +242,7 @@ type Sink struct {
 	Path string `yaml:"path" only:"type=maildir" label:"Maildir path (maildir)"`
 	// URL is the webhook's absolute http or https URL (http to a host that is
 	// not loopback draws a warning). Required for webhook.
-	URL string `yaml:"url" only:"type=webhook" url:"true" label:"URL (webhook)" example:"https://app.example/mail"`
+	URL string `yaml:"url" destination:"true" only:"type=webhook" url:"true" label:"URL (webhook)" example:"https://app.example/mail"`
 	// Secret is the key the webhook body is signed with (HMAC-SHA256). Use
 	// ${ENV} or file:PATH. Default: none (unsigned).
 	Secret Secret `yaml:"secret" only:"type=webhook" label:"HMAC secret (webhook)" help:"left empty, the current one is kept" example:"${HOOK_SECRET}"`

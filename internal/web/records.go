@@ -88,17 +88,6 @@ func formOf(kind string) []field {
 	return out
 }
 
-// destinations are, per kind, the keys that say where a record's secrets
-// are sent, and those secrets: when a destination changes, a secret left
-// empty is not kept (it would go to the new place unasked); it must be
-// entered again. A profile's secrets go to its token endpoint (provider,
-// authority, token_url, device_url), through http_proxy, trusting tls_ca;
-// a webhook's secret and headers go to its url.
-var destinations = map[string]struct{ where, secrets []string }{
-	"profiles": {where: []string{"provider", "authority", "token_url", "device_url", "http_proxy", "tls_ca"}, secrets: []string{"client_secret", "password"}},
-	"sinks":    {where: []string{"url"}, secrets: []string{"secret", "headers"}},
-}
-
 // singular names one record of a kind: "mailboxes" → "mailbox".
 func singular(kind string) string { return config.Singular(kind) }
 
@@ -181,19 +170,9 @@ func buildRecord(kind string, values map[string]any, current []byte) ([]byte, st
 		}
 		assign(out, f.Key, val)
 	}
-	if d, ok := destinations[kind]; ok && current != nil {
-		var moved []string
-		for _, k := range d.where {
-			o, _ := lookup(old, k)
-			n, _ := lookup(out, k)
-			if fmt.Sprint(o) != fmt.Sprint(n) {
-				moved = append(moved, k)
-			}
-		}
-		for _, k := range d.secrets {
-			if kept[k] && len(moved) > 0 {
-				return nil, "", fmt.Errorf("%s: enter it again: the destination changed (%s), and a secret is not sent to a new place unasked", k, strings.Join(moved, ", "))
-			}
+	if current != nil {
+		if err := secretsStay(kind, old, out, kept); err != nil {
+			return nil, "", err
 		}
 	}
 	name, _ := out["name"].(string)
@@ -202,6 +181,32 @@ func buildRecord(kind string, values map[string]any, current []byte) ([]byte, st
 	}
 	b, err := yaml.Marshal(out)
 	return b, name, err
+}
+
+// secretsStay refuses a change of where a record's secrets are sent (its
+// keys declared destination:"true": a profile's token endpoint — provider,
+// authority, token_url, device_url —, http_proxy and tls_ca; a webhook's
+// url) while a secret (a Secret value or header mapping) left empty is
+// kept: it would go to the new place unasked, so it must be entered again.
+func secretsStay(kind string, old, out map[string]any, kept map[string]bool) error {
+	fields := config.Fields(kind)
+	var moved []string
+	for _, f := range fields {
+		if !f.Destination {
+			continue
+		}
+		o, _ := lookup(old, f.Key)
+		n, _ := lookup(out, f.Key)
+		if fmt.Sprint(o) != fmt.Sprint(n) {
+			moved = append(moved, f.Key)
+		}
+	}
+	for _, f := range fields {
+		if (f.Type == "secret" || f.Type == "map") && kept[f.Key] && len(moved) > 0 {
+			return fmt.Errorf("%s: enter it again: the destination changed (%s), and a secret is not sent to a new place unasked", f.Key, strings.Join(moved, ", "))
+		}
+	}
+	return nil
 }
 
 // fieldValue converts one submitted value (a form string or a JSON value)
