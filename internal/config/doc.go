@@ -2,7 +2,9 @@
 // types, each key documented on its struct field; loading with problems
 // located by file, line and key; ${NAME} and file:PATH references; defaults;
 // validation; and Example(), a commented example generated from the field
-// documentation.
+// documentation. Each key of a record kind is declared once, on its field
+// (doc comment and struct tags: fields.go); Fields(kind) hands that
+// declaration to validation, Example, the console's forms and the API.
 //
 // It follows YAML 1.2 as implemented by go.yaml.in/yaml/v3 (its node API
 // gives every value a line), RFC 3986 for URLs and RFC 5322 for the

@@ -31,22 +31,6 @@ const (
 	ExpiryWarning = 30 * 24 * time.Hour
 )
 
-// Allowed values of the enumerated keys.
-var (
-	providers        = []string{"microsoft", "google", "generic"}
-	grants           = []string{"client_credentials", "authorization_code", "password", "device_code", "refresh_token"}
-	endpointVersions = []string{"v2", "v1"}
-	authStyles       = []string{"params", "basic"}
-	certAlgs         = []string{"PS256", "RS256"}
-	mailboxProtocols = []string{"imap", "pop3", "graph"}
-	senderProtocols  = []string{"smtp", "graph"}
-	mailboxSecurity  = []string{"tls", "starttls", "none"}
-	senderSecurity   = []string{"starttls", "tls", "none"}
-	sasls            = []string{"xoauth2", "oauthbearer"}
-	modes            = []string{"poll", "idle"}
-	sinkTypes        = []string{"maildir", "webhook", "command", "store"}
-)
-
 func (d *decoder) defaults(c *Config) {
 	if c.Store == "" {
 		c.Store = DefaultStore
@@ -231,16 +215,6 @@ func (d *decoder) enum(path, value string, allowed []string) bool {
 	return false
 }
 
-// notFor reports keys set in the file that mean nothing for this kind of
-// item.
-func (d *decoder) notFor(path, what string, keys ...string) {
-	for _, k := range keys {
-		if d.has(path + "." + k) {
-			d.at(path+"."+k, "does not apply to %s", what)
-		}
-	}
-}
-
 // IsLoopback reports whether host (a name or an address, without port) is
 // this machine: the name localhost, 127.0.0.0/8 or ::1 (loopback.Host;
 // other names, *.localhost included, are resolved through DNS).
@@ -402,19 +376,12 @@ func (d *decoder) validateTop(c *Config) {
 }
 
 func (d *decoder) validateProfile(p *Profile, path string) {
-	if d.required(path+".provider", p.Provider) {
-		d.enum(path+".provider", p.Provider, providers)
-	}
-	if d.required(path+".grant", p.Grant) {
-		d.enum(path+".grant", p.Grant, grants)
-	}
-	d.required(path+".client_id", p.ClientID)
+	d.checkFields("profiles", path, p)
 	switch p.Provider {
 	case "microsoft":
 		if p.Tenant == "" && p.TokenURL == "" {
 			d.at(path+".tenant", "required for provider microsoft (or give token_url)")
 		}
-		d.enum(path+".endpoint_version", p.EndpointVersion, endpointVersions)
 	case "generic":
 		if p.TokenURL == "" {
 			d.at(path+".token_url", "required for provider generic")
@@ -425,9 +392,6 @@ func (d *decoder) validateProfile(p *Profile, path string) {
 		if p.Grant == "device_code" && p.DeviceURL == "" {
 			d.at(path+".device_url", "required for provider generic with grant device_code")
 		}
-	}
-	if p.Provider == "google" || p.Provider == "generic" {
-		d.notFor(path, "provider "+p.Provider+" (microsoft only)", "tenant", "authority", "endpoint_version")
 	}
 	if !p.ClientSecret.IsZero() && p.ClientCertificate != nil {
 		d.at(path+".client_certificate", "client_secret and client_certificate are both set; keep one")
@@ -443,18 +407,10 @@ func (d *decoder) validateProfile(p *Profile, path string) {
 			d.at(path+".password", "required for grant password")
 		}
 	}
-	if p.Grant != "password" && slices.Contains(grants, p.Grant) {
-		d.notFor(path, "grant "+p.Grant+" (password only)", "password")
-	}
 	if cc := p.ClientCertificate; cc != nil {
-		cp := path + ".client_certificate"
-		if d.required(cp+".cert", cc.Cert) {
-			d.checkFile(cp+".cert", cc.Cert)
-		}
-		if d.required(cp+".key", cc.Key) {
-			d.checkFile(cp+".key", cc.Key)
-		}
-		d.enum(cp+".alg", cc.Alg, certAlgs)
+		// required and alg: checkFields
+		d.checkFile(path+".client_certificate.cert", cc.Cert)
+		d.checkFile(path+".client_certificate.key", cc.Key)
 	}
 	d.checkURL(path+".authority", p.Authority, true)
 	d.checkURL(path+".token_url", p.TokenURL, true)
@@ -462,7 +418,6 @@ func (d *decoder) validateProfile(p *Profile, path string) {
 	d.checkURL(path+".device_url", p.DeviceURL, true)
 	d.checkURL(path+".redirect_uri", p.RedirectURI, true)
 	d.checkURL(path+".http_proxy", p.HTTPProxy, false)
-	d.enum(path+".auth_style", p.AuthStyle, authStyles)
 	d.checkFile(path+".tls_ca", p.TLSCA)
 	for i, s := range p.Scopes {
 		if s == "" || strings.ContainsAny(s, " \t\r\n") {
@@ -481,27 +436,23 @@ func (d *decoder) validateProfile(p *Profile, path string) {
 }
 
 func (d *decoder) validateMailbox(m *Mailbox, path string, profiles, sinks map[string]bool) {
-	if d.required(path+".protocol", m.Protocol) && !d.enum(path+".protocol", m.Protocol, mailboxProtocols) {
+	if !d.checkFields("mailboxes", path, m, "protocol") {
 		return
 	}
-	d.required(path+".username", m.Username)
-	if d.required(path+".profile", m.Profile) && !profiles[m.Profile] {
+	if m.Profile != "" && !profiles[m.Profile] {
 		d.at(path+".profile", "no profile named %q", m.Profile)
 	}
-	if d.required(path+".sink", m.Sink) && !sinks[m.Sink] {
+	if m.Sink != "" && !sinks[m.Sink] {
 		d.at(path+".sink", "no sink named %q", m.Sink)
 	}
 	switch m.Protocol {
 	case "graph":
-		d.notFor(path, "protocol graph", "host", "port", "security", "sasl", "tls_ca")
 		d.checkURL(path+".endpoint", m.Endpoint, true)
 		if m.Mode == "idle" {
 			d.at(path+".mode", "idle is for imap only; graph mailboxes poll")
 		}
 	case "imap", "pop3":
-		d.notFor(path, "protocol "+m.Protocol+" (graph only)", "endpoint")
-		d.checkServer(path, m.Host, m.Port, m.Security, mailboxSecurity)
-		d.enum(path+".sasl", m.SASL, sasls)
+		d.checkServer(path, m.Host, m.Port, m.Security)
 		d.checkFile(path+".tls_ca", m.TLSCA)
 		if m.Protocol == "pop3" {
 			if m.Mode == "idle" {
@@ -512,7 +463,6 @@ func (d *decoder) validateMailbox(m *Mailbox, path string, profiles, sinks map[s
 			}
 		}
 	}
-	d.enum(path+".mode", m.Mode, modes)
 	if m.Interval < MinInterval {
 		d.at(path+".interval", "%s is below the minimum of %s", m.Interval, MinInterval)
 	}
@@ -536,8 +486,9 @@ func (d *decoder) validateMailbox(m *Mailbox, path string, profiles, sinks map[s
 	}
 }
 
-// checkServer checks host, port and security of a mail server.
-func (d *decoder) checkServer(path, host string, port int, security string, allowed []string) {
+// checkServer checks host, port and security of a mail server (security's
+// allowed values: checkFields).
+func (d *decoder) checkServer(path, host string, port int, security string) {
 	if d.required(path+".host", host) {
 		if strings.ContainsAny(host, "/: ") && net.ParseIP(strings.Trim(host, "[]")) == nil {
 			d.at(path+".host", "%q is not a host name (give the port in port, no URL)", host)
@@ -546,27 +497,25 @@ func (d *decoder) checkServer(path, host string, port int, security string, allo
 	if port < 1 || port > 65535 {
 		d.at(path+".port", "must be from 1 to 65535")
 	}
-	if d.enum(path+".security", security, allowed) && security == "none" && host != "" && !IsLoopback(host) {
+	if security == "none" && host != "" && !IsLoopback(host) {
 		d.at(path+".security", "none sends the token in clear text; allowed only to a loopback host (localhost, 127.0.0.0/8, ::1; not other names, which DNS resolves), use tls or starttls")
 	}
 }
 
 func (d *decoder) validateSink(s *Sink, path string) {
-	if !d.required(path+".type", s.Type) || !d.enum(path+".type", s.Type, sinkTypes) {
+	if !d.checkFields("sinks", path, s, "type") {
 		return
 	}
-	what := "type " + s.Type
+	// keys of other types: checkFields
 	switch s.Type {
 	case "maildir":
 		d.required(path+".path", s.Path)
-		d.notFor(path, what, "url", "secret", "command", "timeout", "headers")
 	case "webhook":
 		if d.required(path+".url", s.URL) {
 			if u, ok := d.checkURL(path+".url", s.URL, false); ok && u.Scheme == "http" && !IsLoopback(u.Hostname()) {
 				d.warnAt(path+".url", "messages go to %s unencrypted; prefer https", u.Host)
 			}
 		}
-		d.notFor(path, what, "path", "command")
 		for k := range s.Headers {
 			if k == "" || strings.ContainsAny(k, " :\t\r\n") {
 				d.at(path+".headers."+k, "not a valid HTTP header name")
@@ -578,9 +527,6 @@ func (d *decoder) validateSink(s *Sink, path string) {
 		} else if !filepath.IsAbs(s.Command[0]) && strings.Contains(s.Command[0], "/") {
 			d.warnAt(path+".command", "%q is relative to mailgate's working directory, not the config file", s.Command[0])
 		}
-		d.notFor(path, what, "path", "url", "secret", "headers")
-	case "store":
-		d.notFor(path, what, "path", "url", "secret", "command", "timeout", "headers")
 	}
 	if (s.Type == "webhook" || s.Type == "command") && s.Timeout <= 0 {
 		d.at(path+".timeout", "must be more than 0s")
@@ -588,21 +534,17 @@ func (d *decoder) validateSink(s *Sink, path string) {
 }
 
 func (d *decoder) validateSender(s *Sender, path string, profiles map[string]bool) {
-	if d.required(path+".protocol", s.Protocol) && !d.enum(path+".protocol", s.Protocol, senderProtocols) {
+	if !d.checkFields("senders", path, s, "protocol") {
 		return
 	}
-	d.required(path+".username", s.Username)
-	if d.required(path+".profile", s.Profile) && !profiles[s.Profile] {
+	if s.Profile != "" && !profiles[s.Profile] {
 		d.at(path+".profile", "no profile named %q", s.Profile)
 	}
 	switch s.Protocol {
 	case "graph":
-		d.notFor(path, "protocol graph", "host", "port", "security", "sasl", "tls_ca")
 		d.checkURL(path+".endpoint", s.Endpoint, true)
 	case "smtp":
-		d.notFor(path, "protocol smtp (graph only)", "endpoint", "save_to_sent_items")
-		d.checkServer(path, s.Host, s.Port, s.Security, senderSecurity)
-		d.enum(path+".sasl", s.SASL, sasls)
+		d.checkServer(path, s.Host, s.Port, s.Security)
 		d.checkFile(path+".tls_ca", s.TLSCA)
 	}
 	for i, a := range s.AllowedFrom {

@@ -50,6 +50,12 @@ const (
 	GrantRefreshToken Grant = "refresh_token"
 )
 
+// Grants returns every grant, in the order they are documented; the
+// configuration's grant key accepts exactly these.
+func Grants() []Grant {
+	return []Grant{GrantClientCredentials, GrantAuthorizationCode, GrantPassword, GrantDeviceCode, GrantRefreshToken}
+}
+
 // AuthStyle is how a client secret reaches the token endpoint.
 type AuthStyle string
 
@@ -223,9 +229,7 @@ func (p *Profile) Validate() error {
 		add("provider %q is not one of microsoft, google, generic", p.Provider)
 	}
 	g := p.grant()
-	switch g {
-	case GrantClientCredentials, GrantAuthorizationCode, GrantPassword, GrantDeviceCode, GrantRefreshToken:
-	default:
+	if !slices.Contains(Grants(), g) {
 		add("grant %q is not one of client_credentials, authorization_code, password, device_code, refresh_token", p.Grant)
 	}
 	if strings.TrimSpace(p.ClientID) == "" {

@@ -1,6 +1,17 @@
 package web
 
-import "net/http"
+import (
+	"net/http"
+	"strings"
+
+	"github.com/mailgate/mailgate/internal/config"
+)
+
+// schemaName is the OpenAPI schema of a record kind: "mailboxes" → "Mailbox".
+func schemaName(kind string) string {
+	s := config.Singular(kind)
+	return strings.ToUpper(s[:1]) + s[1:]
+}
 
 // openapi serves the OpenAPI 3.1 description of /api/v1.
 func (s *Server) openapi(w http.ResponseWriter, _ *http.Request) {
@@ -25,8 +36,7 @@ func (s *Server) openapi(w http.ResponseWriter, _ *http.Request) {
 		return map[string]any{"type": "object", "properties": p}
 	}
 	write := func(kind, item string) (map[string]any, map[string]any) {
-		body := map[string]any{"required": true, "content": map[string]any{"application/json": map[string]any{"schema": map[string]any{"type": "object",
-			"description": "the record's keys as in the config file; secrets are write-only (omitted: kept); ${…} and file: references are refused"}}}}
+		body := map[string]any{"required": true, "content": map[string]any{"application/json": map[string]any{"schema": map[string]any{"$ref": "#/components/schemas/" + item + "Input"}}}}
 		bad := map[string]any{"description": "the configuration with this change has problems (listed by key path)"}
 		name := []any{map[string]any{"name": "name", "in": "path", "required": true, "schema": map[string]any{"type": "string"}}}
 		create := map[string]any{"post": map[string]any{"summary": "Create a console " + item, "requestBody": body,
@@ -46,10 +56,6 @@ func (s *Server) openapi(w http.ResponseWriter, _ *http.Request) {
 		"info":     map[string]any{"title": "mailgate API", "version": "1"},
 		"security": []any{map[string]any{"bearer": []any{}}, map[string]any{"session": []any{}}},
 		"paths": map[string]any{
-			"/api/v1/profiles": list("profiles", "Profile"), "/api/v1/profiles/{name}": one("profiles", "Profile"),
-			"/api/v1/mailboxes": list("mailboxes", "Mailbox"), "/api/v1/mailboxes/{name}": one("mailboxes", "Mailbox"),
-			"/api/v1/sinks": list("sinks", "Sink"), "/api/v1/sinks/{name}": one("sinks", "Sink"),
-			"/api/v1/senders": list("senders", "Sender"), "/api/v1/senders/{name}": one("senders", "Sender"),
 			"/api/v1/outbox":     list("outbox", "OutboxMessage"),
 			"/api/v1/deliveries": list("deliveries", "Delivery"),
 			"/api/v1/messages":   list("messages", "Message"),
@@ -81,10 +87,6 @@ func (s *Server) openapi(w http.ResponseWriter, _ *http.Request) {
 			},
 			"responses": map[string]any{"Unauthenticated": map[string]any{"description": "no session and no valid Bearer token"}},
 			"schemas": map[string]any{
-				"Profile":       obj("name", "source", "provider", "grant", "tenant", "client_id", "client_secret", "client_certificate", "scopes", "authority", "secret_expires", "certificate_expires", "last_token", "refresh_token_state"),
-				"Mailbox":       obj("name", "source", "protocol", "host", "port", "username", "folder", "profile", "sink", "after", "mode", "enabled", "state", "last_run", "last_error", "consecutive_failures", "delivered_since_start"),
-				"Sink":          obj("name", "source", "type", "path", "url", "secret", "program", "header_names"),
-				"Sender":        obj("name", "source", "protocol", "host", "port", "username", "profile", "allowed_from", "endpoint", "save_to_sent_items"),
 				"OutboxMessage": obj("id", "sender", "from", "state", "attempts", "last_error", "created_at", "recipients"),
 				"Message":       obj("id", "mailbox", "key", "size", "received_at", "stored_at"),
 				"Delivery":      obj("mailbox", "key", "message_id", "size", "sink_ref", "state", "delivered_at", "acknowledged_at"),
@@ -94,6 +96,12 @@ func (s *Server) openapi(w http.ResponseWriter, _ *http.Request) {
 		},
 	}
 	paths := doc["paths"].(map[string]any)
+	schemas := doc["components"].(map[string]any)["schemas"].(map[string]any)
+	for _, kind := range config.Kinds {
+		item := schemaName(kind)
+		paths["/api/v1/"+kind], paths["/api/v1/"+kind+"/{name}"] = list(kind, item), one(kind, item)
+		schemas[item], schemas[item+"Input"] = recordSchemas(kind)
+	}
 	for kind, summary := range map[string]string{
 		"mailboxes": "Run the steps of mailgate test on a mailbox",
 		"sinks":     "Check that a sink can take a message without delivering one (maildir writable, webhook reachable, command executable)",
@@ -105,8 +113,8 @@ func (s *Server) openapi(w http.ResponseWriter, _ *http.Request) {
 			"responses": map[string]any{"200": map[string]any{"description": "the steps", "content": map[string]any{"application/json": map[string]any{"schema": map[string]any{"$ref": "#/components/schemas/TestResult"}}}},
 				"404": map[string]any{"description": "no such " + singular(kind)}, "401": map[string]any{"$ref": "#/components/responses/Unauthenticated"}}}}
 	}
-	for kind, item := range map[string]string{"profiles": "Profile", "mailboxes": "Mailbox", "sinks": "Sink", "senders": "Sender"} {
-		create, change := write(kind, item)
+	for _, kind := range config.Kinds {
+		create, change := write(kind, schemaName(kind))
 		for k, v := range create {
 			paths["/api/v1/"+kind].(map[string]any)[k] = v
 		}

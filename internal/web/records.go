@@ -29,8 +29,9 @@ type Editor interface {
 // ErrNoRecord is returned by an Editor for a name it does not keep.
 var ErrNoRecord = errors.New("no such console record")
 
-// field is one input of a record's form. A dotted Key ("client_certificate.cert")
-// is a key of a nested mapping.
+// field is one input of a record's form, made from the key's declaration
+// (config.Fields). A dotted Key ("client_certificate.cert") is a key of a
+// nested mapping.
 type field struct {
 	// Type is text, number, list (space-separated), select, bool, or one of
 	// the write-only types, never rendered back and kept when left empty:
@@ -51,95 +52,44 @@ func (f field) writeOnly() bool {
 	return f.Type == "password" || f.Type == "secretlist" || f.Type == "headers"
 }
 
-var forms = map[string][]field{
-	"profiles": {
-		{Key: "name", Label: "Name", Type: "text"},
-		{Key: "provider", Label: "Provider", Type: "select", Options: []string{"microsoft", "google", "generic"}},
-		{Key: "grant", Label: "Grant", Type: "select", Options: []string{"client_credentials", "authorization_code", "device_code", "password"}},
-		{Key: "tenant", Label: "Tenant (directory) ID or domain", Type: "text"},
-		{Key: "client_id", Label: "Application (client) ID", Type: "text"},
-		{Key: "client_secret", Label: "Client secret value", Type: "password", Help: "the Value column in Certificates & secrets, not the Secret ID; left empty, the current one is kept"},
-		{Key: "client_certificate.cert", Label: "Client certificate: certificate file (PEM path on the server)", Type: "text", Help: "instead of a client secret: the certificate uploaded to the app registration (mailgate cert new writes one)"},
-		{Key: "client_certificate.key", Label: "Client certificate: private key file (PEM path on the server)", Type: "text"},
-		{Key: "client_certificate.alg", Label: "Client assertion algorithm", Type: "select", Options: []string{"", "PS256", "RS256"}},
-		{Key: "secret_expires", Label: "Secret or certificate expires (YYYY-MM-DD)", Type: "text"},
-		{Key: "scopes", Label: "Scopes (space-separated)", Type: "list", Help: "https://outlook.office365.com/.default for IMAP/POP/SMTP, https://graph.microsoft.com/.default for Graph"},
-		{Key: "authority", URL: true, Label: "Authority (sovereign cloud or emulator; empty for login.microsoftonline.com)", Type: "text"},
-		{Key: "endpoint_version", Label: "Microsoft endpoint version", Type: "select", Options: []string{"", "v2", "v1"}},
-		{Key: "redirect_uri", Label: "Redirect URI (authorization code; empty: the console's /oauth/callback or a loopback listener)", Type: "text"},
-		{Key: "username", Label: "User name (password grant)", Type: "text"},
-		{Key: "password", Label: "Password (password grant)", Type: "password", Help: "Microsoft deprecates this grant and MFA blocks it; left empty, the current one is kept"},
-		{Key: "token_url", URL: true, Label: "Token URL (generic provider)", Type: "text"},
-		{Key: "authorize_url", URL: true, Label: "Authorization URL (generic provider)", Type: "text"},
-		{Key: "device_url", URL: true, Label: "Device authorization URL (generic provider)", Type: "text"},
-		{Key: "auth_style", Label: "Client secret sent as", Type: "select", Options: []string{"", "params", "basic"}},
-		{Key: "http_proxy", URL: true, Label: "HTTP(S) proxy URL for the token endpoint", Type: "text"},
-		{Key: "refresh_margin", Label: "Refresh this long before expiry (e.g. 5m)", Type: "text"},
-		{Key: "tls_ca", Label: "Extra CA file for the token endpoint (PEM path on the server)", Type: "text"},
-	},
-	"mailboxes": {
-		{Key: "name", Label: "Name", Type: "text"},
-		{Key: "protocol", Label: "Protocol", Type: "select", Options: []string{"imap", "pop3", "graph"}},
-		{Key: "host", Label: "Host (imap, pop3)", Type: "text"},
-		{Key: "port", Label: "Port (empty: the protocol's default)", Type: "number"},
-		{Key: "security", Label: "Security", Type: "select", Options: []string{"", "tls", "starttls"}},
-		{Key: "tls_ca", Label: "Extra CA file (PEM path on the server)", Type: "text"},
-		{Key: "sasl", Label: "SASL mechanism (imap, pop3)", Type: "select", Options: []string{"", "xoauth2", "oauthbearer"}},
-		{Key: "endpoint", URL: true, Label: "Graph endpoint (graph; empty for graph.microsoft.com)", Type: "text"},
-		{Key: "username", Label: "Mailbox (user or shared mailbox address)", Type: "text"},
-		{Key: "folder", Label: "Folder (empty: INBOX / inbox)", Type: "text"},
-		{Key: "profile", Label: "OAuth profile", Type: "text"},
-		{Key: "mode", Label: "Mode", Type: "select", Options: []string{"", "poll", "idle"}, Help: "idle: IMAP IDLE, new mail at once (imap only)"},
-		{Key: "interval", Label: "Poll interval (e.g. 60s; at least 10s)", Type: "text"},
-		{Key: "after", Label: "After delivery", Type: "select", Options: []string{"seen", "keep", "delete", "move:Processed"}},
-		{Key: "sink", Label: "Sink", Type: "text"},
-		{Key: "batch_size", Label: "Messages per poll at most (empty: 100)", Type: "number"},
-		{Key: "enabled", Label: "Enabled", Type: "bool"},
-	},
-	"sinks": {
-		{Key: "name", Label: "Name", Type: "text"},
-		{Key: "type", Label: "Type", Type: "select", Options: []string{"maildir", "webhook", "command", "store"}},
-		{Key: "path", Label: "Maildir path (maildir)", Type: "text"},
-		{Key: "url", URL: true, Label: "URL (webhook)", Type: "text"},
-		{Key: "secret", Label: "HMAC secret (webhook)", Type: "password", Help: "left empty, the current one is kept"},
-		{Key: "headers", Label: "Extra headers (webhook), one Name: value per line", Type: "headers", Help: "never shown again; left empty, the current ones are kept"},
-		{Key: "command", Label: "Command and arguments (command), space-separated", Type: "secretlist", Help: "no shell; never shown again (arguments may hold secrets); left empty, the current one is kept. The API takes a JSON array for arguments with spaces"},
-		{Key: "timeout", Label: "Timeout per delivery (webhook, command; e.g. 30s)", Type: "text"},
-	},
-	"senders": {
-		{Key: "name", Label: "Name", Type: "text"},
-		{Key: "protocol", Label: "Protocol", Type: "select", Options: []string{"smtp", "graph"}},
-		{Key: "host", Label: "Host (smtp)", Type: "text"},
-		{Key: "port", Label: "Port (empty: the default)", Type: "number"},
-		{Key: "security", Label: "Security", Type: "select", Options: []string{"", "starttls", "tls"}},
-		{Key: "tls_ca", Label: "Extra CA file (PEM path on the server)", Type: "text"},
-		{Key: "sasl", Label: "SASL mechanism (smtp)", Type: "select", Options: []string{"", "xoauth2", "oauthbearer"}},
-		{Key: "endpoint", URL: true, Label: "Graph endpoint (graph)", Type: "text"},
-		{Key: "username", Label: "Mailbox that sends", Type: "text"},
-		{Key: "profile", Label: "OAuth profile", Type: "text"},
-		{Key: "allowed_from", Label: "Allowed From addresses (space-separated)", Type: "list"},
-		{Key: "save_to_sent_items", Label: "Keep a copy in Sent Items (graph)", Type: "bool"},
-	},
-}
-
-// destinations are, per kind, the keys that say where a record's secrets
-// are sent, and those secrets: when a destination changes, a secret left
-// empty is not kept (it would go to the new place unasked); it must be
-// entered again. A profile's secrets go to its token endpoint (provider,
-// authority, token_url, device_url), through http_proxy, trusting tls_ca;
-// a webhook's secret and headers go to its url.
-var destinations = map[string]struct{ where, secrets []string }{
-	"profiles": {where: []string{"provider", "authority", "token_url", "device_url", "http_proxy", "tls_ca"}, secrets: []string{"client_secret", "password"}},
-	"sinks":    {where: []string{"url"}, secrets: []string{"secret", "headers"}},
+// formOf returns the inputs of a kind's form, one per key in the order of
+// its declaration (nil for an unknown kind). A key with allowed values is
+// a select, with an empty "(default)" choice unless it is required.
+func formOf(kind string) []field {
+	var out []field
+	for _, cf := range config.Fields(kind) {
+		f := field{Key: cf.Key, Label: cf.Label, Help: cf.Help, URL: cf.URL, Type: "text"}
+		switch {
+		case cf.Type == "object":
+			continue // its keys follow
+		case cf.Type == "secret":
+			f.Type = "password"
+		case cf.Type == "map":
+			f.Type = "headers"
+		case cf.Type == "list" && cf.WriteOnly:
+			f.Type = "secretlist"
+		case cf.Type == "list":
+			f.Type = "list"
+		case cf.Type == "int":
+			f.Type = "number"
+		case cf.Type == "bool":
+			f.Type = "bool"
+		case cf.Enum != nil:
+			f.Type = "select"
+			if !cf.Required {
+				f.Options = []string{""}
+			}
+			f.Options = append(f.Options, cf.Enum...)
+		case cf.Options != nil:
+			f.Type, f.Options = "select", cf.Options
+		}
+		out = append(out, f)
+	}
+	return out
 }
 
 // singular names one record of a kind: "mailboxes" → "mailbox".
-func singular(kind string) string {
-	if s, ok := map[string]string{"profiles": "profile", "mailboxes": "mailbox", "sinks": "sink", "senders": "sender"}[kind]; ok {
-		return s
-	}
-	return kind
-}
+func singular(kind string) string { return config.Singular(kind) }
 
 var recordName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 
@@ -189,8 +139,8 @@ func scalar(v any) (string, error) {
 // values left empty keep their current value (they are never sent back to
 // a browser).
 func buildRecord(kind string, values map[string]any, current []byte) ([]byte, string, error) {
-	spec, ok := forms[kind]
-	if !ok {
+	spec := formOf(kind)
+	if spec == nil {
 		return nil, "", fmt.Errorf("unknown kind %q", kind)
 	}
 	var old map[string]any
@@ -220,19 +170,9 @@ func buildRecord(kind string, values map[string]any, current []byte) ([]byte, st
 		}
 		assign(out, f.Key, val)
 	}
-	if d, ok := destinations[kind]; ok && current != nil {
-		var moved []string
-		for _, k := range d.where {
-			o, _ := lookup(old, k)
-			n, _ := lookup(out, k)
-			if fmt.Sprint(o) != fmt.Sprint(n) {
-				moved = append(moved, k)
-			}
-		}
-		for _, k := range d.secrets {
-			if kept[k] && len(moved) > 0 {
-				return nil, "", fmt.Errorf("%s: enter it again: the destination changed (%s), and a secret is not sent to a new place unasked", k, strings.Join(moved, ", "))
-			}
+	if current != nil {
+		if err := secretsStay(kind, old, out, kept); err != nil {
+			return nil, "", err
 		}
 	}
 	name, _ := out["name"].(string)
@@ -241,6 +181,32 @@ func buildRecord(kind string, values map[string]any, current []byte) ([]byte, st
 	}
 	b, err := yaml.Marshal(out)
 	return b, name, err
+}
+
+// secretsStay refuses a change of where a record's secrets are sent (its
+// keys declared destination:"true": a profile's token endpoint — provider,
+// authority, token_url, device_url —, http_proxy and tls_ca; a webhook's
+// url) while a secret (a Secret value or header mapping) left empty is
+// kept: it would go to the new place unasked, so it must be entered again.
+func secretsStay(kind string, old, out map[string]any, kept map[string]bool) error {
+	fields := config.Fields(kind)
+	var moved []string
+	for _, f := range fields {
+		if !f.Destination {
+			continue
+		}
+		o, _ := lookup(old, f.Key)
+		n, _ := lookup(out, f.Key)
+		if fmt.Sprint(o) != fmt.Sprint(n) {
+			moved = append(moved, f.Key)
+		}
+	}
+	for _, f := range fields {
+		if (f.Type == "secret" || f.Type == "map") && kept[f.Key] && len(moved) > 0 {
+			return fmt.Errorf("%s: enter it again: the destination changed (%s), and a secret is not sent to a new place unasked", f.Key, strings.Join(moved, ", "))
+		}
+	}
+	return nil
 }
 
 // fieldValue converts one submitted value (a form string or a JSON value)
@@ -499,7 +465,7 @@ func (s *Server) formPage(kind string) http.HandlerFunc {
 			}
 			var m map[string]any
 			_ = yaml.Unmarshal(cur, &m)
-			for _, f := range forms[kind] {
+			for _, f := range formOf(kind) {
 				if f.writeOnly() {
 					continue
 				}
@@ -532,7 +498,7 @@ func (s *Server) renderForm(w http.ResponseWriter, r *http.Request, kind, origin
 		Value string
 	}
 	var inputs []input
-	for _, f := range forms[kind] {
+	for _, f := range formOf(kind) {
 		inputs = append(inputs, input{f, values[f.Key]})
 	}
 	if problems != nil {
@@ -552,7 +518,7 @@ func (s *Server) formSubmit(kind string) http.HandlerFunc {
 		}
 		values := map[string]any{}
 		shown := map[string]string{}
-		for _, f := range forms[kind] {
+		for _, f := range formOf(kind) {
 			if vs, ok := r.PostForm[f.Key]; ok && len(vs) > 0 {
 				values[f.Key] = vs[0]
 				if !f.writeOnly() {
@@ -589,8 +555,8 @@ type Shown struct{ Key, Value string }
 // webhook headers, command lines) as "set", URLs as config.DisplayURL
 // gives them, in the order of the record's form.
 func ShowRecord(kind string, y []byte) ([]Shown, error) {
-	spec, ok := forms[kind]
-	if !ok {
+	spec := formOf(kind)
+	if spec == nil {
 		return nil, fmt.Errorf("unknown kind %q", kind)
 	}
 	var m map[string]any

@@ -96,6 +96,8 @@ type ProfileView struct {
 	// Refresh describes the stored refresh token of a profile whose grant
 	// uses one (authorization code, device code, password); nil otherwise.
 	Refresh *RefreshView `json:"refresh_token_state,omitempty"`
+
+	declared map[string]any // declaredKeys
 }
 
 // RefreshView says what is stored of a profile's refresh token, never the
@@ -173,7 +175,8 @@ type MailboxView struct {
 	// (/api/v1/held lists them).
 	Held int `json:"held"`
 
-	lastRun time.Time
+	lastRun  time.Time
+	declared map[string]any // declaredKeys
 }
 
 // SinkView is a sink as shown.
@@ -184,8 +187,10 @@ type SinkView struct {
 	Path    string   `json:"path,omitempty"`
 	URL     string   `json:"url,omitempty"`
 	Secret  string   `json:"secret,omitempty"`
-	Program string   `json:"program,omitempty"`
-	Headers []string `json:"header_names,omitempty"`
+	Program string   `json:"program,omitempty" covers:"command"`
+	Headers []string `json:"header_names,omitempty" covers:"headers"`
+
+	declared map[string]any // declaredKeys
 }
 
 // SenderView is a sender as shown.
@@ -200,6 +205,8 @@ type SenderView struct {
 	AllowedFrom     []string `json:"allowed_from"`
 	Endpoint        string   `json:"endpoint,omitempty"`
 	SaveToSentItems bool     `json:"save_to_sent_items"`
+
+	declared map[string]any // declaredKeys
 }
 
 func (s *Server) profiles() []ProfileView {
@@ -218,7 +225,8 @@ func (s *Server) profiles() []ProfileView {
 	for _, p := range s.cfg().Profiles {
 		v := ProfileView{Name: p.Name, Source: source(p.Origin), Provider: p.Provider, Grant: p.Grant, Tenant: p.Tenant,
 			ClientID: p.ClientID, ClientSecret: secretState(p.ClientSecret), Certificate: secretNotSet,
-			Scopes: slices.Clone(p.Scopes), Authority: displayURL(p.Authority), SecretExpires: expiry(p.SecretExpires.Time, now)}
+			Scopes: slices.Clone(p.Scopes), Authority: displayURL(p.Authority), SecretExpires: expiry(p.SecretExpires.Time, now),
+			declared: declaredKeys("profiles", p)}
 		if s.o.TokenHealth != nil {
 			if h, ok := s.o.TokenHealth(p.Name); ok {
 				v.LastToken = &TokenView{Result: h.Result, AADSTS: h.AADSTS, At: h.At.UTC().Format(time.RFC3339)}
@@ -277,7 +285,8 @@ func (s *Server) mailboxes() []MailboxView {
 	var out []MailboxView
 	for _, m := range s.cfg().Mailboxes {
 		v := MailboxView{Name: m.Name, Source: source(m.Origin), Protocol: m.Protocol, Host: m.Host, Port: m.Port, Username: m.Username,
-			Folder: m.Folder, Profile: m.Profile, Sink: m.Sink, After: m.After, Mode: m.Mode, Enabled: m.Enabled, State: "waiting"}
+			Folder: m.Folder, Profile: m.Profile, Sink: m.Sink, After: m.After, Mode: m.Mode, Enabled: m.Enabled, State: "waiting",
+			declared: declaredKeys("mailboxes", m)}
 		if m.Protocol == "graph" {
 			v.Host, v.Port = redact.URL(m.Endpoint), 0
 		}
@@ -319,7 +328,7 @@ func (s *Server) mailboxes() []MailboxView {
 func (s *Server) sinks() []SinkView {
 	var out []SinkView
 	for _, k := range s.cfg().Sinks {
-		v := SinkView{Name: k.Name, Source: source(k.Origin), Type: k.Type, Path: k.Path}
+		v := SinkView{Name: k.Name, Source: source(k.Origin), Type: k.Type, Path: k.Path, declared: declaredKeys("sinks", k)}
 		if k.URL != "" {
 			v.URL = redact.URL(k.URL)
 			v.Secret = secretState(k.Secret)
@@ -340,7 +349,8 @@ func (s *Server) senders() []SenderView {
 	var out []SenderView
 	for _, d := range s.cfg().Senders {
 		v := SenderView{Name: d.Name, Source: source(d.Origin), Protocol: d.Protocol, Host: d.Host, Port: d.Port, Username: d.Username,
-			Profile: d.Profile, AllowedFrom: slices.Clone(d.AllowedFrom), SaveToSentItems: d.SaveToSentItems}
+			Profile: d.Profile, AllowedFrom: slices.Clone(d.AllowedFrom), SaveToSentItems: d.SaveToSentItems,
+			declared: declaredKeys("senders", d)}
 		if d.Protocol == "graph" {
 			v.Endpoint, v.Host, v.Port = redact.URL(d.Endpoint), "", 0
 		}
@@ -540,6 +550,8 @@ func (s *Server) testPage(w http.ResponseWriter, r *http.Request) {
 	kind := r.URL.Query().Get("kind") // the dashboard says which record's button it was
 	var res TestResult
 	status := http.StatusNotFound
+	// without kind, a name is looked for among mailboxes first, then
+	// senders, sinks and profiles: a preference, not the list of kinds
 	for _, k := range []string{"mailboxes", "senders", "sinks", "profiles"} {
 		if kind == "" || kind == k {
 			if res, status = s.runTest(r, k, name); status == http.StatusOK {

@@ -226,16 +226,13 @@ func New(o Options) *Server {
 	handle("GET /metrics", false, s.metrics)
 	handle("GET /api/v1/openapi.json", false, s.openapi)
 	handle("GET /api/v1/status", false, s.apiStatus)
-	for _, kind := range []string{"profiles", "mailboxes", "sinks", "senders"} {
+	for _, kind := range config.Kinds {
 		handle("GET /api/v1/"+kind, false, s.apiList(kind))
 		handle("GET /api/v1/"+kind+"/{name}", false, s.apiOne(kind))
+		handle("POST /api/v1/"+kind+"/{name}/test", false, s.apiTest(kind))
 	}
-	handle("POST /api/v1/mailboxes/{name}/test", false, s.apiTest("mailboxes"))
-	handle("POST /api/v1/profiles/{name}/test", false, s.apiTest("profiles"))
-	handle("POST /api/v1/senders/{name}/test", false, s.apiTest("senders"))
-	handle("POST /api/v1/sinks/{name}/test", false, s.apiTest("sinks"))
 	handle("POST /test/{name}", false, s.testPage)
-	for _, kind := range []string{"profiles", "mailboxes", "sinks", "senders"} {
+	for _, kind := range config.Kinds {
 		handle("POST /api/v1/"+kind, false, s.apiSave(kind))
 		handle("PUT /api/v1/"+kind+"/{name}", false, s.apiSave(kind))
 		handle("DELETE /api/v1/"+kind+"/{name}", false, s.apiDelete(kind))
