@@ -23,7 +23,6 @@ import (
 	"log/slog"
 	"net"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -509,10 +508,4 @@ func uidSet(uids []uint32) goimap.UIDSet {
 		s.AddNum(goimap.UID(u))
 	}
 	return s
-}
-
-// errClosed reports the library's closed-connection errors.
-func isClosed(err error) bool {
-	return errors.Is(err, net.ErrClosed) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
-		strings.Contains(err.Error(), "use of closed network connection")
 }
