@@ -70,8 +70,31 @@ func (a After) String() string {
 
 // Cursor is where a mailbox's scan continues.
 type Cursor struct {
-	Validity string // IMAP UIDVALIDITY; "" for POP3; Graph: the delta link
-	Last     string // highest IMAP UID fully processed; "" = none
+	Validity  string // IMAP UIDVALIDITY; "" for POP3; GraphValidity for Graph
+	Last      string // highest IMAP UID fully processed; "" = none
+	DeltaLink string // Graph: the delta link the next scan starts from; "" = the whole folder
+}
+
+// GraphValidity is a Graph mailbox's Cursor.Validity: it never changes
+// (a stale delta link is a full resync, not a new validity).
+const GraphValidity = "graph"
+
+// Stored is the cursor as it is persisted, two strings: the validity and
+// the position, which is Last, or for Graph the delta link (the encoding
+// older versions wrote, so stored cursors keep working).
+func (c Cursor) Stored() (validity, position string) {
+	if c.Validity == GraphValidity {
+		return c.Validity, c.DeltaLink
+	}
+	return c.Validity, c.Last
+}
+
+// StoredCursor is the Cursor that Stored returned these strings for.
+func StoredCursor(validity, position string) Cursor {
+	if validity == GraphValidity {
+		return Cursor{Validity: validity, DeltaLink: position}
+	}
+	return Cursor{Validity: validity, Last: position}
 }
 
 // Scan is the result of one look at the mailbox.

@@ -64,3 +64,28 @@ func FuzzParseAfter(f *testing.F) {
 		}
 	})
 }
+
+// TestCursorStored: a cursor persists as two strings and reads back the
+// same; a Graph cursor's delta link goes where older versions kept it (the
+// position), so an old row reads back as a delta link.
+func TestCursorStored(t *testing.T) {
+	for _, tc := range []struct {
+		name               string
+		cur                Cursor
+		validity, position string
+	}{
+		{"never ran", Cursor{}, "", ""},
+		{"imap", Cursor{Validity: "1234", Last: "17"}, "1234", "17"},
+		{"pop3", Cursor{}, "", ""},
+		{"graph", Cursor{Validity: GraphValidity, DeltaLink: "https://graph/delta?token=1"}, "graph", "https://graph/delta?token=1"},
+		{"graph before its first link", Cursor{Validity: GraphValidity}, "graph", ""},
+	} {
+		v, p := tc.cur.Stored()
+		if v != tc.validity || p != tc.position {
+			t.Errorf("%s: stored as (%q, %q), want (%q, %q)", tc.name, v, p, tc.validity, tc.position)
+		}
+		if got := StoredCursor(v, p); got != tc.cur {
+			t.Errorf("%s: read back %+v, want %+v", tc.name, got, tc.cur)
+		}
+	}
+}

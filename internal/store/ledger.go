@@ -45,22 +45,23 @@ type LedgerEntry struct {
 // MailboxCursor returns where mailbox's scan continues; the zero Cursor
 // when it never ran.
 func (s *Store) MailboxCursor(ctx context.Context, mb string) (mailbox.Cursor, error) {
-	var c mailbox.Cursor
-	err := s.queryRow(ctx, "SELECT validity, last_uid FROM mailbox_cursors WHERE mailbox = ?", mb).Scan(&c.Validity, &c.Last)
+	var validity, position string
+	err := s.queryRow(ctx, "SELECT validity, last_uid FROM mailbox_cursors WHERE mailbox = ?", mb).Scan(&validity, &position)
 	if errors.Is(err, sql.ErrNoRows) {
 		return mailbox.Cursor{}, nil
 	}
 	if err != nil {
-		return c, fmt.Errorf("store: cursor of mailbox %q: %w", mb, err)
+		return mailbox.Cursor{}, fmt.Errorf("store: cursor of mailbox %q: %w", mb, err)
 	}
-	return c, nil
+	return mailbox.StoredCursor(validity, position), nil
 }
 
 // SetMailboxCursor stores mailbox's cursor.
 func (s *Store) SetMailboxCursor(ctx context.Context, mb string, c mailbox.Cursor) error {
+	validity, position := c.Stored()
 	_, err := s.exec(ctx, `INSERT INTO mailbox_cursors (mailbox, validity, last_uid, saved_at) VALUES (?, ?, ?, ?)
 		ON CONFLICT (mailbox) DO UPDATE SET validity = excluded.validity, last_uid = excluded.last_uid, saved_at = excluded.saved_at`,
-		mb, c.Validity, c.Last, time.Now().UnixNano())
+		mb, validity, position, time.Now().UnixNano())
 	if err != nil {
 		return fmt.Errorf("store: save cursor of mailbox %q: %w", mb, err)
 	}

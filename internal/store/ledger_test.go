@@ -25,6 +25,20 @@ func TestLedger(t *testing.T) {
 		if c, err := s.MailboxCursor(ctx, "forms"); err != nil || c != want {
 			t.Fatalf("cursor %+v %v", c, err)
 		}
+		// a Graph cursor's delta link is stored where older versions put
+		// it (last_uid), so their rows read back as delta links
+		link := "https://graph.microsoft.com/v1.0/users/a/mailFolders/inbox/messages/delta?$deltatoken=x"
+		graphCur := mailbox.Cursor{Validity: mailbox.GraphValidity, DeltaLink: link}
+		if err := s.SetMailboxCursor(ctx, "g", graphCur); err != nil {
+			t.Fatal(err)
+		}
+		var stored string
+		if err := s.queryRow(ctx, "SELECT last_uid FROM mailbox_cursors WHERE mailbox = ?", "g").Scan(&stored); err != nil || stored != link {
+			t.Fatalf("stored %q %v, want the delta link in last_uid", stored, err)
+		}
+		if c, err := s.MailboxCursor(ctx, "g"); err != nil || c != graphCur {
+			t.Fatalf("graph cursor %+v %v", c, err)
+		}
 
 		date := time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)
 		var entries []LedgerEntry
