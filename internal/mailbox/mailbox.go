@@ -27,8 +27,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/mailgate/mailgate/internal/sasl"
 )
 
 // Item is one message on the server.
@@ -179,4 +183,21 @@ func AsError(err error) (*Error, bool) {
 	var e *Error
 	ok := errors.As(err, &e)
 	return e, ok
+}
+
+// saslClient gets a token for a mailbox session and builds the
+// mechanism's SASL client for the server at addr (OAUTHBEARER names its
+// host and port). Failures are *Error at StepToken or StepAuth.
+func saslClient(ctx context.Context, name, addr, mech, user string, token func(context.Context) (string, error)) (sasl.Client, error) {
+	tok, err := token(ctx)
+	if err != nil {
+		return nil, &Error{Mailbox: name, Step: StepToken, Err: err}
+	}
+	host, portStr, _ := net.SplitHostPort(addr)
+	port, _ := strconv.Atoi(portStr)
+	sc, err := sasl.New(mech, user, tok, host, port)
+	if err != nil {
+		return nil, &Error{Mailbox: name, Step: StepAuth, Err: err}
+	}
+	return sc, nil
 }
