@@ -20,7 +20,7 @@ import (
 type IMAPOptions struct {
 	Name      string // mailgate mailbox name, used in keys
 	Addr      string // host:port
-	Security  string // tls (default), starttls, none
+	Security  string // tls, starttls or none; "" is imap.DefaultSecurity (tls)
 	TLSConfig *tls.Config
 	Username  string // the mailbox (user= in XOAUTH2); a shared mailbox works the same
 	Mechanism string // xoauth2 (default) or oauthbearer

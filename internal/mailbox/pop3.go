@@ -16,7 +16,7 @@ import (
 type POP3Options struct {
 	Name      string
 	Addr      string
-	Security  string // tls (default), starttls, none
+	Security  string // tls, starttls or none; "" is pop3.DefaultSecurity (tls)
 	TLSConfig *tls.Config
 	Username  string
 	Mechanism string
