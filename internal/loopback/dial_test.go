@@ -69,37 +69,22 @@ func TestProtocolDialErrors(t *testing.T) {
 // plainServer answers in clear text: greeting, then "250 ok" to EHLO and
 // "502 no" to anything else (no STARTTLS offered, none accepted).
 func plainServer(t *testing.T, greeting string) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
+	return loopback.ServeTCP(t, func(c net.Conn) {
+		defer c.Close()
+		c.Write([]byte(greeting))
+		buf := make([]byte, 4096)
 		for {
-			c, err := ln.Accept()
+			n, err := c.Read(buf)
 			if err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				c.Write([]byte(greeting))
-				buf := make([]byte, 4096)
-				for {
-					n, err := c.Read(buf)
-					if err != nil {
-						return
-					}
-					if strings.HasPrefix(strings.ToUpper(string(buf[:n])), "EHLO") {
-						c.Write([]byte("250 ok\r\n"))
-					} else {
-						c.Write([]byte("502 no\r\n"))
-					}
-				}
-			}()
+			if strings.HasPrefix(strings.ToUpper(string(buf[:n])), "EHLO") {
+				c.Write([]byte("250 ok\r\n"))
+			} else {
+				c.Write([]byte("502 no\r\n"))
+			}
 		}
-	}()
-	return ln.Addr().String()
+	})
 }
 
 // TestDefaultSecurity: an empty Security is each protocol's named default:

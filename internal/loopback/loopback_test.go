@@ -18,9 +18,10 @@ func TestHost(t *testing.T) {
 	}
 }
 
-// hangUp listens on a loopback port and closes every connection at once;
-// it returns the address.
-func hangUp(t *testing.T) string {
+// ServeTCP listens on a loopback port until the test ends and hands every
+// connection to handle (in its own goroutine; handle closes it); it
+// returns the address. Exported for the protocol tests of dial_test.go.
+func ServeTCP(t *testing.T, handle func(net.Conn)) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -33,10 +34,15 @@ func hangUp(t *testing.T) string {
 			if err != nil {
 				return
 			}
-			c.Close()
+			go handle(c)
 		}
 	}()
 	return ln.Addr().String()
+}
+
+// hangUp is a server that closes every connection at once.
+func hangUp(t *testing.T) string {
+	return ServeTCP(t, func(c net.Conn) { c.Close() })
 }
 
 // TestDial: a clear-text dial reaches a loopback listener and is refused,
