@@ -137,25 +137,8 @@ func run(ctx context.Context, mb *Mailbox, conn mailbox.Conn, l Ledger, log *slo
 		batch = 100
 	}
 	// 1. acknowledgements the ledger owes the server
-	pending, err := l.Unacked(ctx, mb.Name)
-	if err != nil {
+	if err := replay(ctx, mb, conn, l, log, &st); err != nil {
 		return st, err
-	}
-	if len(pending) > 0 {
-		items := make([]mailbox.Item, len(pending))
-		keys := make([]string, len(pending))
-		for i, e := range pending {
-			items[i] = mailbox.Item{UID: e.UID, Key: e.Key, Size: e.Size}
-			keys[i] = e.Key
-		}
-		if err := conn.Ack(ctx, items, mb.After); err != nil {
-			return st, err
-		}
-		if err := l.MarkAcked(ctx, mb.Name, keys); err != nil {
-			return st, err
-		}
-		st.Replayed = len(pending)
-		log.Info("agent: replayed acknowledgements", "mailbox", mb.Name, "n", len(pending))
 	}
 
 	// 2. what is new
@@ -175,259 +158,38 @@ func run(ctx context.Context, mb *Mailbox, conn mailbox.Conn, l Ledger, log *slo
 	if err != nil {
 		return st, err
 	}
-	var todo, ackOnly []mailbox.Item
-	// refused messages due again that the scan did not list: if a run
-	// that fetched them sees none, they are gone from the server
-	var dueTodo map[string]bool
+	var p plan
 	if cur.Validity != "" && scan.Validity != cur.Validity {
 		log.Warn("agent: UIDVALIDITY changed; matching messages to the ledger", "mailbox", mb.Name, "old", cur.Validity, "new", scan.Validity)
-		// refused messages are matched the same way; those not found
-		// are forgotten (if they are still there, they come as new)
-		type identity struct {
-			id   string
-			size int64
-		}
-		heldBy := map[identity]string{}
-		for k, h := range held {
-			if h.MessageID != "" {
-				heldBy[identity{h.MessageID, h.Size}] = k
-			}
-		}
-		rekeyed := map[string]HeldMessage{}
-		for _, it := range scan.Items {
-			e, err := l.FindByIdentity(ctx, mb.Name, it.MessageID, it.Size, it.Date)
-			if err != nil {
-				return st, err
-			}
-			if e == nil {
-				k, ok := heldBy[identity{it.MessageID, it.Size}]
-				if !ok || it.MessageID == "" {
-					todo = append(todo, it)
-					continue
-				}
-				delete(heldBy, identity{it.MessageID, it.Size})
-				if err := l.RekeyHeld(ctx, mb.Name, k, it.Key, it.UID); err != nil {
-					return st, err
-				}
-				h := held[k]
-				delete(held, k)
-				h.Key, h.UID = it.Key, it.UID
-				rekeyed[it.Key] = h
-				if !h.SetAside(now) {
-					todo = append(todo, it)
-				}
-				continue
-			}
-			if err := l.Rekey(ctx, mb.Name, e.Key, it.Key, it.UID); err != nil {
-				return st, err
-			}
-			st.Rekeyed++
-			if e.State != LedgerAcked {
-				ackOnly = append(ackOnly, it)
-			}
-		}
-		var stale []string
-		for k := range held {
-			stale = append(stale, k)
-		}
-		if err := l.ForgetHeld(ctx, mb.Name, stale); err != nil {
-			return st, err
-		}
-		held = rekeyed
+		p, err = planResync(ctx, mb, l, scan.Items, held, now, &st)
 	} else {
-		// the scan's items, then refused messages due again that it does
-		// not list (past the cursor: IMAP, Graph)
-		items := scan.Items
-		inScan := make(map[string]bool, len(items))
-		for _, it := range items {
-			inScan[it.Key] = true
-		}
-		var due []mailbox.Item
-		for k, h := range held {
-			if !inScan[k] && !h.SetAside(now) {
-				due = append(due, mailbox.Item{UID: h.UID, Key: k, Size: h.Size, MessageID: h.MessageID, Date: h.Date})
-			}
-		}
-		if len(due) > 0 {
-			sort.Slice(due, func(i, j int) bool { return held[due[i].Key].FirstAt.Before(held[due[j].Key].FirstAt) })
-			items = append(slices.Clip(items), due...)
-		}
-		keys := make([]string, len(items))
-		for i, it := range items {
-			keys[i] = it.Key
-		}
-		states, err := l.Delivered(ctx, mb.Name, keys)
-		if err != nil {
-			return st, err
-		}
-		for _, it := range items {
-			switch states[it.Key] {
-			case 0:
-				if h, ok := held[it.Key]; ok && h.SetAside(now) {
-					continue // held, dropped, or deferred and not due
-				}
-				todo = append(todo, it)
-				if _, ok := held[it.Key]; ok && !inScan[it.Key] {
-					if dueTodo == nil {
-						dueTodo = map[string]bool{}
-					}
-					dueTodo[it.Key] = true
-				}
-			case LedgerDelivered:
-				ackOnly = append(ackOnly, it)
-			}
-		}
+		p, err = planScan(ctx, mb, l, scan.Items, held, now)
 	}
-	if len(ackOnly) > 0 {
-		if err := ackAndRecord(ctx, mb, conn, l, ackOnly); err != nil {
-			return st, err
-		}
-		st.Acked += len(ackOnly)
-	}
-
-	// 3. deliver in batches: fetch → sink → Sync → ledger → server → ledger.
-	// A batch's Sync and ledger record run in the background while the
-	// next batch is fetched; its acknowledgement on the server waits for
-	// both, so a message is never marked on the server before it is
-	// durable and recorded. The acknowledgement itself is sent once that
-	// fetch is over, or, when the connection can acknowledge during a
-	// fetch (a flag change pipelined next to a UID FETCH), sent at once
-	// and awaited at the next batch. Recording acknowledgements rides
-	// along with the next batch's background work; if the run ends first,
-	// the next run replays them.
-	pipelined := false
-	if pa, ok := conn.(pipelinedAcker); ok {
-		pipelined = pa.AckDuringFetch(mb.After)
-	}
-	var prev *syncing
-	var acking *syncing // acknowledgement sent, answer not yet read
-	var acked []string  // acknowledged on the server, not yet recorded
-	// ackDone reads the answer to the acknowledgement in flight
-	ackDone := func() error {
-		if acking == nil {
-			return nil
-		}
-		a := acking
-		acking = nil
-		if err := <-a.acked; err != nil {
-			return err
-		}
-		for _, it := range a.delivered {
-			acked = append(acked, it.Key)
-		}
-		st.Acked += len(a.delivered)
-		if progress != nil {
-			progress(mb.Name, a.through, len(todo))
-		}
-		return nil
-	}
-	// settle waits for the batch in flight to be durable and recorded,
-	// then acknowledges it
-	settle := func() error {
-		aerr := ackDone()
-		if prev == nil {
-			return aerr
-		}
-		p := prev
-		prev = nil
-		if err := <-p.done; err != nil {
-			return errors.Join(aerr, err)
-		}
-		if aerr != nil {
-			return aerr
-		}
-		p.acked = make(chan error, 1)
-		acking = p
-		if pipelined {
-			go func() { p.acked <- conn.Ack(ctx, p.delivered, mb.After) }()
-			return nil
-		}
-		p.acked <- conn.Ack(ctx, p.delivered, mb.After)
-		return ackDone()
-	}
-	// finish settles the last batch, reads its acknowledgement and records
-	// what the server acknowledged
-	finish := func() error {
-		if err := settle(); err != nil {
-			return err
-		}
-		if err := ackDone(); err != nil {
-			return err
-		}
-		keys := acked
-		acked = nil
-		return l.MarkAcked(ctx, mb.Name, keys)
-	}
-	// never leave an acknowledgement running on the connection
-	defer func() {
-		if acking != nil {
-			<-acking.acked
-		}
-	}()
-	dv := newDeliverer(ctx, mb, &st, now, held)
-	dv.watch = dueTodo
-	defer dv.close()
-	for start := 0; start < len(todo); start += batch {
-		items := todo[start:min(start+batch, len(todo))]
-		err := conn.Fetch(ctx, items, dv.deliver)
-		werr := dv.wait()
-		if errors.Is(err, errSinkFailed) {
-			err = nil
-		}
-		err = errors.Join(err, werr)
-		entries, delivered, refused := dv.take()
-		// refused messages are recorded before the cursor moves past
-		// them; if this fails, the run fails and they come again
-		if len(refused) > 0 {
-			if herr := l.PutHeld(ctx, mb.Name, refused); herr != nil {
-				err = errors.Join(err, herr)
-			}
-			for _, h := range refused {
-				log.Warn("agent: the sink refused a message", "mailbox", mb.Name, "key", h.Key, "state", string(h.State), "attempts", h.Attempts, "err", h.Reason)
-			}
-		}
-		// the previous batch: durable and recorded by now (or failed)
-		if serr := settle(); serr != nil {
-			// this batch is still made durable and recorded; the next
-			// run replays its acknowledgement
-			if len(entries) > 0 {
-				serr = errors.Join(serr, syncAndRecord(ctx, mb, l, nil, entries))
-			}
-			return st, errors.Join(serr, err)
-		}
-		if len(entries) == 0 {
-			if err != nil {
-				return st, errors.Join(finish(), err)
-			}
-			continue
-		}
-		cur := &syncing{delivered: delivered, through: start + len(items), done: make(chan error, 1)}
-		ackedKeys := acked
-		acked = nil
-		go func() { cur.done <- syncAndRecord(ctx, mb, l, ackedKeys, entries) }()
-		prev = cur
-		// whatever was committed is made durable, recorded and
-		// acknowledged, even when the fetch failed half-way
-		if err != nil {
-			return st, errors.Join(finish(), err)
-		}
-	}
-	if err := finish(); err != nil {
+	if err != nil {
 		return st, err
 	}
-	if len(dueTodo) > 0 {
-		var gone []string
-		for k := range dueTodo {
-			if !dv.seen[k] {
-				gone = append(gone, k)
-			}
+	if len(p.ackOnly) > 0 {
+		if err := ackAndRecord(ctx, mb, conn, l, p.ackOnly); err != nil {
+			return st, err
 		}
-		if len(gone) > 0 {
-			log.Warn("agent: refused messages are no longer on the server; forgotten", "mailbox", mb.Name, "keys", gone)
-			if err := l.ForgetHeld(ctx, mb.Name, gone); err != nil {
-				return st, err
-			}
-		}
+		st.Acked += len(p.ackOnly)
+	}
+
+	// 3. deliver in batches (see batches)
+	b := &batches{ctx: ctx, mb: mb, conn: conn, l: l, log: log, progress: progress, st: &st, total: len(p.todo)}
+	if pa, ok := conn.(pipelinedAcker); ok {
+		b.pipelined = pa.AckDuringFetch(mb.After)
+	}
+	// never leave an acknowledgement running on the connection
+	defer b.drain()
+	dv := newDeliverer(ctx, mb, &st, now, p.held)
+	dv.watch = p.dueTodo
+	defer dv.close()
+	if err := b.run(dv, p.todo, batch); err != nil {
+		return st, err
+	}
+	if err := forgetGone(ctx, mb, l, log, p.dueTodo, dv.seen); err != nil {
+		return st, err
 	}
 	if scan.Next != cur {
 		if err := l.SetMailboxCursor(ctx, mb.Name, scan.Next); err != nil {
@@ -435,6 +197,321 @@ func run(ctx context.Context, mb *Mailbox, conn mailbox.Conn, l Ledger, log *slo
 		}
 	}
 	return st, nil
+}
+
+// replay sends the server the acknowledgements the ledger owes it (a run
+// that ended between recording a delivery and acknowledging it), then
+// records them.
+func replay(ctx context.Context, mb *Mailbox, conn mailbox.Conn, l Ledger, log *slog.Logger, st *Stats) error {
+	pending, err := l.Unacked(ctx, mb.Name)
+	if err != nil || len(pending) == 0 {
+		return err
+	}
+	items := make([]mailbox.Item, len(pending))
+	keys := make([]string, len(pending))
+	for i, e := range pending {
+		items[i] = mailbox.Item{UID: e.UID, Key: e.Key, Size: e.Size}
+		keys[i] = e.Key
+	}
+	if err := conn.Ack(ctx, items, mb.After); err != nil {
+		return err
+	}
+	if err := l.MarkAcked(ctx, mb.Name, keys); err != nil {
+		return err
+	}
+	st.Replayed = len(pending)
+	log.Info("agent: replayed acknowledgements", "mailbox", mb.Name, "n", len(pending))
+	return nil
+}
+
+// plan is what a run does after the scan.
+type plan struct {
+	todo    []mailbox.Item // to fetch and deliver, in order
+	ackOnly []mailbox.Item // delivered before, not yet acknowledged
+	// dueTodo marks refused messages due again that the scan did not
+	// list: if a run that fetched them sees none, they are gone from the
+	// server
+	dueTodo map[string]bool
+	// held is what the ledger knows of refused messages (re-keyed after
+	// a UIDVALIDITY change)
+	held map[string]HeldMessage
+}
+
+// planResync matches the folder's messages to the ledger after a
+// UIDVALIDITY change: matches are re-keyed, not redelivered. Refused
+// messages are matched the same way; those not found are forgotten (if
+// they are still there, they come as new).
+func planResync(ctx context.Context, mb *Mailbox, l Ledger, scanned []mailbox.Item, held map[string]HeldMessage, now time.Time, st *Stats) (plan, error) {
+	var p plan
+	type identity struct {
+		id   string
+		size int64
+	}
+	heldBy := map[identity]string{}
+	for k, h := range held {
+		if h.MessageID != "" {
+			heldBy[identity{h.MessageID, h.Size}] = k
+		}
+	}
+	rekeyed := map[string]HeldMessage{}
+	for _, it := range scanned {
+		e, err := l.FindByIdentity(ctx, mb.Name, it.MessageID, it.Size, it.Date)
+		if err != nil {
+			return p, err
+		}
+		if e == nil {
+			k, ok := heldBy[identity{it.MessageID, it.Size}]
+			if !ok || it.MessageID == "" {
+				p.todo = append(p.todo, it)
+				continue
+			}
+			delete(heldBy, identity{it.MessageID, it.Size})
+			if err := l.RekeyHeld(ctx, mb.Name, k, it.Key, it.UID); err != nil {
+				return p, err
+			}
+			h := held[k]
+			delete(held, k)
+			h.Key, h.UID = it.Key, it.UID
+			rekeyed[it.Key] = h
+			if !h.SetAside(now) {
+				p.todo = append(p.todo, it)
+			}
+			continue
+		}
+		if err := l.Rekey(ctx, mb.Name, e.Key, it.Key, it.UID); err != nil {
+			return p, err
+		}
+		st.Rekeyed++
+		if e.State != LedgerAcked {
+			p.ackOnly = append(p.ackOnly, it)
+		}
+	}
+	var stale []string
+	for k := range held {
+		stale = append(stale, k)
+	}
+	if err := l.ForgetHeld(ctx, mb.Name, stale); err != nil {
+		return p, err
+	}
+	p.held = rekeyed
+	return p, nil
+}
+
+// planScan sorts the scan's items, then refused messages due again that it
+// does not list (past the cursor: IMAP, Graph), into new ones and ones
+// delivered but not acknowledged.
+func planScan(ctx context.Context, mb *Mailbox, l Ledger, scanned []mailbox.Item, held map[string]HeldMessage, now time.Time) (plan, error) {
+	p := plan{held: held}
+	items := scanned
+	inScan := make(map[string]bool, len(items))
+	for _, it := range items {
+		inScan[it.Key] = true
+	}
+	var due []mailbox.Item
+	for k, h := range held {
+		if !inScan[k] && !h.SetAside(now) {
+			due = append(due, mailbox.Item{UID: h.UID, Key: k, Size: h.Size, MessageID: h.MessageID, Date: h.Date})
+		}
+	}
+	if len(due) > 0 {
+		sort.Slice(due, func(i, j int) bool { return held[due[i].Key].FirstAt.Before(held[due[j].Key].FirstAt) })
+		items = append(slices.Clip(items), due...)
+	}
+	keys := make([]string, len(items))
+	for i, it := range items {
+		keys[i] = it.Key
+	}
+	states, err := l.Delivered(ctx, mb.Name, keys)
+	if err != nil {
+		return p, err
+	}
+	for _, it := range items {
+		switch states[it.Key] {
+		case 0:
+			if h, ok := held[it.Key]; ok && h.SetAside(now) {
+				continue // held, dropped, or deferred and not due
+			}
+			p.todo = append(p.todo, it)
+			if _, ok := held[it.Key]; ok && !inScan[it.Key] {
+				if p.dueTodo == nil {
+					p.dueTodo = map[string]bool{}
+				}
+				p.dueTodo[it.Key] = true
+			}
+		case LedgerDelivered:
+			p.ackOnly = append(p.ackOnly, it)
+		}
+	}
+	return p, nil
+}
+
+// forgetGone forgets the refused messages due again (dueTodo) that a run
+// asked the server for and did not get (seen): they are gone.
+func forgetGone(ctx context.Context, mb *Mailbox, l Ledger, log *slog.Logger, dueTodo, seen map[string]bool) error {
+	var gone []string
+	for k := range dueTodo {
+		if !seen[k] {
+			gone = append(gone, k)
+		}
+	}
+	if len(gone) == 0 {
+		return nil
+	}
+	log.Warn("agent: refused messages are no longer on the server; forgotten", "mailbox", mb.Name, "keys", gone)
+	return l.ForgetHeld(ctx, mb.Name, gone)
+}
+
+// batches delivers a run's new messages in batches: fetch → sink → Sync →
+// ledger → server → ledger. A batch's Sync and ledger record run in the
+// background while the next batch is fetched; its acknowledgement on the
+// server waits for both, so a message is never marked on the server
+// before it is durable and recorded. The acknowledgement itself is sent
+// once that fetch is over, or, when the connection can acknowledge during
+// a fetch (a flag change pipelined next to a UID FETCH), sent at once and
+// awaited at the next batch. Recording acknowledgements rides along with
+// the next batch's background work; if the run ends first, the next run
+// replays them.
+type batches struct {
+	ctx       context.Context
+	mb        *Mailbox
+	conn      mailbox.Conn
+	l         Ledger
+	log       *slog.Logger
+	progress  Progress
+	st        *Stats
+	total     int  // messages the run delivers (for progress)
+	pipelined bool // the acknowledgement may run during the next fetch
+
+	prev   *syncing // the batch being made durable and recorded
+	acking *syncing // acknowledgement sent, answer not yet read
+	acked  []string // acknowledged on the server, not yet recorded
+}
+
+// run delivers todo in batches of size batch, then settles the last one
+// and records what the server acknowledged.
+func (b *batches) run(dv *deliverer, todo []mailbox.Item, batch int) error {
+	for start := 0; start < len(todo); start += batch {
+		items := todo[start:min(start+batch, len(todo))]
+		if stop, err := b.one(dv, items, start+len(items)); stop {
+			return err
+		}
+	}
+	return b.finish()
+}
+
+// one fetches and delivers one batch, settles the previous one and starts
+// making this one durable. It stops the run (with the run's error) when
+// the fetch, the sink or the previous batch failed.
+func (b *batches) one(dv *deliverer, items []mailbox.Item, through int) (stop bool, err error) {
+	err = b.conn.Fetch(b.ctx, items, dv.deliver)
+	werr := dv.wait()
+	if errors.Is(err, errSinkFailed) {
+		err = nil
+	}
+	err = errors.Join(err, werr)
+	entries, delivered, refused := dv.take()
+	// refused messages are recorded before the cursor moves past
+	// them; if this fails, the run fails and they come again
+	if len(refused) > 0 {
+		if herr := b.l.PutHeld(b.ctx, b.mb.Name, refused); herr != nil {
+			err = errors.Join(err, herr)
+		}
+		for _, h := range refused {
+			b.log.Warn("agent: the sink refused a message", "mailbox", b.mb.Name, "key", h.Key, "state", string(h.State), "attempts", h.Attempts, "err", h.Reason)
+		}
+	}
+	// the previous batch: durable and recorded by now (or failed)
+	if serr := b.settle(); serr != nil {
+		// this batch is still made durable and recorded; the next
+		// run replays its acknowledgement
+		if len(entries) > 0 {
+			serr = errors.Join(serr, syncAndRecord(b.ctx, b.mb, b.l, nil, entries))
+		}
+		return true, errors.Join(serr, err)
+	}
+	if len(entries) == 0 {
+		if err != nil {
+			return true, errors.Join(b.finish(), err)
+		}
+		return false, nil
+	}
+	cur := &syncing{delivered: delivered, through: through, done: make(chan error, 1)}
+	ackedKeys := b.acked
+	b.acked = nil
+	go func() { cur.done <- syncAndRecord(b.ctx, b.mb, b.l, ackedKeys, entries) }()
+	b.prev = cur
+	// whatever was committed is made durable, recorded and
+	// acknowledged, even when the fetch failed half-way
+	if err != nil {
+		return true, errors.Join(b.finish(), err)
+	}
+	return false, nil
+}
+
+// ackDone reads the answer to the acknowledgement in flight.
+func (b *batches) ackDone() error {
+	if b.acking == nil {
+		return nil
+	}
+	a := b.acking
+	b.acking = nil
+	if err := <-a.acked; err != nil {
+		return err
+	}
+	for _, it := range a.delivered {
+		b.acked = append(b.acked, it.Key)
+	}
+	b.st.Acked += len(a.delivered)
+	if b.progress != nil {
+		b.progress(b.mb.Name, a.through, b.total)
+	}
+	return nil
+}
+
+// settle waits for the batch in flight to be durable and recorded, then
+// acknowledges it.
+func (b *batches) settle() error {
+	aerr := b.ackDone()
+	if b.prev == nil {
+		return aerr
+	}
+	p := b.prev
+	b.prev = nil
+	if err := <-p.done; err != nil {
+		return errors.Join(aerr, err)
+	}
+	if aerr != nil {
+		return aerr
+	}
+	p.acked = make(chan error, 1)
+	b.acking = p
+	if b.pipelined {
+		go func() { p.acked <- b.conn.Ack(b.ctx, p.delivered, b.mb.After) }()
+		return nil
+	}
+	p.acked <- b.conn.Ack(b.ctx, p.delivered, b.mb.After)
+	return b.ackDone()
+}
+
+// finish settles the last batch, reads its acknowledgement and records
+// what the server acknowledged.
+func (b *batches) finish() error {
+	if err := b.settle(); err != nil {
+		return err
+	}
+	if err := b.ackDone(); err != nil {
+		return err
+	}
+	keys := b.acked
+	b.acked = nil
+	return b.l.MarkAcked(b.ctx, b.mb.Name, keys)
+}
+
+// drain waits for an acknowledgement still running on the connection.
+func (b *batches) drain() {
+	if b.acking != nil {
+		<-b.acking.acked
+	}
 }
 
 // syncing is a batch being made durable and recorded in the background,

@@ -386,9 +386,9 @@ func TestSupervisorHostCap(t *testing.T) {
 	}
 	// one ledger per mailbox name is fine: the store keys by mailbox
 	sup := &Supervisor{Mailboxes: boxes, Ledger: stores[0], HostCap: 2}
-	stop := make(chan struct{})
+	ctx, stop := context.WithCancel(t.Context())
 	done := make(chan struct{})
-	go func() { sup.Serve(stop, time.Second); close(done) }()
+	go func() { sup.Serve(ctx, time.Second); close(done) }()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		all := true
@@ -405,7 +405,7 @@ func TestSupervisorHostCap(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	close(stop)
+	stop()
 	<-done
 	if p := peak.Load(); p > 2 || p == 0 {
 		t.Errorf("peak %d connections to one host, cap 2", p)
@@ -523,5 +523,54 @@ func TestDelivererOrderAndSizes(t *testing.T) {
 		if err != nil || string(got) != bodies[i] {
 			t.Errorf("message %d: %d bytes, want %d (%v)", i, len(got), len(bodies[i]), err)
 		}
+	}
+}
+
+// syncGate holds the sink's Sync until released, and says when one began.
+type syncGate struct {
+	sink.Sink
+	entered chan struct{}
+	release chan struct{}
+	once    sync.Once
+}
+
+func (s *syncGate) Sync(ctx context.Context) error {
+	s.once.Do(func() { close(s.entered) })
+	<-s.release
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return s.Sink.Sync(ctx)
+}
+
+// TestServeStopFinishesTheBatch: cancelling Serve's context does not
+// cancel the run in progress: the batch being synced is made durable,
+// recorded and acknowledged, then Serve returns.
+func TestServeStopFinishesTheBatch(t *testing.T) {
+	srv := newServer(3)
+	mb, st, _, dir := setup(t, srv, "seen")
+	gate := &syncGate{Sink: mb.Sink, entered: make(chan struct{}), release: make(chan struct{})}
+	mb.Sink = gate
+	sup := &Supervisor{Mailboxes: []*Mailbox{mb}, Ledger: st}
+	ctx, stop := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { sup.Serve(ctx, time.Minute); close(done) }()
+	select {
+	case <-gate.entered:
+	case <-time.After(time.Minute):
+		t.Fatal("no Sync began")
+	}
+	stop()
+	close(gate.release)
+	<-done
+	sts := sup.Statuses()
+	if len(sts) != 1 || sts[0].LastError != nil || sts[0].Total != 3 {
+		t.Fatalf("statuses %+v", sts)
+	}
+	if count(t, dir) != 3 || len(srv.seen) != 3 {
+		t.Fatalf("%d files, %d seen; want 3 and 3", count(t, dir), len(srv.seen))
+	}
+	if pending, err := st.Unacked(t.Context(), mb.Name); err != nil || len(pending) != 0 {
+		t.Fatalf("unacknowledged in the ledger: %v %v", pending, err)
 	}
 }

@@ -246,10 +246,10 @@ func TestSupervisorWake(t *testing.T) {
 			ps.set("/2", true)
 			runs := make(chan Stats, 10)
 			sup := &Supervisor{Mailboxes: []*Mailbox{mb}, Ledger: st, OnRun: func(s Status) { runs <- s.Last }}
-			stop := make(chan struct{})
+			ctx, stop := context.WithCancel(t.Context())
 			done := make(chan struct{})
-			go func() { sup.Serve(stop, time.Minute); close(done) }()
-			defer func() { close(stop); <-done }()
+			go func() { sup.Serve(ctx, time.Minute); close(done) }()
+			defer func() { stop(); <-done }()
 			next := func() Stats {
 				select {
 				case s := <-runs:

@@ -99,9 +99,11 @@ func (s *Supervisor) Statuses() []Status {
 	return out
 }
 
-// Serve runs until stop is closed, then lets each mailbox finish the batch
-// it is delivering (at most grace) and returns.
-func (s *Supervisor) Serve(stop <-chan struct{}, grace time.Duration) {
+// Serve runs until ctx is done, then lets each mailbox finish the batch
+// it is delivering (at most grace) and returns. The runs see ctx's values,
+// not its cancellation: they are cancelled grace after it.
+func (s *Supervisor) Serve(ctx context.Context, grace time.Duration) {
+	stop := ctx.Done()
 	if s.Log == nil {
 		s.Log = slog.New(slog.DiscardHandler)
 	}
@@ -116,7 +118,7 @@ func (s *Supervisor) Serve(stop <-chan struct{}, grace time.Duration) {
 	s.mu.Unlock()
 	// work is cancelled only grace after stop: a run in progress finishes
 	// its batch and acknowledges it.
-	work, cancel := context.WithCancel(context.Background())
+	work, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
 	go func() {
 		<-stop

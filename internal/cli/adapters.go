@@ -79,11 +79,12 @@ type storeLedger struct{ st *store.Store }
 
 func (l storeLedger) MailboxCursor(ctx context.Context, mb string) (mailbox.Cursor, error) {
 	c, err := l.st.MailboxCursor(ctx, mb)
-	return mailbox.Cursor{Validity: c.Validity, Last: c.Last}, err
+	return mailbox.StoredCursor(c.Validity, c.Last), err
 }
 
 func (l storeLedger) SetMailboxCursor(ctx context.Context, mb string, c mailbox.Cursor) error {
-	return l.st.SetMailboxCursor(ctx, mb, store.Cursor{Validity: c.Validity, Last: c.Last})
+	validity, position := c.Stored()
+	return l.st.SetMailboxCursor(ctx, mb, store.Cursor{Validity: validity, Last: position})
 }
 
 func (l storeLedger) Delivered(ctx context.Context, mb string, keys []string) (map[string]agent.LedgerState, error) {

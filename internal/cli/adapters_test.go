@@ -111,13 +111,18 @@ func TestAgentLedgerKeepsEveryField(t *testing.T) {
 	ctx := t.Context()
 	l := AgentLedger(adapterStore(t))
 
-	var c mailbox.Cursor
-	fillFields(&c)
-	if err := l.SetMailboxCursor(ctx, "mb", c); err != nil {
-		t.Fatal(err)
-	}
-	if got, err := l.MailboxCursor(ctx, "mb"); err != nil || got != c {
-		t.Errorf("cursor %+v, %v; want %+v", got, err, c)
+	// an IMAP cursor keeps Validity and Last, a Graph one its DeltaLink
+	// (stored where Last goes, as older versions did)
+	for name, c := range map[string]mailbox.Cursor{
+		"mb":    {Validity: "1234", Last: "17"},
+		"graph": {Validity: mailbox.GraphValidity, DeltaLink: "https://graph.example/delta?token=1"},
+	} {
+		if err := l.SetMailboxCursor(ctx, name, c); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := l.MailboxCursor(ctx, name); err != nil || got != c {
+			t.Errorf("cursor %+v, %v; want %+v", got, err, c)
+		}
 	}
 
 	var e agent.LedgerEntry

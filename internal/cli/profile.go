@@ -90,7 +90,7 @@ func oauthProfile(cp *config.Profile, index int) (*oauth.Profile, error) {
 	client, err := oauth.NewHTTPClient(oauth.HTTPOptions{Proxy: cp.HTTPProxy, CAFile: cp.TLSCA})
 	if err != nil {
 		k := key + ".http_proxy"
-		if cp.TLSCA != "" && !strings.Contains(err.Error(), "proxy") {
+		if errors.As(err, new(*oauth.CAFileError)) {
 			k = key + ".tls_ca"
 		}
 		return nil, &profileError{k, err}

@@ -226,7 +226,7 @@ type generation struct {
 	rt     *runtimeT
 	sup    *agent.Supervisor
 	ob     *outbox.Worker
-	halt   chan struct{}
+	halt   context.CancelFunc // stops the agents and the outbox
 	done   chan struct{}
 	closed bool
 }
@@ -265,12 +265,13 @@ func startGeneration(st *store.Store, cfg *config.Config, tel *telemetry, log, r
 			ob.Senders = append(ob.Senders, s)
 		}
 	}
-	g := &generation{rt: rt, sup: sup, ob: ob, halt: make(chan struct{}), done: make(chan struct{})}
+	running, halt := context.WithCancel(context.Background())
+	g := &generation{rt: rt, sup: sup, ob: ob, halt: halt, done: make(chan struct{})}
 	console.SetLive(cfg, tel.statuses(sup.Statuses), rt.consoleTest)
 	go func() {
 		var wg sync.WaitGroup
-		wg.Go(func() { ob.Run(g.halt) })
-		wg.Go(func() { sup.Serve(g.halt, grace) })
+		wg.Go(func() { ob.Run(running) })
+		wg.Go(func() { sup.Serve(running, grace) })
 		wg.Wait()
 		close(g.done)
 	}()
@@ -284,7 +285,7 @@ func (g *generation) stop() {
 		return
 	}
 	g.closed = true
-	close(g.halt)
+	g.halt()
 	<-g.done
 	g.rt.closeSinks()
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -185,11 +186,10 @@ func (s *Server) graphAuth(w http.ResponseWriter, r *http.Request, mailbox strin
 	}
 	c, err := s.VerifyAccessToken(raw)
 	if err != nil {
-		msg := "Access token validation failure. Invalid audience."
-		if strings.Contains(err.Error(), "expired") {
+		// (VerifyAccessToken does not check the audience: that is below)
+		msg := "IDX14100: JWT is not well formed."
+		if errors.Is(err, ErrTokenExpired) {
 			msg = "Lifetime validation failed, the token is expired."
-		} else if !strings.Contains(err.Error(), "audience") {
-			msg = "IDX14100: JWT is not well formed."
 		}
 		s.graphError(w, r, 401, "InvalidAuthenticationToken", msg)
 		return nil, false

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 )
 
 func graphToken(t *testing.T, srv *Server) string {
@@ -143,6 +144,7 @@ func TestGraphAuth(t *testing.T) {
 	}{
 		{"no token", list, "", 401, "InvalidAuthenticationToken", ""},
 		{"exchange token", list, exoTok, 401, "InvalidAuthenticationToken", "Invalid audience"},
+		{"not a JWT", list, "not-a-token", 401, "InvalidAuthenticationToken", "IDX14100: JWT is not well formed."},
 		{"unknown user", "/v1.0/users/ghost@contoso.example/mailFolders/inbox/messages", graphTok, 404, "ErrorInvalidUser", ""},
 		{"me with app token", "/v1.0/me/messages", graphTok, 400, "BadRequest", "delegated"},
 	}
@@ -153,6 +155,14 @@ func TestGraphAuth(t *testing.T) {
 		}
 		if e, _ := m["error"].(map[string]any); e["innerError"] == nil {
 			t.Errorf("%s: no innerError: %s", tt.name, raw)
+		}
+	}
+	{ // a token past its expiry: the clock moved on three hours
+		srv.SetClock(func() time.Time { return time.Now().Add(3 * time.Hour) })
+		st, m, raw := gcall(t, srv, "GET", list, graphTok, "")
+		srv.SetClock(time.Now)
+		if st != 401 || graphErrCode(m) != "InvalidAuthenticationToken" || !strings.Contains(raw, "Lifetime validation failed, the token is expired.") {
+			t.Errorf("expired token: %d %s", st, raw)
 		}
 	}
 	srv.Tenant().DenyGraphAccess(DemoAppID, DemoSharedMailbox)

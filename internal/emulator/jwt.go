@@ -129,6 +129,10 @@ type Claims struct {
 // Scopes returns the delegated permissions in Scp.
 func (c *Claims) Scopes() []string { return strings.Fields(c.Scp) }
 
+// ErrTokenExpired is VerifyAccessToken's refusal of a token past its
+// expiry (the claims are returned with it).
+var ErrTokenExpired = errors.New("emulator: access token expired")
+
 // VerifyAccessToken checks that raw is an access token this emulator
 // signed and that it is within its validity, and returns its claims.
 func (s *Server) VerifyAccessToken(raw string) (*Claims, error) {
@@ -165,7 +169,7 @@ func (s *Server) VerifyAccessToken(raw string) (*Claims, error) {
 	c.Iat, _ = p.numeric("iat")
 	now := s.now()
 	if c.Exp.IsZero() || !now.Before(c.Exp) {
-		return c, fmt.Errorf("emulator: access token expired at %s", c.Exp.UTC().Format(time.RFC3339))
+		return c, fmt.Errorf("%w at %s", ErrTokenExpired, c.Exp.UTC().Format(time.RFC3339))
 	}
 	if !c.Nbf.IsZero() && now.Add(5*time.Minute).Before(c.Nbf) {
 		return c, errors.New("emulator: access token not yet valid")

@@ -113,10 +113,8 @@ func classifyErr(op string, err error) error {
 	if errors.As(err, &ie) {
 		return &Error{Op: op, Kind: Classify(string(ie.Type), string(ie.Code), ie.Text), Code: string(ie.Code), Text: ie.Text, Err: err}
 	}
-	var ne net.Error
-	if errors.As(err, &ne) || isClosed(err) {
-		return &Error{Op: op, Kind: KindConnection, Err: err}
-	}
+	// anything else (a network error, a closed connection, a malformed
+	// reply) ended the connection
 	return &Error{Op: op, Kind: KindConnection, Err: err}
 }
 

@@ -15,15 +15,14 @@
 package imap
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,10 +34,14 @@ import (
 	"github.com/mailgate/mailgate/internal/loopback"
 )
 
+// DefaultSecurity is the Security an empty Options.Security means:
+// implicit TLS (port 993).
+const DefaultSecurity = "tls"
+
 // Options configure Dial.
 type Options struct {
-	// Security is "tls" (implicit TLS, port 993; default), "starttls"
-	// (port 143, refusing to go on without TLS) or "none".
+	// Security is "tls" (implicit TLS, port 993), "starttls" (port 143,
+	// refusing to go on without TLS) or "none"; "" is DefaultSecurity.
 	Security string
 	// TLSConfig verifies the server; nil verifies against the system roots
 	// with the host of addr as server name.
@@ -68,28 +71,24 @@ func Dial(ctx context.Context, addr string, opts *Options) (*Client, error) {
 	if opts == nil {
 		opts = &Options{}
 	}
-	timeout := opts.Timeout
-	if timeout == 0 {
-		timeout = 30 * time.Second
-	}
-	host, _, err := net.SplitHostPort(addr)
+	sec := loopback.Security(cmp.Or(opts.Security, DefaultSecurity))
+	conn, err := loopback.Connect(ctx, addr, sec, opts.TLSConfig, opts.Timeout)
 	if err != nil {
-		return nil, &Error{Op: "dial", Kind: KindConnection, Err: err}
-	}
-	tlsConf := opts.TLSConfig
-	if tlsConf == nil {
-		tlsConf = &tls.Config{}
-	}
-	tlsConf = tlsConf.Clone()
-	if tlsConf.ServerName == "" {
-		tlsConf.ServerName = host
+		var ce *loopback.ConnectError
+		if !errors.As(err, &ce) {
+			return nil, fmt.Errorf("imap: %w", err)
+		}
+		if ce.Step == "tls" {
+			return nil, &Error{Op: "tls", Kind: KindTLS, Err: ce.Err}
+		}
+		return nil, &Error{Op: "dial", Kind: KindConnection, Err: ce.Err}
 	}
 	cl := &Client{log: opts.Logger, addr: addr, newMail: make(chan struct{}, 1)}
 	if cl.log == nil {
 		cl.log = slog.New(slog.DiscardHandler)
 	}
 	copts := &imapclient.Options{
-		TLSConfig: tlsConf,
+		TLSConfig: conn.TLSConfig,
 		UnilateralDataHandler: &imapclient.UnilateralDataHandler{
 			Mailbox: func(d *imapclient.UnilateralDataMailbox) {
 				if d.NumMessages != nil {
@@ -98,42 +97,24 @@ func Dial(ctx context.Context, addr string, opts *Options) (*Client, error) {
 			},
 		},
 	}
-	dctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	conn, err := loopback.Dial(dctx, addr, opts.Security == "none")
-	if err != nil {
-		return nil, &Error{Op: "dial", Kind: KindConnection, Err: err}
-	}
-	_ = conn.SetDeadline(time.Now().Add(timeout))
-	switch opts.Security {
-	case "", "tls":
-		tc := tls.Client(conn, tlsConf)
-		if err := tc.HandshakeContext(dctx); err != nil {
-			conn.Close()
-			return nil, &Error{Op: "tls", Kind: KindTLS, Err: err}
-		}
-		cl.c = imapclient.New(cl.sniff(tc), copts)
-	case "starttls":
+	if sec == loopback.StartTLS {
 		// NewStartTLS reads the greeting and sends STARTTLS; a server
 		// without it answers BAD/NO and we stop there, never sending
 		// credentials in plaintext.
-		c, err := imapclient.NewStartTLS(cl.sniff(conn), copts)
+		c, err := imapclient.NewStartTLS(cl.sniff(conn.Conn), copts)
 		if err != nil {
 			conn.Close()
 			return nil, &Error{Op: "starttls", Kind: KindTLS, Err: fmt.Errorf("STARTTLS failed (does the server offer it? use security: tls on port 993): %w", err)}
 		}
 		cl.c = c
-	case "none":
-		cl.c = imapclient.New(cl.sniff(conn), copts)
-	default:
-		conn.Close()
-		return nil, fmt.Errorf("imap: security %q: want tls, starttls or none", opts.Security)
+	} else {
+		cl.c = imapclient.New(cl.sniff(conn.Conn), copts)
 	}
 	if err := cl.c.WaitGreeting(); err != nil {
 		cl.c.Close()
 		return nil, &Error{Op: "greeting", Kind: KindConnection, Err: err}
 	}
-	_ = conn.SetDeadline(time.Time{})
+	conn.Ready()
 	return cl, nil
 }
 
@@ -509,10 +490,4 @@ func uidSet(uids []uint32) goimap.UIDSet {
 		s.AddNum(goimap.UID(u))
 	}
 	return s
-}
-
-// errClosed reports the library's closed-connection errors.
-func isClosed(err error) bool {
-	return errors.Is(err, net.ErrClosed) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
-		strings.Contains(err.Error(), "use of closed network connection")
 }

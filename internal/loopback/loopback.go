@@ -2,7 +2,10 @@
 // clear text: only to this machine. It says which hosts count as this
 // machine (Host, for checking a configuration) and dials so that a
 // connection without TLS reaches a loopback address or nothing (Dial),
-// since a name may resolve elsewhere than its spelling suggests.
+// since a name may resolve elsewhere than its spelling suggests. Connect is
+// the one dial of the imap, pop3 and smtp clients: the address, the
+// timeout, implicit TLS or a clear connection for STARTTLS or none (Dial's
+// rule), each failure named by its step.
 //
 // Only the exact name "localhost" and literal loopback addresses
 // (127.0.0.0/8, ::1) count. Go resolves "localhost" from /etc/hosts, but

@@ -18,30 +18,44 @@ func TestHost(t *testing.T) {
 	}
 }
 
-// TestDial: a clear-text dial reaches a loopback listener and is refused,
-// before any packet is sent, for an address that is not loopback; with
-// TLS ahead (clear false) the address is not checked here.
-func TestDial(t *testing.T) {
+// ServeTCP listens on a loopback port until the test ends and hands every
+// connection to handle (in its own goroutine; handle closes it); it
+// returns the address. Exported for the protocol tests of dial_test.go.
+func ServeTCP(t *testing.T, handle func(net.Conn)) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
+	t.Cleanup(func() { ln.Close() })
 	go func() {
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
-			c.Close()
+			go handle(c)
 		}
 	}()
-	c, err := Dial(t.Context(), ln.Addr().String(), true)
+	return ln.Addr().String()
+}
+
+// hangUp is a server that closes every connection at once.
+func hangUp(t *testing.T) string {
+	return ServeTCP(t, func(c net.Conn) { c.Close() })
+}
+
+// TestDial: a clear-text dial reaches a loopback listener and is refused,
+// before any packet is sent, for an address that is not loopback; with
+// TLS ahead (clear false) the address is not checked here.
+func TestDial(t *testing.T) {
+	addr := hangUp(t)
+	c, err := Dial(t.Context(), addr, true)
 	if err != nil {
 		t.Fatalf("loopback dial: %v", err)
 	}
 	c.Close()
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	_, port, _ := net.SplitHostPort(addr)
 	if c, err := Dial(t.Context(), net.JoinHostPort("localhost", port), true); err == nil {
 		c.Close()
 	} else if le := (*Error)(nil); errors.As(err, &le) {

@@ -22,7 +22,7 @@ type GraphOptions struct {
 
 // NewGraph returns a Dialer for a mailbox read through Microsoft Graph:
 // new mail found with delta queries, immutable ids as keys
-// ("<name>/graph/<id>"), the delta link kept in Cursor.Last. A stale delta
+// ("<name>/graph/<id>"), the delta link kept in Cursor.DeltaLink. A stale delta
 // link (410) starts a full resync; the ledger recognises what was already
 // delivered.
 func NewGraph(o GraphOptions) Dialer {
@@ -57,7 +57,7 @@ func graphErr(name, step string, err error) error {
 }
 
 func (c *graphConn) Scan(ctx context.Context, cur Cursor) (*Scan, error) {
-	msgs, link, err := c.o.Client.Delta(ctx, c.o.Username, c.o.Folder, cur.Last, c.o.PageSize)
+	msgs, link, err := c.o.Client.Delta(ctx, c.o.Username, c.o.Folder, cur.DeltaLink, c.o.PageSize)
 	if errors.Is(err, graph.ErrSyncStateNotFound) {
 		c.o.Logger.Warn("graph: delta state expired; full resync", "mailbox", c.o.Name)
 		msgs, link, err = c.o.Client.Delta(ctx, c.o.Username, c.o.Folder, "", c.o.PageSize)
@@ -65,7 +65,7 @@ func (c *graphConn) Scan(ctx context.Context, cur Cursor) (*Scan, error) {
 	if err != nil {
 		return nil, graphErr(c.o.Name, StepSelect, err)
 	}
-	s := &Scan{Validity: "graph", Next: Cursor{Validity: "graph", Last: link}}
+	s := &Scan{Validity: GraphValidity, Next: Cursor{Validity: GraphValidity, DeltaLink: link}}
 	seen := map[string]bool{}
 	for _, m := range msgs {
 		if m.Removed != nil || seen[m.ID] {

@@ -14,14 +14,13 @@ import (
 	"time"
 
 	"github.com/mailgate/mailgate/internal/imap"
-	"github.com/mailgate/mailgate/internal/sasl"
 )
 
 // IMAPOptions configure NewIMAP.
 type IMAPOptions struct {
 	Name      string // mailgate mailbox name, used in keys
 	Addr      string // host:port
-	Security  string // tls (default), starttls, none
+	Security  string // tls, starttls or none; "" is imap.DefaultSecurity (tls)
 	TLSConfig *tls.Config
 	Username  string // the mailbox (user= in XOAUTH2); a shared mailbox works the same
 	Mechanism string // xoauth2 (default) or oauthbearer
@@ -54,17 +53,10 @@ func (d *imapDialer) Dial(ctx context.Context) (Conn, error) {
 	if err != nil {
 		return nil, imapError(o.Name, "", err)
 	}
-	tok, err := o.Token(ctx)
+	sc, err := saslClient(ctx, o.Name, o.Addr, o.Mechanism, o.Username, o.Token)
 	if err != nil {
 		c.Close()
-		return nil, &Error{Mailbox: o.Name, Step: StepToken, Err: err}
-	}
-	host, portStr, _ := net.SplitHostPort(o.Addr)
-	port, _ := strconv.Atoi(portStr)
-	sc, err := sasl.New(o.Mechanism, o.Username, tok, host, port)
-	if err != nil {
-		c.Close()
-		return nil, &Error{Mailbox: o.Name, Step: StepAuth, Err: err}
+		return nil, err
 	}
 	if err := c.Authenticate(ctx, sc); err != nil {
 		c.Close()

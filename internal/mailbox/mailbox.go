@@ -27,8 +27,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/mailgate/mailgate/internal/sasl"
 )
 
 // Item is one message on the server.
@@ -70,8 +74,31 @@ func (a After) String() string {
 
 // Cursor is where a mailbox's scan continues.
 type Cursor struct {
-	Validity string // IMAP UIDVALIDITY; "" for POP3; Graph: the delta link
-	Last     string // highest IMAP UID fully processed; "" = none
+	Validity  string // IMAP UIDVALIDITY; "" for POP3; GraphValidity for Graph
+	Last      string // highest IMAP UID fully processed; "" = none
+	DeltaLink string // Graph: the delta link the next scan starts from; "" = the whole folder
+}
+
+// GraphValidity is a Graph mailbox's Cursor.Validity: it never changes
+// (a stale delta link is a full resync, not a new validity).
+const GraphValidity = "graph"
+
+// Stored is the cursor as it is persisted, two strings: the validity and
+// the position, which is Last, or for Graph the delta link (the encoding
+// older versions wrote, so stored cursors keep working).
+func (c Cursor) Stored() (validity, position string) {
+	if c.Validity == GraphValidity {
+		return c.Validity, c.DeltaLink
+	}
+	return c.Validity, c.Last
+}
+
+// StoredCursor is the Cursor that Stored returned these strings for.
+func StoredCursor(validity, position string) Cursor {
+	if validity == GraphValidity {
+		return Cursor{Validity: validity, DeltaLink: position}
+	}
+	return Cursor{Validity: validity, Last: position}
 }
 
 // Scan is the result of one look at the mailbox.
@@ -156,4 +183,21 @@ func AsError(err error) (*Error, bool) {
 	var e *Error
 	ok := errors.As(err, &e)
 	return e, ok
+}
+
+// saslClient gets a token for a mailbox session and builds the
+// mechanism's SASL client for the server at addr (OAUTHBEARER names its
+// host and port). Failures are *Error at StepToken or StepAuth.
+func saslClient(ctx context.Context, name, addr, mech, user string, token func(context.Context) (string, error)) (sasl.Client, error) {
+	tok, err := token(ctx)
+	if err != nil {
+		return nil, &Error{Mailbox: name, Step: StepToken, Err: err}
+	}
+	host, portStr, _ := net.SplitHostPort(addr)
+	port, _ := strconv.Atoi(portStr)
+	sc, err := sasl.New(mech, user, tok, host, port)
+	if err != nil {
+		return nil, &Error{Mailbox: name, Step: StepAuth, Err: err}
+	}
+	return sc, nil
 }

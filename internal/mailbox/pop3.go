@@ -8,17 +8,15 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"strconv"
 
 	"github.com/mailgate/mailgate/internal/pop3"
-	"github.com/mailgate/mailgate/internal/sasl"
 )
 
 // POP3Options configure NewPOP3 (the same shape as IMAPOptions).
 type POP3Options struct {
 	Name      string
 	Addr      string
-	Security  string // tls (default), starttls, none
+	Security  string // tls, starttls or none; "" is pop3.DefaultSecurity (tls)
 	TLSConfig *tls.Config
 	Username  string
 	Mechanism string
@@ -73,17 +71,10 @@ func (d *pop3Dialer) connect(ctx context.Context) (*pop3.Client, error) {
 		}
 		return nil, pop3Error(o.Name, step, err)
 	}
-	tok, err := o.Token(ctx)
+	sc, err := saslClient(ctx, o.Name, o.Addr, o.Mechanism, o.Username, o.Token)
 	if err != nil {
 		c.Close()
-		return nil, &Error{Mailbox: o.Name, Step: StepToken, Err: err}
-	}
-	host, portStr, _ := net.SplitHostPort(o.Addr)
-	port, _ := strconv.Atoi(portStr)
-	sc, err := sasl.New(o.Mechanism, o.Username, tok, host, port)
-	if err != nil {
-		c.Close()
-		return nil, &Error{Mailbox: o.Name, Step: StepAuth, Err: err}
+		return nil, err
 	}
 	if err := c.Authenticate(sc); err != nil {
 		c.Close()

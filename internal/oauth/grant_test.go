@@ -339,16 +339,28 @@ func TestNewHTTPClient(t *testing.T) {
 		}
 	})
 	t.Run("bad options", func(t *testing.T) {
-		if _, err := NewHTTPClient(HTTPOptions{Proxy: "ftp://x:21"}); err == nil {
-			t.Error("ftp proxy accepted")
-		}
-		if _, err := NewHTTPClient(HTTPOptions{CAFile: filepath.Join(t.TempDir(), "missing.pem")}); err == nil {
-			t.Error("missing CA file accepted")
-		}
 		empty := filepath.Join(t.TempDir(), "empty.pem")
 		os.WriteFile(empty, []byte("nothing"), 0o600)
-		if _, err := NewHTTPClient(HTTPOptions{CAFile: empty}); err == nil {
-			t.Error("CA file without certificates accepted")
+		for _, tc := range []struct {
+			name   string
+			opts   HTTPOptions
+			caFile bool // the refusal is a *CAFileError
+		}{
+			{"ftp proxy", HTTPOptions{Proxy: "ftp://x:21"}, false},
+			{"proxy not a URL", HTTPOptions{Proxy: "http://", CAFile: caFile}, false},
+			{"missing CA file", HTTPOptions{CAFile: filepath.Join(t.TempDir(), "missing.pem")}, true},
+			{"CA file without certificates", HTTPOptions{CAFile: empty}, true},
+			{"bad proxy and bad CA file", HTTPOptions{Proxy: "ftp://x:21", CAFile: empty}, false},
+		} {
+			_, err := NewHTTPClient(tc.opts)
+			if err == nil {
+				t.Errorf("%s: accepted", tc.name)
+				continue
+			}
+			var ce *CAFileError
+			if got := errors.As(err, &ce); got != tc.caFile {
+				t.Errorf("%s: %v is a *CAFileError: %v, want %v", tc.name, err, got, tc.caFile)
+			}
 		}
 	})
 }

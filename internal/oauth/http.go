@@ -29,6 +29,17 @@ type HTTPOptions struct {
 	Timeout time.Duration
 }
 
+// CAFileError is NewHTTPClient's refusal of HTTPOptions.CAFile (unreadable,
+// or holding no PEM certificate); its other refusals concern the proxy.
+type CAFileError struct {
+	File string
+	Err  error
+}
+
+func (e *CAFileError) Error() string { return e.Err.Error() }
+
+func (e *CAFileError) Unwrap() error { return e.Err }
+
 // NewHTTPClient builds the client a Profile uses: the given or environment
 // proxy, verified TLS 1.2+ with the extra CA added to the system roots, a
 // timeout, and never an Origin header (Entra refuses client credentials
@@ -56,7 +67,7 @@ func NewHTTPClient(opts HTTPOptions) (*http.Client, error) {
 	if opts.CAFile != "" {
 		pemData, err := os.ReadFile(opts.CAFile)
 		if err != nil {
-			return nil, fmt.Errorf("oauth: read CA file: %w", err)
+			return nil, &CAFileError{File: opts.CAFile, Err: fmt.Errorf("oauth: read CA file: %w", err)}
 		}
 		if roots == nil {
 			sys, err := x509.SystemCertPool()
@@ -68,7 +79,7 @@ func NewHTTPClient(opts HTTPOptions) (*http.Client, error) {
 			roots = roots.Clone()
 		}
 		if !roots.AppendCertsFromPEM(pemData) {
-			return nil, fmt.Errorf("oauth: CA file %s holds no PEM certificate", opts.CAFile)
+			return nil, &CAFileError{File: opts.CAFile, Err: fmt.Errorf("oauth: CA file %s holds no PEM certificate", opts.CAFile)}
 		}
 	}
 	tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: roots}

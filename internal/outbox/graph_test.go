@@ -78,8 +78,9 @@ func TestOutboxThroughGraph(t *testing.T) {
 	bad := enqueue("From: " + emulator.DemoSenderMailbox + "\r\nSubject: nobody\r\nMessage-ID: <bad@x>\r\n\r\nno recipients\r\n")
 
 	w := &Worker{Store: st, Senders: []*Sender{{Name: "g", Mailer: gs}}, Poll: 20 * time.Millisecond, Backoff: time.Hour}
-	stop, done := make(chan struct{}), make(chan struct{})
-	go func() { w.Run(stop); close(done) }()
+	ctx, stop := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { w.Run(ctx); close(done) }()
 	wait := func(id int64, state string) *store.OutboxMessage {
 		t.Helper()
 		deadline := time.Now().Add(20 * time.Second)
@@ -130,6 +131,6 @@ func TestOutboxThroughGraph(t *testing.T) {
 	if !strings.Contains(m.LastError, "New-ApplicationAccessPolicy") {
 		t.Errorf("blocked sender's status: %q", m.LastError)
 	}
-	close(stop)
+	stop()
 	<-done
 }

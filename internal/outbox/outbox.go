@@ -91,8 +91,9 @@ func (w *Worker) Stats() Stats {
 	return w.stats
 }
 
-// Run works until stop is closed.
-func (w *Worker) Run(stop <-chan struct{}) {
+// Run works until ctx is done; a message being sent then is finished
+// first (the work sees ctx's values, not its cancellation).
+func (w *Worker) Run(ctx context.Context) {
 	if w.Log == nil {
 		w.Log = slog.New(slog.DiscardHandler)
 	}
@@ -104,13 +105,13 @@ func (w *Worker) Run(stop <-chan struct{}) {
 	}
 	var wg sync.WaitGroup
 	for _, s := range w.Senders {
-		wg.Go(func() { w.loop(stop, s) })
+		wg.Go(func() { w.loop(context.WithoutCancel(ctx), ctx.Done(), s) })
 	}
 	wg.Wait()
 }
 
-func (w *Worker) loop(stop <-chan struct{}, s *Sender) {
-	ctx, cancel := context.WithCancel(context.Background())
+func (w *Worker) loop(base context.Context, stop <-chan struct{}, s *Sender) {
+	ctx, cancel := context.WithCancel(base)
 	defer cancel()
 	var c *smtp.Client
 	var lastUse time.Time

@@ -95,10 +95,10 @@ func TestOutboxAgainstDovecot(t *testing.T) {
 		return c, nil
 	}}
 	w := &Worker{Store: st, Senders: []*Sender{sender}, Poll: 20 * time.Millisecond, Backoff: 200 * time.Millisecond}
-	stop := make(chan struct{})
+	ctx, stop := context.WithCancel(t.Context())
 	done := make(chan struct{})
-	go func() { w.Run(stop); close(done) }()
-	defer func() { close(stop); <-done }()
+	go func() { w.Run(ctx); close(done) }()
+	defer func() { stop(); <-done }()
 	waitState := func(id int64, state string) *store.OutboxMessage {
 		t.Helper()
 		deadline := time.Now().Add(20 * time.Second)
@@ -216,10 +216,10 @@ func TestReauthAfterTokenExpiry(t *testing.T) {
 		return c, nil
 	}}
 	w := &Worker{Store: st, Senders: []*Sender{sender}, Poll: 20 * time.Millisecond, Backoff: 100 * time.Millisecond}
-	stop := make(chan struct{})
+	ctx, stop := context.WithCancel(t.Context())
 	done := make(chan struct{})
-	go func() { w.Run(stop); close(done) }()
-	defer func() { close(stop); <-done }()
+	go func() { w.Run(ctx); close(done) }()
+	defer func() { stop(); <-done }()
 	send := func(subject string) *store.OutboxMessage {
 		id, _ := st.Enqueue(t.Context(), "noreply", emulator.DemoSenderMailbox, []string{emulator.DemoSharedMailbox},
 			[]byte("From: "+emulator.DemoSenderMailbox+"\r\nSubject: "+subject+"\r\n\r\nx\r\n"))

@@ -12,6 +12,7 @@ package pop3
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"encoding/base64"
@@ -28,9 +29,13 @@ import (
 	"github.com/mailgate/mailgate/internal/loopback"
 )
 
+// DefaultSecurity is the Security an empty Options.Security means:
+// implicit TLS (port 995).
+const DefaultSecurity = "tls"
+
 // Options configure Dial.
 type Options struct {
-	Security  string      // "tls" (default, port 995), "starttls" (STLS on 110) or "none"
+	Security  string      // "tls" (port 995), "starttls" (STLS on 110) or "none"; "" is DefaultSecurity
 	TLSConfig *tls.Config // verification on; nil = system roots, host of addr
 	Timeout   time.Duration
 }
@@ -65,51 +70,23 @@ func Dial(ctx context.Context, addr string, o *Options) (*Client, error) {
 	if o == nil {
 		o = &Options{}
 	}
-	timeout := o.Timeout
-	if timeout == 0 {
-		timeout = 30 * time.Second
-	}
-	host, _, err := net.SplitHostPort(addr)
+	sec := loopback.Security(cmp.Or(o.Security, DefaultSecurity))
+	conn, err := loopback.Connect(ctx, addr, sec, o.TLSConfig, o.Timeout)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("pop3: %w", err)
 	}
-	tc := &tls.Config{}
-	if o.TLSConfig != nil {
-		tc = o.TLSConfig.Clone()
-	}
-	if tc.ServerName == "" {
-		tc.ServerName = host
-	}
-	dctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	conn, err := loopback.Dial(dctx, addr, o.Security == "none")
-	if err != nil {
-		return nil, err
-	}
-	if o.Security == "" || o.Security == "tls" {
-		t := tls.Client(conn, tc)
-		if err := t.HandshakeContext(dctx); err != nil {
-			conn.Close()
-			return nil, fmt.Errorf("pop3: tls: %w", err)
-		}
-		conn = t
-	} else if o.Security != "starttls" && o.Security != "none" {
-		conn.Close()
-		return nil, fmt.Errorf("pop3: security %q: want tls, starttls or none", o.Security)
-	}
-	c := New(conn)
-	_ = conn.SetDeadline(time.Now().Add(timeout))
+	c := New(conn.Conn)
 	if _, err := c.response("greeting"); err != nil {
 		conn.Close()
 		return nil, err
 	}
-	if o.Security == "starttls" {
-		if err := c.StartTLS(tc); err != nil {
+	if sec == loopback.StartTLS {
+		if err := c.StartTLS(conn.TLSConfig); err != nil {
 			conn.Close()
 			return nil, err
 		}
 	}
-	_ = c.conn.SetDeadline(time.Time{})
+	conn.Ready()
 	return c, nil
 }
 
@@ -131,7 +108,7 @@ func (c *Client) readLine() (string, error) {
 			return "", err
 		}
 		if len(b) > 64<<10 {
-			return "", errors.New("pop3: response line too long")
+			return "", errors.New("response line too long")
 		}
 	}
 	return strings.TrimRight(string(b), "\r\n"), nil
@@ -184,21 +161,22 @@ func (c *Client) Cmd(format string, args ...any) (string, error) {
 	line := fmt.Sprintf(format, args...)
 	name, _, _ := strings.Cut(line, " ")
 	if _, err := c.w.WriteString(line + "\r\n"); err != nil {
-		return "", err
+		return "", fmt.Errorf("pop3: %s: %w", name, err)
 	}
 	if err := c.w.Flush(); err != nil {
-		return "", err
+		return "", fmt.Errorf("pop3: %s: %w", name, err)
 	}
 	return c.response(name)
 }
 
-// lines reads a dot-terminated multi-line body as lines (CAPA, UIDL, LIST).
-func (c *Client) lines() ([]string, error) {
+// lines reads a dot-terminated multi-line body as lines (CAPA, UIDL, LIST:
+// cmd).
+func (c *Client) lines(cmd string) ([]string, error) {
 	var out []string
 	for {
 		l, err := c.readLine()
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("pop3: %s: %w", cmd, err)
 		}
 		if l == "." {
 			return out, nil
@@ -212,7 +190,7 @@ func (c *Client) Capabilities() ([]string, error) {
 	if _, err := c.Cmd("CAPA"); err != nil {
 		return nil, err
 	}
-	return c.lines()
+	return c.lines("CAPA")
 }
 
 // StartTLS runs STLS and the handshake.
@@ -237,13 +215,13 @@ func (c *Client) StartTLS(tc *tls.Config) error {
 func (c *Client) Authenticate(sc gosasl.Client) error {
 	mech, ir, err := sc.Start()
 	if err != nil {
-		return err
+		return fmt.Errorf("pop3: AUTH: %w", err)
 	}
 	if _, err := c.w.WriteString("AUTH " + mech + "\r\n"); err != nil {
-		return err
+		return fmt.Errorf("pop3: AUTH: %w", err)
 	}
 	if err := c.w.Flush(); err != nil {
-		return err
+		return fmt.Errorf("pop3: AUTH: %w", err)
 	}
 	sentIR := false
 	for {
@@ -265,14 +243,14 @@ func (c *Client) Authenticate(sc gosasl.Client) error {
 					c.w.WriteString("*\r\n") // cancel the exchange
 					c.w.Flush()
 					_, _ = c.readLine()
-					return err
+					return fmt.Errorf("pop3: AUTH: %w", err)
 				}
 			}
 			if _, err := c.w.WriteString(base64.StdEncoding.EncodeToString(resp) + "\r\n"); err != nil {
-				return err
+				return fmt.Errorf("pop3: AUTH: %w", err)
 			}
 			if err := c.w.Flush(); err != nil {
-				return err
+				return fmt.Errorf("pop3: AUTH: %w", err)
 			}
 			continue
 		}
@@ -317,7 +295,7 @@ func (c *Client) UIDL() ([]Listing, error) {
 	if _, err := c.Cmd("UIDL"); err != nil {
 		return nil, err
 	}
-	ls, err := c.lines()
+	ls, err := c.lines("UIDL")
 	if err != nil {
 		return nil, err
 	}
@@ -333,7 +311,7 @@ func (c *Client) UIDL() ([]Listing, error) {
 	if _, err := c.Cmd("LIST"); err != nil {
 		return out, nil
 	}
-	ls, err = c.lines()
+	ls, err = c.lines("LIST")
 	if err != nil {
 		return nil, err
 	}
@@ -410,7 +388,7 @@ func (d *dotReader) Read(p []byte) (int, error) {
 			if errors.Is(err, io.EOF) {
 				err = io.ErrUnexpectedEOF
 			}
-			return 0, err
+			return 0, fmt.Errorf("pop3: RETR: %w", err)
 		}
 		if d.bol && len(chunk) > 0 && chunk[0] == '.' {
 			rest := chunk[1:]

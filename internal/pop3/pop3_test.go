@@ -143,3 +143,38 @@ func FuzzDotReader(f *testing.F) {
 		}
 	})
 }
+
+// TestErrorsPrefixed: a connection lost in any command is an error that
+// names pop3 and the command and still unwraps to the cause.
+func TestErrorsPrefixed(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		script [][2]string
+		run    func(c *Client) error
+		prefix string
+		cause  error
+	}{
+		{"UIDL body cut", [][2]string{{"UIDL", "+OK\r\n1 abc\r\n"}}, func(c *Client) error { _, err := c.UIDL(); return err }, "pop3: UIDL: ", io.EOF},
+		{"CAPA body cut", [][2]string{{"CAPA", "+OK\r\nSASL XOAUTH2\r\n"}}, func(c *Client) error { _, err := c.Capabilities(); return err }, "pop3: CAPA: ", io.EOF},
+		{"RETR body cut", [][2]string{{"RETR 1", "+OK\r\nSubject: x\r\n"}}, func(c *Client) error {
+			r, err := c.Retr(1)
+			if err != nil {
+				return err
+			}
+			_, err = io.ReadAll(r)
+			return err
+		}, "pop3: RETR: ", io.ErrUnexpectedEOF},
+		{"AUTH answer lost", [][2]string{{"AUTH XOAUTH2", ""}}, func(c *Client) error {
+			return c.Authenticate(sasl.NewXOAuth2Client("u@example.com", "tok"))
+		}, "pop3: AUTH: ", io.EOF},
+		{"command not sent", nil, func(c *Client) error {
+			c.conn.Close()
+			return c.Noop()
+		}, "pop3: NOOP: ", io.ErrClosedPipe},
+	} {
+		err := tc.run(serve(t, "+OK ready\r\n", tc.script))
+		if err == nil || !strings.HasPrefix(err.Error(), tc.prefix) || !errors.Is(err, tc.cause) {
+			t.Errorf("%s: %v, want %q… wrapping %v", tc.name, err, tc.prefix, tc.cause)
+		}
+	}
+}

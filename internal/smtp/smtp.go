@@ -11,12 +11,12 @@
 package smtp
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"strings"
 	"time"
 
@@ -26,9 +26,13 @@ import (
 	"github.com/mailgate/mailgate/internal/loopback"
 )
 
+// DefaultSecurity is the Security an empty Options.Security means:
+// STARTTLS (port 587), which must succeed.
+const DefaultSecurity = "starttls"
+
 // Options configure Dial.
 type Options struct {
-	Security  string // "starttls" (default, 587), "tls" (465) or "none" (loopback only)
+	Security  string // "starttls" (587), "tls" (465) or "none" (loopback only); "" is DefaultSecurity
 	TLSConfig *tls.Config
 	Timeout   time.Duration
 	LocalName string // EHLO name; default "localhost"
@@ -110,48 +114,24 @@ func Dial(ctx context.Context, addr string, o *Options) (*Client, error) {
 	if o == nil {
 		o = &Options{}
 	}
-	timeout := o.Timeout
-	if timeout == 0 {
-		timeout = 30 * time.Second
-	}
-	host, _, err := net.SplitHostPort(addr)
+	sec := loopback.Security(cmp.Or(o.Security, DefaultSecurity))
+	conn, err := loopback.Connect(ctx, addr, sec, o.TLSConfig, o.Timeout)
 	if err != nil {
-		return nil, &Error{Step: "dial", Err: err}
+		var ce *loopback.ConnectError
+		if errors.As(err, &ce) {
+			return nil, &Error{Step: ce.Step, Err: ce.Err}
+		}
+		return nil, fmt.Errorf("smtp: %w", err)
 	}
-	tc := &tls.Config{}
-	if o.TLSConfig != nil {
-		tc = o.TLSConfig.Clone()
-	}
-	if tc.ServerName == "" {
-		tc.ServerName = host
-	}
-	dctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	conn, err := loopback.Dial(dctx, addr, o.Security == "none")
-	if err != nil {
-		return nil, &Error{Step: "dial", Err: err}
-	}
-	_ = conn.SetDeadline(time.Now().Add(timeout))
 	var c *gosmtp.Client
-	switch o.Security {
-	case "", "starttls":
-		c, err = gosmtp.NewClientStartTLS(conn, tc)
+	if sec == loopback.StartTLS {
+		c, err = gosmtp.NewClientStartTLS(conn.Conn, conn.TLSConfig)
 		if err != nil {
 			conn.Close()
 			return nil, &Error{Step: "tls", Err: fmt.Errorf("STARTTLS failed (is it offered? port 465 needs security: tls): %w", err)}
 		}
-	case "tls":
-		t := tls.Client(conn, tc)
-		if err := t.HandshakeContext(dctx); err != nil {
-			conn.Close()
-			return nil, &Error{Step: "tls", Err: err}
-		}
-		c = gosmtp.NewClient(t)
-	case "none":
-		c = gosmtp.NewClient(conn)
-	default:
-		conn.Close()
-		return nil, fmt.Errorf("smtp: security %q: want starttls, tls or none", o.Security)
+	} else {
+		c = gosmtp.NewClient(conn.Conn)
 	}
 	name := o.LocalName
 	if name == "" {
@@ -161,7 +141,7 @@ func Dial(ctx context.Context, addr string, o *Options) (*Client, error) {
 		c.Close()
 		return nil, replyError("ehlo", err)
 	}
-	_ = conn.SetDeadline(time.Time{})
+	conn.Ready()
 	return &Client{c: c}, nil
 }
 

@@ -49,8 +49,8 @@ type LedgerEntry struct {
 
 // Cursor is where a mailbox's scan continues (mailbox.Cursor's fields).
 type Cursor struct {
-	Validity string // IMAP UIDVALIDITY; "" for POP3; Graph: the delta link
-	Last     string // highest IMAP UID fully processed; "" = none
+	Validity string // IMAP UIDVALIDITY; "" for POP3; "graph" for Graph
+	Last     string // highest IMAP UID fully processed, or Graph's delta link (mailbox.Cursor.Stored); "" = none
 }
 
 // MailboxCursor returns where mailbox's scan continues; the zero Cursor

@@ -66,8 +66,8 @@ func (s *Server) held(r *http.Request) ([]HeldView, error) {
 
 // heldCounts is how many messages each mailbox has set aside (dropped
 // ones left out), for the dashboard.
-func (s *Server) heldCounts() map[string]int {
-	counts, err := s.o.Store.HeldCounts(context.Background())
+func (s *Server) heldCounts(ctx context.Context) map[string]int {
+	counts, err := s.o.Store.HeldCounts(ctx)
 	if err != nil {
 		s.o.Log.Warn("web: held message counts", "err", err)
 		return nil

@@ -406,7 +406,7 @@ func (s *Server) apiSave(kind string) http.HandlerFunc {
 			writeJSON(w, http.StatusUnprocessableEntity, map[string]any{"error": "invalid", "problems": problems})
 			return
 		}
-		for _, v := range s.records(kind) {
+		for _, v := range s.records(r.Context(), kind) {
 			if nameOf(v) == name {
 				status := http.StatusOK
 				if original == "" {

@@ -209,11 +209,11 @@ type SenderView struct {
 	declared map[string]any // declaredKeys
 }
 
-func (s *Server) profiles() []ProfileView {
+func (s *Server) profiles(ctx context.Context) []ProfileView {
 	now := s.o.Now()
 	infos := map[string]store.TokenInfo{}
 	if s.o.Store != nil {
-		if all, err := s.o.Store.TokenInfos(context.Background()); err == nil {
+		if all, err := s.o.Store.TokenInfos(ctx); err == nil {
 			for _, ti := range all {
 				infos[ti.Profile] = ti
 			}
@@ -271,13 +271,13 @@ func (s *Server) profiles() []ProfileView {
 	return out
 }
 
-func (s *Server) mailboxes() []MailboxView {
+func (s *Server) mailboxes(ctx context.Context) []MailboxView {
 	now := s.o.Now().UTC()
-	counts, err := s.o.Store.DeliveryCounts(context.Background(), time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC))
+	counts, err := s.o.Store.DeliveryCounts(ctx, time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC))
 	if err != nil {
 		s.o.Log.Warn("web: delivery counts", "err", err)
 	}
-	held := s.heldCounts()
+	held := s.heldCounts(ctx)
 	st := map[string]agent.Status{}
 	for _, a := range s.statuses() {
 		st[a.Mailbox] = a
@@ -359,15 +359,15 @@ func (s *Server) senders() []SenderView {
 	return out
 }
 
-func (s *Server) records(kind string) []any {
+func (s *Server) records(ctx context.Context, kind string) []any {
 	var out []any
 	switch kind {
 	case "profiles":
-		for _, v := range s.profiles() {
+		for _, v := range s.profiles(ctx) {
 			out = append(out, v)
 		}
 	case "mailboxes":
-		for _, v := range s.mailboxes() {
+		for _, v := range s.mailboxes(ctx) {
 			out = append(out, v)
 		}
 	case "sinks":
@@ -397,8 +397,8 @@ func nameOf(v any) string {
 }
 
 func (s *Server) apiList(kind string) http.HandlerFunc {
-	return func(w http.ResponseWriter, _ *http.Request) {
-		items := s.records(kind)
+	return func(w http.ResponseWriter, r *http.Request) {
+		items := s.records(r.Context(), kind)
 		if items == nil {
 			items = []any{}
 		}
@@ -409,7 +409,7 @@ func (s *Server) apiList(kind string) http.HandlerFunc {
 func (s *Server) apiOne(kind string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		name := r.PathValue("name")
-		for _, v := range s.records(kind) {
+		for _, v := range s.records(r.Context(), kind) {
 			if nameOf(v) == name {
 				writeJSON(w, http.StatusOK, v)
 				return
@@ -419,13 +419,13 @@ func (s *Server) apiOne(kind string) http.HandlerFunc {
 	}
 }
 
-func (s *Server) apiStatus(w http.ResponseWriter, _ *http.Request) {
-	mbs := s.mailboxes()
+func (s *Server) apiStatus(w http.ResponseWriter, r *http.Request) {
+	mbs := s.mailboxes(r.Context())
 	if mbs == nil {
 		mbs = []MailboxView{}
 	}
 	var warnings []string
-	for _, wn := range profileWarnings(s.profiles()) {
+	for _, wn := range profileWarnings(s.profiles(r.Context())) {
 		warnings = append(warnings, wn.api)
 	}
 	failing := s.brokenRecords()
@@ -481,7 +481,7 @@ func orEmpty(s []string) []string {
 
 func (s *Server) dashboard(w http.ResponseWriter, r *http.Request) {
 	var warnings []string
-	profiles := s.profiles()
+	profiles := s.profiles(r.Context())
 	for _, wn := range profileWarnings(profiles) {
 		warnings = append(warnings, wn.page)
 	}
@@ -489,7 +489,7 @@ func (s *Server) dashboard(w http.ResponseWriter, r *http.Request) {
 		warnings = append(warnings, fmt.Sprintf("Console %s %s is failing and does not run: %s. Edit it, or delete it (mailgate records delete %s %s).", singular(b.Kind), b.Name, b.Reason, b.Kind, b.Name))
 	}
 	s.render(w, "dashboard.html", map[string]any{
-		"Admin": s.admin(r), "Mailboxes": s.mailboxes(), "Profiles": profiles, "Sinks": s.sinks(), "Senders": s.senders(),
+		"Admin": s.admin(r), "Mailboxes": s.mailboxes(r.Context()), "Profiles": profiles, "Sinks": s.sinks(), "Senders": s.senders(),
 		"Warnings": warnings, "Now": s.o.Now().UTC().Format(time.RFC3339),
 	})
 }

@@ -80,11 +80,6 @@ type Options struct {
 	Config  *config.Config
 	Metrics *metrics.Registry
 	Log     *slog.Logger
-	// Statuses returns the agents' state (nil: no agents run).
-	Statuses func() []agent.Status
-	// Test runs the steps of `mailgate test NAME` for a mailbox, a sender,
-	// a sink or a profile. Nil: no Test button.
-	Test TestFunc
 	// Explain says what to change for a mailbox's error (nil: nothing known).
 	Explain func(mailbox string, err error) []string
 	// TokenHealth returns the outcome of a profile's last token request.
@@ -192,11 +187,8 @@ func New(o Options) *Server {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	if o.Statuses == nil {
-		o.Statuses = func() []agent.Status { return nil }
-	}
 	s := &Server{o: o, checkAdmin: o.Store.CheckAdmin}
-	s.SetLive(o.Config, o.Statuses, o.Test)
+	s.SetLive(o.Config, nil, nil)
 	s.tmpl = template.Must(template.New("").Funcs(template.FuncMap{
 		"ago": func(t time.Time) string {
 			if t.IsZero() {

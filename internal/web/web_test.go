@@ -113,18 +113,19 @@ func newFixture(t *testing.T) *fixture {
 		TokenHealth: func(p string) (TokenHealth, bool) {
 			return TokenHealth{Result: "refused", AADSTS: 7000215, At: now.Add(-time.Minute)}, p == "contoso"
 		},
-		Test: func(_ context.Context, kind, name string) (TestResult, bool) {
-			kinds := map[string]string{"invoices": "mailboxes", "forms": "mailboxes", "contoso": "profiles", "noreply": "senders", "hook": "sinks"}
-			if kinds[name] != kind {
-				return TestResult{}, false
-			}
-			return TestResult{Name: name, Kind: singular(kind), Steps: []Step{{Name: "token", OK: true, Detail: "valid"},
-				{Name: "auth", OK: false, Detail: "AUTHENTICATE failed", Hints: []string{"Add-MailboxPermission -Identity invoices@contoso.com"}}}}, true
-		},
-		Statuses: func() []agent.Status {
-			return []agent.Status{{Mailbox: "forms", LastRun: now.Add(-time.Minute), Total: 3},
-				{Mailbox: "invoices", LastRun: now, LastError: errors.New("imap: AUTHENTICATE failed"), Failures: 2}}
-		}})
+	})
+	// the agents and the Test button, as serve sets them once they run
+	w.SetLive(cfg, func() []agent.Status {
+		return []agent.Status{{Mailbox: "forms", LastRun: now.Add(-time.Minute), Total: 3},
+			{Mailbox: "invoices", LastRun: now, LastError: errors.New("imap: AUTHENTICATE failed"), Failures: 2}}
+	}, func(_ context.Context, kind, name string) (TestResult, bool) {
+		kinds := map[string]string{"invoices": "mailboxes", "forms": "mailboxes", "contoso": "profiles", "noreply": "senders", "hook": "sinks"}
+		if kinds[name] != kind {
+			return TestResult{}, false
+		}
+		return TestResult{Name: name, Kind: singular(kind), Steps: []Step{{Name: "token", OK: true, Detail: "valid"},
+			{Name: "auth", OK: false, Detail: "AUTHENTICATE failed", Hints: []string{"Add-MailboxPermission -Identity invoices@contoso.com"}}}}, true
+	})
 	srv := httptest.NewServer(w)
 	t.Cleanup(srv.Close)
 	return &fixture{srv: srv, web: w, st: st, token: tok, retried: retried}
