@@ -18,7 +18,7 @@ func TestSystemdUnit(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{
-		"DynamicUser=yes", "StateDirectory=mailgate", "ProtectSystem=strict", "ProtectHome=yes",
+		"User=mailgate", "StateDirectory=mailgate", "ProtectSystem=strict", "ProtectHome=yes",
 		"PrivateTmp=yes", "NoNewPrivileges=yes", "CapabilityBoundingSet=\n", "RestrictAddressFamilies=",
 		"SystemCallFilter=@system-service", "Restart=on-failure", "ExecReload=/bin/kill -HUP $MAINPID",
 		"Environment=MAILGATE_CONFIG=/etc/mailgate/mailgate.yaml", "ExecStart=/usr/local/bin/mailgate serve",
