@@ -27,6 +27,7 @@ func TestImage(t *testing.T) {
 	if os.Getenv(requireEnv) != "1" && !haveProgram("podman") {
 		t.Skipf("podman is missing (scripts/image.sh installs it as root); %s=1 makes this a failure", requireEnv)
 	}
+	commit := headCommit(t) // before the build, which stamps it
 	// as root, image.sh installs podman and runc when they are missing
 	version := fmt.Sprintf("test-%d", time.Now().UnixNano())
 	stdout, stderr, err := run(t, 30*time.Minute, []string{"MAILGATE_VERSION=" + version}, filepath.Join(root(t), "scripts", "image.sh"))
@@ -53,7 +54,7 @@ func TestImage(t *testing.T) {
 	if err != nil {
 		t.Fatalf("version: %v\n%s", err, stderr)
 	}
-	if want := "mailgate " + version + "\ncommit " + headCommit(t) + "\n"; !strings.HasPrefix(out, want) {
+	if want := "mailgate " + version + "\ncommit " + commit + "\n"; !strings.HasPrefix(out, want) {
 		t.Errorf("version in the image says\n%s\nwant it to begin with\n%s", out, want)
 	}
 

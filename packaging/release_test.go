@@ -23,6 +23,7 @@ import (
 func TestRelease(t *testing.T) {
 	dist := t.TempDir()
 	const version = "v0.0.0-test"
+	commit := headCommit(t) // before the build, which stamps it
 	_, stderr, err := run(t, 30*time.Minute, []string{"MAILGATE_VERSION=" + version, "DIST=" + dist, "PLATFORMS=linux/amd64 darwin/arm64"},
 		filepath.Join(root(t), "scripts", "release.sh"))
 	if err != nil {
@@ -62,7 +63,7 @@ func TestRelease(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%s version: %v", linux, err)
 	}
-	if want := "mailgate " + version + "\ncommit " + headCommit(t) + "\n"; !strings.HasPrefix(out, want) {
+	if want := "mailgate " + version + "\ncommit " + commit + "\n"; !strings.HasPrefix(out, want) {
 		t.Errorf("version says\n%s\nwant it to begin with\n%s", out, want)
 	}
 
