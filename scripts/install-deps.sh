@@ -26,6 +26,10 @@ PACKAGES=(
 	chromium
 	# peers the benchmarks compare against
 	msmtp getmail6 fetchmail
+	# the container image is built and run with podman (runc: crun's default
+	# rlimits are refused in some sandboxes); the systemd unit is checked
+	# with systemd-analyze verify
+	podman runc uidmap slirp4netns systemd
 	# used by the harness scripts
 	curl openssl ca-certificates unzip procps
 )

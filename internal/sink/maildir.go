@@ -13,8 +13,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // MaildirOptions configure NewMaildir.
@@ -338,7 +336,7 @@ func (m *Maildir) syncStaged(batch []*staged) error {
 		return err
 	}
 	defer dir.Close()
-	if err := unix.Syncfs(int(dir.Fd())); err == nil {
+	if err := syncfs(dir); err == nil {
 		return nil
 	}
 	for _, s := range batch { // no syncfs: one fsync per file
@@ -394,19 +392,3 @@ func (d *dupDelivery) Commit(context.Context) (Receipt, error) {
 	return Receipt{Duplicate: true, Ref: d.ref}, nil
 }
 func (d *dupDelivery) Abort() error { return nil }
-
-// renameNew moves a file from tmp/ into new/ and never replaces a file
-// there (renameat2 RENAME_NOREPLACE; names are unique, so an existing one
-// is a bug to report, not to overwrite). Unlike os.Rename it does not
-// lstat the target first, a measurable cost at thousands of messages a
-// second.
-func renameNew(from, to string) error {
-	err := unix.Renameat2(unix.AT_FDCWD, from, unix.AT_FDCWD, to, unix.RENAME_NOREPLACE)
-	if errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EINVAL) {
-		err = unix.Rename(from, to) // file systems without RENAME_NOREPLACE
-	}
-	if err != nil {
-		return &os.LinkError{Op: "rename", Old: from, New: to, Err: err}
-	}
-	return nil
-}

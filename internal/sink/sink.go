@@ -17,7 +17,8 @@
 // Implementations:
 //   - Maildir (https://cr.yp.to/proto/maildir.html): one file per message,
 //     bytes unchanged, tmp/ then new/; group commit with one syncfs(2) per
-//     Sync, so no file appears in new/ before its bytes are durable.
+//     Sync (one fsync per file where there is no syncfs: not Linux), so no
+//     file appears in new/ before its bytes are durable.
 //   - Webhook: an HTTP POST of message/rfc822 signed with HMAC-SHA256
 //     (headers and verification recipe on Webhook).
 //   - Command: the message on a program's stdin; exit 0 accepts, 75
