@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"crypto/sha256"
 	"fmt"
 	"os"
@@ -36,13 +35,7 @@ func TestGraphAgentAgainstEmulator(t *testing.T) {
 	p := profile(t, srv, "graph")
 	p.Scopes = []string{"https://graph.microsoft.com/.default"}
 	gc := graph.New(graph.Options{Endpoint: srv.URL(), HTTPClient: p.HTTPClient,
-		Token: func(ctx context.Context) (string, error) {
-			tok, err := mgr.Token(ctx, p, nil)
-			if err != nil {
-				return "", err
-			}
-			return tok.AccessToken, nil
-		}, Renew: func() { mgr.Invalidate(p.Name, nil) }})
+		Bearer: mgr.Bearer(p, nil)})
 	dir := t.TempDir()
 	st := sqliteStore(t, dir)
 	md, err := sink.NewMaildir(sink.MaildirOptions{Path: filepath.Join(dir, "inbox")})
@@ -99,13 +92,7 @@ func TestGraphErrorsNameTheFix(t *testing.T) {
 	p := profile(t, srv, "graph")
 	p.Scopes = []string{"https://graph.microsoft.com/.default"}
 	gc := graph.New(graph.Options{Endpoint: srv.URL(), HTTPClient: p.HTTPClient,
-		Token: func(ctx context.Context) (string, error) {
-			tok, err := mgr.Token(ctx, p, nil)
-			if err != nil {
-				return "", err
-			}
-			return tok.AccessToken, nil
-		}})
+		Bearer: mgr.Bearer(p, nil)})
 	srv.Tenant().DenyGraphAccess(emulator.DemoAppID, emulator.DemoSharedMailbox)
 	_, _, err := gc.Delta(t.Context(), emulator.DemoSharedMailbox, "inbox", "", 10)
 	var ge *graph.Error

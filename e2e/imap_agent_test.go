@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"crypto/sha256"
 	"os"
 	"path/filepath"
@@ -47,16 +46,10 @@ func TestIMAPAgentAgainstDovecot(t *testing.T) {
 			}
 			after, _ := mailbox.ParseAfter(tt.after)
 			mb := &agent.Mailbox{Name: "mb", Sink: md, After: after, BatchSize: 100,
-				RenewToken: func() { mgr.Invalidate(p.Name, nil) },
+				Bearer: mgr.Bearer(p, nil),
 				Dialer: mailbox.NewIMAP(mailbox.IMAPOptions{Name: "mb", Addr: dv.Addr(tt.proto), Security: tt.security,
 					TLSConfig: dv.TLSConfig(), Username: addr, Mechanism: tt.mech,
-					Token: func(ctx context.Context) (string, error) {
-						tok, err := mgr.Token(ctx, p, nil)
-						if err != nil {
-							return "", err
-						}
-						return tok.AccessToken, nil
-					}})}
+					Bearer: mgr.Bearer(p, nil)})}
 			stats, err := agent.RunOnce(t.Context(), mb, st, nil, nil)
 			if err != nil {
 				t.Fatalf("%v\n%s", err, dv.Log())

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"crypto/sha256"
 	"os"
 	"path/filepath"
@@ -46,13 +45,7 @@ func TestPOP3AgentAgainstDovecot(t *testing.T) {
 			mb := &agent.Mailbox{Name: "mb", Sink: md, After: after, BatchSize: 100,
 				Dialer: mailbox.NewPOP3(mailbox.POP3Options{Name: "mb", Addr: dv.Addr(tt.proto), Security: tt.security,
 					TLSConfig: dv.TLSConfig(), Username: tt.addr, Mechanism: tt.mech,
-					Token: func(ctx context.Context) (string, error) {
-						tok, err := mgr.Token(ctx, p, nil)
-						if err != nil {
-							return "", err
-						}
-						return tok.AccessToken, nil
-					}})}
+					Bearer: mgr.Bearer(p, nil)})}
 			stats, err := agent.RunOnce(t.Context(), mb, st, nil, nil)
 			if err != nil || stats.Delivered != tt.n {
 				t.Fatalf("%+v %v\n%s", stats, err, dv.Log())

@@ -392,13 +392,7 @@ func (d *demoRun) describe(tok *oauth.Token) {
 func (d *demoRun) imapDialer(mb string, mgr *oauth.Manager, p *oauth.Profile) mailbox.Dialer {
 	return mailbox.NewIMAP(mailbox.IMAPOptions{Name: "forms", Addr: d.srv.IMAPAddr(), Security: "tls",
 		TLSConfig: &tls.Config{RootCAs: d.srv.CertPool(), MinVersion: tls.VersionTLS12}, Username: mb, Mechanism: "xoauth2",
-		Token: func(ctx context.Context) (string, error) {
-			t, err := mgr.Token(ctx, p, nil)
-			if err != nil {
-				return "", err
-			}
-			return t.AccessToken, nil
-		}})
+		Bearer: mgr.Bearer(p, nil)})
 }
 
 // mail shows the agent at work on the emulator's Exchange IMAP service:
@@ -442,13 +436,7 @@ func (d *demoRun) mail(ctx context.Context, mgr *oauth.Manager, st *store.Store,
 	gp.Name = "emulator-graph"
 	gp.ClientSecret = emulator.DemoAppSecret
 	gp.Scopes = []string{"https://graph.microsoft.com/.default"}
-	gc := graph.New(graph.Options{Endpoint: d.srv.URL(), HTTPClient: gp.HTTPClient, Token: func(ctx context.Context) (string, error) {
-		t, err := mgr.Token(ctx, &gp, nil)
-		if err != nil {
-			return "", err
-		}
-		return t.AccessToken, nil
-	}})
+	gc := graph.New(graph.Options{Endpoint: d.srv.URL(), HTTPClient: gp.HTTPClient, Bearer: mgr.Bearer(&gp, nil)})
 	d.step(7, "Sending: the original MIME through Graph sendMail as "+emulator.DemoSenderMailbox)
 	reply := "From: " + emulator.DemoSenderMailbox + "\r\nTo: " + emulator.DemoSharedMailbox + "\r\nSubject: Re: Order 1001\r\n\r\nReceived, thank you.\r\n"
 	if err := gc.SendMIME(ctx, emulator.DemoSenderMailbox, []byte(reply)); err != nil {

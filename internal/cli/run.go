@@ -294,27 +294,19 @@ func (rt *runtimeT) agentMailbox(m *config.Mailbox) (*agent.Mailbox, error) {
 			return nil, err
 		}
 	}
-	token := func(ctx context.Context) (string, error) {
-		t, err := rt.mgr.Token(ctx, p, nil)
-		if err != nil {
-			return "", err
-		}
-		return t.AccessToken, nil
-	}
-	a := &agent.Mailbox{Name: m.Name, Sink: s, After: after, BatchSize: m.BatchSize,
-		RenewToken: func() { rt.mgr.Invalidate(p.Name, nil) }}
+	token := rt.mgr.Bearer(p, nil)
+	a := &agent.Mailbox{Name: m.Name, Sink: s, After: after, BatchSize: m.BatchSize, Bearer: token}
 	addr := net.JoinHostPort(m.Host, strconv.Itoa(m.Port))
 	switch m.Protocol {
 	case "imap":
 		a.Dialer = mailbox.NewIMAP(mailbox.IMAPOptions{Name: m.Name, Addr: addr, Security: m.Security, TLSConfig: tc,
-			Username: m.Username, Mechanism: m.SASL, Token: token, Folder: m.Folder, BatchSize: m.BatchSize, Logger: rt.log})
+			Username: m.Username, Mechanism: m.SASL, Bearer: token, Folder: m.Folder, BatchSize: m.BatchSize, Logger: rt.log})
 	case "graph":
-		gc := graph.New(graph.Options{Endpoint: m.Endpoint, HTTPClient: p.HTTPClient, Token: token,
-			Renew: func() { rt.mgr.Invalidate(p.Name, nil) }})
+		gc := graph.New(graph.Options{Endpoint: m.Endpoint, HTTPClient: p.HTTPClient, Bearer: token})
 		a.Dialer = mailbox.NewGraph(mailbox.GraphOptions{Name: m.Name, Client: gc, Username: m.Username, Folder: m.Folder, Logger: rt.log})
 	case "pop3":
 		a.Dialer = mailbox.NewPOP3(mailbox.POP3Options{Name: m.Name, Addr: addr, Security: m.Security, TLSConfig: tc,
-			Username: m.Username, Mechanism: m.SASL, Token: token, Logger: rt.log})
+			Username: m.Username, Mechanism: m.SASL, Bearer: token, Logger: rt.log})
 	default:
 		return nil, fmt.Errorf("protocol %s is not available in this build yet (imap and pop3 are)", m.Protocol)
 	}
@@ -406,14 +398,7 @@ func (rt *runtimeT) graphSender(snd *config.Sender, log *slog.Logger) (*graph.Se
 	if !ok {
 		return nil, fmt.Errorf("profile %q is not defined", snd.Profile)
 	}
-	gc := graph.New(graph.Options{Endpoint: snd.Endpoint, HTTPClient: p.HTTPClient,
-		Token: func(ctx context.Context) (string, error) {
-			t, err := rt.mgr.Token(ctx, p, nil)
-			if err != nil {
-				return "", err
-			}
-			return t.AccessToken, nil
-		}, Renew: func() { rt.mgr.Invalidate(p.Name, nil) }})
+	gc := graph.New(graph.Options{Endpoint: snd.Endpoint, HTTPClient: p.HTTPClient, Bearer: rt.mgr.Bearer(p, nil)})
 	return &graph.Sender{Client: gc, User: snd.Username, SaveToSentItems: snd.SaveToSentItems, Log: log}, nil
 }
 
@@ -434,11 +419,12 @@ func (rt *runtimeT) outboxSender(snd *config.Sender) (*outbox.Sender, error) {
 		return nil, err
 	}
 	addr := net.JoinHostPort(snd.Host, strconv.Itoa(snd.Port))
+	token := rt.mgr.Bearer(p, nil)
 	return &outbox.Sender{
-		Name:       snd.Name,
-		RenewToken: func() { rt.mgr.Invalidate(p.Name, nil) },
+		Name:   snd.Name,
+		Bearer: token,
 		Dial: func(ctx context.Context) (*smtp.Client, error) {
-			tok, err := rt.mgr.Token(ctx, p, nil)
+			tok, err := token.Token(ctx)
 			if err != nil {
 				return nil, err
 			}
@@ -446,9 +432,9 @@ func (rt *runtimeT) outboxSender(snd *config.Sender) (*outbox.Sender, error) {
 			if err != nil {
 				return nil, err
 			}
-			var sc sasl.Client = sasl.NewXOAuth2ClientNoIR(snd.Username, tok.AccessToken)
+			var sc sasl.Client = sasl.NewXOAuth2ClientNoIR(snd.Username, tok)
 			if strings.EqualFold(snd.SASL, "oauthbearer") {
-				sc = sasl.NewOAuthBearerClientNoIR(snd.Username, tok.AccessToken, snd.Host, snd.Port)
+				sc = sasl.NewOAuthBearerClientNoIR(snd.Username, tok, snd.Host, snd.Port)
 			}
 			if err := c.Authenticate(sc); err != nil {
 				c.Close()

@@ -25,8 +25,8 @@ type IMAPOptions struct {
 	TLSConfig *tls.Config
 	Username  string // the mailbox (user= in XOAUTH2); a shared mailbox works the same
 	Mechanism string // xoauth2 (default) or oauthbearer
-	// Token returns a valid access token (the agent's token engine).
-	Token     func(ctx context.Context) (string, error)
+	// Bearer gives a valid access token (oauth.Manager.Bearer).
+	Bearer    Bearer
 	Folder    string // default INBOX
 	BatchSize int    // messages per UID FETCH; default 100
 	Logger    *slog.Logger
@@ -54,7 +54,7 @@ func (d *imapDialer) Dial(ctx context.Context) (Conn, error) {
 	if err != nil {
 		return nil, imapError(o.Name, "", err)
 	}
-	tok, err := o.Token(ctx)
+	tok, err := o.Bearer.Token(ctx)
 	if err != nil {
 		c.Close()
 		return nil, &Error{Mailbox: o.Name, Step: StepToken, Err: err}

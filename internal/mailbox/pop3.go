@@ -22,7 +22,7 @@ type POP3Options struct {
 	TLSConfig *tls.Config
 	Username  string
 	Mechanism string
-	Token     func(ctx context.Context) (string, error)
+	Bearer    Bearer
 	Logger    *slog.Logger
 }
 
@@ -73,7 +73,7 @@ func (d *pop3Dialer) connect(ctx context.Context) (*pop3.Client, error) {
 		}
 		return nil, pop3Error(o.Name, step, err)
 	}
-	tok, err := o.Token(ctx)
+	tok, err := o.Bearer.Token(ctx)
 	if err != nil {
 		c.Close()
 		return nil, &Error{Mailbox: o.Name, Step: StepToken, Err: err}
