@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mailgate/mailgate/internal/app"
 	"github.com/mailgate/mailgate/internal/oauth"
 )
 
@@ -61,17 +62,15 @@ func runToken(ctx context.Context, env *Env, args []string) int {
 	}
 	defer st.Close()
 	cfg = withConsoleRecords(ctx, env, st, cfg)
-	cp, err := findProfile(cfg, pos[0])
-	if err != nil {
+	cp, p, err := app.ProfileNamed(cfg, pos[0])
+	if app.IsKeyError(err) {
+		fmt.Fprintf(env.Err, "%s: %v\n", cfg.File, err)
+		return ExitUsage
+	} else if err != nil {
 		fmt.Fprintf(env.Err, "mailgate: token: %v\n", err)
 		return ExitUsage
 	}
-	p, err := oauthProfile(cp, 0)
-	if err != nil {
-		fmt.Fprintf(env.Err, "%s: %v\n", cfg.File, err)
-		return ExitUsage
-	}
-	for _, w := range profileWarnings(cp, p, time.Now()) {
+	for _, w := range app.ProfileWarnings(cp, p, time.Now()) {
 		fmt.Fprintf(env.Err, "mailgate: warning: %s\n", w)
 	}
 	mgr := tokenManager(st, log)

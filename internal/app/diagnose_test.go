@@ -1,4 +1,4 @@
-package cli
+package app
 
 import (
 	"encoding/base64"
@@ -75,4 +75,13 @@ func FuzzReadClaims(f *testing.F) {
 			_, _ = c.check(needOfMailbox(&config.Mailbox{Name: "m", Protocol: "imap"}), &oauth.Profile{})
 		}
 	})
+}
+
+func TestTokenUser(t *testing.T) {
+	if got := TokenUser("e30.eyJ1cG4iOiJhZGVsZUBjb250b3NvLmV4YW1wbGUifQ.c2ln"); got != "adele@contoso.example" {
+		t.Errorf("got %q", got)
+	}
+	if got := TokenUser("opaque-token"); got != "" {
+		t.Errorf("got %q", got)
+	}
 }
