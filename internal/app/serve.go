@@ -72,7 +72,7 @@ func (a *App) Start(ctx context.Context, so ServeOptions) error {
 	}
 	s.console = web.New(web.Options{Store: a.st, Config: cfg, Metrics: s.tel.reg, Log: log, Editor: s.ed,
 		Authorizer: &consoleAuth{current: &s.current, pending: map[string]*pendingAuth{}}, Secure: so.Secure,
-		TokenHealth: s.tel.tokenHealth, Retried: s.wake, Explain: s.explain, CertExpiry: s.certExpiry})
+		Runtime: s})
 	s.ed.applied, s.ed.failing = s.console.SetConfig, s.console.SetBroken
 	s.console.SetBroken(broken)
 	g, err := startGeneration(a.st, cfg, s.tel, log, a.log, so.Grace, s.console)
@@ -175,15 +175,43 @@ func (a *App) Stop() {
 	}
 }
 
-// wake makes a mailbox's agent run now (a held message is retried).
-func (s *server) wake(mailbox string) {
+// The server is the console's web.Runtime: each answer comes from the
+// generation running at the time.
+var _ web.Runtime = (*server)(nil)
+
+// Statuses are the running agents' states, with the totals since serve
+// started.
+func (s *server) Statuses() []agent.Status {
+	g := s.current.Load()
+	if g == nil {
+		return nil
+	}
+	return s.tel.statuses(g.sup.Statuses)()
+}
+
+// Test is the console's Test button on the running configuration.
+func (s *server) Test(ctx context.Context, kind, name string) (web.TestResult, bool) {
+	g := s.current.Load()
+	if g == nil {
+		return web.TestResult{}, false
+	}
+	return g.rt.consoleTest(ctx, kind, name)
+}
+
+// TokenHealth is the outcome of a profile's last token request.
+func (s *server) TokenHealth(profile string) (web.TokenHealth, bool) {
+	return s.tel.tokenHealth(profile)
+}
+
+// Wake makes a mailbox's agent run now (a held message is retried).
+func (s *server) Wake(mailbox string) {
 	if g := s.current.Load(); g != nil {
 		g.sup.Wake(mailbox)
 	}
 }
 
-// explain is Diagnose's advice for a running mailbox's error.
-func (s *server) explain(name string, err error) []string {
+// Explain is Diagnose's advice for a running mailbox's error.
+func (s *server) Explain(name string, err error) []string {
 	g := s.current.Load()
 	if g == nil {
 		return nil
@@ -194,8 +222,8 @@ func (s *server) explain(name string, err error) []string {
 	return nil
 }
 
-// certExpiry is when a running profile's client certificate expires.
-func (s *server) certExpiry(name string) (time.Time, bool) {
+// CertExpiry is when a running profile's client certificate expires.
+func (s *server) CertExpiry(name string) (time.Time, bool) {
 	if g := s.current.Load(); g != nil {
 		if p, ok := g.rt.profiles[name]; ok && p.Certificate != nil && p.Certificate.Cert != nil {
 			return p.Certificate.Cert.NotAfter, true
@@ -247,7 +275,7 @@ func startGeneration(st *store.Store, cfg *config.Config, tel *telemetry, log, r
 		}
 	}
 	g := &generation{rt: rt, sup: sup, ob: ob, halt: make(chan struct{}), done: make(chan struct{})}
-	console.SetLive(cfg, tel.statuses(sup.Statuses), rt.consoleTest)
+	console.SetConfig(cfg)
 	go func() {
 		var wg sync.WaitGroup
 		wg.Go(func() { ob.Run(g.halt) })
