@@ -12,6 +12,7 @@ import (
 
 	"github.com/mailgate/mailgate/internal/config"
 	"github.com/mailgate/mailgate/internal/graph"
+	"github.com/mailgate/mailgate/internal/imap"
 	"github.com/mailgate/mailgate/internal/mailbox"
 	"github.com/mailgate/mailgate/internal/oauth"
 	"github.com/mailgate/mailgate/internal/smtp"
@@ -172,8 +173,12 @@ func diagnose(m *config.Mailbox, p *oauth.Profile, err error) []string {
 	if !ok {
 		return nil
 	}
+	// Exchange refused the login, or took the token and then could not
+	// open the mailbox ("User is authenticated but not connected.")
+	var ie *imap.Error
+	refused := e.AuthFailed && (e.Step == mailbox.StepAuth || errors.As(err, &ie) && ie.Kind == imap.KindNotConnected)
 	switch {
-	case e.Step == mailbox.StepAuth && e.AuthFailed && p != nil && (p.Grant == "" || p.Grant == oauth.GrantClientCredentials):
+	case refused && p != nil && (p.Grant == "" || p.Grant == oauth.GrantClientCredentials):
 		role := map[string]string{"imap": "IMAP.AccessAsApp", "pop3": "POP.AccessAsApp"}[m.Protocol]
 		return []string{
 			"the server refused the app-only token for " + m.Username + ". Exchange Online needs, for app " + p.ClientID + ":",
@@ -182,7 +187,7 @@ func diagnose(m *config.Mailbox, p *oauth.Profile, err error) []string {
 			"  3. Add-MailboxPermission -Identity " + m.Username + " -User <that service principal's id> -AccessRights FullAccess",
 			"  and the profile must request scope https://outlook.office365.com/.default",
 		}
-	case e.Step == mailbox.StepAuth && e.AuthFailed:
+	case refused:
 		return []string{"the server refused the user's token for " + m.Username + ": the signed-in user needs the mailbox's delegated permission (" +
 			map[string]string{"imap": "IMAP.AccessAsUser.All", "pop3": "POP.AccessAsUser.All"}[m.Protocol] +
 			") and, for a shared mailbox, FullAccess on it: Add-MailboxPermission -Identity " + m.Username + " -User <user> -AccessRights FullAccess"}

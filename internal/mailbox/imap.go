@@ -108,8 +108,9 @@ func imapError(name, step string, err error) error {
 			e.Step, e.AuthFailed = StepAuth, true
 			e.Hint = "the server refused the token: check the profile's scopes and the app's mail permissions"
 		case imap.KindNotConnected:
+			// Exchange took the token but cannot open the mailbox for it:
+			// what to change is app.Diagnose's
 			e.AuthFailed = true
-			e.Hint = "Exchange accepted the token but cannot open this mailbox: New-ServicePrincipal for the app and Add-MailboxPermission … -AccessRights FullAccess"
 		case imap.KindTokenExpired:
 			e.TokenExpired, e.Temporary = true, true
 		default:
