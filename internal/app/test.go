@@ -17,7 +17,6 @@ import (
 	"github.com/mailgate/mailgate/internal/config"
 	"github.com/mailgate/mailgate/internal/mailbox"
 	"github.com/mailgate/mailgate/internal/oauth"
-	"github.com/mailgate/mailgate/internal/smtp"
 )
 
 // StepFunc reports one step of a Test or a Diagnose; the hint func that
@@ -197,11 +196,8 @@ func testSender(ctx context.Context, rt *parts, snd *config.Sender, step StepFun
 	c, err := s.Dial(ctx)
 	if err != nil {
 		step(false, "auth", "%v", err)
-		var se *smtp.Error
-		if errors.As(err, &se) {
-			if meaning, fix := se.Explain(); fix != "" {
-				hint(meaning + "; fix: " + fix)
-			}
+		if advice := SenderAdvice(err); len(advice) > 0 {
+			hint(strings.Join(advice, "; "))
 		}
 		return false
 	}
