@@ -37,11 +37,18 @@ type parts struct {
 	log      *slog.Logger
 }
 
+// TokenManager is the token engine over the store (its oauth.Store);
+// onToken, when set, observes every token endpoint request. Every Manager
+// of mailgate is made here.
+func TokenManager(st *store.Store, log *slog.Logger, onToken func(profile, result string, aadsts int)) *oauth.Manager {
+	return oauth.NewManager(st, &oauth.ManagerOptions{Logger: log, OnRequest: onToken})
+}
+
 // newParts builds the parts of cfg over a store that is already open
 // (serve keeps its store across configuration reloads); onToken, when set,
 // observes every token endpoint request.
 func newParts(st *store.Store, cfg *config.Config, log *slog.Logger, onToken func(profile, result string, aadsts int)) (*parts, error) {
-	rt := &parts{cfg: cfg, store: st, mgr: oauth.NewManager(st, &oauth.ManagerOptions{Logger: log, OnRequest: onToken}),
+	rt := &parts{cfg: cfg, store: st, mgr: TokenManager(st, log, onToken),
 		profiles: map[string]*oauth.Profile{}, sinks: map[string]sink.Sink{}, log: log}
 	for i := range cfg.Profiles {
 		p, err := Profile(&cfg.Profiles[i], i)

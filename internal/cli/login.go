@@ -64,7 +64,7 @@ func runLogin(ctx context.Context, env *Env, args []string) int {
 		return ExitFailed
 	}
 	defer st.Close()
-	mgr := tokenManager(st, log)
+	mgr := app.TokenManager(st, log, nil)
 	var tok *oauth.Token
 	if *device || p.Grant == oauth.GrantDeviceCode {
 		lctx, cancel := context.WithTimeout(ctx, *timeout)

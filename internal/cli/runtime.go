@@ -39,12 +39,6 @@ func openStore(ctx context.Context, env *Env, cfg *config.Config, log *slog.Logg
 	return st, nil
 }
 
-// tokenManager is the token engine over the store, for the commands that
-// need a token of one profile without the rest of the configuration.
-func tokenManager(st *store.Store, log *slog.Logger) *oauth.Manager {
-	return oauth.NewManager(st, &oauth.ManagerOptions{Logger: log})
-}
-
 // openApp loads the config file at path, opens its store and the App (the
 // file plus the console's records, whose problems are said on env.Err); on
 // failure it reports to env.Err as command cmd and returns the exit status

@@ -73,7 +73,7 @@ func runToken(ctx context.Context, env *Env, args []string) int {
 	for _, w := range app.ProfileWarnings(cp, p, time.Now()) {
 		fmt.Fprintf(env.Err, "mailgate: warning: %s\n", w)
 	}
-	mgr := tokenManager(st, log)
+	mgr := app.TokenManager(st, log, nil)
 	get := mgr.Token
 	if *fresh {
 		get = mgr.Fresh
