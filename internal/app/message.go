@@ -15,6 +15,7 @@ import (
 
 // Prepared is a message ready for a sender: its envelope and its bytes.
 type Prepared struct {
+	Name  string // where it came from (a file name, - for stdin)
 	From  string
 	Rcpts []string
 	Raw   []byte

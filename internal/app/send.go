@@ -1,7 +1,10 @@
 package app
 
 import (
+	"bytes"
 	"context"
+	"fmt"
+	"strings"
 
 	"github.com/mailgate/mailgate/internal/config"
 	"github.com/mailgate/mailgate/internal/graph"
@@ -45,4 +48,37 @@ func (a *App) GraphSender(snd *config.Sender) (*graph.Sender, error) {
 // from the outbox (its heartbeat is recent).
 func (a *App) ServeRunning(ctx context.Context) (bool, error) {
 	return a.st.ServeRunning(ctx, heartbeatMaxAge)
+}
+
+// Send sends msgs through sender snd over one connection (SMTP) or one
+// client (Graph), as `mailgate send` does when no serve runs: sent hears
+// of each message, with what was done ("sent from A to B", "sent through
+// Graph (sendMail) as A to B") or its error. The error is the sender's,
+// before any message: a *KeyError, a *TokenError, or the server's (an
+// *smtp.Error of the step that failed).
+func (a *App) Send(ctx context.Context, snd *config.Sender, msgs []*Prepared, sent func(m *Prepared, done string, err error)) error {
+	if snd.Protocol == "graph" {
+		gs, err := a.GraphSender(snd)
+		if err != nil {
+			return err
+		}
+		for _, m := range msgs {
+			how := "sendMail"
+			if len(m.Raw) > graph.DirectLimit {
+				how = "a draft with uploaded attachments"
+			}
+			sent(m, fmt.Sprintf("sent through Graph (%s) as %s to %s", how, snd.Username, strings.Join(m.Rcpts, ", ")), gs.Send(ctx, m.Raw))
+		}
+		return nil
+	}
+	c, err := a.DialSMTP(ctx, snd)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	for _, m := range msgs {
+		sent(m, fmt.Sprintf("sent from %s to %s", m.From, strings.Join(m.Rcpts, ", ")), c.Send(m.From, m.Rcpts, bytes.NewReader(m.Raw)))
+	}
+	_ = c.Quit()
+	return nil
 }

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,8 +11,6 @@ import (
 	"strings"
 
 	"github.com/mailgate/mailgate/internal/app"
-	"github.com/mailgate/mailgate/internal/config"
-	"github.com/mailgate/mailgate/internal/graph"
 	"github.com/mailgate/mailgate/internal/smtp"
 )
 
@@ -74,7 +71,7 @@ func runSend(ctx context.Context, env *Env, args []string) int {
 		return ExitUsage
 	}
 	// read and check every message before sending any
-	var msgs []outgoing
+	var msgs []*app.Prepared
 	inputs := pos
 	if len(inputs) == 0 {
 		inputs = []string{"-"}
@@ -91,41 +88,47 @@ func runSend(ctx context.Context, env *Env, args []string) int {
 			fmt.Fprintf(env.Err, "mailgate: send: %v\n", err)
 			return ExitUsage
 		}
-		o, err := app.Prepare(raw, *from, to, snd)
+		m, err := app.Prepare(raw, *from, to, snd)
 		if err != nil {
 			fmt.Fprintf(env.Err, "mailgate: send: %s: %v; nothing was sent\n", in, err)
 			return ExitFailed
 		}
-		msgs = append(msgs, outgoing{name: in, from: o.From, rcpts: o.Rcpts, raw: o.Raw})
+		m.Name = in
+		msgs = append(msgs, m)
 	}
-	if snd.Protocol == "graph" {
+	for _, m := range msgs {
+		if snd.Protocol != "graph" {
+			break
+		}
 		// Graph's MIME sendMail takes the recipients from the headers
-		for i := range msgs {
-			raw, err := app.GraphRecipients(msgs[i].raw, to)
-			if err != nil {
-				fmt.Fprintf(env.Err, "mailgate: send: %s: %v\n", msgs[i].name, err)
-				return ExitUsage
-			}
-			msgs[i].raw = raw
+		var err error
+		if m.Raw, err = app.GraphRecipients(m.Raw, to); err != nil {
+			fmt.Fprintf(env.Err, "mailgate: send: %s: %v\n", m.Name, err)
+			return ExitUsage
 		}
 	}
 	// a running `mailgate serve` on the same store sends from the outbox:
 	// queue, and succeed once the messages are durable
 	if running, err := a.ServeRunning(ctx); err == nil && running {
 		for _, m := range msgs {
-			id, err := a.Store().Enqueue(ctx, snd.Name, m.from, m.rcpts, m.raw)
+			id, err := a.Store().Enqueue(ctx, snd.Name, m.From, m.Rcpts, m.Raw)
 			if err != nil {
-				fmt.Fprintf(env.Err, "mailgate: send: %s: %v\n", m.name, err)
+				fmt.Fprintf(env.Err, "mailgate: send: %s: %v\n", m.Name, err)
 				return ExitFailed
 			}
-			fmt.Fprintf(env.Err, "%s: queued as %d (mailgate serve sends it)\n", m.name, id)
+			fmt.Fprintf(env.Err, "%s: queued as %d (mailgate serve sends it)\n", m.Name, id)
 		}
 		return ExitOK
 	}
-	if snd.Protocol == "graph" {
-		return sendGraph(ctx, env, a, snd, msgs)
-	}
-	c, err := a.DialSMTP(ctx, snd)
+	failed := 0
+	err := a.Send(ctx, snd, msgs, func(m *app.Prepared, done string, err error) {
+		if err != nil {
+			printSendError(env, m.Name, err)
+			failed++
+			return
+		}
+		fmt.Fprintf(env.Err, "%s: %s\n", m.Name, done)
+	})
 	var te *app.TokenError
 	var se *smtp.Error
 	switch {
@@ -141,19 +144,7 @@ func runSend(ctx context.Context, env *Env, args []string) int {
 	case err != nil:
 		fmt.Fprintf(env.Err, "mailgate: send: %s: %v\n", net.JoinHostPort(snd.Host, strconv.Itoa(snd.Port)), err)
 		return ExitFailed
-	}
-	defer c.Close()
-	failed := 0
-	for _, m := range msgs {
-		if err := c.Send(m.from, m.rcpts, bytes.NewReader(m.raw)); err != nil {
-			printSendError(env, m.name, err)
-			failed++
-			continue
-		}
-		fmt.Fprintf(env.Err, "%s: sent from %s to %s\n", m.name, m.from, strings.Join(m.rcpts, ", "))
-	}
-	_ = c.Quit()
-	if failed > 0 {
+	case failed > 0:
 		return ExitFailed
 	}
 	return ExitOK
@@ -165,40 +156,4 @@ func printSendError(env *Env, what string, err error) {
 	for _, l := range app.SenderAdvice(err) {
 		fmt.Fprintf(env.Err, "  %s\n", l)
 	}
-}
-
-type outgoing struct {
-	name  string
-	from  string
-	rcpts []string
-	raw   []byte
-}
-
-// sendGraph sends each message through Graph as the sender's mailbox:
-// the original MIME in one sendMail, or, over graph.DirectLimit, a draft
-// with its attachments uploaded (recipients come from the headers, as
-// Graph takes them).
-func sendGraph(ctx context.Context, env *Env, a *app.App, snd *config.Sender, msgs []outgoing) int {
-	gs, err := a.GraphSender(snd)
-	if err != nil {
-		fmt.Fprintf(env.Err, "%s: %v\n", a.Config().File, err)
-		return ExitUsage
-	}
-	failed := 0
-	for _, m := range msgs {
-		if err := gs.Send(ctx, m.raw); err != nil {
-			printSendError(env, m.name, err)
-			failed++
-			continue
-		}
-		how := "sendMail"
-		if len(m.raw) > graph.DirectLimit {
-			how = "a draft with uploaded attachments"
-		}
-		fmt.Fprintf(env.Err, "%s: sent through Graph (%s) as %s to %s\n", m.name, how, snd.Username, strings.Join(m.rcpts, ", "))
-	}
-	if failed > 0 {
-		return ExitFailed
-	}
-	return ExitOK
 }
