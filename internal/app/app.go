@@ -124,3 +124,17 @@ func (a *App) Close() {
 	}
 	a.rt.closeSinks()
 }
+
+// OpenStore opens the configured store with its key (MAILGATE_KEY, read
+// with getenv, else key_file, created 0600 on first start).
+func OpenStore(ctx context.Context, cfg *config.Config, getenv func(string) string, log *slog.Logger) (*store.Store, error) {
+	key, err := store.LoadKey(cfg.KeyFile, getenv)
+	if err != nil {
+		return nil, err
+	}
+	st, err := store.Open(ctx, cfg.Store, &store.Options{Key: key, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	return st, nil
+}

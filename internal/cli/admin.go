@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/mailgate/mailgate/internal/app"
 	"github.com/mailgate/mailgate/internal/config"
 	"github.com/mailgate/mailgate/internal/store"
 )
@@ -96,7 +97,7 @@ func runAdmin(ctx context.Context, env *Env, args []string) int {
 	if !ok {
 		return code
 	}
-	st, err := openStore(ctx, env, cfg, logger(env.Err, false))
+	st, err := app.OpenStore(ctx, cfg, env.Getenv, logger(env.Err, false))
 	if err != nil {
 		fmt.Fprintf(env.Err, "mailgate: admin: %v\n", err)
 		return ExitFailed

@@ -58,7 +58,7 @@ func runLogin(ctx context.Context, env *Env, args []string) int {
 		return ExitUsage
 	}
 	log := logger(env.Err, *verbose)
-	st, err := openStore(ctx, env, cfg, log)
+	st, err := app.OpenStore(ctx, cfg, env.Getenv, log)
 	if err != nil {
 		fmt.Fprintf(env.Err, "mailgate: login: %v\n", err)
 		return ExitFailed

@@ -65,7 +65,7 @@ func runRecords(ctx context.Context, env *Env, args []string) int {
 		fmt.Fprintf(env.Err, "mailgate: records: %v\n", err)
 		return ExitUsage
 	}
-	st, err := openStore(ctx, env, cfg, logger(env.Err, false))
+	st, err := app.OpenStore(ctx, cfg, env.Getenv, logger(env.Err, false))
 	if err != nil {
 		fmt.Fprintf(env.Err, "mailgate: records: %v\n", err)
 		return ExitFailed

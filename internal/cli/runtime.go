@@ -25,20 +25,6 @@ func logger(w io.Writer, verbose bool) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
 }
 
-// openStore opens the configured store with its key (MAILGATE_KEY, else
-// key_file, created 0600 on first start).
-func openStore(ctx context.Context, env *Env, cfg *config.Config, log *slog.Logger) (*store.Store, error) {
-	key, err := store.LoadKey(cfg.KeyFile, env.Getenv)
-	if err != nil {
-		return nil, err
-	}
-	st, err := store.Open(ctx, cfg.Store, &store.Options{Key: key, Logger: log})
-	if err != nil {
-		return nil, err
-	}
-	return st, nil
-}
-
 // openApp loads the config file at path, opens its store and the App (the
 // file plus the console's records, whose problems are said on env.Err); on
 // failure it reports to env.Err as command cmd and returns the exit status
@@ -48,7 +34,7 @@ func openApp(ctx context.Context, env *Env, cmd, path string, log *slog.Logger) 
 	if !ok {
 		return nil, code, false
 	}
-	st, err := openStore(ctx, env, cfg, log)
+	st, err := app.OpenStore(ctx, cfg, env.Getenv, log)
 	if err != nil {
 		fmt.Fprintf(env.Err, "mailgate: %s: %v\n", cmd, err)
 		return nil, ExitFailed, false

@@ -49,7 +49,7 @@ func runServe(ctx context.Context, env *Env, args []string) int {
 	}
 	log := slog.New(slog.NewTextHandler(env.Err, &slog.HandlerOptions{Level: level}))
 	rtlog := logger(env.Err, *verbose)
-	st, err := openStore(ctx, env, fileCfg, rtlog)
+	st, err := app.OpenStore(ctx, fileCfg, env.Getenv, rtlog)
 	if err != nil {
 		fmt.Fprintf(env.Err, "mailgate: serve: %v\n", err)
 		return ExitFailed

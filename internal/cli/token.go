@@ -55,7 +55,7 @@ func runToken(ctx context.Context, env *Env, args []string) int {
 		return code
 	}
 	log := logger(env.Err, *verbose)
-	st, err := openStore(ctx, env, cfg, log)
+	st, err := app.OpenStore(ctx, cfg, env.Getenv, log)
 	if err != nil {
 		fmt.Fprintf(env.Err, "mailgate: token: %v\n", err)
 		return ExitFailed
