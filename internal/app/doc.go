@@ -21,10 +21,10 @@
 //     (MergeRecords, Records), refused with a *config.Error naming the key.
 //
 // How to use it:
-//  1. cli loads the config file and opens the store.
+//  1. cli loads the config file and opens the store (OpenStore).
 //  2. app.Open(ctx, cfg, store, opts) merges the console's records and
 //     builds the profiles; it does no network I/O.
-//  3. Call one method (RunOnce, Test, Diagnose, DialSMTP…) and print what
+//  3. Call one method (RunOnce, Test, Diagnose, Send…) and print what
 //     it returns, or Start, then Reload on each value of Reloads, then Stop.
 //  4. Close the App, then the store.
 //
