@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mailgate/mailgate/internal/cli"
+	"github.com/mailgate/mailgate/internal/app"
 	"github.com/mailgate/mailgate/internal/emulator"
 	"github.com/mailgate/mailgate/internal/oauth"
 )
@@ -69,5 +69,5 @@ func benchStore(b *testing.B) oauth.Store {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = st.Close() })
-	return cli.TokenStore(st)
+	return app.TokenStore(st)
 }

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"crypto/sha256"
 	"fmt"
 	"os"
@@ -11,7 +10,7 @@ import (
 	"time"
 
 	"github.com/mailgate/mailgate/internal/agent"
-	"github.com/mailgate/mailgate/internal/cli"
+	"github.com/mailgate/mailgate/internal/app"
 	"github.com/mailgate/mailgate/internal/emulator"
 	"github.com/mailgate/mailgate/internal/graph"
 	"github.com/mailgate/mailgate/internal/mailbox"
@@ -37,13 +36,7 @@ func TestGraphAgentAgainstEmulator(t *testing.T) {
 	p := profile(t, srv, "graph")
 	p.Scopes = []string{"https://graph.microsoft.com/.default"}
 	gc := graph.New(graph.Options{Endpoint: srv.URL(), HTTPClient: p.HTTPClient,
-		Token: func(ctx context.Context) (string, error) {
-			tok, err := mgr.Token(ctx, p, nil)
-			if err != nil {
-				return "", err
-			}
-			return tok.AccessToken, nil
-		}, Renew: func() { mgr.Invalidate(p.Name, nil) }})
+		Bearer: mgr.Bearer(p, nil)})
 	dir := t.TempDir()
 	st := sqliteStore(t, dir)
 	md, err := sink.NewMaildir(sink.MaildirOptions{Path: filepath.Join(dir, "inbox")})
@@ -54,7 +47,7 @@ func TestGraphAgentAgainstEmulator(t *testing.T) {
 	a := &agent.Mailbox{Name: "g", Sink: md, After: after, BatchSize: 100,
 		Dialer: mailbox.NewGraph(mailbox.GraphOptions{Name: "g", Client: gc, Username: mb, PageSize: 10})}
 	srv.InjectFault(emulator.Fault{Status: 429, RetryAfter: time.Second, Count: 4, Route: "graph"})
-	s, err := agent.RunOnce(t.Context(), a, cli.AgentLedger(st), nil, nil)
+	s, err := agent.RunOnce(t.Context(), a, app.AgentLedger(st), nil, nil)
 	if err != nil || s.Delivered != 1000 {
 		t.Fatalf("%+v %v", s, err)
 	}
@@ -82,11 +75,11 @@ func TestGraphAgentAgainstEmulator(t *testing.T) {
 		srv.GraphDeliver(mb, body(i))
 	}
 	srv.ExpireDeltaTokens()
-	s, err = agent.RunOnce(t.Context(), a, cli.AgentLedger(st), nil, nil)
+	s, err = agent.RunOnce(t.Context(), a, app.AgentLedger(st), nil, nil)
 	if err != nil || s.Delivered != 10 || s.Duplicates != 0 {
 		t.Fatalf("after 410: %+v %v", s, err)
 	}
-	s, err = agent.RunOnce(t.Context(), a, cli.AgentLedger(st), nil, nil)
+	s, err = agent.RunOnce(t.Context(), a, app.AgentLedger(st), nil, nil)
 	if err != nil || s.Delivered != 0 {
 		t.Fatalf("third run: %+v %v", s, err)
 	}
@@ -100,13 +93,7 @@ func TestGraphErrorsNameTheFix(t *testing.T) {
 	p := profile(t, srv, "graph")
 	p.Scopes = []string{"https://graph.microsoft.com/.default"}
 	gc := graph.New(graph.Options{Endpoint: srv.URL(), HTTPClient: p.HTTPClient,
-		Token: func(ctx context.Context) (string, error) {
-			tok, err := mgr.Token(ctx, p, nil)
-			if err != nil {
-				return "", err
-			}
-			return tok.AccessToken, nil
-		}})
+		Bearer: mgr.Bearer(p, nil)})
 	srv.Tenant().DenyGraphAccess(emulator.DemoAppID, emulator.DemoSharedMailbox)
 	_, _, err := gc.Delta(t.Context(), emulator.DemoSharedMailbox, "inbox", "", 10)
 	var ge *graph.Error

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"crypto/sha256"
 	"os"
 	"path/filepath"
@@ -9,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/mailgate/mailgate/internal/agent"
-	"github.com/mailgate/mailgate/internal/cli"
+	"github.com/mailgate/mailgate/internal/app"
 	"github.com/mailgate/mailgate/internal/dovecot"
 	"github.com/mailgate/mailgate/internal/emulator"
 	"github.com/mailgate/mailgate/internal/mailbox"
@@ -48,17 +47,11 @@ func TestIMAPAgentAgainstDovecot(t *testing.T) {
 			}
 			after, _ := mailbox.ParseAfter(tt.after)
 			mb := &agent.Mailbox{Name: "mb", Sink: md, After: after, BatchSize: 100,
-				RenewToken: func() { mgr.Invalidate(p.Name, nil) },
+				Bearer: mgr.Bearer(p, nil),
 				Dialer: mailbox.NewIMAP(mailbox.IMAPOptions{Name: "mb", Addr: dv.Addr(tt.proto), Security: tt.security,
 					TLSConfig: dv.TLSConfig(), Username: addr, Mechanism: tt.mech,
-					Token: func(ctx context.Context) (string, error) {
-						tok, err := mgr.Token(ctx, p, nil)
-						if err != nil {
-							return "", err
-						}
-						return tok.AccessToken, nil
-					}})}
-			stats, err := agent.RunOnce(t.Context(), mb, cli.AgentLedger(st), nil, nil)
+					Bearer: mgr.Bearer(p, nil)})}
+			stats, err := agent.RunOnce(t.Context(), mb, app.AgentLedger(st), nil, nil)
 			if err != nil {
 				t.Fatalf("%v\n%s", err, dv.Log())
 			}
@@ -115,7 +108,7 @@ func TestIMAPAgentAgainstDovecot(t *testing.T) {
 			if err := dv.SeedMessage(addr, []byte("Message-ID: <late@x>\r\nSubject: late\r\n\r\nlate\r\n")); err != nil {
 				t.Fatal(err)
 			}
-			stats, err = agent.RunOnce(t.Context(), mb, cli.AgentLedger(st), nil, nil)
+			stats, err = agent.RunOnce(t.Context(), mb, app.AgentLedger(st), nil, nil)
 			if err != nil || stats.Delivered != 1 || stats.Duplicates != 0 {
 				t.Fatalf("second run: %+v %v", stats, err)
 			}

@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mailgate/mailgate/internal/cli"
+	"github.com/mailgate/mailgate/internal/app"
 	"github.com/mailgate/mailgate/internal/emulator"
 	"github.com/mailgate/mailgate/internal/oauth"
 	"github.com/mailgate/mailgate/internal/store"
@@ -121,7 +121,7 @@ func signIn(t *testing.T, srv *emulator.Server, user, password string) func(stri
 func TestGrantsAgainstEmulator(t *testing.T) {
 	srv := emu(t)
 	srv.Tenant().SetDeviceInterval(time.Second)
-	mgr := oauth.NewManager(cli.TokenStore(sqliteStore(t, t.TempDir())), nil)
+	mgr := oauth.NewManager(app.TokenStore(sqliteStore(t, t.TempDir())), nil)
 	delegated := []string{"https://outlook.office.com/IMAP.AccessAsUser.All", "offline_access"}
 	tests := []struct {
 		name    string
@@ -264,7 +264,7 @@ func TestAADSTSExplained(t *testing.T) {
 func TestOneRequestForConcurrentCallers(t *testing.T) {
 	srv := emu(t)
 	srv.InjectFault(emulator.Fault{Delay: 200 * time.Millisecond, Count: 1, Route: "token"})
-	mgr := oauth.NewManager(cli.TokenStore(sqliteStore(t, t.TempDir())), nil)
+	mgr := oauth.NewManager(app.TokenStore(sqliteStore(t, t.TempDir())), nil)
 	p := profile(t, srv, "shared")
 	var wg sync.WaitGroup
 	toks := make([]string, 50)
@@ -297,7 +297,7 @@ func TestRefreshWithinMargin(t *testing.T) {
 	now := time.Now()
 	var mu sync.Mutex
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-	mgr := oauth.NewManager(cli.TokenStore(sqliteStore(t, t.TempDir())), &oauth.ManagerOptions{Now: clock})
+	mgr := oauth.NewManager(app.TokenStore(sqliteStore(t, t.TempDir())), &oauth.ManagerOptions{Now: clock})
 	p := profile(t, srv, "margin")
 	first, err := mgr.Token(t.Context(), p, nil)
 	if err != nil {
@@ -332,7 +332,7 @@ func TestRotatedRefreshTokenKept(t *testing.T) {
 	srv.Tenant().SetRotationRevokesOld(true)
 	dir := t.TempDir()
 	st := sqliteStore(t, dir)
-	mgr := oauth.NewManager(cli.TokenStore(st), nil)
+	mgr := oauth.NewManager(app.TokenStore(st), nil)
 	p := profile(t, srv, "rotating")
 	p.Grant, p.ClientID, p.ClientSecret, p.Username, p.Password = "password", emulator.DemoPublicAppID, "", emulator.DemoUser, emulator.DemoUserPassword
 	p.Scopes = []string{"https://outlook.office.com/IMAP.AccessAsUser.All", "offline_access"}
@@ -351,7 +351,7 @@ func TestRotatedRefreshTokenKept(t *testing.T) {
 	}
 	srv.SetClock(nil)
 	// a new process (new Manager on the same store) continues the chain
-	mgr2 := oauth.NewManager(cli.TokenStore(st), nil)
+	mgr2 := oauth.NewManager(app.TokenStore(st), nil)
 	mgr2.Invalidate(p.Name, nil)
 	if _, err := mgr2.Token(t.Context(), p, []string{"https://outlook.office.com/SMTP.Send", "offline_access"}); err != nil {
 		t.Fatalf("refresh from a new manager: %v", err)

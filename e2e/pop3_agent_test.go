@@ -1,14 +1,13 @@
 package e2e
 
 import (
-	"context"
 	"crypto/sha256"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/mailgate/mailgate/internal/agent"
-	"github.com/mailgate/mailgate/internal/cli"
+	"github.com/mailgate/mailgate/internal/app"
 	"github.com/mailgate/mailgate/internal/dovecot"
 	"github.com/mailgate/mailgate/internal/emulator"
 	"github.com/mailgate/mailgate/internal/mailbox"
@@ -47,14 +46,8 @@ func TestPOP3AgentAgainstDovecot(t *testing.T) {
 			mb := &agent.Mailbox{Name: "mb", Sink: md, After: after, BatchSize: 100,
 				Dialer: mailbox.NewPOP3(mailbox.POP3Options{Name: "mb", Addr: dv.Addr(tt.proto), Security: tt.security,
 					TLSConfig: dv.TLSConfig(), Username: tt.addr, Mechanism: tt.mech,
-					Token: func(ctx context.Context) (string, error) {
-						tok, err := mgr.Token(ctx, p, nil)
-						if err != nil {
-							return "", err
-						}
-						return tok.AccessToken, nil
-					}})}
-			stats, err := agent.RunOnce(t.Context(), mb, cli.AgentLedger(st), nil, nil)
+					Bearer: mgr.Bearer(p, nil)})}
+			stats, err := agent.RunOnce(t.Context(), mb, app.AgentLedger(st), nil, nil)
 			if err != nil || stats.Delivered != tt.n {
 				t.Fatalf("%+v %v\n%s", stats, err, dv.Log())
 			}
@@ -78,7 +71,7 @@ func TestPOP3AgentAgainstDovecot(t *testing.T) {
 			if tt.after == "delete" && len(left) != 0 || tt.after != "delete" && len(left) != tt.n {
 				t.Fatalf("%d messages left on the server after %s", len(left), tt.after)
 			}
-			stats, err = agent.RunOnce(t.Context(), mb, cli.AgentLedger(st), nil, nil)
+			stats, err = agent.RunOnce(t.Context(), mb, app.AgentLedger(st), nil, nil)
 			if err != nil || stats.Delivered != 0 || stats.Duplicates != 0 {
 				t.Fatalf("second run: %+v %v", stats, err)
 			}

@@ -71,9 +71,10 @@ type Mailbox struct {
 	// Host is the server's host name, for the supervisor's per-host
 	// connection cap ("" = no cap).
 	Host string
-	// RenewToken drops the cached access token so the next dial gets a
-	// fresh one (called once after the server refused or expired it).
-	RenewToken func()
+	// Bearer is the mailbox's token (the one its Dialer logs in with); its
+	// Invalidate is called once after the server refused or expired it, so
+	// the next dial gets a fresh one. Nil: nothing to invalidate.
+	Bearer mailbox.Bearer
 	// Clock is the time refusals are recorded and deferred ones come due
 	// by; nil is time.Now.
 	Clock func() time.Time
@@ -122,9 +123,9 @@ func RunOnce(ctx context.Context, mb *Mailbox, l Ledger, log *slog.Logger, progr
 // or expired the token.
 func dial(ctx context.Context, mb *Mailbox, log *slog.Logger) (mailbox.Conn, error) {
 	conn, err := mb.Dialer.Dial(ctx)
-	if e, ok := mailbox.AsError(err); ok && (e.AuthFailed || e.TokenExpired) && mb.RenewToken != nil {
+	if e, ok := mailbox.AsError(err); ok && (e.AuthFailed || e.TokenExpired) && mb.Bearer != nil {
 		log.Info("agent: token refused, retrying with a fresh one", "mailbox", mb.Name, "err", err)
-		mb.RenewToken()
+		mb.Bearer.Invalidate()
 		conn, err = mb.Dialer.Dial(ctx)
 	}
 	return conn, err

@@ -37,7 +37,7 @@ type Supervisor struct {
 	// OnRun is called after every run (for metrics and the console).
 	OnRun func(Status)
 	// HostCap bounds the connections open at once to one host (Exchange
-	// Online allows a mailbox only a few; default 8).
+	// Online allows a mailbox only a few; default DefaultHostCap).
 	HostCap int
 
 	mu     sync.Mutex
@@ -45,6 +45,10 @@ type Supervisor struct {
 	hosts  map[string]chan struct{}
 	wake   map[string]chan struct{}
 }
+
+// DefaultHostCap is how many connections to one host are open at once
+// unless Supervisor.HostCap says otherwise; `mailgate run` follows it too.
+const DefaultHostCap = 8
 
 // Wake makes a mailbox run now instead of at the end of its poll
 // interval, backoff or IDLE wait (an administrator asked to retry a held
@@ -72,7 +76,7 @@ func (s *Supervisor) slot(stop <-chan struct{}, host string) (func(), bool) {
 	if !ok {
 		n := s.HostCap
 		if n <= 0 {
-			n = 8
+			n = DefaultHostCap
 		}
 		ch = make(chan struct{}, n)
 		s.hosts[host] = ch

@@ -9,7 +9,7 @@ import (
 )
 
 // The tests run the agent against the real store (SQLite) through the
-// same adapter the composition root uses (internal/cli/adapters.go), which
+// same adapter the composition root uses (internal/app/adapters.go), which
 // agent cannot import.
 
 // storeLedger is the store as the agent's Ledger: the store keeps the

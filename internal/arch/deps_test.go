@@ -56,17 +56,6 @@ var rules = []rule{
 		why: "cli parses, calls the composition root and prints"},
 }
 
-// pendingR1 lists the rule violations that exist until issue 13's
-// composition root (internal/app, branch i13-app) is merged: cli still
-// builds agents, sinks, mailboxes and the outbox itself. Delete this list
-// when that branch is merged; the test then holds cli to its rule.
-var pendingR1 = []string{
-	"cli imports agent",
-	"cli imports mailbox",
-	"cli imports outbox",
-	"cli imports sink",
-}
-
 // under reports whether p is dep or below it ("store/" matches store's
 // subpackages).
 func under(p, dep string) bool {
@@ -153,18 +142,8 @@ func goList(t *testing.T) map[string]pkg {
 
 // TestDependenciesPointInwards checks the module's own packages.
 func TestDependenciesPointInwards(t *testing.T) {
-	got := check(goList(t), rules)
-	for _, v := range got {
-		if !slices.Contains(pendingR1, v) {
-			t.Errorf("%s", v)
-		}
-	}
-	// a pending violation that is gone must leave the list, so the list
-	// only ever shrinks to nothing
-	for _, v := range pendingR1 {
-		if !slices.Contains(got, v) {
-			t.Errorf("pendingR1 lists %q, which no longer happens: remove it", v)
-		}
+	for _, v := range check(goList(t), rules) {
+		t.Errorf("%s", v)
 	}
 }
 

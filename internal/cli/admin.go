@@ -8,6 +8,10 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/mailgate/mailgate/internal/app"
+	"github.com/mailgate/mailgate/internal/config"
+	"github.com/mailgate/mailgate/internal/store"
 )
 
 func init() {
@@ -93,7 +97,7 @@ func runAdmin(ctx context.Context, env *Env, args []string) int {
 	if !ok {
 		return code
 	}
-	st, err := openStore(ctx, env, cfg, logger(env.Err, false))
+	st, err := app.OpenStore(ctx, cfg, env.Getenv, logger(env.Err, false))
 	if err != nil {
 		fmt.Fprintf(env.Err, "mailgate: admin: %v\n", err)
 		return ExitFailed
@@ -105,47 +109,9 @@ func runAdmin(ctx context.Context, env *Env, args []string) int {
 	}
 	switch sub {
 	case "add":
-		line, err := bufio.NewReader(env.In).ReadString('\n')
-		pw := strings.TrimRight(line, "\r\n")
-		if pw == "" {
-			fmt.Fprintf(env.Err, "mailgate: admin add: give the password on stdin, e.g. `mailgate admin add %s < password-file` (%v)\n", name, err)
-			return ExitUsage
-		}
-		if err := st.SetAdmin(ctx, name, pw); err != nil {
-			fmt.Fprintf(env.Err, "mailgate: admin add: %v\n", err)
-			return ExitUsage
-		}
-		fmt.Fprintf(env.Err, "administrator %s saved; sign in to the console at http://%s/\n", name, cfg.Listen)
-		if *revoke {
-			n, err := st.RevokeAPITokens(ctx, name)
-			if err != nil {
-				return failed(err)
-			}
-			fmt.Fprintf(env.Err, "%s of %s revoked\n", plural(n, "API token"), name)
-		} else if toks, err := st.APITokens(ctx, name); err == nil && len(toks) > 0 {
-			// stdin carries the password, so there is no question to answer:
-			// say what to do instead
-			fmt.Fprintf(env.Err, "%s still has %s, which the new password does not end; if the old password leaked, revoke them: mailgate admin add %s --revoke-tokens (again with the password), or mailgate admin token list %s and mailgate admin token revoke ID\n",
-				name, plural(len(toks), "API token"), name, name)
-		}
+		return adminAdd(ctx, env, st, cfg, name, *revoke, failed)
 	case "list":
-		admins, err := st.Admins(ctx, time.Now())
-		if err != nil {
-			return failed(err)
-		}
-		tw := tabwriter.NewWriter(env.Out, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "NAME\tCREATED\tLAST SIGN-IN\tAPI TOKENS\tSIGN-IN DELAYED")
-		for _, a := range admins {
-			delayed := "no"
-			if !a.ThrottledUntil.IsZero() {
-				delayed = fmt.Sprintf("until %s (%s; mailgate admin unlock %s)", when(a.ThrottledUntil), addresses(a.ThrottledAddresses), a.Name)
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", a.Name, when(a.Created), when(a.LastLogin), a.Tokens, delayed)
-		}
-		_ = tw.Flush()
-		if len(admins) == 0 {
-			fmt.Fprintln(env.Err, "no administrator yet: mailgate admin add NAME (password on stdin)")
-		}
+		return adminList(ctx, env, st, failed)
 	case "remove":
 		if err := st.RemoveAdmin(ctx, name); err != nil {
 			return failed(err)
@@ -172,24 +138,7 @@ func runAdmin(ctx context.Context, env *Env, args []string) int {
 		}
 		fmt.Fprintln(env.Err, "send it as Authorization: Bearer <token> to /api/v1 and /metrics; it is not shown again")
 	case "token list":
-		toks, err := st.APITokens(ctx, name)
-		if err != nil {
-			return failed(err)
-		}
-		now := time.Now()
-		tw := tabwriter.NewWriter(env.Out, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tADMIN\tCREATED\tLAST USED\tEXPIRES")
-		for _, t := range toks {
-			exp := "never"
-			if !t.Expires.IsZero() {
-				exp = when(t.Expires)
-				if t.Expired(now) {
-					exp += " (expired)"
-				}
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", t.ID, t.Admin, when(t.Created), when(t.LastUsed), exp)
-		}
-		_ = tw.Flush()
+		return adminTokenList(ctx, env, st, name, failed)
 	case "token revoke":
 		if err := st.RevokeAPIToken(ctx, name); err != nil {
 			return failed(err)
@@ -224,4 +173,78 @@ func parseDays(s string) (time.Duration, error) {
 		return time.Duration(n) * 24 * time.Hour, nil
 	}
 	return time.ParseDuration(s)
+}
+
+// adminAdd is `admin add NAME`: the password from stdin; with revoke, the
+// administrator's API tokens are revoked too, else their number is said.
+func adminAdd(ctx context.Context, env *Env, st *store.Store, cfg *config.Config, name string, revoke bool, failed func(error) int) int {
+	line, err := bufio.NewReader(env.In).ReadString('\n')
+	pw := strings.TrimRight(line, "\r\n")
+	if pw == "" {
+		fmt.Fprintf(env.Err, "mailgate: admin add: give the password on stdin, e.g. `mailgate admin add %s < password-file` (%v)\n", name, err)
+		return ExitUsage
+	}
+	if err := st.SetAdmin(ctx, name, pw); err != nil {
+		fmt.Fprintf(env.Err, "mailgate: admin add: %v\n", err)
+		return ExitUsage
+	}
+	fmt.Fprintf(env.Err, "administrator %s saved; sign in to the console at http://%s/\n", name, cfg.Listen)
+	if revoke {
+		n, err := st.RevokeAPITokens(ctx, name)
+		if err != nil {
+			return failed(err)
+		}
+		fmt.Fprintf(env.Err, "%s of %s revoked\n", plural(n, "API token"), name)
+	} else if toks, err := st.APITokens(ctx, name); err == nil && len(toks) > 0 {
+		// stdin carries the password, so there is no question to answer:
+		// say what to do instead
+		fmt.Fprintf(env.Err, "%s still has %s, which the new password does not end; if the old password leaked, revoke them: mailgate admin add %s --revoke-tokens (again with the password), or mailgate admin token list %s and mailgate admin token revoke ID\n",
+			name, plural(len(toks), "API token"), name, name)
+	}
+	return ExitOK
+}
+
+// adminList is `admin list`: a line per administrator.
+func adminList(ctx context.Context, env *Env, st *store.Store, failed func(error) int) int {
+	admins, err := st.Admins(ctx, time.Now())
+	if err != nil {
+		return failed(err)
+	}
+	tw := tabwriter.NewWriter(env.Out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tCREATED\tLAST SIGN-IN\tAPI TOKENS\tSIGN-IN DELAYED")
+	for _, a := range admins {
+		delayed := "no"
+		if !a.ThrottledUntil.IsZero() {
+			delayed = fmt.Sprintf("until %s (%s; mailgate admin unlock %s)", when(a.ThrottledUntil), addresses(a.ThrottledAddresses), a.Name)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", a.Name, when(a.Created), when(a.LastLogin), a.Tokens, delayed)
+	}
+	_ = tw.Flush()
+	if len(admins) == 0 {
+		fmt.Fprintln(env.Err, "no administrator yet: mailgate admin add NAME (password on stdin)")
+	}
+	return ExitOK
+}
+
+// adminTokenList is `admin token list [NAME]`: a line per API token.
+func adminTokenList(ctx context.Context, env *Env, st *store.Store, name string, failed func(error) int) int {
+	toks, err := st.APITokens(ctx, name)
+	if err != nil {
+		return failed(err)
+	}
+	now := time.Now()
+	tw := tabwriter.NewWriter(env.Out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tADMIN\tCREATED\tLAST USED\tEXPIRES")
+	for _, t := range toks {
+		exp := "never"
+		if !t.Expires.IsZero() {
+			exp = when(t.Expires)
+			if t.Expired(now) {
+				exp += " (expired)"
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", t.ID, t.Admin, when(t.Created), when(t.LastUsed), exp)
+	}
+	_ = tw.Flush()
+	return ExitOK
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/mailgate/mailgate/internal/app"
 	"github.com/mailgate/mailgate/internal/config"
 )
 
@@ -94,7 +95,7 @@ func runConfigCheck(_ context.Context, env *Env, args []string) int {
 	}
 	// what the token engine would warn about (token prints the same)
 	for i := range cfg.Profiles {
-		p, err := oauthProfile(&cfg.Profiles[i], i)
+		p, err := app.Profile(&cfg.Profiles[i], i)
 		if err != nil {
 			fmt.Fprintf(env.Err, "%s: %v\n", cfg.File, err)
 			return ExitUsage

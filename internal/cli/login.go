@@ -2,13 +2,11 @@ package cli
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
+	"github.com/mailgate/mailgate/internal/app"
 	"github.com/mailgate/mailgate/internal/oauth"
 )
 
@@ -43,14 +41,12 @@ func runLogin(ctx context.Context, env *Env, args []string) int {
 	if !ok {
 		return code
 	}
-	cp, err := findProfile(cfg, pos[0])
-	if err != nil {
-		fmt.Fprintf(env.Err, "mailgate: login: %v\n", err)
-		return ExitUsage
-	}
-	p, err := oauthProfile(cp, 0)
-	if err != nil {
+	_, p, err := app.ProfileNamed(cfg, pos[0])
+	if app.IsKeyError(err) {
 		fmt.Fprintf(env.Err, "%s: %v\n", cfg.File, err)
+		return ExitUsage
+	} else if err != nil {
+		fmt.Fprintf(env.Err, "mailgate: login: %v\n", err)
 		return ExitUsage
 	}
 	switch {
@@ -62,13 +58,13 @@ func runLogin(ctx context.Context, env *Env, args []string) int {
 		return ExitUsage
 	}
 	log := logger(env.Err, *verbose)
-	st, err := openStore(ctx, env, cfg, log)
+	st, err := app.OpenStore(ctx, cfg, env.Getenv, log)
 	if err != nil {
 		fmt.Fprintf(env.Err, "mailgate: login: %v\n", err)
 		return ExitFailed
 	}
 	defer st.Close()
-	mgr := tokenManager(st, log)
+	mgr := app.TokenManager(st, log, nil)
 	var tok *oauth.Token
 	if *device || p.Grant == oauth.GrantDeviceCode {
 		lctx, cancel := context.WithTimeout(ctx, *timeout)
@@ -91,38 +87,10 @@ func runLogin(ctx context.Context, env *Env, args []string) int {
 		printOAuthError(env.Err, "login", p, err)
 		return ExitFailed
 	}
-	who := tokenUser(tok.AccessToken)
+	who := app.TokenUser(tok.AccessToken)
 	if who == "" {
 		who = "the user"
 	}
 	fmt.Fprintf(env.Err, "Signed in as %s; the refresh token is stored (encrypted). `mailgate token %s` works from now on.\n", who, p.Name)
 	return ExitOK
-}
-
-// tokenUser reads the user name out of a JWT access token for display
-// (Microsoft's upn / preferred_username); "" for opaque tokens. The token
-// is not verified: this is only a greeting.
-func tokenUser(at string) string {
-	parts := strings.Split(at, ".")
-	if len(parts) != 3 {
-		return ""
-	}
-	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		return ""
-	}
-	var c struct {
-		Upn               string `json:"upn"`
-		PreferredUsername string `json:"preferred_username"`
-		Email             string `json:"email"`
-	}
-	if json.Unmarshal(payload, &c) != nil {
-		return ""
-	}
-	for _, v := range []string{c.Upn, c.PreferredUsername, c.Email} {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }

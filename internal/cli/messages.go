@@ -8,6 +8,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/mailgate/mailgate/internal/app"
 	"github.com/mailgate/mailgate/internal/store"
 	"github.com/mailgate/mailgate/internal/web"
 )
@@ -58,7 +59,7 @@ func runMessages(ctx context.Context, env *Env, args []string) int {
 	if !ok {
 		return code
 	}
-	st, err := openStore(ctx, env, cfg, logger(env.Err, false))
+	st, err := app.OpenStore(ctx, cfg, env.Getenv, logger(env.Err, false))
 	if err != nil {
 		fmt.Fprintf(env.Err, "mailgate: messages: %v\n", err)
 		return ExitFailed

@@ -6,9 +6,11 @@ import (
 	"io"
 	"log/slog"
 
+	"github.com/mailgate/mailgate/internal/app"
 	"github.com/mailgate/mailgate/internal/config"
 	"github.com/mailgate/mailgate/internal/oauth"
 	"github.com/mailgate/mailgate/internal/store"
+	"github.com/mailgate/mailgate/internal/web"
 )
 
 // logger is the commands' slog logger: errors on stderr, everything with
@@ -23,46 +25,62 @@ func logger(w io.Writer, verbose bool) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
 }
 
-// openStore opens the configured store with its key (MAILGATE_KEY, else
-// key_file, created 0600 on first start).
-func openStore(ctx context.Context, env *Env, cfg *config.Config, log *slog.Logger) (*store.Store, error) {
-	key, err := store.LoadKey(cfg.KeyFile, env.Getenv)
-	if err != nil {
-		return nil, err
+// openApp loads the config file at path, opens its store and the App (the
+// file plus the console's records, whose problems are said on env.Err); on
+// failure it reports to env.Err as command cmd and returns the exit status
+// (2 for a problem in the config). Close the App, then the store.
+func openApp(ctx context.Context, env *Env, cmd, path string, log *slog.Logger) (*app.App, int, bool) {
+	cfg, code, ok := loadConfig(env, path)
+	if !ok {
+		return nil, code, false
 	}
-	st, err := store.Open(ctx, cfg.Store, &store.Options{Key: key, Logger: log})
+	st, err := app.OpenStore(ctx, cfg, env.Getenv, log)
 	if err != nil {
-		return nil, err
+		fmt.Fprintf(env.Err, "mailgate: %s: %v\n", cmd, err)
+		return nil, ExitFailed, false
 	}
-	return st, nil
+	a, err := app.Open(ctx, cfg, st, &app.Options{Logger: log, Getenv: env.Getenv})
+	if err != nil {
+		st.Close()
+		fmt.Fprintf(env.Err, "mailgate: %s: %v\n", cmd, err)
+		if app.IsKeyError(err) {
+			return nil, ExitUsage, false
+		}
+		return nil, ExitFailed, false
+	}
+	sayBroken(env, cfg, a.Broken(), a.RecordsError())
+	return a, ExitOK, true
 }
 
-// tokenManager is the token engine over the store.
-func tokenManager(st *store.Store, log *slog.Logger) *oauth.Manager {
-	return oauth.NewManager(TokenStore(st), &oauth.ManagerOptions{Logger: log})
+// withConsoleRecords adds the console's records to the file's
+// configuration (app.MergeRecords) and says on env.Err what is left out.
+func withConsoleRecords(ctx context.Context, env *Env, st *store.Store, cfg *config.Config) *config.Config {
+	merged, broken, err := app.MergeRecords(ctx, st, cfg, env.Getenv)
+	sayBroken(env, cfg, broken, err)
+	return merged
 }
 
-// observedTokenManager is tokenManager reporting every token endpoint
-// exchange to onRequest (metrics).
-func observedTokenManager(st *store.Store, log *slog.Logger, onRequest func(profile, result string, aadsts int)) *oauth.Manager {
-	return oauth.NewManager(TokenStore(st), &oauth.ManagerOptions{Logger: log, OnRequest: onRequest})
+// sayBroken says which console records are left out, or that all are.
+func sayBroken(env *Env, cfg *config.Config, broken []web.BrokenRecord, err error) {
+	if err != nil {
+		fmt.Fprintf(env.Err, "mailgate: the console's records do not fit %s, using the file alone: %v\n", cfg.File, err)
+	}
+	for _, b := range broken {
+		fmt.Fprintf(env.Err, "mailgate: console record %s %s is failing and skipped: %s\n", b.Kind, b.Name, b.Reason)
+	}
+}
+
+// closeApp closes the App and its store.
+func closeApp(a *app.App) {
+	a.Close()
+	a.Store().Close()
 }
 
 // printOAuthError tells the administrator what went wrong and how to fix
 // it: one summary line, then the AADSTS meaning and the fix.
 func printOAuthError(w io.Writer, cmd string, p *oauth.Profile, err error) {
 	fmt.Fprintf(w, "mailgate: %s %s: %v\n", cmd, p.Name, err)
-	if ex, ok := oauth.ExplainError(err, p); ok {
-		if ex.AADSTS != 0 {
-			fmt.Fprintf(w, "  AADSTS%d: %s\n", ex.AADSTS, ex.Meaning)
-		} else if ex.Meaning != "" {
-			fmt.Fprintf(w, "  %s\n", ex.Meaning)
-		}
-		if ex.Fix != "" {
-			fmt.Fprintf(w, "  fix: %s\n", ex.Fix)
-		}
+	for _, l := range app.TokenAdvice(err, p) {
+		fmt.Fprintf(w, "  %s\n", l)
 	}
 }
-
-// storeT is the store type the commands share.
-type storeT = store.Store

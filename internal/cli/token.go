@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mailgate/mailgate/internal/app"
 	"github.com/mailgate/mailgate/internal/oauth"
 )
 
@@ -54,27 +55,25 @@ func runToken(ctx context.Context, env *Env, args []string) int {
 		return code
 	}
 	log := logger(env.Err, *verbose)
-	st, err := openStore(ctx, env, cfg, log)
+	st, err := app.OpenStore(ctx, cfg, env.Getenv, log)
 	if err != nil {
 		fmt.Fprintf(env.Err, "mailgate: token: %v\n", err)
 		return ExitFailed
 	}
 	defer st.Close()
 	cfg = withConsoleRecords(ctx, env, st, cfg)
-	cp, err := findProfile(cfg, pos[0])
-	if err != nil {
+	cp, p, err := app.ProfileNamed(cfg, pos[0])
+	if app.IsKeyError(err) {
+		fmt.Fprintf(env.Err, "%s: %v\n", cfg.File, err)
+		return ExitUsage
+	} else if err != nil {
 		fmt.Fprintf(env.Err, "mailgate: token: %v\n", err)
 		return ExitUsage
 	}
-	p, err := oauthProfile(cp, 0)
-	if err != nil {
-		fmt.Fprintf(env.Err, "%s: %v\n", cfg.File, err)
-		return ExitUsage
-	}
-	for _, w := range profileWarnings(cp, p, time.Now()) {
+	for _, w := range app.ProfileWarnings(cp, p, time.Now()) {
 		fmt.Fprintf(env.Err, "mailgate: warning: %s\n", w)
 	}
-	mgr := tokenManager(st, log)
+	mgr := app.TokenManager(st, log, nil)
 	get := mgr.Token
 	if *fresh {
 		get = mgr.Fresh

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailgate/mailgate/internal/app"
 	"github.com/mailgate/mailgate/internal/config"
 	"github.com/mailgate/mailgate/internal/oauth"
 )
@@ -45,7 +46,7 @@ func TestOAuthProfileMapping(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	full, err := oauthProfile(&cfg.Profiles[0], 0)
+	full, err := app.Profile(&cfg.Profiles[0], 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +54,7 @@ func TestOAuthProfileMapping(t *testing.T) {
 		full.EndpointVersion != "v1" || full.RefreshMargin != 10*time.Minute || full.HTTPClient == nil || full.ClientSecret != "" {
 		t.Errorf("full profile mapped to %+v", full)
 	}
-	user, err := oauthProfile(&cfg.Profiles[1], 1)
+	user, err := app.Profile(&cfg.Profiles[1], 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +63,7 @@ func TestOAuthProfileMapping(t *testing.T) {
 		t.Errorf("user profile mapped to %+v", user)
 	}
 	os.Remove(filepath.Join(dir, "k.pem"))
-	if _, err := oauthProfile(&cfg.Profiles[0], 0); err == nil || !strings.Contains(err.Error(), "profiles[full].client_certificate.key") {
+	if _, err := app.Profile(&cfg.Profiles[0], 0); err == nil || !strings.Contains(err.Error(), "profiles[full].client_certificate.key") {
 		t.Errorf("missing key file: %v", err)
 	}
 }
@@ -82,7 +83,7 @@ func TestProfileWarnings(t *testing.T) {
 	}
 	for _, tt := range tests {
 		p := &oauth.Profile{Name: tt.p.Name, Provider: oauth.Provider(tt.p.Provider), Grant: oauth.Grant(tt.p.Grant), Scopes: tt.p.Scopes}
-		got := strings.Join(profileWarnings(&tt.p, p, now), "\n")
+		got := strings.Join(app.ProfileWarnings(&tt.p, p, now), "\n")
 		if tt.want == "" && got != "" || !strings.Contains(got, tt.want) {
 			t.Errorf("%s: %q, want %q", tt.p.Name, got, tt.want)
 		}
@@ -114,14 +115,5 @@ func TestTokenAndLoginUsage(t *testing.T) {
 		if code != tt.code || out != "" || !strings.Contains(errs, tt.want) {
 			t.Errorf("%v: exit %d stdout %q stderr %q", tt.args, code, out, errs)
 		}
-	}
-}
-
-func TestTokenUser(t *testing.T) {
-	if got := tokenUser("e30.eyJ1cG4iOiJhZGVsZUBjb250b3NvLmV4YW1wbGUifQ.c2ln"); got != "adele@contoso.example" {
-		t.Errorf("got %q", got)
-	}
-	if got := tokenUser("opaque-token"); got != "" {
-		t.Errorf("got %q", got)
 	}
 }

@@ -52,33 +52,7 @@ func (d *decoder) defaults(c *Config) {
 	c.TLSCert = d.abs(c.TLSCert)
 	c.TLSKey = d.abs(c.TLSKey)
 
-	for i := range c.Profiles {
-		p := &c.Profiles[i]
-		path := d.item("profiles", i)
-		if p.Provider == "microsoft" {
-			if p.Authority == "" {
-				p.Authority = DefaultAuthority
-			}
-			if p.EndpointVersion == "" {
-				p.EndpointVersion = "v2"
-			}
-		}
-		if p.AuthStyle == "" {
-			p.AuthStyle = "params"
-		}
-		if !d.has(path + ".refresh_margin") {
-			p.RefreshMargin = DefaultRefreshMargin
-		}
-		if p.ClientCertificate != nil {
-			cc := p.ClientCertificate
-			if cc.Alg == "" {
-				cc.Alg = "PS256"
-			}
-			cc.Cert = d.abs(cc.Cert)
-			cc.Key = d.abs(cc.Key)
-		}
-		p.TLSCA = d.abs(p.TLSCA)
-	}
+	d.profileDefaults(c)
 	for i := range c.Mailboxes {
 		m := &c.Mailboxes[i]
 		path := d.item("mailboxes", i)
@@ -151,6 +125,37 @@ func (d *decoder) defaults(c *Config) {
 			}
 		}
 		s.TLSCA = d.abs(s.TLSCA)
+	}
+}
+
+// profileDefaults fills the defaults of every profile.
+func (d *decoder) profileDefaults(c *Config) {
+	for i := range c.Profiles {
+		p := &c.Profiles[i]
+		path := d.item("profiles", i)
+		if p.Provider == "microsoft" {
+			if p.Authority == "" {
+				p.Authority = DefaultAuthority
+			}
+			if p.EndpointVersion == "" {
+				p.EndpointVersion = "v2"
+			}
+		}
+		if p.AuthStyle == "" {
+			p.AuthStyle = "params"
+		}
+		if !d.has(path + ".refresh_margin") {
+			p.RefreshMargin = DefaultRefreshMargin
+		}
+		if p.ClientCertificate != nil {
+			cc := p.ClientCertificate
+			if cc.Alg == "" {
+				cc.Alg = "PS256"
+			}
+			cc.Cert = d.abs(cc.Cert)
+			cc.Key = d.abs(cc.Key)
+		}
+		p.TLSCA = d.abs(p.TLSCA)
 	}
 }
 

@@ -33,14 +33,31 @@ const DefaultEndpoint = "https://graph.microsoft.com"
 type Options struct {
 	Endpoint   string // default DefaultEndpoint
 	HTTPClient *http.Client
-	// Token returns a valid access token; Renew drops the cached one (401).
-	Token func(ctx context.Context) (string, error)
-	Renew func()
+	// Bearer gives the access tokens (oauth.Manager.Bearer); its
+	// Invalidate is called once when Graph answers 401.
+	Bearer Bearer
 	// MaxInFlight per mailbox; default 4.
 	MaxInFlight int
 	// MaxAttempts per request for 429/503; default 6.
 	MaxAttempts int
 }
+
+// Bearer is the token hook the client needs: Token returns a valid access
+// token, Invalidate drops the cached one after a 401 (oauth.Bearer).
+type Bearer interface {
+	Token(ctx context.Context) (string, error)
+	Invalidate()
+}
+
+// BearerFunc adapts a function to Bearer, with nothing to invalidate (a
+// token that is not cached, in tests).
+type BearerFunc func(ctx context.Context) (string, error)
+
+// Token calls f(ctx).
+func (f BearerFunc) Token(ctx context.Context) (string, error) { return f(ctx) }
+
+// Invalidate does nothing.
+func (BearerFunc) Invalidate() {}
 
 // Client talks to Graph for one token source.
 type Client struct {
@@ -152,7 +169,7 @@ func (c *Client) send(ctx context.Context, user, method, rawURL string, body []b
 			return nil, err
 		}
 		if authorize {
-			tok, err := c.o.Token(ctx)
+			tok, err := c.o.Bearer.Token(ctx)
 			if err != nil {
 				return nil, err
 			}
@@ -180,9 +197,9 @@ func (c *Client) send(ctx context.Context, user, method, rawURL string, body []b
 		}
 		ge := readError(resp)
 		switch {
-		case resp.StatusCode == 401 && authorize && !renewed && c.o.Renew != nil:
+		case resp.StatusCode == 401 && authorize && !renewed:
 			renewed = true
-			c.o.Renew()
+			c.o.Bearer.Invalidate()
 			continue
 		case (resp.StatusCode == 429 || resp.StatusCode == 503 || resp.StatusCode == 504) && attempt < c.o.MaxAttempts:
 			wait := retryAfter(resp.Header.Get("Retry-After"))

@@ -75,10 +75,10 @@ func TestUploadRange(t *testing.T) {
 		fmt.Fprint(w, `{"nextExpectedRanges":["4-"]}`)
 	}))
 	defer srv.Close()
-	c := New(Options{Endpoint: srv.URL, HTTPClient: srv.Client(), Token: func(context.Context) (string, error) {
+	c := New(Options{Endpoint: srv.URL, HTTPClient: srv.Client(), Bearer: BearerFunc(func(context.Context) (string, error) {
 		t.Error("a token was asked for a pre-authenticated URL")
 		return "tok", nil
-	}})
+	})})
 	next, err := c.putRange(t.Context(), "u@x", srv.URL+"/upload?authtoken=secret", []byte("0123456789"), 0, 4)
 	if err != nil || next != 4 || calls.Load() != 2 {
 		t.Fatalf("next %d, err %v, %d calls; want 4 after a retry", next, err, calls.Load())

@@ -177,7 +177,7 @@ func emulatorClient(t *testing.T) (*emulator.Server, *Client) {
 		}
 		return v.AccessToken, nil
 	}
-	return emu, New(Options{Endpoint: emu.URL(), HTTPClient: emu.Client(), Token: tok})
+	return emu, New(Options{Endpoint: emu.URL(), HTTPClient: emu.Client(), Bearer: BearerFunc(tok)})
 }
 
 // TestSendLarge: a 20 MB message goes through a draft and an upload

@@ -60,8 +60,6 @@ func (e *Error) Error() string {
 		b.WriteString(": " + e.Err.Error())
 	}
 	switch e.Kind {
-	case KindNotConnected:
-		b.WriteString(" (Exchange accepted the token but could not open the mailbox: register the app's service principal with New-ServicePrincipal and grant it FullAccess with Add-MailboxPermission)")
 	case KindTokenExpired:
 		b.WriteString(" (the access token expired during the session)")
 	}

@@ -24,8 +24,8 @@ type IMAPOptions struct {
 	TLSConfig *tls.Config
 	Username  string // the mailbox (user= in XOAUTH2); a shared mailbox works the same
 	Mechanism string // xoauth2 (default) or oauthbearer
-	// Token returns a valid access token (the agent's token engine).
-	Token     func(ctx context.Context) (string, error)
+	// Bearer gives a valid access token (oauth.Manager.Bearer).
+	Bearer    Bearer
 	Folder    string // default INBOX
 	BatchSize int    // messages per UID FETCH; default 100
 	Logger    *slog.Logger
@@ -53,7 +53,7 @@ func (d *imapDialer) Dial(ctx context.Context) (Conn, error) {
 	if err != nil {
 		return nil, imapError(o.Name, "", err)
 	}
-	sc, err := saslClient(ctx, o.Name, o.Addr, o.Mechanism, o.Username, o.Token)
+	sc, err := saslClient(ctx, o.Name, o.Addr, o.Mechanism, o.Username, o.Bearer.Token)
 	if err != nil {
 		c.Close()
 		return nil, err
@@ -100,8 +100,9 @@ func imapError(name, step string, err error) error {
 			e.Step, e.AuthFailed = StepAuth, true
 			e.Hint = "the server refused the token: check the profile's scopes and the app's mail permissions"
 		case imap.KindNotConnected:
+			// Exchange took the token but cannot open the mailbox for it:
+			// what to change is app.Diagnose's
 			e.AuthFailed = true
-			e.Hint = "Exchange accepted the token but cannot open this mailbox: New-ServicePrincipal for the app and Add-MailboxPermission … -AccessRights FullAccess"
 		case imap.KindTokenExpired:
 			e.TokenExpired, e.Temporary = true, true
 		default:

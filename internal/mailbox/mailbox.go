@@ -130,6 +130,14 @@ type Waiter interface {
 	Wait(ctx context.Context, max time.Duration) error
 }
 
+// Bearer is the token hook of a mailbox: Token returns a valid access
+// token for its login, Invalidate drops the cached one after the server
+// refused or expired it (oauth.Manager.Bearer implements it).
+type Bearer interface {
+	Token(ctx context.Context) (string, error)
+	Invalidate()
+}
+
 // Dialer opens connections to one configured mailbox.
 type Dialer interface {
 	Dial(ctx context.Context) (Conn, error)

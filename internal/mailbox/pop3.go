@@ -20,7 +20,7 @@ type POP3Options struct {
 	TLSConfig *tls.Config
 	Username  string
 	Mechanism string
-	Token     func(ctx context.Context) (string, error)
+	Bearer    Bearer
 	Logger    *slog.Logger
 }
 
@@ -71,7 +71,7 @@ func (d *pop3Dialer) connect(ctx context.Context) (*pop3.Client, error) {
 		}
 		return nil, pop3Error(o.Name, step, err)
 	}
-	sc, err := saslClient(ctx, o.Name, o.Addr, o.Mechanism, o.Username, o.Token)
+	sc, err := saslClient(ctx, o.Name, o.Addr, o.Mechanism, o.Username, o.Bearer.Token)
 	if err != nil {
 		c.Close()
 		return nil, err

@@ -129,11 +129,28 @@ func NewManager(store Store, opts *ManagerOptions) *Manager {
 	return m
 }
 
-// Source returns a TokenSource giving p's tokens for scopes (nil: the
-// profile's) from this Manager.
-func (m *Manager) Source(p *Profile, scopes []string) TokenSource {
-	return TokenSourceFunc(func(ctx context.Context) (*Token, error) { return m.Token(ctx, p, scopes) })
+// Bearer returns the Bearer of p's access tokens for scopes (nil: the
+// profile's) from this Manager: Token is Manager.Token's access token,
+// Invalidate is Manager.Invalidate for the same profile and scopes.
+func (m *Manager) Bearer(p *Profile, scopes []string) Bearer {
+	return &bearer{m: m, p: p, scopes: scopes}
 }
+
+type bearer struct {
+	m      *Manager
+	p      *Profile
+	scopes []string
+}
+
+func (b *bearer) Token(ctx context.Context) (string, error) {
+	t, err := b.m.Token(ctx, b.p, b.scopes)
+	if err != nil {
+		return "", err
+	}
+	return t.AccessToken, nil
+}
+
+func (b *bearer) Invalidate() { b.m.Invalidate(b.p.Name, b.scopes) }
 
 // Token returns an access token of p for scopes (nil: the profile's) that
 // stays valid for longer than the refresh margin. Concurrent callers for

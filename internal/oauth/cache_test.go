@@ -246,34 +246,44 @@ func TestManagerRejectsBadProfiles(t *testing.T) {
 	}
 }
 
-func TestManagerSourceAndWaiterCancel(t *testing.T) {
+func TestManagerBearerAndWaiterCancel(t *testing.T) {
 	release := make(chan struct{})
 	var started atomic.Int64
 	fs := newFakeServer(t, func(n int64, _ *http.Request, _ url.Values) (int, http.Header, string) {
-		started.Add(1)
+		if started.Add(1) > 1 {
+			return 200, nil, okJSON("fresh-at", "", 3600)
+		}
 		<-release
 		return 200, nil, okJSON("slow-at", "", 3600)
 	})
 	m := NewManager(nil, nil)
-	src := m.Source(genericProfile(fs.URL, GrantClientCredentials), nil)
+	src := m.Bearer(genericProfile(fs.URL, GrantClientCredentials), nil)
 	ctx, cancel := context.WithCancel(t.Context())
 	errc := make(chan error, 1)
 	go func() { _, err := src.Token(ctx); errc <- err }()
 	for started.Load() == 0 {
 		time.Sleep(time.Millisecond)
 	}
-	tokc := make(chan *Token, 1)
+	tokc := make(chan string, 1)
 	go func() { tok, _ := src.Token(t.Context()); tokc <- tok }()
 	cancel()
 	if err := <-errc; !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled waiter got %v", err)
 	}
 	close(release)
-	if tok := <-tokc; tok == nil || tok.AccessToken != "slow-at" {
+	if tok := <-tokc; tok != "slow-at" {
 		t.Fatalf("other waiter got %v", tok)
 	}
 	if fs.count.Load() != 1 {
 		t.Errorf("%d requests", fs.count.Load())
+	}
+	// Invalidate drops the token: the next Token asks the endpoint again
+	src.Invalidate()
+	if tok, err := src.Token(t.Context()); err != nil || tok != "fresh-at" {
+		t.Fatalf("after Invalidate: %q, %v", tok, err)
+	}
+	if fs.count.Load() != 2 {
+		t.Errorf("%d requests after Invalidate, want 2", fs.count.Load())
 	}
 }
 

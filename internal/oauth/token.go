@@ -50,17 +50,16 @@ type Token struct {
 	IDToken string
 }
 
-// TokenSource gives access tokens. Manager.Source adapts the cache to it so
-// protocol packages can take a TokenSource without knowing about profiles.
-type TokenSource interface {
-	Token(ctx context.Context) (*Token, error)
+// Bearer is the one hook a client of a mail server or API has on tokens:
+// Token gives a current access token, Invalidate drops it after the server
+// refused it (HTTP 401, IMAP "AccessTokenExpired", an SMTP AUTH refusal) so
+// the next Token asks the token endpoint again. Manager.Bearer implements it
+// for a profile and scopes. graph, mailbox, agent and outbox take it through
+// consumer interfaces of the same methods, so they need not import oauth.
+type Bearer interface {
+	Token(ctx context.Context) (string, error)
+	Invalidate()
 }
-
-// TokenSourceFunc adapts a function to TokenSource.
-type TokenSourceFunc func(ctx context.Context) (*Token, error)
-
-// Token calls f(ctx).
-func (f TokenSourceFunc) Token(ctx context.Context) (*Token, error) { return f(ctx) }
 
 // Scopes returns the granted scopes as a list.
 func (t *Token) Scopes() []string { return strings.Fields(t.Scope) }

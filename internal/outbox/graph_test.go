@@ -32,7 +32,7 @@ func graphSender(t *testing.T, emu *emulator.Server) *graph.Sender {
 		err = json.NewDecoder(resp.Body).Decode(&v)
 		return v.AccessToken, err
 	}
-	c := graph.New(graph.Options{Endpoint: emu.URL(), HTTPClient: emu.Client(), Token: tok})
+	c := graph.New(graph.Options{Endpoint: emu.URL(), HTTPClient: emu.Client(), Bearer: graph.BearerFunc(tok)})
 	return &graph.Sender{Client: c, User: emulator.DemoSenderMailbox, SaveToSentItems: true}
 }
 

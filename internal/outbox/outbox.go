@@ -40,8 +40,9 @@ type Sender struct {
 	Name string
 	// Dial connects and authenticates (with a current token).
 	Dial func(ctx context.Context) (*smtp.Client, error)
-	// RenewToken drops the cached token after an authentication refusal.
-	RenewToken func()
+	// Bearer is the token Dial logs in with; its Invalidate drops the
+	// cached token after an authentication refusal. Nil: nothing to drop.
+	Bearer interface{ Invalidate() }
 	// Mailer, when set, sends instead of SMTP; Dial is not used.
 	Mailer Mailer
 }
@@ -151,8 +152,8 @@ func (w *Worker) loop(base context.Context, stop <-chan struct{}, s *Sender) {
 				if c == nil {
 					c, err = s.Dial(ctx)
 					var se *smtp.Error
-					if err != nil && errors.As(err, &se) && se.Step == "auth" && s.RenewToken != nil {
-						s.RenewToken()
+					if err != nil && errors.As(err, &se) && se.Step == "auth" && s.Bearer != nil {
+						s.Bearer.Invalidate()
 						c, err = s.Dial(ctx)
 					}
 					if err != nil {

@@ -43,7 +43,7 @@ func TestDashboardLastTokenAndRefresh(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(New(Options{Store: st, Config: cfg,
-		TokenHealth: func(string) (TokenHealth, bool) { return TokenHealth{}, false }}))
+		Runtime: &runtimeFuncs{}}))
 	t.Cleanup(srv.Close)
 	get := func(path string) string {
 		code, _, b := bearer(t, srv.URL, tok, "GET", path, "")

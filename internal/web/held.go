@@ -90,8 +90,8 @@ func (s *Server) heldAction(r *http.Request, drop bool) (int, error) {
 		return 1, s.o.Store.DropHeld(r.Context(), mb, key)
 	}
 	n, err := s.o.Store.RetryHeld(r.Context(), mb, key)
-	if err == nil && n > 0 && s.o.Retried != nil {
-		s.o.Retried(mb)
+	if err == nil && n > 0 && s.o.Runtime != nil {
+		s.o.Runtime.Wake(mb)
 	}
 	return n, err
 }

@@ -43,7 +43,7 @@ func (e *memEditor) apply(recs []config.Record) error {
 	if err != nil {
 		return err
 	}
-	e.srv.SetLive(cfg, nil, nil)
+	e.srv.SetConfig(cfg)
 	return nil
 }
 

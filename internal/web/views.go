@@ -227,8 +227,8 @@ func (s *Server) profiles(ctx context.Context) []ProfileView {
 			ClientID: p.ClientID, ClientSecret: secretState(p.ClientSecret), Certificate: secretNotSet,
 			Scopes: slices.Clone(p.Scopes), Authority: displayURL(p.Authority), SecretExpires: expiry(p.SecretExpires.Time, now),
 			declared: declaredKeys("profiles", p)}
-		if s.o.TokenHealth != nil {
-			if h, ok := s.o.TokenHealth(p.Name); ok {
+		if s.o.Runtime != nil {
+			if h, ok := s.o.Runtime.TokenHealth(p.Name); ok {
 				v.LastToken = &TokenView{Result: h.Result, AADSTS: h.AADSTS, At: h.At.UTC().Format(time.RFC3339)}
 			}
 		}
@@ -260,8 +260,8 @@ func (s *Server) profiles(ctx context.Context) []ProfileView {
 		}
 		if p.ClientCertificate != nil {
 			v.Certificate = secretSet
-			if s.o.CertExpiry != nil {
-				if t, ok := s.o.CertExpiry(p.Name); ok {
+			if s.o.Runtime != nil {
+				if t, ok := s.o.Runtime.CertExpiry(p.Name); ok {
 					v.CertExpires = expiry(t, now)
 				}
 			}
@@ -310,8 +310,8 @@ func (s *Server) mailboxes(ctx context.Context) []MailboxView {
 			}
 			if a.LastError != nil {
 				v.LastError = a.LastError.Error()
-				if s.o.Explain != nil {
-					for _, l := range s.o.Explain(m.Name, a.LastError) {
+				if s.o.Runtime != nil {
+					for _, l := range s.o.Runtime.Explain(m.Name, a.LastError) {
 						// a hint the error already carries is not repeated
 						if !strings.Contains(v.LastError, strings.TrimPrefix(l, "fix: ")) {
 							v.Fix = append(v.Fix, l)
@@ -518,13 +518,12 @@ const TestTimeout = 90 * time.Second
 // runTest runs a Test of a configured record of kind.
 func (s *Server) runTest(r *http.Request, kind, name string) (TestResult, int) {
 	_, known := s.cfg().Origin(kind, name)
-	test := s.tester()
-	if !known || test == nil {
+	if !known || s.o.Runtime == nil {
 		return TestResult{}, http.StatusNotFound
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), TestTimeout)
 	defer cancel()
-	res, found := test(ctx, kind, name)
+	res, found := s.o.Runtime.Test(ctx, kind, name)
 	if !found {
 		return TestResult{}, http.StatusNotFound
 	}

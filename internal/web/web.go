@@ -80,21 +80,15 @@ type Options struct {
 	Config  *config.Config
 	Metrics *metrics.Registry
 	Log     *slog.Logger
-	// Explain says what to change for a mailbox's error (nil: nothing known).
-	Explain func(mailbox string, err error) []string
-	// TokenHealth returns the outcome of a profile's last token request.
-	TokenHealth func(profile string) (TokenHealth, bool)
-	// CertExpiry returns when a profile's client certificate expires.
-	CertExpiry func(profile string) (time.Time, bool)
+	// Runtime is the running mailgate: its agents, tests and advice (nil:
+	// no agents run, no Test button).
+	Runtime Runtime
 	// Authorizer signs users in for authorization-code profiles (nil: no
 	// Authorize button).
 	Authorizer Authorizer
 	// Editor keeps console-made records (nil: everything comes from the
 	// config file and is read-only here).
 	Editor Editor
-	// Retried is told when an administrator asked to retry a mailbox's
-	// held messages, so that its agent runs now (nil: at its next run).
-	Retried func(mailbox string)
 	// Secure marks cookies Secure (the console is served over TLS).
 	Secure bool
 	// Now is the clock (tests); default time.Now.
@@ -106,7 +100,7 @@ type Server struct {
 	o      Options
 	live   atomic.Pointer[live]
 	broken atomic.Pointer[[]BrokenRecord]
-	liveMu sync.Mutex // serialises SetLive and SetConfig
+	liveMu sync.Mutex // serialises SetConfig
 	h      http.Handler
 	routes []string
 	tmpl   *template.Template
@@ -117,36 +111,40 @@ type Server struct {
 
 type ctxKey struct{}
 
+// Runtime is what the console asks of the running mailgate (app.App
+// implements it for serve). It is asked at each request, so a reload of
+// the agents needs nothing here but SetConfig.
+type Runtime interface {
+	// Statuses returns the agents' state.
+	Statuses() []agent.Status
+	// Test runs the steps of `mailgate test` on the record of kind
+	// (mailboxes, senders, sinks or profiles) named name; found is false
+	// when there is none.
+	Test(ctx context.Context, kind, name string) (res TestResult, found bool)
+	// Explain says what to change for a mailbox's error (nil: nothing
+	// known).
+	Explain(mailbox string, err error) []string
+	// TokenHealth returns the outcome of a profile's last token request.
+	TokenHealth(profile string) (TokenHealth, bool)
+	// CertExpiry returns when a profile's client certificate expires.
+	CertExpiry(profile string) (time.Time, bool)
+	// Wake is told when an administrator asked to retry a mailbox's held
+	// messages, so that its agent runs now.
+	Wake(mailbox string)
+}
+
 // live is what changes when the configuration is reloaded.
 type live struct {
-	cfg      *config.Config
-	statuses func() []agent.Status
-	test     TestFunc
+	cfg *config.Config
 }
 
-// TestFunc runs the steps of `mailgate test` on the record of kind
-// (mailboxes, senders, sinks or profiles) named name; found is false when there
-// is none.
-type TestFunc func(ctx context.Context, kind, name string) (res TestResult, found bool)
-
-// SetLive swaps in the configuration, agents and tester of a reload.
-func (s *Server) SetLive(cfg *config.Config, statuses func() []agent.Status, test TestFunc) {
-	if statuses == nil {
-		statuses = func() []agent.Status { return nil }
-	}
-	s.liveMu.Lock()
-	defer s.liveMu.Unlock()
-	s.live.Store(&live{cfg: cfg, statuses: statuses, test: test})
-}
-
-// SetConfig shows a changed configuration at once, while the agents that
-// follow it are still being restarted (SetLive comes after).
+// SetConfig shows a changed configuration: at once when a console change
+// is kept, while the agents that follow it are still being restarted, and
+// again once the configuration that runs is known.
 func (s *Server) SetConfig(cfg *config.Config) {
 	s.liveMu.Lock()
 	defer s.liveMu.Unlock()
-	l := *s.live.Load()
-	l.cfg = cfg
-	s.live.Store(&l)
+	s.live.Store(&live{cfg: cfg})
 }
 
 // BrokenRecord is a console record kept in the store that serve could not
@@ -173,10 +171,14 @@ func (s *Server) brokenRecords() []BrokenRecord {
 	return nil
 }
 
-func (s *Server) cfg() *config.Config      { return s.live.Load().cfg }
-func (s *Server) statuses() []agent.Status { return s.live.Load().statuses() }
-func (s *Server) tester() TestFunc {
-	return s.live.Load().test
+func (s *Server) cfg() *config.Config { return s.live.Load().cfg }
+
+// statuses are the agents' states (none when nothing runs).
+func (s *Server) statuses() []agent.Status {
+	if s.o.Runtime == nil {
+		return nil
+	}
+	return s.o.Runtime.Statuses()
 }
 
 // New builds the handler.
@@ -188,7 +190,7 @@ func New(o Options) *Server {
 		o.Now = time.Now
 	}
 	s := &Server{o: o, checkAdmin: o.Store.CheckAdmin}
-	s.SetLive(o.Config, nil, nil)
+	s.SetConfig(o.Config)
 	s.tmpl = template.Must(template.New("").Funcs(template.FuncMap{
 		"ago": func(t time.Time) string {
 			if t.IsZero() {

@@ -109,23 +109,22 @@ func newFixture(t *testing.T) *fixture {
 	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
 	retried := make(chan string, 100)
 	w := New(Options{Store: st, Config: cfg, Metrics: reg, Now: func() time.Time { return now },
-		Retried: func(mb string) { retried <- mb },
-		TokenHealth: func(p string) (TokenHealth, bool) {
-			return TokenHealth{Result: "refused", AADSTS: 7000215, At: now.Add(-time.Minute)}, p == "contoso"
-		},
-	})
-	// the agents and the Test button, as serve sets them once they run
-	w.SetLive(cfg, func() []agent.Status {
-		return []agent.Status{{Mailbox: "forms", LastRun: now.Add(-time.Minute), Total: 3},
-			{Mailbox: "invoices", LastRun: now, LastError: errors.New("imap: AUTHENTICATE failed"), Failures: 2}}
-	}, func(_ context.Context, kind, name string) (TestResult, bool) {
-		kinds := map[string]string{"invoices": "mailboxes", "forms": "mailboxes", "contoso": "profiles", "noreply": "senders", "hook": "sinks"}
-		if kinds[name] != kind {
-			return TestResult{}, false
-		}
-		return TestResult{Name: name, Kind: singular(kind), Steps: []Step{{Name: "token", OK: true, Detail: "valid"},
-			{Name: "auth", OK: false, Detail: "AUTHENTICATE failed", Hints: []string{"Add-MailboxPermission -Identity invoices@contoso.com"}}}}, true
-	})
+		Runtime: &runtimeFuncs{wake: func(mb string) { retried <- mb },
+			tokenHealth: func(p string) (TokenHealth, bool) {
+				return TokenHealth{Result: "refused", AADSTS: 7000215, At: now.Add(-time.Minute)}, p == "contoso"
+			},
+			test: func(_ context.Context, kind, name string) (TestResult, bool) {
+				kinds := map[string]string{"invoices": "mailboxes", "forms": "mailboxes", "contoso": "profiles", "noreply": "senders", "hook": "sinks"}
+				if kinds[name] != kind {
+					return TestResult{}, false
+				}
+				return TestResult{Name: name, Kind: singular(kind), Steps: []Step{{Name: "token", OK: true, Detail: "valid"},
+					{Name: "auth", OK: false, Detail: "AUTHENTICATE failed", Hints: []string{"Add-MailboxPermission -Identity invoices@contoso.com"}}}}, true
+			},
+			statuses: func() []agent.Status {
+				return []agent.Status{{Mailbox: "forms", LastRun: now.Add(-time.Minute), Total: 3},
+					{Mailbox: "invoices", LastRun: now, LastError: errors.New("imap: AUTHENTICATE failed"), Failures: 2}}
+			}}})
 	srv := httptest.NewServer(w)
 	t.Cleanup(srv.Close)
 	return &fixture{srv: srv, web: w, st: st, token: tok, retried: retried}
@@ -564,5 +563,56 @@ func TestRefreshTokenState(t *testing.T) {
 	}
 	if strings.Contains(page, rt) {
 		t.Error("the dashboard shows the refresh token")
+	}
+}
+
+// runtimeFuncs is a Runtime of functions; a nil one knows nothing.
+type runtimeFuncs struct {
+	statuses    func() []agent.Status
+	test        func(ctx context.Context, kind, name string) (TestResult, bool)
+	explain     func(mailbox string, err error) []string
+	tokenHealth func(profile string) (TokenHealth, bool)
+	certExpiry  func(profile string) (time.Time, bool)
+	wake        func(mailbox string)
+}
+
+func (r *runtimeFuncs) Statuses() []agent.Status {
+	if r.statuses == nil {
+		return nil
+	}
+	return r.statuses()
+}
+
+func (r *runtimeFuncs) Test(ctx context.Context, kind, name string) (TestResult, bool) {
+	if r.test == nil {
+		return TestResult{}, false
+	}
+	return r.test(ctx, kind, name)
+}
+
+func (r *runtimeFuncs) Explain(mailbox string, err error) []string {
+	if r.explain == nil {
+		return nil
+	}
+	return r.explain(mailbox, err)
+}
+
+func (r *runtimeFuncs) TokenHealth(profile string) (TokenHealth, bool) {
+	if r.tokenHealth == nil {
+		return TokenHealth{}, false
+	}
+	return r.tokenHealth(profile)
+}
+
+func (r *runtimeFuncs) CertExpiry(profile string) (time.Time, bool) {
+	if r.certExpiry == nil {
+		return time.Time{}, false
+	}
+	return r.certExpiry(profile)
+}
+
+func (r *runtimeFuncs) Wake(mailbox string) {
+	if r.wake != nil {
+		r.wake(mailbox)
 	}
 }

@@ -1,10 +1,14 @@
-package cli
+package app
 
 import (
+	"crypto/tls"
+	"fmt"
 	"net"
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/mailgate/mailgate/internal/config"
 )
 
 // httpLimits bound what clients can hold of serve's HTTP server (the
@@ -84,3 +88,27 @@ func (c *limitedConn) Close() error {
 	c.once.Do(c.release)
 	return err
 }
+
+// Listen opens serve's listener on cfg.Listen: at most serveLimits.MaxConns
+// connections at once, TLS when tls_cert and tls_key are set (scheme
+// https, else http). A key pair that does not load is a *KeyError.
+func Listen(cfg *config.Config) (ln net.Listener, scheme string, err error) {
+	ln, err = net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, "", fmt.Errorf("listen %s: %w", cfg.Listen, err)
+	}
+	ln = limitListener(ln, serveLimits.MaxConns)
+	if cfg.TLSCert == "" {
+		return ln, "http", nil
+	}
+	cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+	if err != nil {
+		ln.Close()
+		return nil, "", &KeyError{Key: "tls_cert, tls_key", Err: err}
+	}
+	return tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}), "https", nil
+}
+
+// HTTPServer is serve's http.Server for h, with serve's limits on what a
+// client can hold (slow headers, bodies and readers, idle connections).
+func HTTPServer(h http.Handler) *http.Server { return serveLimits.server(h) }

@@ -1,4 +1,4 @@
-package cli
+package app
 
 import (
 	"context"
@@ -28,7 +28,7 @@ type pendingAuth struct {
 	expires time.Time
 }
 
-func (a *consoleAuth) profile(name string) (*oauth.Profile, *runtimeT, error) {
+func (a *consoleAuth) profile(name string) (*oauth.Profile, *parts, error) {
 	g := a.current.Load()
 	if g == nil {
 		return nil, nil, errors.New("mailgate is starting")

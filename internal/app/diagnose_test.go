@@ -1,11 +1,14 @@
-package cli
+package app
 
 import (
 	"encoding/base64"
+	"errors"
 	"strings"
 	"testing"
 
 	"github.com/mailgate/mailgate/internal/config"
+	"github.com/mailgate/mailgate/internal/imap"
+	"github.com/mailgate/mailgate/internal/mailbox"
 	"github.com/mailgate/mailgate/internal/oauth"
 )
 
@@ -75,4 +78,48 @@ func FuzzReadClaims(f *testing.F) {
 			_, _ = c.check(needOfMailbox(&config.Mailbox{Name: "m", Protocol: "imap"}), &oauth.Profile{})
 		}
 	})
+}
+
+func TestTokenUser(t *testing.T) {
+	if got := TokenUser("e30.eyJ1cG4iOiJhZGVsZUBjb250b3NvLmV4YW1wbGUifQ.c2ln"); got != "adele@contoso.example" {
+		t.Errorf("got %q", got)
+	}
+	if got := TokenUser("opaque-token"); got != "" {
+		t.Errorf("got %q", got)
+	}
+}
+
+// TestDiagnoseExchangeLogin: Exchange's refusals of a login, at AUTHENTICATE
+// or after it ("User is authenticated but not connected."), get what
+// Exchange needs for the app or the user, once; other failures the hint
+// they carry.
+func TestDiagnoseExchangeLogin(t *testing.T) {
+	m := &config.Mailbox{Name: "forms", Protocol: "imap", Username: "forms@contoso.example"}
+	app := &oauth.Profile{Name: "p", Grant: oauth.GrantClientCredentials, ClientID: "11111111-2222-3333-4444-555555555555"}
+	user := &oauth.Profile{Name: "u", Grant: oauth.GrantAuthorizationCode}
+	notConnected := &mailbox.Error{Mailbox: "forms", Step: mailbox.StepSelect, AuthFailed: true,
+		Err: &imap.Error{Op: "select", Kind: imap.KindNotConnected, Text: "User is authenticated but not connected."}}
+	refused := &mailbox.Error{Mailbox: "forms", Step: mailbox.StepAuth, AuthFailed: true, Err: errors.New("AUTHENTICATE failed")}
+	tests := []struct {
+		name string
+		p    *oauth.Profile
+		err  error
+		want string
+	}{
+		{"app refused", app, refused, "New-ServicePrincipal -AppId " + app.ClientID},
+		{"app not connected", app, notConnected, "New-ServicePrincipal -AppId " + app.ClientID},
+		{"user not connected", user, notConnected, "IMAP.AccessAsUser.All"},
+		{"tls", app, &mailbox.Error{Step: mailbox.StepTLS, Hint: "add its CA with tls_ca"}, "fix: add its CA with tls_ca"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := strings.Join(diagnose(m, tt.p, tt.err), "\n")
+			if !strings.Contains(got, tt.want) {
+				t.Errorf("advice %q lacks %q", got, tt.want)
+			}
+			if all := got + tt.err.Error(); strings.Count(all, "New-ServicePrincipal") > 1 {
+				t.Errorf("what Exchange needs is said more than once:\n%s\n%s", tt.err, got)
+			}
+		})
+	}
 }

@@ -1,4 +1,4 @@
-package cli
+package app
 
 import (
 	"context"
@@ -11,7 +11,7 @@ import (
 // consoleTest runs `mailgate test NAME`'s steps for the console's Test
 // button on the record of kind (mailboxes, sinks, senders or profiles) and
 // collects them; found is false when there is no such record.
-func (rt *runtimeT) consoleTest(ctx context.Context, kind, name string) (web.TestResult, bool) {
+func (rt *parts) consoleTest(ctx context.Context, kind, name string) (web.TestResult, bool) {
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	res := web.TestResult{Name: name}

@@ -1,4 +1,4 @@
-package cli
+package app
 
 import (
 	"bytes"
@@ -29,19 +29,19 @@ func TestPrepare(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p, err := prepare([]byte(tt.msg), tt.from, tt.to, snd)
+			p, err := Prepare([]byte(tt.msg), tt.from, tt.to, snd)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("err %v, want %q", err, tt.wantErr)
 				}
 				return
 			}
-			if err != nil || p.from != tt.wantFrom || strings.Join(p.rcpts, " ") != tt.wantRcpts {
+			if err != nil || p.From != tt.wantFrom || strings.Join(p.Rcpts, " ") != tt.wantRcpts {
 				t.Fatalf("%+v %v", p, err)
 			}
-			head, body, _ := strings.Cut(string(p.raw), "\r\n\r\n")
+			head, body, _ := strings.Cut(string(p.Raw), "\r\n\r\n")
 			if tt.bccGone && (strings.Contains(head, "Bcc") || strings.Contains(head, "e@x.com") || !strings.Contains(body, "Bcc: stays")) {
-				t.Errorf("Bcc handling:\n%s", p.raw)
+				t.Errorf("Bcc handling:\n%s", p.Raw)
 			}
 		})
 	}
@@ -74,7 +74,7 @@ func TestGraphRecipients(t *testing.T) {
 		{"To: c@x.com\r\n\r\nb\r\n", nil, "To: c@x.com\r\n\r\nb\r\n", false},
 	}
 	for _, tt := range tests {
-		got, err := graphRecipients([]byte(tt.msg), tt.to)
+		got, err := GraphRecipients([]byte(tt.msg), tt.to)
 		if (err != nil) != tt.wantErr || err == nil && string(got) != tt.want {
 			t.Errorf("%q %v: %q %v", tt.msg, tt.to, got, err)
 		}
@@ -99,19 +99,19 @@ func TestPrepareGraphMessageID(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p, err := prepare([]byte(tt.msg), "", tt.to, snd)
+			p, err := Prepare([]byte(tt.msg), "", tt.to, snd)
 			if err != nil {
 				t.Fatal(err)
 			}
-			msg, err := mail.ReadMessage(bytes.NewReader(p.raw))
+			msg, err := mail.ReadMessage(bytes.NewReader(p.Raw))
 			if err != nil {
 				t.Fatal(err)
 			}
 			id := msg.Header.Get("Message-Id")
 			if tt.want != "" && id != tt.want || tt.want == "" && !strings.HasSuffix(id, "@contoso.com>") {
-				t.Errorf("Message-ID %q in\n%s", id, p.raw)
+				t.Errorf("Message-ID %q in\n%s", id, p.Raw)
 			}
-			if n := strings.Count(strings.ToLower(string(p.raw)), "message-id:"); n != 1 {
+			if n := strings.Count(strings.ToLower(string(p.Raw)), "message-id:"); n != 1 {
 				t.Errorf("%d Message-ID headers", n)
 			}
 		})

@@ -1,4 +1,4 @@
-package cli
+package app
 
 import (
 	"encoding/pem"
@@ -27,14 +27,14 @@ import (
 var pseudoFilesystems = []string{"/proc", "/sys", "/dev"}
 
 // checkRecord builds the console record kind/name of cfg as the agents
-// will, without starting anything; the error is a *profileError naming
+// will, without starting anything; the error is a *KeyError naming
 // the key.
 func checkRecord(cfg *config.Config, kind, name string) error {
 	switch kind {
 	case "profiles":
 		for i := range cfg.Profiles {
 			if cfg.Profiles[i].Name == name {
-				_, err := oauthProfile(&cfg.Profiles[i], i)
+				_, err := Profile(&cfg.Profiles[i], i)
 				return err
 			}
 		}
@@ -46,11 +46,11 @@ func checkRecord(cfg *config.Config, kind, name string) error {
 		if m, ok := cfg.Mailbox(name); ok {
 			key := "mailboxes[" + name + "]"
 			if _, err := mailbox.ParseAfter(m.After); err != nil {
-				return &profileError{key + ".after", err}
+				return &KeyError{key + ".after", err}
 			}
 			if m.Protocol != "graph" {
 				if _, err := tlsConfig(m.Host, m.TLSCA); err != nil {
-					return &profileError{key + ".tls_ca", errors.Unwrap(err)}
+					return &KeyError{key + ".tls_ca", errors.Unwrap(err)}
 				}
 			}
 		}
@@ -58,7 +58,7 @@ func checkRecord(cfg *config.Config, kind, name string) error {
 		for i := range cfg.Senders {
 			if s := &cfg.Senders[i]; s.Name == name && s.Protocol != "graph" {
 				if _, err := tlsConfig(s.Host, s.TLSCA); err != nil {
-					return &profileError{"senders[" + name + "].tls_ca", errors.Unwrap(err)}
+					return &KeyError{"senders[" + name + "].tls_ca", errors.Unwrap(err)}
 				}
 			}
 		}
@@ -73,11 +73,11 @@ func checkConsoleSink(cfg *config.Config, k *config.Sink) error {
 	switch k.Type {
 	case "command":
 		if !cfg.Console.AllowCommandSinks {
-			return &profileError{key + ".type", errors.New("command sinks run any program as mailgate's user; the config file allows them from the console only with console: {allow_command_sinks: true}")}
+			return &KeyError{key + ".type", errors.New("command sinks run any program as mailgate's user; the config file allows them from the console only with console: {allow_command_sinks: true}")}
 		}
 	case "maildir":
 		if err := maildirAllowed(k.Path, cfg.Console.MaildirRoot); err != nil {
-			return &profileError{key + ".path", err}
+			return &KeyError{key + ".path", err}
 		}
 	}
 	switch k.Type {
@@ -86,14 +86,14 @@ func checkConsoleSink(cfg *config.Config, k *config.Sink) error {
 	case "maildir":
 		// what NewMaildir does before it reads the maildir's messages
 		if err := sink.MakeMaildir(k.Path); err != nil {
-			return &profileError{key + ".path", err}
+			return &KeyError{key + ".path", err}
 		}
 		return nil
 	}
 	s, err := newSink(nil, k)
 	if err != nil {
 		field := map[string]string{"maildir": ".path", "webhook": ".url", "command": ".command"}[k.Type]
-		return &profileError{key + field, err}
+		return &KeyError{key + field, err}
 	}
 	s.Close()
 	return nil
@@ -207,9 +207,9 @@ func problemLines(err error) []string {
 // asConfigError turns a build problem into the config error the console
 // shows (422, naming the key).
 func asConfigError(file string, err error) error {
-	var pe *profileError
+	var pe *KeyError
 	if errors.As(err, &pe) {
-		return &config.Error{Problems: []config.Problem{{File: file, Key: pe.key, Msg: pe.err.Error()}}}
+		return &config.Error{Problems: []config.Problem{{File: file, Key: pe.Key, Msg: pe.Err.Error()}}}
 	}
 	return err
 }

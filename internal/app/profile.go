@@ -1,4 +1,4 @@
-package cli
+package app
 
 import (
 	"errors"
@@ -12,37 +12,21 @@ import (
 	"github.com/mailgate/mailgate/internal/oauth"
 )
 
-// profileError is a problem of one config profile key, reported like a
-// config check problem (exit 2).
-type profileError struct {
-	key string
-	err error
+// KeyError is a problem of one configuration key found while building the
+// parts (a certificate file that is not PEM, a tls_ca that does not
+// read), reported like a config check problem (exit 2, 422 in the API).
+type KeyError struct {
+	Key string // e.g. profiles[main].client_certificate.key
+	Err error
 }
 
-func (e *profileError) Error() string { return e.key + ": " + e.err.Error() }
-func (e *profileError) Unwrap() error { return e.err }
+func (e *KeyError) Error() string { return e.Key + ": " + e.Err.Error() }
+func (e *KeyError) Unwrap() error { return e.Err }
 
-// findProfile returns the named profile, or an error listing the known ones.
-func findProfile(cfg *config.Config, name string) (*config.Profile, error) {
-	if p, ok := cfg.Profile(name); ok {
-		return p, nil
-	}
-	var names []string
-	for _, p := range cfg.Profiles {
-		names = append(names, p.Name)
-	}
-	sort.Strings(names)
-	known := "none is configured"
-	if len(names) > 0 {
-		known = "known: " + strings.Join(names, ", ")
-	}
-	return nil, fmt.Errorf("%s: no profile %q (%s)", cfg.File, name, known)
-}
-
-// oauthProfile turns a config profile into what the token engine needs:
+// Profile turns a config profile into what the token engine needs:
 // certificate files loaded, the HTTP client built with the profile's proxy
 // and extra CA (else the standard proxy environment variables).
-func oauthProfile(cp *config.Profile, index int) (*oauth.Profile, error) {
+func Profile(cp *config.Profile, index int) (*oauth.Profile, error) {
 	key := fmt.Sprintf("profiles[%s]", cp.Name)
 	if cp.Name == "" {
 		key = fmt.Sprintf("profiles[%d]", index)
@@ -69,21 +53,21 @@ func oauthProfile(cp *config.Profile, index int) (*oauth.Profile, error) {
 	if cc := cp.ClientCertificate; cc != nil {
 		certPEM, err := os.ReadFile(cc.Cert)
 		if err != nil {
-			return nil, &profileError{key + ".client_certificate.cert", err}
+			return nil, &KeyError{key + ".client_certificate.cert", err}
 		}
 		keyPEM, err := os.ReadFile(cc.Key)
 		if err != nil {
-			return nil, &profileError{key + ".client_certificate.key", err}
+			return nil, &KeyError{key + ".client_certificate.key", err}
 		}
 		if !pemBlock(certPEM, "CERTIFICATE") {
-			return nil, &profileError{key + ".client_certificate.cert", fmt.Errorf("%s is not a PEM certificate", cc.Cert)}
+			return nil, &KeyError{key + ".client_certificate.cert", fmt.Errorf("%s is not a PEM certificate", cc.Cert)}
 		}
 		if !pemBlock(keyPEM, "PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY", "ENCRYPTED PRIVATE KEY") {
-			return nil, &profileError{key + ".client_certificate.key", fmt.Errorf("%s is not a PEM private key", cc.Key)}
+			return nil, &KeyError{key + ".client_certificate.key", fmt.Errorf("%s is not a PEM private key", cc.Key)}
 		}
 		c, err := oauth.LoadClientCertificate(certPEM, keyPEM, cc.Alg)
 		if err != nil {
-			return nil, &profileError{key + ".client_certificate", err}
+			return nil, &KeyError{key + ".client_certificate", err}
 		}
 		p.Certificate = c
 	}
@@ -93,18 +77,18 @@ func oauthProfile(cp *config.Profile, index int) (*oauth.Profile, error) {
 		if errors.As(err, new(*oauth.CAFileError)) {
 			k = key + ".tls_ca"
 		}
-		return nil, &profileError{k, err}
+		return nil, &KeyError{k, err}
 	}
 	p.HTTPClient = client
 	return p, nil
 }
 
-// profileWarnings are what an administrator should know before using a
+// ProfileWarnings are what an administrator should know before using a
 // profile: what the token engine warns about (p.Warnings: the deprecated
 // password grant, a client-credentials scope without /.default, the
 // certificate's expiry; config check prints the same), and a client secret
 // about to lapse.
-func profileWarnings(cp *config.Profile, p *oauth.Profile, now time.Time) []string {
+func ProfileWarnings(cp *config.Profile, p *oauth.Profile, now time.Time) []string {
 	var out []string
 	for _, w := range p.Warnings() {
 		out = append(out, fmt.Sprintf("profile %s: %s", cp.Name, w))
@@ -124,8 +108,42 @@ func profileWarnings(cp *config.Profile, p *oauth.Profile, now time.Time) []stri
 	return out
 }
 
-// isProfileError reports a config-side problem (exit 2).
-func isProfileError(err error) bool {
-	var pe *profileError
+// IsKeyError reports a problem of the configuration (exit 2) rather than of
+// the world (exit 1).
+func IsKeyError(err error) bool {
+	var pe *KeyError
 	return errors.As(err, &pe)
+}
+
+// ProfileNamed finds the configured profile name and builds its oauth
+// profile (Profile), for the commands that need one profile and not the
+// rest of the configuration. A name that is not configured is an error
+// listing the known ones; a profile that does not build is a *KeyError.
+func ProfileNamed(cfg *config.Config, name string) (*config.Profile, *oauth.Profile, error) {
+	cp, err := findProfile(cfg, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	p, err := Profile(cp, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cp, p, nil
+}
+
+// findProfile returns the named profile, or an error listing the known ones.
+func findProfile(cfg *config.Config, name string) (*config.Profile, error) {
+	if p, ok := cfg.Profile(name); ok {
+		return p, nil
+	}
+	var names []string
+	for _, p := range cfg.Profiles {
+		names = append(names, p.Name)
+	}
+	sort.Strings(names)
+	known := "none is configured"
+	if len(names) > 0 {
+		known = "known: " + strings.Join(names, ", ")
+	}
+	return nil, fmt.Errorf("%s: no profile %q (%s)", cfg.File, name, known)
 }

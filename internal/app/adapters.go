@@ -1,8 +1,7 @@
-package cli
+package app
 
 // Adapters between the store, which imports no agent, mailbox, sink or
-// oauth type, and the interfaces those packages declare. (Issue 13: the
-// composition root; this file moves to internal/app with it.)
+// oauth type, and the interfaces those packages declare.
 
 import (
 	"context"

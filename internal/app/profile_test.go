@@ -1,4 +1,4 @@
-package cli
+package app
 
 import (
 	"errors"
@@ -31,14 +31,14 @@ func TestOAuthProfileHTTPKey(t *testing.T) {
 	} {
 		cp := &config.Profile{Name: "p", Provider: "microsoft", Grant: "client_credentials", Tenant: "t", ClientID: "c",
 			HTTPProxy: tc.proxy, TLSCA: tc.ca}
-		_, err := oauthProfile(cp, 0)
-		var pe *profileError
+		_, err := Profile(cp, 0)
+		var pe *KeyError
 		if !errors.As(err, &pe) {
-			t.Errorf("%s: %v, want a *profileError", tc.name, err)
+			t.Errorf("%s: %v, want a *KeyError", tc.name, err)
 			continue
 		}
-		if pe.key != tc.key {
-			t.Errorf("%s: key %s, want %s (%v)", tc.name, pe.key, tc.key, err)
+		if pe.Key != tc.key {
+			t.Errorf("%s: key %s, want %s (%v)", tc.name, pe.Key, tc.key, err)
 		}
 	}
 }

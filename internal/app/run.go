@@ -1,0 +1,106 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+
+	"github.com/mailgate/mailgate/internal/agent"
+	"github.com/mailgate/mailgate/internal/config"
+)
+
+// ErrNoMailbox is RunOnce's error when there is nothing to read: no
+// enabled mailbox, or no mailbox of the name asked for.
+var ErrNoMailbox = errors.New("app: no mailbox to read")
+
+// Result is how one mailbox's run went.
+type Result struct {
+	Mailbox    string
+	After      string // what was done on the server with a delivered message
+	Delivered  int
+	Duplicates int // the sink already had them
+	Acked      int
+	Held       int      // refused by the sink and set aside, not acknowledged
+	Err        error    // the run failed (after Delivered messages)
+	Advice     []string // what to change, when Err is set (Diagnose's)
+}
+
+// RunOnce reads every enabled mailbox, or only the one named only (enabled
+// or not), once and concurrently, delivers the new messages to their sinks
+// and acknowledges them on the server. Like serve, it logs in to at most
+// agent.DefaultHostCap mailboxes of one host at a time. progress, when
+// set, hears of each delivery. A mailbox that cannot be built is a
+// *KeyError (nothing is read then); a mailbox that fails is a Result with
+// Err and the advice.
+func (a *App) RunOnce(ctx context.Context, only string, progress func(mailbox string, done, total int)) ([]Result, error) {
+	cfg := a.rt.cfg
+	var boxes []*config.Mailbox
+	for i := range cfg.Mailboxes {
+		m := &cfg.Mailboxes[i]
+		if only != "" && m.Name != only || only == "" && !m.Enabled {
+			continue
+		}
+		boxes = append(boxes, m)
+	}
+	if len(boxes) == 0 {
+		return nil, ErrNoMailbox
+	}
+	agents := make([]*agent.Mailbox, len(boxes))
+	for i, m := range boxes {
+		mb, err := a.rt.agentMailbox(m)
+		if err != nil {
+			return nil, &KeyError{Key: "mailboxes[" + m.Name + "]", Err: err}
+		}
+		agents[i] = mb
+	}
+	stats, errs := runAll(ctx, agents, AgentLedger(a.st), a.log, progress)
+	out := make([]Result, len(agents))
+	for i, mb := range agents {
+		s := stats[i]
+		out[i] = Result{Mailbox: mb.Name, After: mb.After.String(), Delivered: s.Delivered, Duplicates: s.Duplicates,
+			Acked: s.Acked, Held: s.Held, Err: errs[i]}
+		if errs[i] != nil {
+			out[i].Advice = diagnose(boxes[i], a.rt.profiles[boxes[i].Profile], errs[i])
+		}
+	}
+	return out, nil
+}
+
+// runAll runs each mailbox once, concurrently, holding one of its host's
+// agent.DefaultHostCap slots while it runs (the rule serve's supervisor
+// follows).
+func runAll(ctx context.Context, agents []*agent.Mailbox, l agent.Ledger, log *slog.Logger, progress func(string, int, int)) ([]agent.Stats, []error) {
+	var mu sync.Mutex
+	hosts := map[string]chan struct{}{}
+	slot := func(host string) chan struct{} {
+		mu.Lock()
+		defer mu.Unlock()
+		ch, ok := hosts[host]
+		if !ok {
+			ch = make(chan struct{}, agent.DefaultHostCap)
+			hosts[host] = ch
+		}
+		return ch
+	}
+	stats := make([]agent.Stats, len(agents))
+	errs := make([]error, len(agents))
+	var wg sync.WaitGroup
+	for i, mb := range agents {
+		wg.Go(func() {
+			if mb.Host != "" {
+				ch := slot(mb.Host)
+				select {
+				case ch <- struct{}{}:
+					defer func() { <-ch }()
+				case <-ctx.Done():
+					errs[i] = ctx.Err()
+					return
+				}
+			}
+			stats[i], errs[i] = agent.RunOnce(ctx, mb, l, log, progress)
+		})
+	}
+	wg.Wait()
+	return stats, errs
+}
