@@ -175,7 +175,7 @@ func fitRecords(data []byte, path string, getenv func(string) string, recs []con
 			err = check(cfg, []config.Record{r})
 		}
 		if err != nil {
-			broken = append(broken, web.BrokenRecord{Kind: r.Kind, Name: r.Name, Reason: strings.Join(problemLines(err), "; ")})
+			broken = append(broken, web.BrokenRecord{Kind: r.Kind, Name: r.Name, Reason: strings.Join(config.ProblemLines(err), "; ")})
 			continue
 		}
 		ok = append(ok, r)
@@ -185,23 +185,6 @@ func fitRecords(data []byte, path string, getenv func(string) string, recs []con
 		return nil, nil, nil, err
 	}
 	return cfg, ok, broken, nil
-}
-
-// problemLines says what is wrong, a line per problem, each "key: what".
-func problemLines(err error) []string {
-	var ce *config.Error
-	if errors.As(err, &ce) {
-		var out []string
-		for _, p := range ce.Problems {
-			if p.Key != "" {
-				out = append(out, p.Key+": "+p.Msg)
-			} else {
-				out = append(out, p.Msg)
-			}
-		}
-		return out
-	}
-	return []string{err.Error()}
 }
 
 // asConfigError turns a build problem into the config error the console

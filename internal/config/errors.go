@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -52,4 +53,22 @@ func (e *Error) Error() string {
 		lines[i] = p.String()
 	}
 	return fmt.Sprintf("config: %d problems:\n%s", len(e.Problems), strings.Join(lines, "\n"))
+}
+
+// ProblemLines says what is wrong in err, a line per problem, each
+// "key: what" (the one line of err when it is not an *Error).
+func ProblemLines(err error) []string {
+	var ce *Error
+	if !errors.As(err, &ce) {
+		return []string{err.Error()}
+	}
+	out := make([]string, 0, len(ce.Problems))
+	for _, p := range ce.Problems {
+		if p.Key != "" {
+			out = append(out, p.Key+": "+p.Msg)
+		} else {
+			out = append(out, p.Msg)
+		}
+	}
+	return out
 }

@@ -190,15 +190,7 @@ func (m *Manager) Token(ctx context.Context, p *Profile, scopes []string) (*Toke
 	}
 	m.mu.Unlock()
 
-	select {
-	case <-f.done:
-		if f.err != nil {
-			return nil, f.err
-		}
-		return f.tok.clone(), nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
+	return f.wait(ctx)
 }
 
 // prepare checks p and returns the cache key and the scopes of a request.
@@ -251,6 +243,12 @@ func (m *Manager) Fresh(ctx context.Context, p *Profile, scopes []string) (*Toke
 		m.cache[key] = f.tok
 		m.mu.Unlock()
 	}()
+	return f.wait(ctx)
+}
+
+// wait returns the flight's token once it is done, or ctx's error if ctx
+// ends first (the request itself goes on for the other waiters).
+func (f *flight) wait(ctx context.Context) (*Token, error) {
 	select {
 	case <-f.done:
 		if f.err != nil {

@@ -307,22 +307,6 @@ func fieldValue(f field, v any) (val any, empty bool, err error) {
 	return s, false, nil
 }
 
-func problemsOf(err error) []string {
-	var ce *config.Error
-	if errors.As(err, &ce) {
-		var out []string
-		for _, p := range ce.Problems {
-			if p.Key != "" {
-				out = append(out, p.Key+": "+p.Msg)
-			} else {
-				out = append(out, p.Msg)
-			}
-		}
-		return out
-	}
-	return []string{err.Error()}
-}
-
 // origin says whether a record is from the config file or the console,
 // from the live configuration (no view is built for it).
 func (s *Server) origin(kind, name string) (string, bool) {
@@ -351,7 +335,7 @@ func (s *Server) save(ctx context.Context, kind, original string, values map[str
 		}
 		cur, found, err := s.o.Editor.Load(ctx, kind, original)
 		if err != nil {
-			return "", problemsOf(err)
+			return "", config.ProblemLines(err)
 		}
 		if !found {
 			return "", []string{"no console record " + original}
@@ -368,7 +352,7 @@ func (s *Server) save(ctx context.Context, kind, original string, values map[str
 		}
 	}
 	if err := s.o.Editor.Save(ctx, kind, name, y); err != nil {
-		return "", problemsOf(err)
+		return "", config.ProblemLines(err)
 	}
 	if original != "" && name != original {
 		_ = s.o.Editor.Delete(ctx, kind, original)
@@ -431,7 +415,7 @@ func (s *Server) remove(ctx context.Context, kind, name string) (int, string) {
 		return http.StatusConflict, "records can only be changed in the config file"
 	}
 	if err := s.o.Editor.Delete(ctx, kind, name); err != nil {
-		return http.StatusUnprocessableEntity, strings.Join(problemsOf(err), "; ")
+		return http.StatusUnprocessableEntity, strings.Join(config.ProblemLines(err), "; ")
 	}
 	return http.StatusNoContent, ""
 }
