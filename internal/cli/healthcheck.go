@@ -3,9 +3,9 @@ package cli
 import (
 	"context"
 	"fmt"
-	"io"
-	"net/http"
 	"time"
+
+	"github.com/mailgate/mailgate/internal/app"
 )
 
 // DefaultHealthURL is what healthcheck asks when --url is not given: serve's
@@ -31,31 +31,10 @@ func runHealthcheck(ctx context.Context, env *Env, args []string) int {
 		fs.Usage()
 		return ExitUsage
 	}
-	if err := checkHealth(ctx, *url, *timeout); err != nil {
+	if err := app.CheckHealth(ctx, *url, *timeout); err != nil {
 		fmt.Fprintf(env.Err, "mailgate: healthcheck: %v\n", err)
 		return ExitFailed
 	}
 	fmt.Fprintln(env.Out, "ok")
 	return ExitOK
-}
-
-func checkHealth(ctx context.Context, url string, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return err
-	}
-	// no proxy: the server checked is on this machine (or in this container)
-	client := &http.Client{Transport: &http.Transport{Proxy: nil}}
-	resp, err := client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s: %s", url, resp.Status)
-	}
-	return nil
 }

@@ -57,6 +57,9 @@
 //  4. Return ErrNotFound (wrapped) for a missing record, never (nil, nil).
 //  5. Add the table to the shared test suite, which runs on both dialects,
 //     and to the raw-bytes grep test if it holds secrets.
+//  6. Add it to copyTables in copy.go (or copySkipped, with the reason), so
+//     that `mailgate store migrate` copies it; TestCopyCoversEveryTable
+//     fails until then.
 package store
 
 import (
