@@ -193,6 +193,16 @@ func (w *Worker) send(ctx context.Context, c *smtp.Client, m store.OutboxMessage
 			rcpts = append(rcpts, r.Addr)
 		}
 	}
+	if len(rcpts) == 0 {
+		// only a damaged row has no recipient left: fail it rather than
+		// open a transaction the server must refuse
+		w.Log.Warn("outbox: no recipient left", "id", m.ID)
+		_ = w.Store.MarkFailed(ctx, m.ID, "", "no recipient left to send to")
+		w.mu.Lock()
+		w.stats.Failed++
+		w.mu.Unlock()
+		return true
+	}
 	if err := w.Store.MarkSending(ctx, m.ID); err != nil {
 		w.retry(ctx, m, err)
 		return true

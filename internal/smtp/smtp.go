@@ -104,6 +104,10 @@ func replyError(step string, err error) error {
 	return &Error{Step: step, Err: err}
 }
 
+// ErrNoRecipients is SendEach's answer to a message with no recipient
+// (nothing is said to the server).
+var ErrNoRecipients = errors.New("smtp: no recipients")
+
 // Client is one submission session.
 type Client struct {
 	c *gosmtp.Client
@@ -205,6 +209,9 @@ type RcptError struct {
 // not accepted (MAIL or DATA refused, every recipient refused, or the
 // connection failed).
 func (c *Client) SendEach(from string, to []string, r io.Reader) ([]RcptError, error) {
+	if len(to) == 0 {
+		return nil, ErrNoRecipients
+	}
 	if err := c.c.Mail(from, nil); err != nil {
 		_ = c.c.Reset()
 		return nil, replyError("mail", err)

@@ -121,3 +121,13 @@ func TestExplain(t *testing.T) {
 		t.Error("Temporary")
 	}
 }
+
+// TestSendEachNoRecipients: a message without recipients is refused before
+// anything is said to the server (a damaged outbox row made SendEach
+// index an empty list).
+func TestSendEachNoRecipients(t *testing.T) {
+	refused, err := (&Client{}).SendEach("a@example.com", nil, strings.NewReader("x"))
+	if !errors.Is(err, ErrNoRecipients) || refused != nil {
+		t.Fatalf("SendEach without recipients: %v, %v", refused, err)
+	}
+}
