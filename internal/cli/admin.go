@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -19,6 +20,7 @@ func init() {
 		name:    "admin",
 		summary: "console administrators: admin add|list|remove|unlock NAME, admin token NAME [--expires 90d], admin token list [NAME]|revoke ID",
 		run:     runAdmin,
+		subs:    []string{"add", "list", "remove", "unlock", "token"},
 	})
 }
 
@@ -97,7 +99,7 @@ func runAdmin(ctx context.Context, env *Env, args []string) int {
 	if !ok {
 		return code
 	}
-	st, err := app.OpenStore(ctx, cfg, env.Getenv, logger(env.Err, false))
+	st, err := app.OpenStore(ctx, cfg, env.Getenv, logger(env, cfg, slog.LevelError))
 	if err != nil {
 		fmt.Fprintf(env.Err, "mailgate: admin: %v\n", err)
 		return ExitFailed
@@ -194,12 +196,12 @@ func adminAdd(ctx context.Context, env *Env, st *store.Store, cfg *config.Config
 		if err != nil {
 			return failed(err)
 		}
-		fmt.Fprintf(env.Err, "%s of %s revoked\n", plural(n, "API token"), name)
+		fmt.Fprintf(env.Err, "%s of %s revoked\n", app.Plural(n, "API token"), name)
 	} else if toks, err := st.APITokens(ctx, name); err == nil && len(toks) > 0 {
 		// stdin carries the password, so there is no question to answer:
 		// say what to do instead
 		fmt.Fprintf(env.Err, "%s still has %s, which the new password does not end; if the old password leaked, revoke them: mailgate admin add %s --revoke-tokens (again with the password), or mailgate admin token list %s and mailgate admin token revoke ID\n",
-			name, plural(len(toks), "API token"), name, name)
+			name, app.Plural(len(toks), "API token"), name, name)
 	}
 	return ExitOK
 }
