@@ -33,6 +33,9 @@ type Stdio struct {
 	In  io.Reader
 	Out io.Writer
 	Err io.Writer
+	// Hangup delivers SIGHUP: serve reloads its config file, any other
+	// command stops as on SIGTERM. Nil: never.
+	Hangup <-chan os.Signal
 }
 
 // command is one subcommand: its name, a one-line summary, its body and
@@ -92,6 +95,12 @@ func Main(ctx context.Context, args []string, stdio Stdio) int {
 		fmt.Fprintf(stdio.Err, "mailgate: unknown command %q\n\n", args[0])
 		usage(stdio.Err)
 		return ExitUsage
+	}
+	if c.name != "serve" && stdio.Hangup != nil {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		go func() { <-stdio.Hangup; cancel() }()
 	}
 	return c.run(ctx, env, args[1:])
 }

@@ -86,6 +86,8 @@ func runServe(ctx context.Context, env *Env, args []string) int {
 			running = false
 		case <-a.Reloads():
 			running = a.Reload(ctx) == nil
+		case <-env.Hangup:
+			running = a.ReloadFile(ctx) == nil
 		}
 	}
 	a.Stop()
