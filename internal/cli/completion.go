@@ -39,11 +39,7 @@ func runCompletion(ctx context.Context, env *Env, args []string) int {
 		}
 		table = append(table, row)
 	}
-	global := flag.NewFlagSet("mailgate", flag.ContinueOnError)
-	global.String("config", "", "")
-	global.Bool("version", false, "")
-	new(cmdline.Globals).Register(global)
-	script, err := cmdline.Completion(pos[0], table, cmdline.FlagNames(global))
+	script, err := cmdline.Completion(pos[0], table, cmdline.GlobalFlags())
 	if err != nil {
 		fmt.Fprintf(env.Err, "mailgate: completion: %v\n", err)
 		return ExitUsage

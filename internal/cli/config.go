@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 
 	"github.com/mailgate/mailgate/internal/app"
 	"github.com/mailgate/mailgate/internal/config"
@@ -16,7 +17,7 @@ const DefaultConfigFile = "./mailgate.yaml"
 func init() {
 	register(&command{
 		name:    "config",
-		summary: "check the config file (config check) or print a documented example (config example)",
+		summary: "check the config file (config check), print a documented example (config example) or the reference of every key (config reference)",
 		run:     runConfig,
 		subs:    []string{"check", "example", "reference"},
 	})
@@ -56,8 +57,12 @@ func loadConfig(env *Env, path string) (cfg *config.Config, code int, ok bool) {
 		}
 		return nil, ExitUsage, false
 	}
-	for _, w := range cfg.Warnings {
-		fmt.Fprintf(env.Err, "%s (warning)\n", w.String())
+	for _, w := range cfg.Warnings { // a JSON log gets them as log lines
+		if env.Log.Or(cfg.Log.Level, cfg.Log.Format).Format == "json" {
+			logger(env, cfg, slog.LevelWarn).Warn(w.String())
+		} else {
+			fmt.Fprintf(env.Err, "%s (warning)\n", w.String())
+		}
 	}
 	return cfg, ExitOK, true
 }

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -108,5 +109,32 @@ func TestCompletion(t *testing.T) {
 	}
 	if code, _, _ := runCLI(t, "completion"); code != ExitUsage {
 		t.Errorf("no shell: exit %d", code)
+	}
+}
+
+// TestWarningsAsJSON: with --log-format json (or log.format: json) the
+// config's warnings are JSON log lines, as serve's log is.
+func TestWarningsAsJSON(t *testing.T) {
+	warned := goodConfig + "listen: 0.0.0.0:8025\n"
+	for _, tc := range []struct {
+		name string
+		args []string
+		src  string
+	}{
+		{"flag", []string{"--log-format", "json", "config", "check"}, warned},
+		{"config", []string{"config", "check"}, warned + "log: {format: json}\n"},
+	} {
+		path := writeConfig(t, tc.src)
+		code, _, errs := runCLI(t, append(tc.args, "-c", path)...)
+		var found bool
+		for _, l := range strings.Split(errs, "\n") {
+			var v struct{ Level, Msg string }
+			if json.Unmarshal([]byte(l), &v) == nil && v.Level == "WARN" && strings.Contains(v.Msg, "listen: the console is served over plain HTTP") {
+				found = true
+			}
+		}
+		if code != ExitOK || !found {
+			t.Errorf("%s: exit %d, no JSON warning line:\n%s", tc.name, code, errs)
+		}
 	}
 }

@@ -60,6 +60,16 @@ func Parse(fs *flag.FlagSet, args []string) (positional []string, err error) {
 	}
 }
 
+// GlobalFlags are the flags mailgate takes before the command, as typed:
+// the Globals, --config and --version.
+func GlobalFlags() []string {
+	fs := flag.NewFlagSet("mailgate", flag.ContinueOnError)
+	fs.String("config", "", "")
+	fs.Bool("version", false, "")
+	new(Globals).Register(fs)
+	return FlagNames(fs)
+}
+
 // FlagNames are the names of fs's flags as typed: "-c", "--config".
 func FlagNames(fs *flag.FlagSet) []string {
 	var out []string
