@@ -23,7 +23,8 @@ import (
 // rest from running.
 type Records struct {
 	st     *store.Store
-	data   []byte // the config file, as read at start
+	fileMu sync.RWMutex
+	data   []byte // the config file, as read at start or on SIGHUP (file)
 	path   string
 	getenv func(string) string
 	reload chan struct{}
@@ -42,6 +43,20 @@ type Records struct {
 // for `mailgate records`; serve's is made by Start.
 func NewRecords(st *store.Store, data []byte, path string, getenv func(string) string) *Records {
 	return &Records{st: st, data: data, path: path, getenv: getenv, reload: make(chan struct{}, 1)}
+}
+
+// file is the config file's bytes.
+func (c *Records) file() []byte {
+	c.fileMu.RLock()
+	defer c.fileMu.RUnlock()
+	return c.data
+}
+
+// setFile replaces the config file's bytes (serve's SIGHUP).
+func (c *Records) setFile(data []byte) {
+	c.fileMu.Lock()
+	defer c.fileMu.Unlock()
+	c.data = data
 }
 
 // fingerprint identifies a set of stored records and their versions.
@@ -97,7 +112,7 @@ func (c *Records) Config(ctx context.Context) (*config.Config, []web.BrokenRecor
 	if err != nil {
 		return nil, nil, err
 	}
-	cfg, _, broken, err := fitRecords(c.data, c.path, c.getenv, rs)
+	cfg, _, broken, err := fitRecords(c.file(), c.path, c.getenv, rs)
 	return cfg, broken, err
 }
 
@@ -124,7 +139,7 @@ func (c *Records) others(ctx context.Context, kind, name string) ([]config.Recor
 		}
 		rest = append(rest, r)
 	}
-	_, ok, _, err := fitRecords(c.data, c.path, c.getenv, rest)
+	_, ok, _, err := fitRecords(c.file(), c.path, c.getenv, rest)
 	if err != nil {
 		return nil, false, err
 	}
@@ -154,7 +169,7 @@ func (c *Records) Save(ctx context.Context, kind, name string, yaml []byte) erro
 	if err != nil {
 		return err
 	}
-	cfg, err := config.ParseWith(c.data, c.path, c.getenv, append(rest, config.Record{Kind: kind, Name: name, YAML: yaml}))
+	cfg, err := config.ParseWith(c.file(), c.path, c.getenv, append(rest, config.Record{Kind: kind, Name: name, YAML: yaml}))
 	if err != nil {
 		return err
 	}
@@ -175,7 +190,7 @@ func (c *Records) Delete(ctx context.Context, kind, name string) error {
 	if err != nil {
 		return err
 	}
-	_, working, _, err := fitRecords(c.data, c.path, c.getenv, all)
+	_, working, _, err := fitRecords(c.file(), c.path, c.getenv, all)
 	if err != nil {
 		return err
 	}
@@ -195,7 +210,7 @@ func (c *Records) Delete(ctx context.Context, kind, name string) error {
 		return web.ErrNoRecord
 	}
 	if works {
-		if _, err := config.ParseWith(c.data, c.path, c.getenv, rest); err != nil {
+		if _, err := config.ParseWith(c.file(), c.path, c.getenv, rest); err != nil {
 			return fmt.Errorf("%s %s is still in use: %w", kind, name, err)
 		}
 	}

@@ -12,7 +12,6 @@ import (
 
 	"github.com/mailgate/mailgate/internal/agent"
 	"github.com/mailgate/mailgate/internal/config"
-	"github.com/mailgate/mailgate/internal/outbox"
 	"github.com/mailgate/mailgate/internal/store"
 	"github.com/mailgate/mailgate/internal/web"
 )
@@ -37,6 +36,7 @@ type server struct {
 	console  *web.Server
 	current  atomic.Pointer[generation]
 	cfg      *config.Config // the configuration the current generation runs
+	file     *config.Config // the config file alone, as last (re)loaded
 	instance string
 	cancel   context.CancelFunc
 	bg       sync.WaitGroup
@@ -75,12 +75,13 @@ func (a *App) Start(ctx context.Context, so ServeOptions) error {
 		Runtime: s})
 	s.ed.applied, s.ed.failing = s.console.SetConfig, s.console.SetBroken
 	s.console.SetBroken(broken)
-	g, err := startGeneration(a.st, cfg, s.tel, log, a.log, so.Grace, s.console)
+	g, err := newGeneration(a.st, cfg, s.tel, log, a.log, nil)
 	if err != nil {
 		return fmt.Errorf("%s: %w", cfg.File, err)
 	}
+	g.start(s.console, so.Grace)
 	s.current.Store(g)
-	s.cfg = cfg
+	s.cfg, s.file = cfg, a.file
 	a.srv = s
 	bctx, cancel := context.WithCancel(ctx)
 	s.cancel = cancel
@@ -91,7 +92,7 @@ func (a *App) Start(ctx context.Context, so ServeOptions) error {
 // Running is how many mailbox agents and senders the started App runs.
 func (a *App) Running() (mailboxes, senders int) {
 	g := a.srv.current.Load()
-	return len(g.sup.Mailboxes), len(g.ob.Senders)
+	return len(g.units), len(g.ob.Senders)
 }
 
 // background starts serve's periodic work until ctx ends.
@@ -125,10 +126,11 @@ func (a *App) Handler() http.Handler { return a.srv.console }
 func (a *App) Reloads() <-chan struct{} { return a.srv.ed.reload }
 
 // Reload replaces the running generation with one of the configuration
-// the console's records now make. A configuration that does not validate
-// is refused and the running one kept; one that validates but does not
-// start is logged and the previous one restarted. The error means that
-// the previous one does not start either: nothing runs.
+// the console's records now make. A mailbox whose settings, profile and
+// sink are unchanged keeps its running agent (an IDLE session stays
+// open); the others and the outbox restart. A configuration that does not
+// validate or build is refused, logged, and the running one kept. The
+// error is nil: something always runs.
 func (a *App) Reload(ctx context.Context) error {
 	s := a.srv
 	log := s.so.Log
@@ -141,20 +143,44 @@ func (a *App) Reload(ctx context.Context) error {
 		log.Error("serve: a console record is failing and does not run", "kind", b.Kind, "name", b.Name, "err", b.Reason)
 	}
 	s.console.SetBroken(broken)
-	s.current.Load().stop()
-	ng, err := startGeneration(a.st, next, s.tel, log, a.log, s.so.Grace, s.console)
+	prev := s.current.Load()
+	ng, err := newGeneration(a.st, next, s.tel, log, a.log, prev)
 	if err != nil {
-		log.Error("serve: the new configuration does not start; keeping the previous one", "err", err)
-		if ng, err = startGeneration(a.st, s.cfg, s.tel, log, a.log, s.so.Grace, s.console); err != nil {
-			log.Error("serve: the previous configuration does not start either", "err", err)
-			return err
-		}
-	} else {
-		s.cfg = next
+		log.Error("serve: the new configuration does not start; keeping the running one", "err", err)
+		return nil
 	}
+	kept := prev.handOver(ng)
+	ng.start(s.console, s.so.Grace)
 	s.current.Store(ng)
-	log.Info("mailgate reloaded", "mailboxes", len(ng.sup.Mailboxes), "senders", len(ng.ob.Senders))
+	s.cfg = next
+	log.Info("mailgate reloaded", "mailboxes", len(ng.units), "kept_running", kept, "senders", len(ng.ob.Senders))
 	return nil
+}
+
+// ReloadFile is serve's SIGHUP: the config file is read again and, when
+// it loads, replaces the one the console's records are fitted to, then
+// Reload. A file that does not load is logged and the running
+// configuration kept. Keys read only at start (store, listen, key_file,
+// tls_cert, tls_key) are logged as needing a restart.
+func (a *App) ReloadFile(ctx context.Context) error {
+	s := a.srv
+	log := s.so.Log
+	data, err := os.ReadFile(s.file.File)
+	var cfg *config.Config
+	if err == nil {
+		cfg, err = config.ParseWith(data, s.file.File, a.opts.Getenv, nil)
+	}
+	if err != nil {
+		log.Error("serve: the config file does not load; keeping the running configuration", "file", s.file.File, "err", err)
+		return nil
+	}
+	if cfg.Store != s.file.Store || cfg.Listen != s.file.Listen || cfg.KeyFile != s.file.KeyFile || cfg.TLSCert != s.file.TLSCert || cfg.TLSKey != s.file.TLSKey {
+		log.Warn("serve: store, listen, key_file, tls_cert and tls_key are read at start only; restart serve to apply their change")
+	}
+	s.ed.setFile(data)
+	s.file = cfg
+	log.Info("serve: config file reloaded", "file", cfg.File)
+	return a.Reload(ctx)
 }
 
 // Stop ends what Start started: each agent finishes its batch (at most the
@@ -186,7 +212,7 @@ func (s *server) Statuses() []agent.Status {
 	if g == nil {
 		return nil
 	}
-	return s.tel.statuses(g.sup.Statuses)()
+	return s.tel.statuses(g.statuses)()
 }
 
 // Test is the console's Test button on the running configuration.
@@ -206,7 +232,9 @@ func (s *server) TokenHealth(profile string) (web.TokenHealth, bool) {
 // Wake makes a mailbox's agent run now (a held message is retried).
 func (s *server) Wake(mailbox string) {
 	if g := s.current.Load(); g != nil {
-		g.sup.Wake(mailbox)
+		if u, ok := g.units[mailbox]; ok {
+			u.sup.Wake(mailbox)
+		}
 	}
 }
 
@@ -230,73 +258,6 @@ func (s *server) CertExpiry(name string) (time.Time, bool) {
 		}
 	}
 	return time.Time{}, false
-}
-
-// generation is the agents and the outbox worker of one configuration;
-// serve replaces it when the console changes a record.
-type generation struct {
-	rt     *parts
-	sup    *agent.Supervisor
-	ob     *outbox.Worker
-	halt   context.CancelFunc // stops the agents and the outbox
-	done   chan struct{}
-	closed bool
-}
-
-// startGeneration builds and starts the agents and the outbox of cfg and
-// shows them in the console.
-func startGeneration(st *store.Store, cfg *config.Config, tel *telemetry, log, rtlog *slog.Logger, grace time.Duration, console *web.Server) (*generation, error) {
-	rt, err := newParts(st, cfg, rtlog, tel.onToken)
-	if err != nil {
-		return nil, err
-	}
-	sup := &agent.Supervisor{Ledger: AgentLedger(st), Log: log, OnRun: tel.onRun}
-	for i := range cfg.Mailboxes {
-		m := &cfg.Mailboxes[i]
-		if !m.Enabled {
-			continue
-		}
-		a, err := rt.agentMailbox(m)
-		if err != nil {
-			rt.closeSinks()
-			return nil, fmt.Errorf("mailboxes[%s]: %w", m.Name, err)
-		}
-		sup.Mailboxes = append(sup.Mailboxes, a)
-	}
-	ob := &outbox.Worker{Store: st, Log: log}
-	for i := range cfg.Senders {
-		if snd := &cfg.Senders[i]; snd.Protocol == "smtp" || snd.Protocol == "graph" || snd.Protocol == "" {
-			s, err := rt.outboxSender(snd)
-			if err != nil {
-				rt.closeSinks()
-				return nil, fmt.Errorf("senders[%s]: %w", snd.Name, err)
-			}
-			ob.Senders = append(ob.Senders, s)
-		}
-	}
-	running, halt := context.WithCancel(context.Background())
-	g := &generation{rt: rt, sup: sup, ob: ob, halt: halt, done: make(chan struct{})}
-	console.SetConfig(cfg)
-	go func() {
-		var wg sync.WaitGroup
-		wg.Go(func() { ob.Run(running) })
-		wg.Go(func() { sup.Serve(running, grace) })
-		wg.Wait()
-		close(g.done)
-	}()
-	return g, nil
-}
-
-// stop ends the generation: each agent finishes its batch (at most the
-// grace period), the outbox its message; then its sinks are closed.
-func (g *generation) stop() {
-	if g.closed {
-		return
-	}
-	g.closed = true
-	g.halt()
-	<-g.done
-	g.rt.closeSinks()
 }
 
 // recordsPollEvery is how often serve looks for console records changed

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -19,6 +20,7 @@ func init() {
 		name:    "admin",
 		summary: "console administrators: admin add|list|remove|unlock NAME, admin token NAME [--expires 90d], admin token list [NAME]|revoke ID",
 		run:     runAdmin,
+		subs:    []string{"add", "list", "remove", "unlock", "token"},
 	})
 }
 
@@ -97,7 +99,7 @@ func runAdmin(ctx context.Context, env *Env, args []string) int {
 	if !ok {
 		return code
 	}
-	st, err := app.OpenStore(ctx, cfg, env.Getenv, logger(env.Err, false))
+	st, err := app.OpenStore(ctx, cfg, env.Getenv, logger(env, cfg, slog.LevelError))
 	if err != nil {
 		fmt.Fprintf(env.Err, "mailgate: admin: %v\n", err)
 		return ExitFailed
@@ -122,7 +124,7 @@ func runAdmin(ctx context.Context, env *Env, args []string) int {
 		if err != nil {
 			return failed(err)
 		}
-		fmt.Fprintf(env.Err, "failed sign-ins of %s forgotten (%s); it may sign in at once\n", name, addresses(n))
+		fmt.Fprintf(env.Err, "failed sign-ins of %s forgotten (%s); it may sign in at once\n", name, app.Plural(n, "address"))
 	case "token":
 		var until time.Time
 		if ttl > 0 {
@@ -146,13 +148,6 @@ func runAdmin(ctx context.Context, env *Env, args []string) int {
 		fmt.Fprintf(env.Err, "API token %s revoked\n", name)
 	}
 	return ExitOK
-}
-
-func addresses(n int) string {
-	if n == 1 {
-		return "1 address"
-	}
-	return fmt.Sprintf("%d addresses", n)
 }
 
 // when formats a time of the admin tables ("never" for the zero time).
@@ -194,12 +189,12 @@ func adminAdd(ctx context.Context, env *Env, st *store.Store, cfg *config.Config
 		if err != nil {
 			return failed(err)
 		}
-		fmt.Fprintf(env.Err, "%s of %s revoked\n", plural(n, "API token"), name)
+		fmt.Fprintf(env.Err, "%s of %s revoked\n", app.Plural(n, "API token"), name)
 	} else if toks, err := st.APITokens(ctx, name); err == nil && len(toks) > 0 {
 		// stdin carries the password, so there is no question to answer:
 		// say what to do instead
 		fmt.Fprintf(env.Err, "%s still has %s, which the new password does not end; if the old password leaked, revoke them: mailgate admin add %s --revoke-tokens (again with the password), or mailgate admin token list %s and mailgate admin token revoke ID\n",
-			name, plural(len(toks), "API token"), name, name)
+			name, app.Plural(len(toks), "API token"), name, name)
 	}
 	return ExitOK
 }
@@ -215,7 +210,7 @@ func adminList(ctx context.Context, env *Env, st *store.Store, failed func(error
 	for _, a := range admins {
 		delayed := "no"
 		if !a.ThrottledUntil.IsZero() {
-			delayed = fmt.Sprintf("until %s (%s; mailgate admin unlock %s)", when(a.ThrottledUntil), addresses(a.ThrottledAddresses), a.Name)
+			delayed = fmt.Sprintf("until %s (%s; mailgate admin unlock %s)", when(a.ThrottledUntil), app.Plural(a.ThrottledAddresses, "address"), a.Name)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", a.Name, when(a.Created), when(a.LastLogin), a.Tokens, delayed)
 	}

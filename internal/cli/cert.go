@@ -17,6 +17,7 @@ func init() {
 		name:    "cert",
 		summary: "cert new: create a certificate and key for an app registration's certificate credential",
 		run:     runCert,
+		subs:    []string{"new"},
 	})
 }
 
@@ -36,45 +37,45 @@ func runCert(ctx context.Context, env *Env, args []string) int {
 		return code
 	}
 	if len(pos) > 0 {
-		fmt.Fprintf(env.Err, "mailgate cert new: unexpected argument %q\n", pos[0])
+		fmt.Fprintf(env.Err, "mailgate: cert new: unexpected argument %q\n", pos[0])
 		return ExitUsage
 	}
 	switch {
 	case *cn == "":
-		fmt.Fprintln(env.Err, "mailgate cert new: --cn is required")
+		fmt.Fprintln(env.Err, "mailgate: cert new: --cn is required")
 		return ExitUsage
 	case *out == "":
-		fmt.Fprintln(env.Err, "mailgate cert new: --out is required")
+		fmt.Fprintln(env.Err, "mailgate: cert new: --out is required")
 		return ExitUsage
 	case *days <= 0:
-		fmt.Fprintln(env.Err, "mailgate cert new: --days must be positive")
+		fmt.Fprintln(env.Err, "mailgate: cert new: --days must be positive")
 		return ExitUsage
 	case *bits < oauth.MinRSABits:
-		fmt.Fprintf(env.Err, "mailgate cert new: --bits must be at least %d\n", oauth.MinRSABits)
+		fmt.Fprintf(env.Err, "mailgate: cert new: --bits must be at least %d\n", oauth.MinRSABits)
 		return ExitUsage
 	}
 	certPEM, keyPEM, err := oauth.NewSelfSignedCertificate(*cn, *bits, *days)
 	if err != nil {
-		fmt.Fprintf(env.Err, "mailgate cert new: %v\n", err)
+		fmt.Fprintf(env.Err, "mailgate: cert new: %v\n", err)
 		return ExitFailed
 	}
 	if err := os.MkdirAll(*out, 0o700); err != nil {
-		fmt.Fprintf(env.Err, "mailgate cert new: %v\n", err)
+		fmt.Fprintf(env.Err, "mailgate: cert new: %v\n", err)
 		return ExitFailed
 	}
 	certPath, keyPath := filepath.Join(*out, "cert.pem"), filepath.Join(*out, "key.pem")
 	if err := app.WriteNewFile(keyPath, keyPEM, 0o600, *force); err != nil {
-		fmt.Fprintf(env.Err, "mailgate cert new: %v\n", err)
+		fmt.Fprintf(env.Err, "mailgate: cert new: %v\n", err)
 		return ExitFailed
 	}
 	if err := app.WriteNewFile(certPath, certPEM, 0o644, *force); err != nil {
-		fmt.Fprintf(env.Err, "mailgate cert new: %v\n", err)
+		fmt.Fprintf(env.Err, "mailgate: cert new: %v\n", err)
 		return ExitFailed
 	}
 	block, _ := pem.Decode(certPEM)
 	cert, err := x509.ParseCertificate(block.Bytes)
 	if err != nil {
-		fmt.Fprintf(env.Err, "mailgate cert new: %v\n", err)
+		fmt.Fprintf(env.Err, "mailgate: cert new: %v\n", err)
 		return ExitFailed
 	}
 	tp := oauth.Thumbprints(cert)

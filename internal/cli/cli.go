@@ -16,6 +16,8 @@ import (
 	"os"
 	"sort"
 	"strings"
+
+	"github.com/mailgate/mailgate/internal/cmdline"
 )
 
 // Exit codes shared by every command.
@@ -31,13 +33,18 @@ type Stdio struct {
 	In  io.Reader
 	Out io.Writer
 	Err io.Writer
+	// Hangup delivers SIGHUP: serve reloads its config file, any other
+	// command stops as on SIGTERM. Nil: never.
+	Hangup <-chan os.Signal
 }
 
-// command is one subcommand: its name, a one-line summary and its body.
+// command is one subcommand: its name, a one-line summary, its body and
+// the words that may follow its name (for completion).
 type command struct {
 	name    string
 	summary string
 	run     func(ctx context.Context, env *Env, args []string) int
+	subs    []string
 }
 
 // Env is what every command receives: the streams and the process
@@ -45,6 +52,11 @@ type command struct {
 type Env struct {
 	Stdio
 	Getenv func(string) string
+	// the global flags: -c/--config before the command, -v, --log-level,
+	// --log-format anywhere
+	cmdline.Globals
+	// flagSets collects the commands' flag sets for completion
+	flagSets *[]*flag.FlagSet
 }
 
 // commands is filled by the init functions of the files in this package, one
@@ -61,7 +73,17 @@ func register(c *command) {
 // Main runs the command named by args[0] and returns the process exit code.
 func Main(ctx context.Context, args []string, stdio Stdio) int {
 	env := &Env{Stdio: stdio, Getenv: os.Getenv}
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	global := newFlagSet(env, "", "COMMAND [args]") // the flags before the command
+	global.StringVar(&env.Config, "config", "", "config file (default $MAILGATE_CONFIG, then ./mailgate.yaml)")
+	version := global.Bool("version", false, "print the version (as mailgate version)")
+	global.Usage = func() { usage(stdio.Err) }
+	if err := global.Parse(args); err != nil {
+		return map[bool]int{true: ExitOK, false: ExitUsage}[errors.Is(err, flag.ErrHelp)]
+	}
+	if args = global.Args(); *version {
+		args = append([]string{"version"}, args...)
+	}
+	if len(args) == 0 || args[0] == "help" {
 		usage(stdio.Err)
 		if len(args) == 0 {
 			return ExitUsage
@@ -73,6 +95,12 @@ func Main(ctx context.Context, args []string, stdio Stdio) int {
 		fmt.Fprintf(stdio.Err, "mailgate: unknown command %q\n\n", args[0])
 		usage(stdio.Err)
 		return ExitUsage
+	}
+	if c.name != "serve" && stdio.Hangup != nil {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		go func() { <-stdio.Hangup; cancel() }()
 	}
 	return c.run(ctx, env, args[1:])
 }
@@ -90,15 +118,20 @@ func usage(w io.Writer) {
 		fmt.Fprintf(w, "  %-10s %s\n", n, commands[n].summary)
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "Every command takes --config FILE (default $MAILGATE_CONFIG, then ./mailgate.yaml).")
+	fmt.Fprintln(w, "Every command takes --config FILE or -c FILE (default $MAILGATE_CONFIG, then ./mailgate.yaml),")
+	fmt.Fprintln(w, "-v, --log-level LEVEL and --log-format text|json, before or after the command name.")
 	fmt.Fprintln(w, "Run 'mailgate COMMAND -h' for a command's flags.")
 }
 
 // newFlagSet returns a flag set that reports errors instead of exiting and
 // prints its usage to stderr.
 func newFlagSet(env *Env, name, argsUsage string) *flag.FlagSet {
-	fs := flag.NewFlagSet("mailgate "+name, flag.ContinueOnError)
+	fs := flag.NewFlagSet(strings.TrimSpace("mailgate "+name), flag.ContinueOnError)
 	fs.SetOutput(env.Err)
+	env.Register(fs)
+	if env.flagSets != nil {
+		*env.flagSets = append(*env.flagSets, fs)
+	}
 	fs.Usage = func() {
 		fmt.Fprintf(env.Err, "usage: mailgate %s [flags] %s\n", name, argsUsage)
 		fs.PrintDefaults()
@@ -107,31 +140,12 @@ func newFlagSet(env *Env, name, argsUsage string) *flag.FlagSet {
 }
 
 // parseFlags parses args allowing flags after positional arguments
-// ("mailgate token PROFILE --scope S"), which the flag package alone does
-// not. It returns the positional arguments, or ok=false with the exit code
-// to return.
+// (cmdline.Parse). It returns the positional arguments, or ok=false with
+// the exit code to return.
 func parseFlags(fs *flag.FlagSet, args []string) (positional []string, code int, ok bool) {
-	rest := args
-	for {
-		if err := fs.Parse(rest); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return nil, ExitOK, false
-			}
-			return nil, ExitUsage, false
-		}
-		rest = fs.Args()
-		if len(rest) == 0 {
-			return positional, 0, true
-		}
-		if rest[0] == "--" {
-			return append(positional, rest[1:]...), 0, true
-		}
-		positional = append(positional, rest[0])
-		rest = rest[1:]
-		if len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
-			// keep consuming positionals one at a time so that a flag
-			// appearing later is still parsed
-			continue
-		}
+	positional, err := cmdline.Parse(fs, args)
+	if err != nil {
+		return nil, map[bool]int{true: ExitOK, false: ExitUsage}[errors.Is(err, flag.ErrHelp)], false
 	}
+	return positional, ExitOK, true
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 
 	"github.com/mailgate/mailgate/internal/app"
 	"github.com/mailgate/mailgate/internal/config"
@@ -16,8 +17,9 @@ const DefaultConfigFile = "./mailgate.yaml"
 func init() {
 	register(&command{
 		name:    "config",
-		summary: "check the config file (config check) or print a documented example (config example)",
+		summary: "check the config file (config check), print a documented example (config example) or the reference of every key (config reference)",
 		run:     runConfig,
+		subs:    []string{"check", "example", "reference"},
 	})
 }
 
@@ -26,6 +28,9 @@ func init() {
 func configPath(env *Env, flagValue string) string {
 	if flagValue != "" {
 		return flagValue
+	}
+	if env.Config != "" { // mailgate -c FILE COMMAND
+		return env.Config
 	}
 	if env.Getenv != nil {
 		if p := env.Getenv("MAILGATE_CONFIG"); p != "" {
@@ -52,8 +57,12 @@ func loadConfig(env *Env, path string) (cfg *config.Config, code int, ok bool) {
 		}
 		return nil, ExitUsage, false
 	}
-	for _, w := range cfg.Warnings {
-		fmt.Fprintf(env.Err, "%s (warning)\n", w.String())
+	for _, w := range cfg.Warnings { // a JSON log gets them as log lines
+		if env.Log.Or(cfg.Log.Level, cfg.Log.Format).Format == "json" {
+			logger(env, cfg, slog.LevelWarn).Warn(w.String())
+		} else {
+			fmt.Fprintf(env.Err, "%s (warning)\n", w.String())
+		}
 	}
 	return cfg, ExitOK, true
 }
@@ -62,21 +71,23 @@ func runConfig(ctx context.Context, env *Env, args []string) int {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
 		fmt.Fprintln(env.Err, "usage: mailgate config check [--config FILE]")
 		fmt.Fprintln(env.Err, "       mailgate config example > mailgate.yaml")
-		if len(args) == 0 {
-			return ExitUsage
-		}
-		return ExitOK
+		fmt.Fprintln(env.Err, "       mailgate config reference > config.md")
+		return map[bool]int{true: ExitUsage, false: ExitOK}[len(args) == 0]
 	}
 	switch args[0] {
 	case "check":
 		return runConfigCheck(ctx, env, args[1:])
 	case "example":
-		return runConfigExample(ctx, env, args[1:])
+		return printDoc(env, "config example", args[1:], config.Example())
+	case "reference":
+		return printDoc(env, "config reference", args[1:], config.Reference())
 	}
-	fmt.Fprintf(env.Err, "mailgate config: unknown subcommand %q (check or example)\n", args[0])
+	fmt.Fprintf(env.Err, "mailgate: config: unknown subcommand %q (check, example or reference)\n", args[0])
 	return ExitUsage
 }
 
+// runConfigCheck validates the file: its problems and warnings on stderr,
+// "config OK: FILE: what it holds" on stdout.
 func runConfigCheck(_ context.Context, env *Env, args []string) int {
 	fs := newFlagSet(env, "config check", "")
 	file := fs.String("config", "", "config file (default $MAILGATE_CONFIG, then ./mailgate.yaml)")
@@ -93,31 +104,21 @@ func runConfigCheck(_ context.Context, env *Env, args []string) int {
 	if !ok {
 		return code
 	}
-	// what the token engine would warn about (token prints the same)
-	for i := range cfg.Profiles {
-		p, err := app.Profile(&cfg.Profiles[i], i)
-		if err != nil {
-			fmt.Fprintf(env.Err, "%s: %v\n", cfg.File, err)
-			return ExitUsage
-		}
-		for _, w := range p.Warnings() {
-			fmt.Fprintf(env.Err, "%s (warning)\n", cfg.Warning("profiles["+p.Name+"]", w).String())
-		}
+	warnings, err := app.ConfigWarnings(cfg) // what the token engine would warn about
+	if err != nil {
+		fmt.Fprintf(env.Err, "%s: %v\n", cfg.File, err)
+		return ExitUsage
 	}
-	enabled := 0
-	for _, m := range cfg.Mailboxes {
-		if m.Enabled {
-			enabled++
-		}
+	for _, w := range warnings {
+		fmt.Fprintf(env.Err, "%s (warning)\n", w)
 	}
-	fmt.Fprintf(env.Err, "config OK: %s: %s, %s (%d enabled), %s, %s\n", path,
-		plural(len(cfg.Profiles), "profile"), plural(len(cfg.Mailboxes), "mailbox"), enabled,
-		plural(len(cfg.Sinks), "sink"), plural(len(cfg.Senders), "sender"))
+	fmt.Fprintf(env.Out, "config OK: %s: %s\n", path, app.Summary(cfg))
 	return ExitOK
 }
 
-func runConfigExample(_ context.Context, env *Env, args []string) int {
-	fs := newFlagSet(env, "config example", "")
+// printDoc prints a generated document (config example, config reference).
+func printDoc(env *Env, name string, args []string, doc []byte) int {
+	fs := newFlagSet(env, name, "")
 	fs.String("config", "", "ignored")
 	rest, code, ok := parseFlags(fs, args)
 	if !ok {
@@ -127,19 +128,9 @@ func runConfigExample(_ context.Context, env *Env, args []string) int {
 		fs.Usage()
 		return ExitUsage
 	}
-	if _, err := env.Out.Write(config.Example()); err != nil {
-		fmt.Fprintf(env.Err, "mailgate: %v\n", err)
+	if _, err := env.Out.Write(doc); err != nil {
+		fmt.Fprintf(env.Err, "mailgate: %s: %v\n", name, err)
 		return ExitFailed
 	}
 	return ExitOK
-}
-
-func plural(n int, word string) string {
-	if n == 1 {
-		return fmt.Sprintf("1 %s", word)
-	}
-	if word == "mailbox" {
-		return fmt.Sprintf("%d mailboxes", n)
-	}
-	return fmt.Sprintf("%d %ss", n, word)
 }

@@ -31,35 +31,35 @@ func runDemo(ctx context.Context, env *Env, args []string) int {
 		return code
 	}
 	if len(pos) > 0 {
-		fmt.Fprintf(env.Err, "mailgate demo: unexpected argument %q\n", pos[0])
+		fmt.Fprintf(env.Err, "mailgate: demo: unexpected argument %q\n", pos[0])
 		return ExitUsage
 	}
 	d := *dir
 	if d == "" {
 		tmp, err := os.MkdirTemp("", "mailgate-demo-")
 		if err != nil {
-			fmt.Fprintf(env.Err, "mailgate demo: %v\n", err)
+			fmt.Fprintf(env.Err, "mailgate: demo: %v\n", err)
 			return ExitFailed
 		}
 		defer os.RemoveAll(tmp)
 		d = tmp
 	} else if err := os.MkdirAll(d, 0o700); err != nil {
-		fmt.Fprintf(env.Err, "mailgate demo: %v\n", err)
+		fmt.Fprintf(env.Err, "mailgate: demo: %v\n", err)
 		return ExitFailed
 	}
 	walk := demo.New(d, env.Err, env.Getenv)
 	if moved, err := demo.SetAsidePreviousRun(d); err != nil {
-		fmt.Fprintf(env.Err, "mailgate demo: %v\n", err)
+		fmt.Fprintf(env.Err, "mailgate: demo: %v\n", err)
 		return ExitFailed
 	} else if moved != "" {
-		fmt.Fprintf(env.Err, "mailgate demo: the store and inbox of the previous run in %s were moved to %s (they belong to its emulator)\n", d, moved)
+		fmt.Fprintf(env.Err, "mailgate: demo: the store and inbox of the previous run in %s were moved to %s (they belong to its emulator)\n", d, moved)
 	}
 	if err := walk.Run(ctx, *listen); err != nil {
-		fmt.Fprintf(env.Err, "mailgate demo: %v\n", err)
+		fmt.Fprintf(env.Err, "mailgate: demo: %v\n", err)
 		return ExitFailed
 	}
 	if walk.Failed() {
-		fmt.Fprintln(env.Err, "mailgate demo: a step did not behave as expected (see above)")
+		fmt.Fprintln(env.Err, "mailgate: demo: a step did not behave as expected (see above)")
 		return ExitFailed
 	}
 	if *once {
@@ -67,7 +67,7 @@ func runDemo(ctx context.Context, env *Env, args []string) int {
 	}
 	cfgPath, err := walk.PrepareServe(ctx, *consoleAddr)
 	if err != nil {
-		fmt.Fprintf(env.Err, "mailgate demo: %v\n", err)
+		fmt.Fprintf(env.Err, "mailgate: demo: %v\n", err)
 		return ExitFailed
 	}
 	return runServe(ctx, env, []string{"--config", cfgPath})

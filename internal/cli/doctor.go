@@ -27,7 +27,7 @@ func runDoctor(ctx context.Context, env *Env, args []string) int {
 		fmt.Fprintln(env.Err, "usage: mailgate doctor NAME (a profile, mailbox or sender) [--config FILE]")
 		return ExitUsage
 	}
-	a, code, ok := openApp(ctx, env, "doctor", configPath(env, *cfgFlag), logger(env.Err, false))
+	a, code, ok := openApp(ctx, env, "doctor", configPath(env, *cfgFlag))
 	if !ok {
 		return code
 	}

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 
 	"github.com/mailgate/mailgate/internal/emulator"
+	"github.com/mailgate/mailgate/internal/logging"
 )
 
 func init() {
@@ -25,14 +26,13 @@ func runEmulator(ctx context.Context, env *Env, args []string) int {
 	configOut := fs.String("config-out", "", "write the ready mailgate.yaml to FILE instead of stdout")
 	dir := fs.String("dir", "", "directory for the emulator's CA, demo certificate and secret files (default: beside --config-out, else a temporary one)")
 	imapListen := fs.String("imap", "", `listen address of the emulated Exchange Online IMAP service (implicit TLS, XOAUTH2), e.g. 127.0.0.1:9993; "" for none`)
-	verbose := fs.Bool("v", false, "log every request")
 	_ = fs.String("config", "", "ignored: the emulator needs no config")
 	pos, code, ok := parseFlags(fs, args)
 	if !ok {
 		return code
 	}
 	if len(pos) > 0 {
-		fmt.Fprintf(env.Err, "mailgate emulator: unexpected argument %q\n", pos[0])
+		fmt.Fprintf(env.Err, "mailgate: emulator: unexpected argument %q\n", pos[0])
 		return ExitUsage
 	}
 	d := *dir
@@ -41,25 +41,21 @@ func runEmulator(ctx context.Context, env *Env, args []string) int {
 	}
 	if d != "" {
 		if err := os.MkdirAll(d, 0o700); err != nil {
-			fmt.Fprintf(env.Err, "mailgate emulator: %v\n", err)
+			fmt.Fprintf(env.Err, "mailgate: emulator: %v\n", err)
 			return ExitFailed
 		}
 	}
-	level := slog.LevelWarn
-	if *verbose {
-		level = slog.LevelDebug
-	}
-	logger := slog.New(slog.NewTextHandler(env.Err, &slog.HandlerOptions{Level: level}))
+	logger := logging.New(env.Err, env.Log, slog.LevelWarn)
 	srv, err := emulator.Start(ctx, emulator.Options{Listen: *listen, HTTPListen: *httpListen, Dir: d, Logger: logger, IMAPListen: *imapListen})
 	if err != nil {
-		fmt.Fprintf(env.Err, "mailgate emulator: %v\n", err)
+		fmt.Fprintf(env.Err, "mailgate: emulator: %v\n", err)
 		return ExitFailed
 	}
 	defer srv.Close()
 	yaml := srv.ConfigYAML()
 	if *configOut != "" {
 		if err := os.WriteFile(*configOut, yaml, 0o600); err != nil {
-			fmt.Fprintf(env.Err, "mailgate emulator: %v\n", err)
+			fmt.Fprintf(env.Err, "mailgate: emulator: %v\n", err)
 			return ExitFailed
 		}
 		fmt.Fprintf(env.Err, "wrote %s\n", *configOut)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/mailgate/mailgate/internal/app"
@@ -28,7 +29,6 @@ func runLogin(ctx context.Context, env *Env, args []string) int {
 	device := fs.Bool("device", false, "use the device-code flow: sign in on another device with a code")
 	noBrowser := fs.Bool("no-browser", false, "only print the sign-in URL, do not open a browser")
 	timeout := fs.Duration("timeout", 5*time.Minute, "how long to wait for the sign-in")
-	verbose := fs.Bool("v", false, "log the requests (never the tokens) on stderr")
 	pos, code, ok := parseFlags(fs, args)
 	if !ok {
 		return code
@@ -57,7 +57,7 @@ func runLogin(ctx context.Context, env *Env, args []string) int {
 		fmt.Fprintf(env.Err, "mailgate: login: profile %s uses the password grant: the password in the config signs in; use grant: authorization_code or device_code for an interactive sign-in\n", p.Name)
 		return ExitUsage
 	}
-	log := logger(env.Err, *verbose)
+	log := logger(env, cfg, slog.LevelError)
 	st, err := app.OpenStore(ctx, cfg, env.Getenv, log)
 	if err != nil {
 		fmt.Fprintf(env.Err, "mailgate: login: %v\n", err)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"text/tabwriter"
 
@@ -18,6 +19,7 @@ func init() {
 		name:    "messages",
 		summary: "messages a sink refused: messages held [--mailbox NAME] [--json], messages retry MAILBOX KEY|--all, messages drop MAILBOX KEY",
 		run:     runMessages,
+		subs:    []string{"held", "retry", "drop"},
 	})
 }
 
@@ -59,7 +61,7 @@ func runMessages(ctx context.Context, env *Env, args []string) int {
 	if !ok {
 		return code
 	}
-	st, err := app.OpenStore(ctx, cfg, env.Getenv, logger(env.Err, false))
+	st, err := app.OpenStore(ctx, cfg, env.Getenv, logger(env, cfg, slog.LevelError))
 	if err != nil {
 		fmt.Fprintf(env.Err, "mailgate: messages: %v\n", err)
 		return ExitFailed

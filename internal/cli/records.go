@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"slices"
 	"strings"
@@ -20,6 +21,7 @@ func init() {
 		name:    "records",
 		summary: "the console's records: records list [KIND], records show KIND NAME, records delete KIND NAME",
 		run:     runRecords,
+		subs:    []string{"list", "show", "delete"},
 	})
 }
 
@@ -65,7 +67,7 @@ func runRecords(ctx context.Context, env *Env, args []string) int {
 		fmt.Fprintf(env.Err, "mailgate: records: %v\n", err)
 		return ExitUsage
 	}
-	st, err := app.OpenStore(ctx, cfg, env.Getenv, logger(env.Err, false))
+	st, err := app.OpenStore(ctx, cfg, env.Getenv, logger(env, cfg, slog.LevelError))
 	if err != nil {
 		fmt.Fprintf(env.Err, "mailgate: records: %v\n", err)
 		return ExitFailed

@@ -8,32 +8,30 @@ import (
 
 	"github.com/mailgate/mailgate/internal/app"
 	"github.com/mailgate/mailgate/internal/config"
+	"github.com/mailgate/mailgate/internal/logging"
 	"github.com/mailgate/mailgate/internal/oauth"
 	"github.com/mailgate/mailgate/internal/store"
 	"github.com/mailgate/mailgate/internal/web"
 )
 
-// logger is the commands' slog logger: errors on stderr, everything with
-// -v. (Commands print their own warnings in plain words; the engine's are
-// the same facts.) Tokens and secrets are never logged: the types that hold
-// them redact themselves.
-func logger(w io.Writer, verbose bool) *slog.Logger {
-	level := slog.LevelError
-	if verbose {
-		level = slog.LevelDebug
-	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+// logger is a command's slog logger on stderr: the level and format of
+// the command line, else of cfg's log key, else def (commands log errors
+// only: they print their own warnings in plain words). Tokens and secrets
+// are never logged: the types that hold them redact themselves.
+func logger(env *Env, cfg *config.Config, def slog.Level) *slog.Logger {
+	return logging.New(env.Err, env.Log.Or(cfg.Log.Level, cfg.Log.Format), def)
 }
 
 // openApp loads the config file at path, opens its store and the App (the
 // file plus the console's records, whose problems are said on env.Err); on
 // failure it reports to env.Err as command cmd and returns the exit status
 // (2 for a problem in the config). Close the App, then the store.
-func openApp(ctx context.Context, env *Env, cmd, path string, log *slog.Logger) (*app.App, int, bool) {
+func openApp(ctx context.Context, env *Env, cmd, path string) (*app.App, int, bool) {
 	cfg, code, ok := loadConfig(env, path)
 	if !ok {
 		return nil, code, false
 	}
+	log := logger(env, cfg, slog.LevelError)
 	st, err := app.OpenStore(ctx, cfg, env.Getenv, log)
 	if err != nil {
 		fmt.Fprintf(env.Err, "mailgate: %s: %v\n", cmd, err)

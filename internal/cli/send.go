@@ -55,7 +55,7 @@ func runSend(ctx context.Context, env *Env, args []string) int {
 		fmt.Fprintln(env.Err, "usage: mailgate send --sender NAME [--to ADDR]... [--from ADDR] [FILE...]")
 		return ExitUsage
 	}
-	a, code, ok := openApp(ctx, env, "send", configPath(env, *cfgFlag), logger(env.Err, false))
+	a, code, ok := openApp(ctx, env, "send", configPath(env, *cfgFlag))
 	if !ok {
 		return code
 	}

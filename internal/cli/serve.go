@@ -30,7 +30,6 @@ func runServe(ctx context.Context, env *Env, args []string) int {
 	fs := newFlagSet(env, "serve", "")
 	cfgFlag := fs.String("config", "", "config file (default $MAILGATE_CONFIG, then ./mailgate.yaml)")
 	grace := fs.Duration("grace", 30*time.Second, "how long a stopping agent may finish its batch")
-	verbose := fs.Bool("v", false, "log debug lines")
 	pos, code, ok := parseFlags(fs, args)
 	if !ok {
 		return code
@@ -43,12 +42,8 @@ func runServe(ctx context.Context, env *Env, args []string) int {
 	if !ok {
 		return code
 	}
-	level := slog.LevelInfo
-	if *verbose {
-		level = slog.LevelDebug
-	}
-	log := slog.New(slog.NewTextHandler(env.Err, &slog.HandlerOptions{Level: level}))
-	rtlog := logger(env.Err, *verbose)
+	log := logger(env, fileCfg, slog.LevelInfo)
+	rtlog := logger(env, fileCfg, slog.LevelError)
 	st, err := app.OpenStore(ctx, fileCfg, env.Getenv, rtlog)
 	if err != nil {
 		fmt.Fprintf(env.Err, "mailgate: serve: %v\n", err)
@@ -70,7 +65,7 @@ func runServe(ctx context.Context, env *Env, args []string) int {
 		return ExitFailed
 	}
 	if err := a.Start(ctx, app.ServeOptions{Log: log, Grace: *grace, Secure: scheme == "https"}); err != nil {
-		fmt.Fprintf(env.Err, "%v\n", err)
+		fmt.Fprintf(env.Err, "mailgate: serve: %v\n", err)
 		ln.Close()
 		return ExitUsage
 	}
@@ -91,6 +86,8 @@ func runServe(ctx context.Context, env *Env, args []string) int {
 			running = false
 		case <-a.Reloads():
 			running = a.Reload(ctx) == nil
+		case <-env.Hangup:
+			running = a.ReloadFile(ctx) == nil
 		}
 	}
 	a.Stop()

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"log/slog"
 
 	"github.com/mailgate/mailgate/internal/app"
 )
@@ -24,7 +25,7 @@ func runStoreMigrate(ctx context.Context, env *Env, args []string) int {
 	if !ok {
 		return code
 	}
-	counts, err := app.MigrateStore(ctx, cfg, *to, *force, env.Getenv, logger(env.Err, false))
+	counts, err := app.MigrateStore(ctx, cfg, *to, *force, env.Getenv, logger(env, cfg, slog.LevelError))
 	if err != nil {
 		fmt.Fprintf(env.Err, "mailgate: store migrate: %v\n", err)
 		return ExitFailed

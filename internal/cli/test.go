@@ -29,7 +29,7 @@ func runTest(ctx context.Context, env *Env, args []string) int {
 		fmt.Fprintln(env.Err, "usage: mailgate test NAME (a mailbox, sender, sink or profile) [--config FILE]")
 		return ExitUsage
 	}
-	a, code, ok := openApp(ctx, env, "test", configPath(env, *cfgFlag), logger(env.Err, false))
+	a, code, ok := openApp(ctx, env, "test", configPath(env, *cfgFlag))
 	if !ok {
 		return code
 	}

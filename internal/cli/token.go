@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -40,7 +41,6 @@ func runToken(ctx context.Context, env *Env, args []string) int {
 	cfgFlag := fs.String("config", "", "config file (default $MAILGATE_CONFIG, then ./mailgate.yaml)")
 	var scopes scopeFlags
 	fs.Var(&scopes, "scope", "scope to request instead of the profile's (repeatable)")
-	verbose := fs.Bool("v", false, "log the token requests (never the tokens) on stderr")
 	fresh := fs.Bool("fresh", false, "skip the cache: a token fetched now from the token endpoint (it then replaces the cached one)")
 	pos, code, ok := parseFlags(fs, args)
 	if !ok {
@@ -54,7 +54,7 @@ func runToken(ctx context.Context, env *Env, args []string) int {
 	if !ok {
 		return code
 	}
-	log := logger(env.Err, *verbose)
+	log := logger(env, cfg, slog.LevelError)
 	st, err := app.OpenStore(ctx, cfg, env.Getenv, log)
 	if err != nil {
 		fmt.Fprintf(env.Err, "mailgate: token: %v\n", err)

@@ -162,6 +162,8 @@ func TestProblems(t *testing.T) {
 		{"save_to_sent_items on smtp", valid + "    save_to_sent_items: false\n", 23, "senders[noreply].save_to_sent_items", "does not apply to protocol smtp"},
 		{"store scheme", "store: mysql://x\n", 1, "store", "must start with sqlite: or postgres://"},
 		{"listen", "listen: 8025\n", 1, "listen", "is not host:port"},
+		{"log level", "log: {level: verbose}\n", 1, "log.level", `"verbose" is not one of debug, info, warn, error`},
+		{"log format", "log:\n  format: jsn\n", 2, "log.format", `(did you mean "json"?)`},
 		{"tls_cert without key", "tls_cert: /etc/hostname\n", 1, "tls_cert", "tls_cert needs tls_key"},
 		{"syntax error", "profiles:\n  - name: a\n   bad: [\n", 3, "", "invalid YAML"},
 		{"flow with env ref", "sinks:\n  - {name: a, type: webhook, url: https://x, secret: ${S}}\n", 2, "", `quote values holding ${NAME}`},

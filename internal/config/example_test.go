@@ -11,7 +11,7 @@ import (
 	"testing"
 )
 
-var update = flag.Bool("update", false, "rewrite testdata/example.golden.yaml")
+var update = flag.Bool("update", false, "rewrite testdata/example.golden.yaml and docs/config.md")
 
 const golden = "testdata/example.golden.yaml"
 

@@ -44,6 +44,11 @@ type Config struct {
 	// user. Default: no command sinks, maildir sinks only under the config
 	// file's directory.
 	Console Console `yaml:"console" example:"{allow_command_sinks: false, maildir_root: /var/lib/mailgate/mail}"`
+	// Log is how mailgate logs on stderr: level (debug, info, warn or error)
+	// and format (text or json). The command line's -v, --log-level and
+	// --log-format override it. Default: {level: info, format: text} for
+	// serve; other commands log errors only unless asked.
+	Log Log `yaml:"log" example:"{level: info, format: json}"`
 
 	// File is the absolute path the configuration was loaded from ("" for
 	// Parse without a file name). Not a key.
@@ -64,6 +69,16 @@ type Console struct {
 	// console must lie (after resolving symbolic links); relative to the
 	// config file's directory. Default: the config file's directory.
 	MaildirRoot string `yaml:"maildir_root"`
+}
+
+// Log is the log key: how much mailgate logs on stderr and in what form.
+type Log struct {
+	// Level is the least severe level logged: debug, info, warn or error.
+	// Default: info for serve, error for other commands.
+	Level string `yaml:"level" enum:"debug,info,warn,error"`
+	// Format is text (slog's key=value lines) or json (one JSON object per
+	// line). Default: text
+	Format string `yaml:"format" enum:"text,json"`
 }
 
 // Profile is one OAuth 2.0 client registration and how to get tokens with it.

@@ -376,6 +376,11 @@ func (d *decoder) validateTop(c *Config) {
 			d.at("tls_cert", "tls_cert needs tls_key")
 		}
 	}
+	for _, f := range TopFields() { // log.level, log.format
+		if v, ok := f.Value(c); ok && f.Enum != nil {
+			d.enum(f.Key, v.(string), f.Enum)
+		}
+	}
 	d.checkFile("tls_cert", c.TLSCert)
 	d.checkFile("tls_key", c.TLSKey)
 }
