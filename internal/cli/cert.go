@@ -2,14 +2,9 @@ package cli
 
 import (
 	"context"
-	"crypto/x509"
-	"encoding/pem"
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
 
+	"github.com/mailgate/mailgate/internal/app"
 	"github.com/mailgate/mailgate/internal/oauth"
 )
 
@@ -59,21 +54,7 @@ func runCert(ctx context.Context, env *Env, args []string) int {
 		fmt.Fprintf(env.Err, "mailgate cert new: %v\n", err)
 		return ExitFailed
 	}
-	if err := os.MkdirAll(*out, 0o700); err != nil {
-		fmt.Fprintf(env.Err, "mailgate cert new: %v\n", err)
-		return ExitFailed
-	}
-	certPath, keyPath := filepath.Join(*out, "cert.pem"), filepath.Join(*out, "key.pem")
-	if err := writeNew(keyPath, keyPEM, 0o600, *force); err != nil {
-		fmt.Fprintf(env.Err, "mailgate cert new: %v\n", err)
-		return ExitFailed
-	}
-	if err := writeNew(certPath, certPEM, 0o644, *force); err != nil {
-		fmt.Fprintf(env.Err, "mailgate cert new: %v\n", err)
-		return ExitFailed
-	}
-	block, _ := pem.Decode(certPEM)
-	cert, err := x509.ParseCertificate(block.Bytes)
+	certPath, keyPath, cert, err := app.WriteCertificate(*out, certPEM, keyPEM, *force)
 	if err != nil {
 		fmt.Fprintf(env.Err, "mailgate cert new: %v\n", err)
 		return ExitFailed
@@ -91,33 +72,4 @@ func runCert(ctx context.Context, env *Env, args []string) int {
 	fmt.Fprintf(env.Err, "  client_certificate: {cert: %s, key: %s}\n", certPath, keyPath)
 	fmt.Fprintf(env.Err, "  secret_expires: %s\n", cert.NotAfter.UTC().Format("2006-01-02"))
 	return ExitOK
-}
-
-// writeNew writes data to path with perm, refusing to replace an existing
-// file unless force is set.
-func writeNew(path string, data []byte, perm fs.FileMode, force bool) error {
-	flags := os.O_WRONLY | os.O_CREATE | os.O_EXCL
-	if force {
-		flags = os.O_WRONLY | os.O_CREATE | os.O_TRUNC
-	}
-	f, err := os.OpenFile(path, flags, perm)
-	if errors.Is(err, fs.ErrExist) {
-		return fmt.Errorf("%s exists (use --force to replace it)", path)
-	}
-	if err != nil {
-		return err
-	}
-	if err := f.Chmod(perm); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
 }
