@@ -90,6 +90,9 @@ type BackupStats struct {
 // SQLite, REPEATABLE READ on PostgreSQL), so concurrent writers neither
 // block for long nor show up half in the file.
 func (s *Store) Backup(ctx context.Context, w io.Writer) (BackupStats, error) {
+	// ReadOnly: modernc begins a deferred transaction instead of the
+	// BEGIN IMMEDIATE of _txlock, so writers are not locked out (see
+	// TestBackupOnline).
 	opts := &sql.TxOptions{ReadOnly: true}
 	if s.d.name == "postgres" {
 		opts.Isolation = sql.LevelRepeatableRead

@@ -247,3 +247,61 @@ func TestResealWrongValueChangesNothing(t *testing.T) {
 		t.Fatalf("key check after a failed reseal: %v", err)
 	}
 }
+
+// hookWriter runs hook once, at the first write that reaches it.
+type hookWriter struct {
+	w    bytes.Buffer
+	hook func() error
+	err  error
+}
+
+func (h *hookWriter) Write(p []byte) (int, error) {
+	if h.hook != nil {
+		h.err, h.hook = h.hook(), nil
+	}
+	return h.w.Write(p)
+}
+
+// TestBackupOnline: writes made while a backup runs go through (the backup
+// holds no write lock) and are not in it (it is one snapshot): the hook
+// runs while message_chunks is being written, before config_records is
+// read.
+func TestBackupOnline(t *testing.T) {
+	eachBackend(t, func(t *testing.T, dsn string) {
+		ctx := t.Context()
+		key := newKey(t)
+		s := mustOpen(t, dsn, key)
+		fill(t, s)
+		if _, _, err := s.PutMessage(ctx, "mb", "big", time.Time{}, strings.NewReader(strings.Repeat("x", 300<<10))); err != nil {
+			t.Fatal(err)
+		}
+		hw := &hookWriter{hook: func() error {
+			if err := s.PutRecord(ctx, "sink", "during", []byte("name: during\n")); err != nil {
+				return err
+			}
+			return s.SaveRefreshToken(ctx, "p-during", "rt")
+		}}
+		if _, err := s.Backup(ctx, hw); err != nil {
+			t.Fatalf("Backup: %v", err)
+		}
+		if hw.err != nil {
+			t.Fatalf("a write during the backup failed: %v", hw.err)
+		}
+		if hw.hook != nil {
+			t.Fatal("the hook did not run")
+		}
+		dst := mustOpen(t, backends()[0].dsn(t), key)
+		if _, err := dst.Restore(ctx, &hw.w, false); err != nil {
+			t.Fatal(err)
+		}
+		if msgs, err := dst.Messages(ctx, 10); err != nil || len(msgs) != 2 {
+			t.Errorf("restored messages: %d, %v", len(msgs), err)
+		}
+		if _, err := dst.LoadRefreshToken(ctx, "p-during"); !errors.Is(err, ErrNotFound) {
+			t.Errorf("a token saved during the backup is in it: %v", err)
+		}
+		if recs, _ := dst.Records(ctx); len(recs) != 1 {
+			t.Errorf("a record saved during the backup is in it: %d records", len(recs))
+		}
+	})
+}
