@@ -111,6 +111,17 @@ func TestServeConsoleAPIAndMetrics(t *testing.T) {
 			t.Errorf("metrics lack %s:\n%s", want, m)
 		}
 	}
+	// the build (as `mailgate version` names it) and the process
+	v := strings.Fields(mailgate(t, t.Context(), dir, "version").stdout)
+	if len(v) < 4 || !strings.Contains(m, `mailgate_build_info{version="`+v[1]+`",commit="`+v[3]+`"} 1`) {
+		t.Errorf("metrics lack mailgate_build_info of %q", v)
+	}
+	for _, want := range []string{"\ngo_goroutines ", "\ngo_memstats_heap_alloc_bytes ", "\ngo_gc_duration_seconds_count ", "\nprocess_resident_memory_bytes ",
+		"\nprocess_cpu_seconds_total ", "\nprocess_open_fds ", "\nprocess_start_time_seconds "} {
+		if !strings.Contains(m, want) {
+			t.Errorf("metrics lack %s", strings.TrimSpace(want))
+		}
+	}
 }
 
 // syncBuffer is a bytes.Buffer safe for a process's output and a reader.

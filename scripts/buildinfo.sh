@@ -8,7 +8,7 @@
 #            dev-<12 hex digits of the commit>
 #   commit   git rev-parse HEAD, +dirty when tracked files changed; unknown
 #            outside a git checkout
-cli_pkg=github.com/mailgate/mailgate/internal/cli
+app_pkg=github.com/mailgate/mailgate/internal/app
 commit=unknown
 if c=$(git -C "$root" rev-parse HEAD 2>/dev/null); then
 	commit=$c
@@ -23,4 +23,4 @@ fi
 case $version in
 *[!A-Za-z0-9._-]*) echo "version $version: only letters, digits, '.', '_' and '-' (it names files and an image tag)" >&2; exit 2 ;;
 esac
-ldflags="-s -w -X $cli_pkg.Version=$version -X $cli_pkg.Commit=$commit"
+ldflags="-s -w -X $app_pkg.Version=$version -X $app_pkg.Commit=$commit"

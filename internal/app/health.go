@@ -2,12 +2,9 @@ package app
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"net/http"
-	"os"
 	"time"
 )
 
@@ -32,33 +29,4 @@ func CheckHealth(ctx context.Context, url string, timeout time.Duration) error {
 		return fmt.Errorf("%s: %s", url, resp.Status)
 	}
 	return nil
-}
-
-// WriteNewFile writes data to path with perm and syncs it, refusing to
-// replace an existing file unless force is set (`mailgate cert`).
-func WriteNewFile(path string, data []byte, perm fs.FileMode, force bool) error {
-	flags := os.O_WRONLY | os.O_CREATE | os.O_EXCL
-	if force {
-		flags = os.O_WRONLY | os.O_CREATE | os.O_TRUNC
-	}
-	f, err := os.OpenFile(path, flags, perm)
-	if errors.Is(err, fs.ErrExist) {
-		return fmt.Errorf("%s exists (use --force to replace it)", path)
-	}
-	if err != nil {
-		return err
-	}
-	if err := f.Chmod(perm); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
 }

@@ -234,3 +234,36 @@ func (c *Records) Load(ctx context.Context, kind, name string) ([]byte, bool, er
 	}
 	return nil, false, nil
 }
+
+// RecordState is a stored record and why serve skips it ("" when it runs).
+type RecordState struct {
+	store.Record
+	Failing string
+}
+
+// States lists the stored records of kind ("" for every kind), each with
+// the reason serve skips it, if it does (for `records list` and `show`).
+func (c *Records) States(ctx context.Context, kind string) ([]RecordState, error) {
+	rs, err := c.st.Records(ctx)
+	if err != nil {
+		return nil, err
+	}
+	_, broken, err := c.Config(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []RecordState
+	for _, r := range rs {
+		if kind != "" && r.Kind != kind {
+			continue
+		}
+		s := RecordState{Record: r}
+		for _, b := range broken {
+			if b.Kind == r.Kind && b.Name == r.Name {
+				s.Failing = b.Reason
+			}
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}

@@ -10,11 +10,6 @@ import (
 	"github.com/mailgate/mailgate/internal/store"
 )
 
-// ErrServeRunning is returned by MigrateStore while a `mailgate serve`
-// heartbeats in the configured store: what it delivers after the copy
-// would be missing from the target, and delivered again from there.
-var ErrServeRunning = errors.New("a mailgate serve is using the store: stop it before migrating")
-
 // MigrateStore copies the configured store into the store at dsn
 // (`mailgate store migrate --to`), opened with the same key: sealed values
 // are copied as they are. A target holding rows is refused unless force

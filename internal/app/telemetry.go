@@ -39,7 +39,9 @@ type telemetry struct {
 }
 
 func newTelemetry() *telemetry {
-	r := &metrics.Registry{}
+	r := (&metrics.Registry{}).WithProcess()
+	r.Gauge("mailgate_build_info", "Always 1; the labels name the running binary's version and commit (see mailgate version).",
+		"version", "commit").Set(1, Version, BuildCommit())
 	return &telemetry{
 		reg:        r,
 		fetched:    r.Counter("mailgate_messages_fetched_total", "Messages read from a mailbox's server.", "mailbox"),

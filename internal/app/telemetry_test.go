@@ -47,3 +47,14 @@ func metricsText(t *testing.T, tel *telemetry) string {
 	}
 	return b.String()
 }
+
+// TestTelemetryBuildAndProcess: /metrics names the build (value 1) and
+// carries the Go runtime and process metrics.
+func TestTelemetryBuildAndProcess(t *testing.T) {
+	out := metricsText(t, newTelemetry())
+	for _, want := range []string{`mailgate_build_info{version="` + Version + `",commit="` + BuildCommit() + `"} 1`, "\ngo_goroutines ", "\ngo_memstats_sys_bytes "} {
+		if !strings.Contains(out, want) {
+			t.Errorf("no %s in\n%s", want, out)
+		}
+	}
+}

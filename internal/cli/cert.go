@@ -2,11 +2,7 @@ package cli
 
 import (
 	"context"
-	"crypto/x509"
-	"encoding/pem"
 	"fmt"
-	"os"
-	"path/filepath"
 
 	"github.com/mailgate/mailgate/internal/app"
 	"github.com/mailgate/mailgate/internal/oauth"
@@ -59,21 +55,7 @@ func runCert(ctx context.Context, env *Env, args []string) int {
 		fmt.Fprintf(env.Err, "mailgate: cert new: %v\n", err)
 		return ExitFailed
 	}
-	if err := os.MkdirAll(*out, 0o700); err != nil {
-		fmt.Fprintf(env.Err, "mailgate: cert new: %v\n", err)
-		return ExitFailed
-	}
-	certPath, keyPath := filepath.Join(*out, "cert.pem"), filepath.Join(*out, "key.pem")
-	if err := app.WriteNewFile(keyPath, keyPEM, 0o600, *force); err != nil {
-		fmt.Fprintf(env.Err, "mailgate: cert new: %v\n", err)
-		return ExitFailed
-	}
-	if err := app.WriteNewFile(certPath, certPEM, 0o644, *force); err != nil {
-		fmt.Fprintf(env.Err, "mailgate: cert new: %v\n", err)
-		return ExitFailed
-	}
-	block, _ := pem.Decode(certPEM)
-	cert, err := x509.ParseCertificate(block.Bytes)
+	certPath, keyPath, cert, err := app.WriteCertificate(*out, certPEM, keyPEM, *force)
 	if err != nil {
 		fmt.Fprintf(env.Err, "mailgate: cert new: %v\n", err)
 		return ExitFailed

@@ -76,12 +76,7 @@ func runRecords(ctx context.Context, env *Env, args []string) int {
 	ed := app.NewRecords(st, data, path, env.Getenv)
 	switch pos[0] {
 	case "list":
-		rs, err := st.Records(ctx)
-		if err != nil {
-			fmt.Fprintf(env.Err, "mailgate: records: %v\n", err)
-			return ExitFailed
-		}
-		_, broken, err := ed.Config(ctx)
+		rs, err := ed.States(ctx, strings.Join(pos[1:], ""))
 		if err != nil {
 			fmt.Fprintf(env.Err, "mailgate: records: %v\n", err)
 			return ExitFailed
@@ -89,14 +84,9 @@ func runRecords(ctx context.Context, env *Env, args []string) int {
 		tw := tabwriter.NewWriter(env.Out, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "KIND\tNAME\tSTATE\tCHANGED")
 		for _, r := range rs {
-			if len(pos) == 2 && r.Kind != pos[1] {
-				continue
-			}
 			state := "ok"
-			for _, b := range broken {
-				if b.Kind == r.Kind && b.Name == r.Name {
-					state = "failing: " + b.Reason
-				}
+			if r.Failing != "" {
+				state = "failing: " + r.Failing
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.Kind, r.Name, state, r.UpdatedAt.UTC().Format(time.RFC3339))
 		}
@@ -119,12 +109,10 @@ func runRecords(ctx context.Context, env *Env, args []string) int {
 		for _, s := range shown {
 			fmt.Fprintf(env.Out, "%s: %s\n", s.Key, s.Value)
 		}
-		_, broken, err := ed.Config(ctx)
-		if err == nil {
-			for _, b := range broken {
-				if b.Kind == pos[1] && b.Name == pos[2] {
-					fmt.Fprintf(env.Out, "# failing, not run by serve: %s\n", b.Reason)
-				}
+		rs, _ := ed.States(ctx, pos[1])
+		for _, r := range rs {
+			if r.Name == pos[2] && r.Failing != "" {
+				fmt.Fprintf(env.Out, "# failing, not run by serve: %s\n", r.Failing)
 			}
 		}
 	case "delete":

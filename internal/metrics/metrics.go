@@ -1,8 +1,10 @@
 // Package metrics keeps mailgate's counters, gauges and histograms and
 // writes them in the Prometheus text exposition format (version 0.0.4):
 // "# HELP" and "# TYPE" lines, then one sample per label set, histogram
-// buckets cumulative with le="+Inf", _sum and _count. Every metric name
-// starts with mailgate_.
+// buckets cumulative with le="+Inf", _sum and _count. Every registered
+// metric name starts with mailgate_; WithProcess adds the Go runtime and
+// process metrics under client_golang's standard names (go_*, process_*;
+// see process.go), read at each scrape.
 //
 // Use: create one Registry, register metrics with Counter, Gauge and
 // Histogram (each with its label names), update them from any goroutine,
@@ -23,6 +25,7 @@ import (
 type Registry struct {
 	mu      sync.Mutex
 	metrics []*family
+	process bool // WithProcess: the Go runtime and process metrics too
 }
 
 type family struct {
@@ -128,7 +131,7 @@ func (h *HistogramVec) Observe(v float64, labels ...string) {
 func (r *Registry) WriteTo(w io.Writer) (int64, error) {
 	var b strings.Builder
 	r.mu.Lock()
-	fams := slices.Clone(r.metrics)
+	fams, process := slices.Clone(r.metrics), r.process
 	r.mu.Unlock()
 	for _, f := range fams {
 		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s %s\n", f.name, escapeHelp(f.help), f.name, f.kind)
@@ -154,6 +157,9 @@ func (r *Registry) WriteTo(w io.Writer) (int64, error) {
 			fmt.Fprintf(&b, "%s_count%s %d\n", f.name, labelSet(f.labels, s.values, "", ""), s.n)
 		}
 		f.mu.Unlock()
+	}
+	if process {
+		writeProcess(&b)
 	}
 	n, err := io.WriteString(w, b.String())
 	return int64(n), err

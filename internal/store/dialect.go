@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"strconv"
 	"strings"
 )
@@ -21,6 +22,9 @@ type dialect struct {
 	dollar bool
 	// lockMigrations serialises migrations across processes inside tx.
 	lockMigrations func(ctx context.Context, tx *sql.Tx) error
+	// afterRestore fixes what inserting explicit ids leaves behind
+	// (PostgreSQL's BIGSERIAL sequences).
+	afterRestore func(ctx context.Context, tx *txn) error
 }
 
 // migrationLockID is the PostgreSQL advisory lock key held while
@@ -35,6 +39,7 @@ func sqliteDialect() dialect {
 		// Transactions start with BEGIN IMMEDIATE (_txlock=immediate), so
 		// the write lock is held from the first statement.
 		lockMigrations: func(context.Context, *sql.Tx) error { return nil },
+		afterRestore:   func(context.Context, *txn) error { return nil },
 	}
 }
 
@@ -47,6 +52,14 @@ func postgresDialect() dialect {
 		lockMigrations: func(ctx context.Context, tx *sql.Tx) error {
 			_, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock($1)", int64(migrationLockID))
 			return err
+		},
+		afterRestore: func(ctx context.Context, tx *txn) error {
+			for _, t := range []string{"messages", "outbox"} {
+				if _, err := tx.Exec(ctx, "SELECT setval(pg_get_serial_sequence('"+t+"', 'id'), COALESCE(MAX(id), 0) + 1, false) FROM "+t); err != nil {
+					return fmt.Errorf("%s id sequence: %w", t, err)
+				}
+			}
+			return nil
 		},
 	}
 }
