@@ -250,7 +250,7 @@ func startGeneration(st *store.Store, cfg *config.Config, tel *telemetry, log, r
 	if err != nil {
 		return nil, err
 	}
-	sup := &agent.Supervisor{Ledger: AgentLedger(st), Log: log, OnRun: tel.onRun}
+	sup := &agent.Supervisor{Ledger: AgentLedger(st), Log: log, OnRun: tel.onRun, LoginRate: cfg.Agents.LoginRate}
 	for i := range cfg.Mailboxes {
 		m := &cfg.Mailboxes[i]
 		if !m.Enabled {

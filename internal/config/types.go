@@ -44,6 +44,9 @@ type Config struct {
 	// user. Default: no command sinks, maildir sinks only under the config
 	// file's directory.
 	Console Console `yaml:"console" example:"{allow_command_sinks: false, maildir_root: /var/lib/mailgate/mail}"`
+	// Agents paces the mailbox agents of serve and run. Default: 20 logins
+	// per second per host, 16 mailboxes at once in `mailgate run`.
+	Agents Agents `yaml:"agents" example:"{login_rate: 20, concurrency: 16}"`
 
 	// File is the absolute path the configuration was loaded from ("" for
 	// Parse without a file name). Not a key.
@@ -64,6 +67,17 @@ type Console struct {
 	// console must lie (after resolving symbolic links); relative to the
 	// config file's directory. Default: the config file's directory.
 	MaildirRoot string `yaml:"maildir_root"`
+}
+
+// Agents paces the mailbox agents.
+type Agents struct {
+	// LoginRate is how many connections per second serve and run open to
+	// one host (bursts of as many); it never bounds how many mailboxes stay
+	// connected in IDLE. Default: 20
+	LoginRate int `yaml:"login_rate"`
+	// Concurrency is how many mailboxes `mailgate run` reads at once.
+	// Default: 16
+	Concurrency int `yaml:"concurrency"`
 }
 
 // Profile is one OAuth 2.0 client registration and how to get tokens with it.
