@@ -142,3 +142,25 @@ mailboxes:
 		t.Errorf("agent mailbox %+v", mb)
 	}
 }
+
+// TestTLSConfigShared: mailboxes of one host and tls_ca share one TLS
+// configuration (a copy of the system pool per mailbox cost tens of KiB
+// each, 10,000 mailboxes on outlook.office365.com would hold 10,000).
+func TestTLSConfigShared(t *testing.T) {
+	rt := &parts{}
+	a, err := rt.tlsConfig("outlook.office365.com", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := rt.tlsConfig("outlook.office365.com", "")
+	c, _ := rt.tlsConfig("imap.example", "")
+	if a != b {
+		t.Error("two mailboxes of one host got two TLS configurations")
+	}
+	if a == c || c.ServerName != "imap.example" {
+		t.Errorf("another host shares the configuration (server name %q)", c.ServerName)
+	}
+	if _, err := rt.tlsConfig("imap.example", filepath.Join(t.TempDir(), "missing.pem")); err == nil {
+		t.Error("a missing tls_ca is no error")
+	}
+}
