@@ -5,17 +5,21 @@
 //
 //   - the time until every mailbox is in IDLE (the server counts them) at
 //     the login rate -rate (agents.login_rate);
+//
 //   - serve's RSS per mailbox: its whole RSS divided by -n, and the growth
 //     over a serve holding one mailbox divided by -n - 1;
+//
 //   - new-mail-to-sink latency p50/p99/max: -hits messages, one at a time,
 //     each into a random mailbox, timed from the append on the server to
 //     the file in the maildir (whose writes are synced);
+//
 //   - the token-endpoint requests (one profile: want 1).
 //
-//	go run ./bench/idle [-n 10000] [-rate 500] [-hits 300] [-dir DIR]
+//     go run ./bench/idle [-n 10000] [-rate 500] [-hits 300] [-dir DIR]
 //
-// The process needs about 2×n open files (both ends of every connection
-// are on this machine); it raises its soft limit to the hard one.
+// This process (the server's ends) and serve (the clients') each need
+// about n open files; it raises its soft limit to the hard one, which
+// serve inherits.
 package main
 
 import (
@@ -48,7 +52,7 @@ func main() {
 	}
 }
 
-func run(n, rate, hits int, dir string) error {
+func run(n, rate, hits int, dir string) (err error) {
 	var lim syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
 		return err
@@ -57,14 +61,18 @@ func run(n, rate, hits int, dir string) error {
 	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
 		return err
 	}
-	if lim.Cur < uint64(2*n+500) {
-		return fmt.Errorf("the open file limit is %d; %d mailboxes need about %d", lim.Cur, n, 2*n+500)
+	if lim.Cur < uint64(n+500) {
+		return fmt.Errorf("the open file limit is %d; %d mailboxes need about %d", lim.Cur, n, n+500)
 	}
 	work, err := os.MkdirTemp(dir, "mailgate-bench-idle-")
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(work)
+	defer func() {
+		if err == nil {
+			os.RemoveAll(work)
+		}
+	}()
 	bin := filepath.Join(work, "mailgate")
 	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/mailgate").CombinedOutput(); err != nil {
 		return fmt.Errorf("go build: %v\n%s", err, out)
@@ -85,7 +93,9 @@ func run(n, rate, hits int, dir string) error {
 	if err != nil {
 		return err
 	}
-	waitIdle(srv, 1)
+	if err := waitIdle(srv, 1, base); err != nil {
+		return err
+	}
 	time.Sleep(2 * time.Second)
 	rss1 := rss(base.Process.Pid)
 	if err := stop(base); err != nil {
@@ -103,7 +113,9 @@ func run(n, rate, hits int, dir string) error {
 		return err
 	}
 	defer cmd.Process.Kill()
-	waitIdle(srv, n)
+	if err := waitIdle(srv, n, cmd); err != nil {
+		return err
+	}
 	allIdle := time.Since(start)
 	time.Sleep(5 * time.Second) // let the start-up garbage be collected
 	rssN := rss(cmd.Process.Pid)
@@ -133,7 +145,9 @@ func run(n, rate, hits int, dir string) error {
 		return err
 	}
 	slices.Sort(lat)
-	pct := func(p float64) time.Duration { return lat[min(len(lat)-1, int(p*float64(len(lat))))].Round(time.Millisecond) }
+	pct := func(p float64) time.Duration {
+		return lat[min(len(lat)-1, int(p*float64(len(lat))))].Round(time.Millisecond)
+	}
 	fmt.Printf("mailboxes            %d on one host, login rate %d/s\n", n, rate)
 	fmt.Printf("all in IDLE after    %v\n", allIdle.Round(100*time.Millisecond))
 	fmt.Printf("RSS                  %.1f MiB (one mailbox: %.1f MiB; after the messages: %.1f MiB)\n", mib(rssN), mib(rss1), mib(rssAfter))
@@ -174,10 +188,16 @@ func startServe(srv *emulator.Server, bin, dir string, boxes []string, rate int)
 	return cmd, cmd.Start()
 }
 
-func waitIdle(srv *emulator.Server, n int) {
+// waitIdle waits until n sessions are in IDLE, or serve has exited (a
+// zombie has no VmRSS).
+func waitIdle(srv *emulator.Server, n int, cmd *exec.Cmd) error {
 	for srv.IMAPIdling() < n {
+		if rss(cmd.Process.Pid) == 0 {
+			return fmt.Errorf("serve exited; see serve.log in %s", cmd.Dir)
+		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	return nil
 }
 
 func stop(cmd *exec.Cmd) error {
