@@ -15,7 +15,9 @@
 //
 //   - the token-endpoint requests (one profile: want 1).
 //
-//     go run ./bench/idle [-n 10000] [-rate 500] [-hits 300] [-dir DIR]
+// Usage:
+//
+//	go run ./bench/idle [-n 10000] [-rate 500] [-hits 300] [-dir DIR]
 //
 // This process (the server's ends) and serve (the clients') each need
 // about n open files; it raises its soft limit to the hard one, which
