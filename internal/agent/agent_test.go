@@ -367,74 +367,171 @@ func FuzzHeaderTap(f *testing.F) {
 	})
 }
 
-// TestSupervisorHostCap: with a cap of 2 connections per host, three poll
-// mailboxes on one host never hold more than 2 connections at once, and
-// all of them deliver.
-func TestSupervisorHostCap(t *testing.T) {
-	var open, peak atomic.Int32
-	var boxes []*Mailbox
-	var stores []storeLedger
-	for i := range 3 {
-		srv := newServer(5)
+// TestLimiter: the bucket lets a burst of rate through at once, then one
+// event every 1/rate, and refills while nobody asks.
+func TestLimiter(t *testing.T) {
+	t0 := time.Unix(1_000_000, 0)
+	ms := time.Millisecond
+	tests := []struct {
+		name string
+		rate int
+		at   []time.Duration // offsets from t0 of successive reservations
+		want []time.Duration // waits
+	}{
+		{"burst then paced", 4, []time.Duration{0, 0, 0, 0, 0, 0}, []time.Duration{0, 0, 0, 0, 250 * ms, 500 * ms}},
+		{"refills while idle", 2, []time.Duration{0, 0, 0, 2000 * ms, 2000 * ms, 2000 * ms}, []time.Duration{0, 0, 500 * ms, 0, 0, 500 * ms}},
+		{"steady rate never waits", 10, []time.Duration{0, 100 * ms, 200 * ms, 300 * ms}, []time.Duration{0, 0, 0, 0}},
+		{"default rate", 0, []time.Duration{0}, []time.Duration{0}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l := NewLimiter(tt.rate)
+			for i, at := range tt.at {
+				if got := l.reserve(t0.Add(at)); got != tt.want[i] {
+					t.Errorf("reservation %d at +%v waits %v, want %v", i, at, got, tt.want[i])
+				}
+			}
+		})
+	}
+	if l := NewLimiter(0); l.burst != DefaultLoginRate {
+		t.Errorf("default burst %d, want %d", l.burst, DefaultLoginRate)
+	}
+}
+
+// idleConn is a memConn whose Wait blocks until its context ends, or
+// returns after max when renew is set; it counts the connections waiting
+// and the IDLE commands issued.
+type idleConn struct {
+	*memConn
+	waiting, waits *atomic.Int32
+	maxes          chan time.Duration
+	renew          bool
+}
+
+func (c *idleConn) Wait(ctx context.Context, max time.Duration) error {
+	c.waits.Add(1)
+	select {
+	case c.maxes <- max:
+	default:
+	}
+	if c.renew {
+		t := time.NewTimer(max)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	c.waiting.Add(1)
+	defer c.waiting.Add(-1)
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+type idleDialer struct {
+	s                     *memServer
+	dials, waiting, waits *atomic.Int32
+	maxes                 chan time.Duration
+	renew                 bool
+}
+
+func (d idleDialer) Dial(context.Context) (mailbox.Conn, error) {
+	d.dials.Add(1)
+	return &idleConn{memConn: &memConn{s: d.s}, waiting: d.waiting, waits: d.waits, maxes: d.maxes, renew: d.renew}, nil
+}
+
+// serveIdle serves n idle mailboxes of one host through dialers made by
+// dialer and returns the supervisor and its stop function.
+func serveIdle(t *testing.T, n int, sup *Supervisor, dialer func(*memServer) mailbox.Dialer) func() {
+	t.Helper()
+	for i := range n {
+		srv := newServer(1)
 		mb, st, _, _ := setup(t, srv, "seen")
 		mb.Name = fmt.Sprintf("mb%d", i)
 		mb.Host = "outlook.office365.com"
-		mb.Interval = 20 * time.Millisecond
-		mb.Dialer = countingDialer{srv, &open, &peak}
-		boxes = append(boxes, mb)
-		stores = append(stores, st)
+		mb.Idle = true
+		mb.Dialer = dialer(srv)
+		sup.Mailboxes = append(sup.Mailboxes, mb)
+		sup.Ledger = st
 	}
-	// one ledger per mailbox name is fine: the store keys by mailbox
-	sup := &Supervisor{Mailboxes: boxes, Ledger: stores[0], HostCap: 2}
-	ctx, stop := context.WithCancel(t.Context())
+	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan struct{})
 	go func() { sup.Serve(ctx, time.Second); close(done) }()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		all := true
-		for _, st := range sup.Statuses() {
-			if st.Total < 5 {
-				all = false
-			}
-		}
-		if all && len(sup.Statuses()) == 3 {
-			break
-		}
+	return func() { cancel(); <-done }
+}
+
+// TestSupervisorHoldsEveryIdleMailbox: the login rate of a host paces new
+// connections but never bounds how many stay open: 40 IDLE mailboxes on
+// one host all wait at once (the former per-host cap held 8).
+func TestSupervisorHoldsEveryIdleMailbox(t *testing.T) {
+	const n = 40
+	var dials, waiting, waits atomic.Int32
+	sup := &Supervisor{LoginRate: 1000}
+	stop := serveIdle(t, n, sup, func(s *memServer) mailbox.Dialer {
+		return idleDialer{s: s, dials: &dials, waiting: &waiting, waits: &waits}
+	})
+	defer stop()
+	deadline := time.Now().Add(60 * time.Second)
+	for waiting.Load() < n {
 		if time.Now().After(deadline) {
-			t.Fatalf("statuses %+v", sup.Statuses())
+			t.Fatalf("%d of %d mailboxes in IDLE at once", waiting.Load(), n)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	stop()
-	<-done
-	if p := peak.Load(); p > 2 || p == 0 {
-		t.Errorf("peak %d connections to one host, cap 2", p)
-	}
-}
-
-type countingDialer struct {
-	s          *memServer
-	open, peak *atomic.Int32
-}
-
-func (d countingDialer) Dial(ctx context.Context) (mailbox.Conn, error) {
-	n := d.open.Add(1)
-	for {
-		p := d.peak.Load()
-		if n <= p || d.peak.CompareAndSwap(p, n) {
-			break
+	for _, st := range sup.Statuses() {
+		if st.Total != 1 || st.LastError != nil {
+			t.Errorf("%s: delivered %d, err %v", st.Mailbox, st.Total, st.LastError)
 		}
 	}
-	time.Sleep(5 * time.Millisecond)
-	return &countingConn{memConn: &memConn{s: d.s}, open: d.open}, nil
+	if d := dials.Load(); d != n {
+		t.Errorf("%d logins for %d mailboxes", d, n)
+	}
 }
 
-type countingConn struct {
-	*memConn
-	open *atomic.Int32
+// TestSupervisorRenewsIdle: an IDLE wait lasts IdleRenew (by default
+// DefaultIdleRenew, under RFC 2177's 29 minutes) and is then re-issued on
+// the same connection.
+func TestSupervisorRenewsIdle(t *testing.T) {
+	if DefaultIdleRenew >= 29*time.Minute {
+		t.Errorf("DefaultIdleRenew %v, want under 29 minutes", DefaultIdleRenew)
+	}
+	for _, tt := range []struct {
+		name  string
+		renew time.Duration
+		want  time.Duration
+	}{
+		{"default", 0, DefaultIdleRenew},
+		{"set", 20 * time.Millisecond, 20 * time.Millisecond},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var dials, waiting, waits atomic.Int32
+			maxes := make(chan time.Duration, 1)
+			sup := &Supervisor{IdleRenew: tt.renew}
+			stop := serveIdle(t, 1, sup, func(s *memServer) mailbox.Dialer {
+				return idleDialer{s: s, dials: &dials, waiting: &waiting, waits: &waits, maxes: maxes, renew: tt.renew > 0}
+			})
+			defer stop()
+			if got := <-maxes; got != tt.want {
+				t.Errorf("IDLE for %v, want %v", got, tt.want)
+			}
+			if tt.renew == 0 {
+				return
+			}
+			deadline := time.Now().Add(60 * time.Second)
+			for waits.Load() < 3 {
+				if time.Now().After(deadline) {
+					t.Fatalf("%d IDLE commands", waits.Load())
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			if d := dials.Load(); d != 1 {
+				t.Errorf("%d connections, want IDLE re-issued on one", d)
+			}
+		})
+	}
 }
-
-func (c *countingConn) Close() error { c.open.Add(-1); return nil }
 
 // refusingSink refuses the nth delivery at Commit, as a webhook answering
 // 500 or a command exiting 1 would.

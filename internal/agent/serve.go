@@ -36,19 +36,34 @@ type Supervisor struct {
 	Log       *slog.Logger
 	// OnRun is called after every run (for metrics and the console).
 	OnRun func(Status)
-	// HostCap bounds the connections open at once to one host (Exchange
-	// Online allows a mailbox only a few; default DefaultHostCap).
-	HostCap int
+	// LoginRate bounds how many connections per second are opened to one
+	// host, with bursts of as many (default DefaultLoginRate). It bounds a
+	// connect storm after a start or an outage, never how many mailboxes
+	// stay connected: Exchange Online limits connections per mailbox, and
+	// every Exchange Online mailbox has the same host name.
+	LoginRate int
+	// Logins, when set, paces the logins instead of a pacer of this
+	// supervisor's own made from LoginRate: supervisors sharing one share
+	// each host's rate.
+	Logins *Logins
+	// IdleRenew is how long one IDLE command lasts before it is ended and
+	// re-issued on the same connection (default DefaultIdleRenew).
+	IdleRenew time.Duration
 
 	mu     sync.Mutex
 	status map[string]*Status
-	hosts  map[string]chan struct{}
 	wake   map[string]chan struct{}
 }
 
-// DefaultHostCap is how many connections to one host are open at once
-// unless Supervisor.HostCap says otherwise; `mailgate run` follows it too.
-const DefaultHostCap = 8
+// DefaultLoginRate is how many connections per second are opened to one
+// host unless Supervisor.LoginRate says otherwise; `mailgate run` follows
+// it too.
+const DefaultLoginRate = 20
+
+// DefaultIdleRenew is how long an IDLE command lasts before it is
+// re-issued: servers may drop a client idle for 30 minutes (RFC 2177 asks
+// clients to re-issue IDLE at least every 29).
+const DefaultIdleRenew = 25 * time.Minute
 
 // Wake makes a mailbox run now instead of at the end of its poll
 // interval, backoff or IDLE wait (an administrator asked to retry a held
@@ -66,28 +81,10 @@ func (s *Supervisor) Wake(mailbox string) {
 	}
 }
 
-// slot takes a connection slot for host; release it with the returned func.
-func (s *Supervisor) slot(stop <-chan struct{}, host string) (func(), bool) {
-	if host == "" {
-		return func() {}, true
-	}
-	s.mu.Lock()
-	ch, ok := s.hosts[host]
-	if !ok {
-		n := s.HostCap
-		if n <= 0 {
-			n = DefaultHostCap
-		}
-		ch = make(chan struct{}, n)
-		s.hosts[host] = ch
-	}
-	s.mu.Unlock()
-	select {
-	case ch <- struct{}{}:
-		return func() { <-ch }, true
-	case <-stop:
-		return nil, false
-	}
+// login waits for host's login rate to allow one more connection; it
+// reports false when stopped first.
+func (s *Supervisor) login(stop <-chan struct{}, host string) bool {
+	return s.Logins.Wait(stop, host)
 }
 
 // Statuses returns a copy of every mailbox's status.
@@ -113,7 +110,9 @@ func (s *Supervisor) Serve(ctx context.Context, grace time.Duration) {
 	}
 	s.mu.Lock()
 	s.status = map[string]*Status{}
-	s.hosts = map[string]chan struct{}{}
+	if s.Logins == nil {
+		s.Logins = NewLogins(s.LoginRate)
+	}
 	s.wake = map[string]chan struct{}{}
 	for _, m := range s.Mailboxes {
 		s.status[m.Name] = &Status{Mailbox: m.Name}
@@ -196,12 +195,10 @@ func (s *Supervisor) loop(ctx context.Context, stop <-chan struct{}, m *Mailbox)
 	wake := s.wake[m.Name]
 	s.mu.Unlock()
 	for !stopped(stop) {
-		release, ok := s.slot(stop, m.Host)
-		if !ok {
+		if !s.login(stop, m.Host) {
 			return
 		}
 		pause := s.session(ctx, stop, wake, m, interval)
-		release() // no connection slot is held while waiting
 		if pause > 0 && !sleep(stop, wake, pause) {
 			return
 		}
@@ -233,7 +230,8 @@ func (s *Supervisor) session(ctx context.Context, stop, wake <-chan struct{}, m 
 		if !m.Idle || !canWait {
 			return interval
 		}
-		// IDLE until new mail, the 25-minute cap, a wake-up or stop
+		// IDLE until new mail, IdleRenew, a wake-up or stop; then a run
+		// and a new IDLE on the same connection
 		wctx, wcancel := context.WithCancel(ctx)
 		go func() {
 			select {
@@ -243,7 +241,11 @@ func (s *Supervisor) session(ctx context.Context, stop, wake <-chan struct{}, m 
 			}
 			wcancel()
 		}()
-		err = w.Wait(wctx, 25*time.Minute)
+		renew := s.IdleRenew
+		if renew <= 0 {
+			renew = DefaultIdleRenew
+		}
+		err = w.Wait(wctx, renew)
 		wcancel()
 		start = time.Now()
 		if stopped(stop) {

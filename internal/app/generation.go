@@ -55,7 +55,7 @@ func unitKey(cfg *config.Config, m *config.Mailbox) []any {
 
 // newGeneration builds the agents and the outbox of cfg without starting
 // them; a mailbox of prev whose unitKey is unchanged keeps prev's unit.
-func newGeneration(st *store.Store, cfg *config.Config, tel *telemetry, log, rtlog *slog.Logger, prev *generation) (*generation, error) {
+func newGeneration(st *store.Store, cfg *config.Config, tel *telemetry, logins *agent.Logins, log, rtlog *slog.Logger, prev *generation) (*generation, error) {
 	rt, err := newParts(st, cfg, rtlog, tel.onToken)
 	if err != nil {
 		return nil, err
@@ -78,7 +78,7 @@ func newGeneration(st *store.Store, cfg *config.Config, tel *telemetry, log, rtl
 			rt.closeSinks()
 			return nil, fmt.Errorf("mailboxes[%s]: %w", m.Name, err)
 		}
-		sup := &agent.Supervisor{Mailboxes: []*agent.Mailbox{a}, Ledger: AgentLedger(st), Log: log, OnRun: tel.onRun}
+		sup := &agent.Supervisor{Mailboxes: []*agent.Mailbox{a}, Ledger: AgentLedger(st), Log: log, OnRun: tel.onRun, Logins: logins}
 		g.names, g.units[m.Name] = append(g.names, m.Name), &unit{sup: sup, rt: rt, same: key, done: make(chan struct{})}
 	}
 	for i := range cfg.Senders {

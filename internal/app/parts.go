@@ -35,6 +35,8 @@ type parts struct {
 	sinksMu  sync.Mutex // the console's Test opens sinks while agents run
 	sinks    map[string]sink.Sink
 	log      *slog.Logger
+	tlsMu    sync.Mutex
+	tlsByKey map[[2]string]*tls.Config // by host and tls_ca: thousands of mailboxes share one
 }
 
 // TokenManager is the token engine over the store (its oauth.Store);
@@ -123,9 +125,29 @@ func tlsConfig(host, caFile string) (*tls.Config, error) {
 	return c, nil
 }
 
+// tlsConfig is tlsConfig's answer for host and caFile, made once: a copy
+// of the system pool with the CA per mailbox cost tens of KiB each.
+func (rt *parts) tlsConfig(host, caFile string) (*tls.Config, error) {
+	rt.tlsMu.Lock()
+	defer rt.tlsMu.Unlock()
+	key := [2]string{host, caFile}
+	if c, ok := rt.tlsByKey[key]; ok {
+		return c, nil
+	}
+	c, err := tlsConfig(host, caFile)
+	if err != nil {
+		return nil, err
+	}
+	if rt.tlsByKey == nil {
+		rt.tlsByKey = map[[2]string]*tls.Config{}
+	}
+	rt.tlsByKey[key] = c
+	return c, nil
+}
+
 // agentMailbox builds the agent's view of a configured mailbox, whole:
 // what RunOnce reads and what serve's supervisor schedules (mode,
-// interval, host for the per-host cap).
+// interval, host for the per-host login rate).
 func (rt *parts) agentMailbox(m *config.Mailbox) (*agent.Mailbox, error) {
 	if _, ok := rt.profiles[m.Profile]; !ok {
 		return nil, fmt.Errorf("profile %q is not defined", m.Profile)
@@ -156,7 +178,7 @@ func (rt *parts) dialer(m *config.Mailbox) (mailbox.Dialer, mailbox.Bearer, erro
 	var tc *tls.Config
 	if m.Protocol != "graph" {
 		var err error
-		if tc, err = tlsConfig(m.Host, m.TLSCA); err != nil {
+		if tc, err = rt.tlsConfig(m.Host, m.TLSCA); err != nil {
 			return nil, nil, err
 		}
 	}

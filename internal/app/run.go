@@ -27,9 +27,10 @@ type Result struct {
 }
 
 // RunOnce reads every enabled mailbox, or only the one named only (enabled
-// or not), once and concurrently, delivers the new messages to their sinks
-// and acknowledges them on the server. Like serve, it logs in to at most
-// agent.DefaultHostCap mailboxes of one host at a time. progress, when
+// or not), once and concurrently (agents.concurrency at a time), delivers
+// the new messages to their sinks and acknowledges them on the server. Like
+// serve, it logs in to one host at most agents.login_rate times a second
+// (agent.DefaultLoginRate by default). progress, when
 // set, hears of each delivery. A mailbox that cannot be built is a
 // *KeyError (nothing is read then); a mailbox that fails is a Result with
 // Err and the advice.
@@ -54,7 +55,7 @@ func (a *App) RunOnce(ctx context.Context, only string, progress func(mailbox st
 		}
 		agents[i] = mb
 	}
-	stats, errs := runAll(ctx, agents, AgentLedger(a.st), a.log, progress)
+	stats, errs := runAll(ctx, agents, AgentLedger(a.st), a.log, progress, cfg.Agents.Concurrency, cfg.Agents.LoginRate)
 	out := make([]Result, len(agents))
 	for i, mb := range agents {
 		s := stats[i]
@@ -67,38 +68,50 @@ func (a *App) RunOnce(ctx context.Context, only string, progress func(mailbox st
 	return out, nil
 }
 
-// runAll runs each mailbox once, concurrently, holding one of its host's
-// agent.DefaultHostCap slots while it runs (the rule serve's supervisor
-// follows).
-func runAll(ctx context.Context, agents []*agent.Mailbox, l agent.Ledger, log *slog.Logger, progress func(string, int, int)) ([]agent.Stats, []error) {
-	var mu sync.Mutex
-	hosts := map[string]chan struct{}{}
-	slot := func(host string) chan struct{} {
-		mu.Lock()
-		defer mu.Unlock()
-		ch, ok := hosts[host]
-		if !ok {
-			ch = make(chan struct{}, agent.DefaultHostCap)
-			hosts[host] = ch
+// DefaultConcurrency is how many mailboxes RunOnce reads at once unless
+// agents.concurrency says otherwise.
+const DefaultConcurrency = 16
+
+// runAll runs each mailbox once, at most concurrency (0: DefaultConcurrency)
+// at a time, logging in to each host at most rate times a second
+// (agent.Limiter, the rule serve's supervisor follows).
+func runAll(ctx context.Context, agents []*agent.Mailbox, l agent.Ledger, log *slog.Logger, progress func(string, int, int), concurrency, rate int) ([]agent.Stats, []error) {
+	if concurrency <= 0 {
+		concurrency = DefaultConcurrency
+	}
+	hosts := map[string]*agent.Limiter{}
+	for _, mb := range agents {
+		if mb.Host != "" && hosts[mb.Host] == nil {
+			hosts[mb.Host] = agent.NewLimiter(rate)
 		}
-		return ch
 	}
 	stats := make([]agent.Stats, len(agents))
 	errs := make([]error, len(agents))
+	next := make(chan int)
 	var wg sync.WaitGroup
-	for i, mb := range agents {
-		wg.Go(func() {
-			if mb.Host != "" {
-				ch := slot(mb.Host)
-				select {
-				case ch <- struct{}{}:
-					defer func() { <-ch }()
-				case <-ctx.Done():
+	wg.Go(func() {
+		defer close(next)
+		for i := range agents {
+			select {
+			case next <- i:
+			case <-ctx.Done():
+				for ; i < len(agents); i++ {
 					errs[i] = ctx.Err()
-					return
 				}
+				return
 			}
-			stats[i], errs[i] = agent.RunOnce(ctx, mb, l, log, progress)
+		}
+	})
+	for range min(concurrency, len(agents)) {
+		wg.Go(func() {
+			for i := range next {
+				mb := agents[i]
+				if lim := hosts[mb.Host]; lim != nil && !lim.Wait(ctx.Done()) {
+					errs[i] = ctx.Err()
+					continue
+				}
+				stats[i], errs[i] = agent.RunOnce(ctx, mb, l, log, progress)
+			}
 		})
 	}
 	wg.Wait()

@@ -30,9 +30,12 @@ type ServeOptions struct {
 // server is what Start runs: the console and its record editor, the
 // metrics, and the current generation of agents and outbox.
 type server struct {
-	so       ServeOptions
-	ed       *Records
-	tel      *telemetry
+	so  ServeOptions
+	ed  *Records
+	tel *telemetry
+	// logins paces the logins of every mailbox's supervisor per host
+	// (agents.login_rate, read at start)
+	logins   *agent.Logins
 	console  *web.Server
 	current  atomic.Pointer[generation]
 	cfg      *config.Config // the configuration the current generation runs
@@ -70,12 +73,13 @@ func (a *App) Start(ctx context.Context, so ServeOptions) error {
 		log.Error("serve: the console's records do not fit the config file; running the file alone until they are fixed", "err", err)
 		cfg = a.file
 	}
+	s.logins = agent.NewLogins(cfg.Agents.LoginRate)
 	s.console = web.New(web.Options{Store: a.st, Config: cfg, Metrics: s.tel.reg, Log: log, Editor: s.ed,
 		Authorizer: &consoleAuth{current: &s.current, pending: map[string]*pendingAuth{}}, Secure: so.Secure,
 		Runtime: s})
 	s.ed.applied, s.ed.failing = s.console.SetConfig, s.console.SetBroken
 	s.console.SetBroken(broken)
-	g, err := newGeneration(a.st, cfg, s.tel, log, a.log, nil)
+	g, err := newGeneration(a.st, cfg, s.tel, s.logins, log, a.log, nil)
 	if err != nil {
 		return fmt.Errorf("%s: %w", cfg.File, err)
 	}
@@ -144,7 +148,7 @@ func (a *App) Reload(ctx context.Context) error {
 	}
 	s.console.SetBroken(broken)
 	prev := s.current.Load()
-	ng, err := newGeneration(a.st, next, s.tel, log, a.log, prev)
+	ng, err := newGeneration(a.st, next, s.tel, s.logins, log, a.log, prev)
 	if err != nil {
 		log.Error("serve: the new configuration does not start; keeping the running one", "err", err)
 		return nil

@@ -560,3 +560,23 @@ func TestSecurityNoneLoopbackOnly(t *testing.T) {
 		}
 	}
 }
+
+// TestManyMailboxes: a file of 10,000 mailboxes of a dozen keys each loads
+// (the bound on values is for aliases, not for large installations).
+func TestManyMailboxes(t *testing.T) {
+	head, rest, _ := strings.Cut(valid, "mailboxes:\n")
+	_, tail, _ := strings.Cut(rest, "sinks:\n")
+	var b strings.Builder
+	b.WriteString(head + "mailboxes:\n")
+	for i := range 10000 {
+		fmt.Fprintf(&b, "  - {name: mb%d, protocol: imap, host: outlook.office365.com, port: 993, security: tls, sasl: xoauth2, username: mb%d@contoso.com, profile: contoso, mode: idle, after: seen, sink: out}\n", i, i)
+	}
+	b.WriteString("sinks:\n" + tail)
+	c, err := parseTest(t, b.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Mailboxes) != 10000 {
+		t.Fatalf("%d mailboxes, want 10000", len(c.Mailboxes))
+	}
+}

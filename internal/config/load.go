@@ -165,8 +165,9 @@ func syntaxLine(data []byte, reported int, msg string) int {
 }
 
 // maxNodes bounds the work done on one file (aliases can make a small file
-// expand enormously).
-const maxNodes = 100000
+// expand enormously) while letting 10,000 mailboxes of a dozen keys each
+// through.
+const maxNodes = 2_000_000
 
 // decoder walks the YAML nodes into the Config, recording problems and the
 // line of every key it saw.

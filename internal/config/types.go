@@ -49,6 +49,9 @@ type Config struct {
 	// --log-format override it. Default: {level: info, format: text} for
 	// serve; other commands log errors only unless asked.
 	Log Log `yaml:"log" example:"{level: info, format: json}"`
+	// Agents paces the mailbox agents of serve and run. Default: 20 logins
+	// per second per host, 16 mailboxes at once in `mailgate run`.
+	Agents Agents `yaml:"agents" example:"{login_rate: 20, concurrency: 16}"`
 
 	// File is the absolute path the configuration was loaded from ("" for
 	// Parse without a file name). Not a key.
@@ -79,6 +82,17 @@ type Log struct {
 	// Format is text (slog's key=value lines) or json (one JSON object per
 	// line). Default: text
 	Format string `yaml:"format" enum:"text,json"`
+}
+
+// Agents paces the mailbox agents.
+type Agents struct {
+	// LoginRate is how many connections per second serve and run open to
+	// one host (bursts of as many); it never bounds how many mailboxes stay
+	// connected in IDLE. Default: 20
+	LoginRate int `yaml:"login_rate"`
+	// Concurrency is how many mailboxes `mailgate run` reads at once.
+	// Default: 16
+	Concurrency int `yaml:"concurrency"`
 }
 
 // Profile is one OAuth 2.0 client registration and how to get tokens with it.

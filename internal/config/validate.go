@@ -349,6 +349,12 @@ func (d *decoder) validate(c *Config) {
 }
 
 func (d *decoder) validateTop(c *Config) {
+	if c.Agents.LoginRate < 0 {
+		d.at("agents.login_rate", "must be 0 (the default) or more logins per second")
+	}
+	if c.Agents.Concurrency < 0 {
+		d.at("agents.concurrency", "must be 0 (the default) or more mailboxes")
+	}
 	switch {
 	case strings.HasPrefix(c.Store, "sqlite:"):
 		if c.Store == "sqlite:" {

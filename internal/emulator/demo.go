@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -144,4 +145,20 @@ func (s *Server) seedDemo() error {
 		}
 	}
 	return nil
+}
+
+// AddDemoMailboxes adds n shared mailboxes box00000@contoso.example… on
+// which DemoAppID has FullAccess (for tests and benchmarks of many
+// mailboxes) and returns their addresses.
+func (s *Server) AddDemoMailboxes(n int) ([]string, error) {
+	_, domain, _ := strings.Cut(DemoSharedMailbox, "@")
+	out := make([]string, n)
+	for i := range n {
+		out[i] = fmt.Sprintf("box%05d@%s", i, domain)
+		s.tenant.AddSharedMailbox(out[i])
+		if err := s.tenant.AddMailboxPermission(out[i], DemoAppID, "FullAccess"); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }

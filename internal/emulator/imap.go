@@ -50,10 +50,12 @@ type imapService struct {
 	ln  net.Listener
 	srv *imapserver.Server
 
-	mu    sync.Mutex
-	users map[string]*imapmemserver.User // by lower-case mailbox
+	mu      sync.Mutex
+	users   map[string]*imapmemserver.User // by lower-case mailbox
+	arrived map[string]chan struct{}       // closed when mail arrives, by lower-case mailbox
 
 	notConnected atomic.Int64 // logins still to answer with Exchange's quirk
+	idling       atomic.Int64 // sessions in IDLE now
 }
 
 // exchangeIMAPCaps is what the service advertises besides IMAP4rev1,
@@ -67,7 +69,7 @@ func (s *Server) startIMAP(addr string, leaf tls.Certificate) error {
 	if err != nil {
 		return fmt.Errorf("emulator: listen %s (IMAP): %w", addr, err)
 	}
-	svc := &imapService{s: s, users: map[string]*imapmemserver.User{}}
+	svc := &imapService{s: s, users: map[string]*imapmemserver.User{}, arrived: map[string]chan struct{}{}}
 	svc.ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{leaf}, MinVersion: tls.VersionTLS12})
 	svc.srv = imapserver.New(&imapserver.Options{
 		NewSession: func(c *imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
@@ -108,6 +110,28 @@ func (svc *imapService) user(mailbox string) *imapmemserver.User {
 	return u
 }
 
+// arrival returns a channel closed when mail next arrives in mailbox.
+func (svc *imapService) arrival(mailbox string) <-chan struct{} {
+	svc.mu.Lock()
+	defer svc.mu.Unlock()
+	ch := svc.arrived[mailbox]
+	if ch == nil {
+		ch = make(chan struct{})
+		svc.arrived[mailbox] = ch
+	}
+	return ch
+}
+
+// arrive wakes the IDLE sessions of mailbox.
+func (svc *imapService) arrive(mailbox string) {
+	svc.mu.Lock()
+	defer svc.mu.Unlock()
+	if ch := svc.arrived[mailbox]; ch != nil {
+		close(ch)
+		delete(svc.arrived, mailbox)
+	}
+}
+
 // IMAPAddr is the host:port of the emulated Exchange IMAP4 service (implicit
 // TLS, certificate from CAFile), or "" when Options.IMAPListen was empty.
 func (s *Server) IMAPAddr() string {
@@ -115,6 +139,14 @@ func (s *Server) IMAPAddr() string {
 		return ""
 	}
 	return s.imap.ln.Addr().String()
+}
+
+// IMAPIdling is how many IMAP sessions are in IDLE now.
+func (s *Server) IMAPIdling() int {
+	if s.imap == nil {
+		return 0
+	}
+	return int(s.imap.idling.Load())
 }
 
 // IMAPDeliver appends a message to a tenant mailbox's IMAP INBOX, as mail
@@ -130,6 +162,7 @@ func (s *Server) IMAPDeliver(mailbox string, raw []byte) (uint32, error) {
 	if err != nil {
 		return 0, fmt.Errorf("emulator: IMAP append to %s: %w", mailbox, err)
 	}
+	s.imap.arrive(strings.ToLower(mailbox))
 	return uint32(data.UID), nil
 }
 
@@ -162,7 +195,8 @@ type imapSession struct {
 	*imapmemserver.UserSession // nil until authenticated
 	svc                        *imapService
 	conn                       *imapserver.Conn
-	notConnected               bool // AUTHENTICATE said OK, but Exchange's backend has no session
+	notConnected               bool   // AUTHENTICATE said OK, but Exchange's backend has no session
+	user                       string // lower-case mailbox, once authenticated
 }
 
 // IMAPNotConnected makes the next n logins that would succeed behave as
@@ -196,18 +230,24 @@ func (sess *imapSession) Select(name string, options *imap.SelectOptions) (*imap
 
 // Idle reports new mail while the client idles. go-imap's own tracker
 // writes the "+ idling" continuation before it starts listening, so mail
-// arriving in between was only reported at the next change; polling the
-// session's queue every 100 ms has no such gap.
+// arriving in between was only reported at the next change. Here the
+// session polls its queue at once when IMAPDeliver adds mail (the channel
+// is taken before the poll, so nothing falls in between) and every second
+// for other changes; thousands of idle sessions cost little.
 func (sess *imapSession) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
-	tick := time.NewTicker(100 * time.Millisecond)
+	sess.svc.idling.Add(1)
+	defer sess.svc.idling.Add(-1)
+	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
+		arrived := sess.svc.arrival(sess.user)
 		if err := sess.UserSession.Poll(w, true); err != nil {
 			return err
 		}
 		select {
 		case <-stop:
 			return nil
+		case <-arrived:
 		case <-tick.C:
 		}
 	}
@@ -253,6 +293,7 @@ func (sess *imapSession) Authenticate(mech string) (sasl.Server, error) {
 			return authFailed
 		}
 		sess.UserSession = imapmemserver.NewUserSession(sess.svc.user(user))
+		sess.user = strings.ToLower(user)
 		if sess.svc.notConnected.Add(-1) >= 0 {
 			sess.notConnected = true
 		} else {

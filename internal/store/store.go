@@ -112,6 +112,9 @@ type Store struct {
 // busyTimeoutMS is how long a SQLite connection waits for another writer.
 const busyTimeoutMS = 10000
 
+// sqliteConns bounds the connections to a SQLite file.
+const sqliteConns = 8
+
 // Open opens (creating it if needed) and migrates the database named by
 // dsn: "sqlite:PATH" (the file is created with mode 0600), "sqlite::memory:"
 // for tests (one connection), or a "postgres://…"/"postgresql://…" URL.
@@ -234,6 +237,13 @@ func openSQLite(path string, log *slog.Logger) (*sql.DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: sqlite: %w", err)
 	}
+	// SQLite has one writer at a time. Thousands of mailboxes saving their
+	// cursors at once would each hold a connection spinning in busy_timeout
+	// and some would give up with SQLITE_BUSY; a bounded pool makes them
+	// queue in database/sql instead (no transaction uses a second
+	// connection, so the bound cannot deadlock).
+	db.SetMaxOpenConns(sqliteConns)
+	db.SetMaxIdleConns(sqliteConns)
 	return db, nil
 }
 
