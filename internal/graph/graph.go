@@ -90,6 +90,9 @@ type Error struct {
 	Status  int
 	Code    string
 	Message string
+	// RetryAfter is the wait the answer's Retry-After header asked for (0:
+	// none).
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string {
@@ -98,6 +101,12 @@ func (e *Error) Error() string {
 
 // Temporary reports throttling and server errors.
 func (e *Error) Temporary() bool { return e.Status == 429 || e.Status >= 500 }
+
+// Throttled reports whether Graph asked the caller to slow down (429, 503)
+// and the wait it named in Retry-After (0: none).
+func (e *Error) Throttled() (time.Duration, bool) {
+	return e.RetryAfter, e.Status == 429 || e.Status == 503
+}
 
 // Hint says what to change for the refusals an administrator can fix.
 func (e *Error) Hint() string {
@@ -220,7 +229,7 @@ func (c *Client) send(ctx context.Context, user, method, rawURL string, body []b
 func readError(resp *http.Response) *Error {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	e := &Error{Status: resp.StatusCode}
+	e := &Error{Status: resp.StatusCode, RetryAfter: retryAfter(resp.Header.Get("Retry-After"))}
 	var v struct {
 		Error struct {
 			Code    string `json:"code"`

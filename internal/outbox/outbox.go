@@ -45,6 +45,9 @@ type Sender struct {
 	Bearer interface{ Invalidate() }
 	// Mailer, when set, sends instead of SMTP; Dial is not used.
 	Mailer Mailer
+	// Rate is the most messages a minute the sender submits: no two
+	// submissions closer than 60/Rate seconds. 0: no pacing.
+	Rate int
 }
 
 // Mailer sends a whole message through an API that reads the recipients
@@ -67,6 +70,10 @@ type Stats struct {
 	// Confirmed counts recovered messages found already sent (Mailer.Sent)
 	// and so not sent again.
 	Confirmed int
+	// Throttled counts throttling answers (SMTP 421, 451, 452, 4.3.2,
+	// SubmissionQuotaExceeded; Graph 429, 503): the message waits and the
+	// sender pauses; nothing is failed for it.
+	Throttled int
 	Window    time.Duration // longest 250-to-commit time seen
 }
 
@@ -114,6 +121,10 @@ func (w *Worker) Run(ctx context.Context) {
 func (w *Worker) loop(base context.Context, stop <-chan struct{}, s *Sender) {
 	ctx, cancel := context.WithCancel(base)
 	defer cancel()
+	g := &gate{}
+	if s.Rate > 0 {
+		g.every = time.Minute / time.Duration(s.Rate)
+	}
 	var c *smtp.Client
 	var lastUse time.Time
 	defer func() {
@@ -139,10 +150,18 @@ func (w *Worker) loop(base context.Context, stop <-chan struct{}, s *Sender) {
 		}
 		if s.Mailer != nil {
 			for _, m := range msgs {
-				w.sendAPI(ctx, s.Mailer, m)
+				if !g.wait(stop) {
+					return
+				}
+				if w.sendAPI(ctx, s.Mailer, m, g) {
+					break
+				}
 			}
 		} else {
 			for i, m := range msgs {
+				if !g.wait(stop) {
+					return
+				}
 				// a connection idle for a while may have been dropped (or its
 				// server restarted): check before trusting it with a message
 				if c != nil && time.Since(lastUse) > 5*time.Second && c.Noop() != nil {
@@ -165,11 +184,15 @@ func (w *Worker) loop(base context.Context, stop <-chan struct{}, s *Sender) {
 						break
 					}
 				}
-				if !w.send(ctx, c, m) {
+				ok, throttled := w.send(ctx, c, m, g)
+				if !ok {
 					_ = c.Close()
 					c = nil
 				}
 				lastUse = time.Now()
+				if throttled {
+					break
+				}
 			}
 		}
 		if len(msgs) == 0 {
@@ -185,8 +208,8 @@ func (w *Worker) loop(base context.Context, stop <-chan struct{}, s *Sender) {
 }
 
 // send submits one message; it reports whether the connection is still
-// good.
-func (w *Worker) send(ctx context.Context, c *smtp.Client, m store.OutboxMessage) bool {
+// good and whether the server throttled the sender.
+func (w *Worker) send(ctx context.Context, c *smtp.Client, m store.OutboxMessage, g *gate) (ok, throttled bool) {
 	var rcpts []string
 	for _, r := range m.Rcpts {
 		if r.State != store.OutboxFailed {
@@ -201,16 +224,18 @@ func (w *Worker) send(ctx context.Context, c *smtp.Client, m store.OutboxMessage
 		w.mu.Lock()
 		w.stats.Failed++
 		w.mu.Unlock()
-		return true
+		return true, false
 	}
 	if err := w.Store.MarkSending(ctx, m.ID); err != nil {
 		w.retry(ctx, m, err)
-		return true
+		return true, false
 	}
 	m.Attempts++
 	refused, err := c.SendEach(m.From, rcpts, bytes.NewReader(m.Raw))
 	accepted := time.Now()
+	g.sent()
 	if err == nil {
+		g.throttles = 0
 		// the refused recipients first, so that nobody reads the message as
 		// sent with a refused recipient still queued
 		for _, r := range refused {
@@ -225,7 +250,11 @@ func (w *Worker) send(ctx context.Context, c *smtp.Client, m store.OutboxMessage
 		w.stats.Failed += len(refused)
 		w.stats.Window = max(w.stats.Window, window)
 		w.mu.Unlock()
-		return true
+		return true, false
+	}
+	if wait, ok := throttling(err); ok {
+		w.throttle(ctx, m, g, wait, err)
+		return false, true
 	}
 	var se *smtp.Error
 	if errors.As(err, &se) && se.Code >= 500 {
@@ -237,16 +266,17 @@ func (w *Worker) send(ctx context.Context, c *smtp.Client, m store.OutboxMessage
 		w.mu.Lock()
 		w.stats.Failed++
 		w.mu.Unlock()
-		return true
+		return true, false
 	}
 	w.retry(ctx, m, err)
-	return false
+	return false, false
 }
 
 // sendAPI sends one message through a Mailer. A message that a crash
 // left in "sending" is first looked up, so that one the API already took is
-// recorded as sent instead of going out twice.
-func (w *Worker) sendAPI(ctx context.Context, api Mailer, m store.OutboxMessage) {
+// recorded as sent instead of going out twice. It reports whether the API
+// throttled the sender.
+func (w *Worker) sendAPI(ctx context.Context, api Mailer, m store.OutboxMessage, g *gate) bool {
 	if m.State == store.OutboxSending {
 		if id := messageID(m.Raw); id != "" {
 			if sent, known := api.Sent(ctx, id); known && sent {
@@ -258,18 +288,24 @@ func (w *Worker) sendAPI(ctx context.Context, api Mailer, m store.OutboxMessage)
 				w.stats.Confirmed++
 				w.stats.Recovered--
 				w.mu.Unlock()
-				return
+				return false
 			}
 		}
 	}
 	if err := w.Store.MarkSending(ctx, m.ID); err != nil {
 		w.retry(ctx, m, err)
-		return
+		return false
 	}
 	m.Attempts++
 	err := api.Send(ctx, m.Raw)
+	g.sent()
+	if wait, ok := throttling(err); ok {
+		w.throttle(ctx, m, g, wait, err)
+		return true
+	}
 	switch {
 	case err == nil:
+		g.throttles = 0
 		if cerr := w.Store.MarkSent(ctx, m.ID); cerr != nil {
 			w.Log.Error("outbox: record sent", "id", m.ID, "err", cerr)
 		}
@@ -286,6 +322,7 @@ func (w *Worker) sendAPI(ctx context.Context, api Mailer, m store.OutboxMessage)
 		w.Log.Warn("outbox: will retry", "id", m.ID, "err", err)
 		w.retry(ctx, m, err)
 	}
+	return false
 }
 
 // messageID is the Message-ID header of a message, angle brackets kept.
@@ -328,4 +365,79 @@ func reply(e *smtp.Error) string {
 		s += fmt.Sprintf(" — %s; fix: %s", meaning, fix)
 	}
 	return s
+}
+
+// gate paces one sender: the spacing its Rate asks for, and the pause
+// after the server throttled it.
+type gate struct {
+	every     time.Duration
+	next      time.Time // earliest next submission
+	throttles int       // throttling answers in a row
+}
+
+// wait sleeps until the sender may submit; false when stopped first.
+func (g *gate) wait(stop <-chan struct{}) bool {
+	d := time.Until(g.next)
+	if d <= 0 {
+		return true
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-stop:
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// sent records a submission: the next one waits for the rate's spacing.
+func (g *gate) sent() {
+	g.next = time.Now().Add(g.every)
+}
+
+// throttling says whether err is the server or API asking the sender to
+// slow down, and how long it asked to wait (0: not said). SMTP: 421, 451,
+// 452, enhanced 4.3.2, or Exchange's SubmissionQuotaExceeded; an API error
+// with a Throttled method (Graph's 429 and 503) and its RetryAfter.
+func throttling(err error) (time.Duration, bool) {
+	if err == nil {
+		return 0, false
+	}
+	var te interface{ Throttled() (time.Duration, bool) }
+	if errors.As(err, &te) {
+		return te.Throttled()
+	}
+	var se *smtp.Error
+	if !errors.As(err, &se) {
+		return 0, false
+	}
+	switch {
+	case se.Code == 421, se.Code == 451, se.Code == 452, se.Enhanced == "4.3.2",
+		se.Code/100 == 4 && strings.Contains(se.Message, "SubmissionQuotaExceeded"):
+		return 0, true
+	}
+	return 0, false
+}
+
+// throttle puts the message back in the queue behind a pause of the whole
+// sender: wait when the server named it, else Backoff doubled per
+// throttling answer in a row (capped at 1 h). The message is not failed.
+func (w *Worker) throttle(ctx context.Context, m store.OutboxMessage, g *gate, wait time.Duration, err error) {
+	if wait <= 0 {
+		wait = min(w.Backoff<<min(g.throttles, 7), time.Hour)
+	}
+	g.throttles++
+	g.next = time.Now().Add(wait)
+	msg := withHint(err)
+	var se *smtp.Error
+	if errors.As(err, &se) {
+		msg = reply(se)
+	}
+	w.Log.Warn("outbox: throttled; the sender pauses", "id", m.ID, "wait", wait, "err", msg)
+	_ = w.Store.MarkRetry(ctx, m.ID, g.next, msg)
+	w.mu.Lock()
+	w.stats.Throttled++
+	w.stats.Retried++
+	w.mu.Unlock()
 }
