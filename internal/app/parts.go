@@ -232,7 +232,7 @@ func (rt *parts) outboxSender(snd *config.Sender) (*outbox.Sender, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &outbox.Sender{Name: snd.Name, Mailer: gs}, nil
+		return &outbox.Sender{Name: snd.Name, Mailer: gs, Rate: snd.Rate}, nil
 	}
 	p, ok := rt.profiles[snd.Profile]
 	if !ok {
@@ -247,6 +247,7 @@ func (rt *parts) outboxSender(snd *config.Sender) (*outbox.Sender, error) {
 	return &outbox.Sender{
 		Name:   snd.Name,
 		Bearer: token,
+		Rate:   snd.Rate,
 		Dial: func(ctx context.Context) (*smtp.Client, error) {
 			tok, err := token.Token(ctx)
 			if err != nil {

@@ -325,6 +325,42 @@ func TestPortDefaults(t *testing.T) {
 	}
 }
 
+// TestRateDefaults: a sender's rate defaults to Microsoft's published
+// limit for its host, and an explicit rate (0 included) wins.
+func TestRateDefaults(t *testing.T) {
+	graph := "  - name: g\n    protocol: graph\n    username: g@contoso.com\n    profile: contoso\n"
+	tests := []struct {
+		name, extra, sender string
+		want                int
+	}{
+		{"exchange online", "", "noreply", ExchangeOnlineSMTPRate},
+		{"explicit", "    rate: 12\n", "noreply", 12},
+		{"explicit zero", "    rate: 0\n", "noreply", 0},
+		{"graph", graph, "g", GraphSendRate},
+		{"graph elsewhere", graph + "    endpoint: http://127.0.0.1:9/\n", "g", 0},
+		{"other host", "", "other", 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			src := valid + tc.extra
+			if tc.sender == "other" {
+				src = strings.Replace(valid, "smtp.office365.com", "mail.example.com", 1)
+				tc.sender = "noreply"
+			}
+			cfg, err := parseTest(t, src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s, _ := cfg.Sender(tc.sender); s.Rate != tc.want {
+				t.Errorf("rate %d, want %d", s.Rate, tc.want)
+			}
+		})
+	}
+	if _, err := parseTest(t, valid+"    rate: -1\n"); err == nil || !strings.Contains(err.Error(), "rate") {
+		t.Errorf("rate -1: %v, want an error about rate", err)
+	}
+}
+
 func TestReferences(t *testing.T) {
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "secret.txt"), []byte("from-file\n"), 0o600); err != nil {

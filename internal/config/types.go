@@ -328,6 +328,11 @@ type Sender struct {
 	// only); false deletes the copy after sending, which needs
 	// Mail.ReadWrite. Default: true
 	SaveToSentItems bool `yaml:"save_to_sent_items" only:"protocol=graph" label:"Keep a copy in Sent Items (graph)" example:"true"`
+	// Rate is the most messages a minute the sender submits (the outbox
+	// spaces them 60/rate seconds apart); 0 does not pace. Default: 30 for
+	// host smtp.office365.com and 1000 for graph at graph.microsoft.com
+	// (Microsoft's Exchange Online and Graph limits), else 0.
+	Rate int `yaml:"rate" label:"Messages per minute (0: no pacing)" example:"30"`
 	// Origin is where the record comes from: OriginFile or OriginConsole
 	// (set by ParseWith, never read from YAML).
 	Origin string `yaml:"-"`

@@ -124,8 +124,31 @@ func (d *decoder) defaults(c *Config) {
 				s.SaveToSentItems = true
 			}
 		}
+		if !d.has(path + ".rate") {
+			s.Rate = defaultSenderRate(s)
+		}
 		s.TLSCA = d.abs(s.TLSCA)
 	}
+}
+
+// Microsoft's published per-mailbox limits (learn.microsoft.com, "Exchange
+// Online limits" and "Microsoft Graph throttling limits"): 30 messages a
+// minute through SMTP AUTH submission, 10,000 Graph requests in 10 minutes.
+const (
+	ExchangeOnlineSMTPRate = 30
+	GraphSendRate          = 1000
+)
+
+// defaultSenderRate is the pace Microsoft allows a sender's host; 0 (no
+// pacing) for other servers.
+func defaultSenderRate(s *Sender) int {
+	switch {
+	case s.Protocol == "graph" && strings.EqualFold(strings.TrimSuffix(s.Endpoint, "/"), DefaultGraphEndpoint):
+		return GraphSendRate
+	case s.Protocol != "graph" && strings.EqualFold(s.Host, "smtp.office365.com"):
+		return ExchangeOnlineSMTPRate
+	}
+	return 0
 }
 
 // profileDefaults fills the defaults of every profile.
@@ -562,6 +585,9 @@ func (d *decoder) validateSender(s *Sender, path string, profiles map[string]boo
 	case "smtp":
 		d.checkServer(path, s.Host, s.Port, s.Security)
 		d.checkFile(path+".tls_ca", s.TLSCA)
+	}
+	if s.Rate < 0 {
+		d.at(path+".rate", "must be 0 (no pacing) or more messages per minute")
 	}
 	for i, a := range s.AllowedFrom {
 		p := fmt.Sprintf("%s.allowed_from[%d]", path, i)
