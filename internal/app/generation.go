@@ -60,7 +60,7 @@ func newGeneration(st *store.Store, cfg *config.Config, tel *telemetry, logins *
 	if err != nil {
 		return nil, err
 	}
-	g := &generation{rt: rt, units: map[string]*unit{}, ob: &outbox.Worker{Store: st, Log: log}, done: make(chan struct{})}
+	g := &generation{rt: rt, units: map[string]*unit{}, ob: &outbox.Worker{Store: st, Log: log, OnSent: tel.onOutboxSent, OnThrottled: tel.onThrottled}, done: make(chan struct{})}
 	for i := range cfg.Mailboxes {
 		m := &cfg.Mailboxes[i]
 		if !m.Enabled {

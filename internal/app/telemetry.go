@@ -23,6 +23,9 @@ type telemetry struct {
 	lastOK        *metrics.GaugeVec
 	tokenReqs     *metrics.CounterVec
 	outboxByState *metrics.GaugeVec
+	outboxSent    *metrics.CounterVec
+	throttled     *metrics.CounterVec
+	oldestQueued  *metrics.GaugeVec
 	pollSeconds   *metrics.HistogramVec
 	refused       *metrics.CounterVec
 	held          *metrics.GaugeVec
@@ -54,6 +57,9 @@ func newTelemetry() *telemetry {
 		pollSeconds: r.Histogram("mailgate_poll_duration_seconds", "How long a mailbox run took (connecting included for a session's first), by mailbox.",
 			[]float64{0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300}, "mailbox"),
 		outboxByState: r.Gauge("mailgate_outbox_messages", "Messages in the outbox by state (queued, sending, sent, failed).", "state"),
+		outboxSent:    r.Counter("mailgate_outbox_sent_total", "Messages a sender's server accepted.", "sender"),
+		throttled:     r.Counter("mailgate_outbox_throttled_total", "Throttling answers a sender got (SMTP 421/451/452/4.3.2, Graph 429/503); the sender paused, the message waits.", "sender"),
+		oldestQueued:  r.Gauge("mailgate_outbox_oldest_age_seconds", "How long the oldest queued outbox message has waited (0: nothing queued)."),
 		refused:       r.Counter("mailgate_messages_refused_total", "Messages a mailbox's sink refused, by kind (permanent, temporary).", "mailbox", "kind"),
 		held: r.Gauge("mailgate_messages_held", "Messages a sink refused that are set aside, by mailbox and state (held, deferred, failing, retry); mailgate messages held lists them.",
 			"mailbox", "state"),
@@ -139,11 +145,7 @@ func (t *telemetry) watchOutbox(ctx context.Context, st *store.Store, every time
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	for {
-		if counts, err := st.OutboxCounts(ctx); err == nil {
-			for _, state := range []string{store.OutboxQueued, store.OutboxSending, store.OutboxSent, store.OutboxFailed} {
-				t.outboxByState.Set(float64(counts[state]), state)
-			}
-		}
+		t.refreshOutbox(ctx, st)
 		t.refreshHeld(ctx, st)
 		select {
 		case <-ctx.Done():
@@ -173,5 +175,26 @@ func (t *telemetry) refreshHeld(ctx context.Context, st *store.Store) {
 			t.held.Set(float64(n), mb, string(state))
 			t.heldSeen[[2]string{mb, string(state)}] = true
 		}
+	}
+}
+
+// onOutboxSent and onThrottled count the outbox worker's events by sender.
+func (t *telemetry) onOutboxSent(sender string) { t.outboxSent.Add(1, sender) }
+func (t *telemetry) onThrottled(sender string)  { t.throttled.Add(1, sender) }
+
+// refreshOutbox sets the outbox gauges from the store: messages by state
+// and the age of the oldest queued one.
+func (t *telemetry) refreshOutbox(ctx context.Context, st *store.Store) {
+	if counts, err := st.OutboxCounts(ctx); err == nil {
+		for _, state := range []string{store.OutboxQueued, store.OutboxSending, store.OutboxSent, store.OutboxFailed} {
+			t.outboxByState.Set(float64(counts[state]), state)
+		}
+	}
+	if at, ok, err := st.OutboxOldestQueued(ctx); err == nil {
+		age := 0.0
+		if ok {
+			age = max(time.Since(at).Seconds(), 0)
+		}
+		t.oldestQueued.Set(age)
 	}
 }

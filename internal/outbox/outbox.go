@@ -87,6 +87,10 @@ type Worker struct {
 	// Backoff is the first retry delay (doubled per attempt, capped at 1 h,
 	// with jitter); default 30 s.
 	Backoff time.Duration
+	// OnSent and OnThrottled, when set, are called with the sender's name
+	// for each message the server accepted and each throttling answer
+	// (metrics).
+	OnSent, OnThrottled func(sender string)
 
 	mu    sync.Mutex
 	stats Stats
@@ -245,6 +249,7 @@ func (w *Worker) send(ctx context.Context, c *smtp.Client, m store.OutboxMessage
 			w.Log.Error("outbox: record sent", "id", m.ID, "err", cerr)
 		}
 		window := time.Since(accepted)
+		w.event(w.OnSent, m.Sender)
 		w.mu.Lock()
 		w.stats.Sent++
 		w.stats.Failed += len(refused)
@@ -309,6 +314,7 @@ func (w *Worker) sendAPI(ctx context.Context, api Mailer, m store.OutboxMessage,
 		if cerr := w.Store.MarkSent(ctx, m.ID); cerr != nil {
 			w.Log.Error("outbox: record sent", "id", m.ID, "err", cerr)
 		}
+		w.event(w.OnSent, m.Sender)
 		w.mu.Lock()
 		w.stats.Sent++
 		w.mu.Unlock()
@@ -436,8 +442,16 @@ func (w *Worker) throttle(ctx context.Context, m store.OutboxMessage, g *gate, w
 	}
 	w.Log.Warn("outbox: throttled; the sender pauses", "id", m.ID, "wait", wait, "err", msg)
 	_ = w.Store.MarkRetry(ctx, m.ID, g.next, msg)
+	w.event(w.OnThrottled, m.Sender)
 	w.mu.Lock()
 	w.stats.Throttled++
 	w.stats.Retried++
 	w.mu.Unlock()
+}
+
+// event calls a hook when it is set.
+func (w *Worker) event(hook func(string), sender string) {
+	if hook != nil {
+		hook(sender)
+	}
 }

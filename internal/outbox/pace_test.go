@@ -90,7 +90,9 @@ func paceWorker(t *testing.T, ps *paceServer, rate, n int, backoff time.Duration
 	ctx, stop := context.WithCancel(t.Context())
 	done := make(chan struct{})
 	go func() { w.Run(ctx); close(done) }()
-	t.Cleanup(func() { stop(); <-done })
+	var once sync.Once
+	halt := func() { once.Do(func() { stop(); <-done }) }
+	t.Cleanup(halt)
 	deadline := time.Now().Add(5 * time.Minute)
 	for {
 		c, err := st.OutboxCounts(t.Context())
@@ -98,6 +100,7 @@ func paceWorker(t *testing.T, ps *paceServer, rate, n int, backoff time.Duration
 			t.Fatal(err)
 		}
 		if c[store.OutboxSent]+c[store.OutboxFailed] == n {
+			halt() // the worker's counts are in
 			return w, st
 		}
 		if time.Now().After(deadline) {
@@ -216,11 +219,15 @@ func TestMailerRetryAfter(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := &throttleMailer{}
-	w := &Worker{Store: st, Senders: []*Sender{{Name: "g", Mailer: m}}, Poll: 20 * time.Millisecond, Backoff: 10 * time.Millisecond}
+	var hooks sync.Map // event -> sender
+	w := &Worker{Store: st, Senders: []*Sender{{Name: "g", Mailer: m}}, Poll: 20 * time.Millisecond, Backoff: 10 * time.Millisecond,
+		OnSent: func(s string) { hooks.Store("sent", s) }, OnThrottled: func(s string) { hooks.Store("throttled", s) }}
 	ctx, stop := context.WithCancel(t.Context())
 	done := make(chan struct{})
 	go func() { w.Run(ctx); close(done) }()
-	defer func() { stop(); <-done }()
+	var once sync.Once
+	halt := func() { once.Do(func() { stop(); <-done }) }
+	defer halt()
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
 		got, err := st.OutboxMessageStatus(t.Context(), id)
@@ -238,6 +245,7 @@ func TestMailerRetryAfter(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	halt() // the worker's last hooks and counts are in
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if len(m.calls) != 2 {
@@ -248,6 +256,11 @@ func TestMailerRetryAfter(t *testing.T) {
 	}
 	if s := w.Stats(); s.Throttled != 1 || s.Failed != 0 {
 		t.Errorf("stats %+v, want 1 throttled, none failed", s)
+	}
+	for _, ev := range []string{"sent", "throttled"} {
+		if v, _ := hooks.Load(ev); v != "g" {
+			t.Errorf("On%s hook: %v, want called with g", ev, v)
+		}
 	}
 }
 

@@ -155,6 +155,19 @@ func (s *Store) MarkFailed(ctx context.Context, id int64, rcpt, reply string) er
 	})
 }
 
+// OutboxOldestQueued returns when the oldest queued message was queued;
+// ok is false when nothing is queued.
+func (s *Store) OutboxOldestQueued(ctx context.Context) (at time.Time, ok bool, err error) {
+	var oldest sql.NullInt64
+	if err := s.queryRow(ctx, "SELECT MIN(created_at) FROM outbox WHERE state = ?", OutboxQueued).Scan(&oldest); err != nil {
+		return time.Time{}, false, fmt.Errorf("store: outbox: %w", err)
+	}
+	if !oldest.Valid {
+		return time.Time{}, false, nil
+	}
+	return time.Unix(0, oldest.Int64), true, nil
+}
+
 // OutboxCounts returns how many messages are in each state.
 func (s *Store) OutboxCounts(ctx context.Context) (map[string]int, error) {
 	rows, err := s.query(ctx, "SELECT state, COUNT(*) FROM outbox GROUP BY state")
@@ -223,7 +236,19 @@ func (s *Store) ForgetHeartbeat(ctx context.Context, instance string) error {
 // OutboxList returns the newest outbox messages (at most limit), with
 // their recipients' states, without their bytes.
 func (s *Store) OutboxList(ctx context.Context, limit int) ([]OutboxMessage, error) {
-	rows, err := s.query(ctx, "SELECT id FROM outbox ORDER BY id DESC LIMIT ?", limit)
+	return s.OutboxFind(ctx, OutboxFilter{}, limit)
+}
+
+// OutboxFilter selects outbox messages; an empty field selects all.
+type OutboxFilter struct {
+	State  string // OutboxQueued, OutboxSending, OutboxSent or OutboxFailed
+	Sender string
+}
+
+// OutboxFind is OutboxList of the messages f selects.
+func (s *Store) OutboxFind(ctx context.Context, f OutboxFilter, limit int) ([]OutboxMessage, error) {
+	rows, err := s.query(ctx, `SELECT id FROM outbox WHERE (? = '' OR state = ?) AND (? = '' OR sender = ?)
+		ORDER BY id DESC LIMIT ?`, f.State, f.State, f.Sender, f.Sender, limit)
 	if err != nil {
 		return nil, fmt.Errorf("store: outbox: %w", err)
 	}

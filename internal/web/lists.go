@@ -41,7 +41,9 @@ type MessageView struct {
 const listLimit = 200
 
 func (s *Server) outbox(r *http.Request) ([]OutboxView, error) {
-	msgs, err := s.o.Store.OutboxList(r.Context(), listLimit)
+	// ?state=queued&sender=noreply: the messages of one state and/or sender
+	f := store.OutboxFilter{State: r.URL.Query().Get("state"), Sender: r.URL.Query().Get("sender")}
+	msgs, err := s.o.Store.OutboxFind(r.Context(), f, listLimit)
 	if err != nil {
 		return nil, err
 	}
@@ -124,7 +126,9 @@ func (s *Server) outboxPage(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "store unavailable", http.StatusServiceUnavailable)
 		return
 	}
-	s.render(w, "outbox.html", map[string]any{"Admin": s.admin(r), "Outbox": v})
+	s.render(w, "outbox.html", map[string]any{"Admin": s.admin(r), "Outbox": v,
+		"States": []string{store.OutboxQueued, store.OutboxSending, store.OutboxSent, store.OutboxFailed},
+		"State":  r.URL.Query().Get("state"), "Sender": r.URL.Query().Get("sender")})
 }
 
 func (s *Server) messagesPage(w http.ResponseWriter, r *http.Request) {

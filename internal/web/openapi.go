@@ -56,7 +56,7 @@ func (s *Server) openapi(w http.ResponseWriter, _ *http.Request) {
 		"info":     map[string]any{"title": "mailgate API", "version": "1"},
 		"security": []any{map[string]any{"bearer": []any{}}, map[string]any{"session": []any{}}},
 		"paths": map[string]any{
-			"/api/v1/outbox":     list("outbox", "OutboxMessage"),
+			"/api/v1/outbox":     outboxList(list("outbox", "OutboxMessage")),
 			"/api/v1/deliveries": list("deliveries", "Delivery"),
 			"/api/v1/messages":   list("messages", "Message"),
 			"/api/v1/messages/{id}/eml": map[string]any{"get": map[string]any{"summary": "A kept message's raw bytes",
@@ -136,4 +136,21 @@ func heldDrop() map[string]any {
 		"parameters": []any{heldParam("mailbox"), heldParam("key")},
 		"responses": map[string]any{"200": map[string]any{"description": "{\"dropped\": 1}"}, "404": map[string]any{"description": "no such held message"},
 			"401": map[string]any{"$ref": "#/components/responses/Unauthenticated"}}}
+}
+
+// outboxList adds the outbox list's filters (?state=queued&sender=noreply)
+// to its description.
+func outboxList(op map[string]any) map[string]any {
+	q := func(name, desc string, enum ...string) map[string]any {
+		schema := map[string]any{"type": "string"}
+		if len(enum) > 0 {
+			schema["enum"] = enum
+		}
+		return map[string]any{"name": name, "in": "query", "required": false, "description": desc, "schema": schema}
+	}
+	op["get"].(map[string]any)["parameters"] = []any{
+		q("state", "only messages in this state", "queued", "sending", "sent", "failed"),
+		q("sender", "only messages of this sender"),
+	}
+	return op
 }

@@ -427,6 +427,20 @@ func TestOutboxAndMessages(t *testing.T) {
 	if code, _, body := get("/api/v1/outbox"); code != 200 || !strings.Contains(body, `"state": "queued"`) || !strings.Contains(body, `"address": "a@example.com"`) {
 		t.Errorf("outbox: %d %s", code, body)
 	}
+	// filtered by state and sender (the fixture queues one message of noreply)
+	for _, tc := range []struct {
+		query string
+		n     int
+	}{{"?state=queued&sender=noreply", 1}, {"?state=sent", 0}, {"?sender=reports", 0}, {"?state=queued", 1}} {
+		code, _, body := get("/api/v1/outbox" + tc.query)
+		var got struct{ Outbox []OutboxView }
+		if err := json.Unmarshal([]byte(body), &got); code != 200 || err != nil || len(got.Outbox) != tc.n {
+			t.Errorf("outbox%s: %d %v %s, want %d messages", tc.query, code, err, body, tc.n)
+		}
+	}
+	if code, _, body := get("/outbox?state=sent"); code != 200 || !strings.Contains(body, "Nothing queued yet.") || !strings.Contains(body, "<option selected>sent</option>") {
+		t.Errorf("outbox page filtered to sent: %d %s", code, body)
+	}
 	code, _, body := get("/api/v1/messages")
 	if code != 200 || !strings.Contains(body, `"key": "forms/imap/7/1"`) {
 		t.Fatalf("messages: %d %s", code, body)
