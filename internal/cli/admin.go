@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"log/slog"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -95,14 +94,9 @@ func runAdmin(ctx context.Context, env *Env, args []string) int {
 		fmt.Fprintf(env.Err, "mailgate: admin add: %q is a word of `mailgate admin token`: choose another name\n", name)
 		return ExitUsage
 	}
-	cfg, code, ok := loadConfig(env, configPath(env, *cfgFlag))
+	cfg, st, code, ok := openStore(ctx, env, "admin", configPath(env, *cfgFlag))
 	if !ok {
 		return code
-	}
-	st, err := app.OpenStore(ctx, cfg, env.Getenv, logger(env, cfg, slog.LevelError))
-	if err != nil {
-		fmt.Fprintf(env.Err, "mailgate: admin: %v\n", err)
-		return ExitFailed
 	}
 	defer st.Close()
 	failed := func(err error) int {

@@ -5,11 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"strings"
 	"text/tabwriter"
 
-	"github.com/mailgate/mailgate/internal/app"
 	"github.com/mailgate/mailgate/internal/store"
 	"github.com/mailgate/mailgate/internal/web"
 )
@@ -57,14 +55,9 @@ func runMessages(ctx context.Context, env *Env, args []string) int {
 		fmt.Fprintln(env.Err, messagesUsage)
 		return ExitUsage
 	}
-	cfg, code, ok := loadConfig(env, configPath(env, *cfgFlag))
+	_, st, code, ok := openStore(ctx, env, "messages", configPath(env, *cfgFlag))
 	if !ok {
 		return code
-	}
-	st, err := app.OpenStore(ctx, cfg, env.Getenv, logger(env, cfg, slog.LevelError))
-	if err != nil {
-		fmt.Fprintf(env.Err, "mailgate: messages: %v\n", err)
-		return ExitFailed
 	}
 	defer st.Close()
 	switch pos[0] {

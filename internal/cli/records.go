@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"slices"
 	"strings"
@@ -58,21 +57,16 @@ func runRecords(ctx context.Context, env *Env, args []string) int {
 		return usage()
 	}
 	path := configPath(env, *cfgFlag)
-	cfg, code, ok := loadConfig(env, path)
+	_, st, code, ok := openStore(ctx, env, "records", path)
 	if !ok {
 		return code
 	}
+	defer st.Close()
 	data, err := os.ReadFile(path)
 	if err != nil {
 		fmt.Fprintf(env.Err, "mailgate: records: %v\n", err)
 		return ExitUsage
 	}
-	st, err := app.OpenStore(ctx, cfg, env.Getenv, logger(env, cfg, slog.LevelError))
-	if err != nil {
-		fmt.Fprintf(env.Err, "mailgate: records: %v\n", err)
-		return ExitFailed
-	}
-	defer st.Close()
 	ed := app.NewRecords(st, data, path, env.Getenv)
 	switch pos[0] {
 	case "list":

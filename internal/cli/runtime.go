@@ -27,16 +27,11 @@ func logger(env *Env, cfg *config.Config, def slog.Level) *slog.Logger {
 // failure it reports to env.Err as command cmd and returns the exit status
 // (2 for a problem in the config). Close the App, then the store.
 func openApp(ctx context.Context, env *Env, cmd, path string) (*app.App, int, bool) {
-	cfg, code, ok := loadConfig(env, path)
+	cfg, st, code, ok := openStore(ctx, env, cmd, path)
 	if !ok {
 		return nil, code, false
 	}
 	log := logger(env, cfg, slog.LevelError)
-	st, err := app.OpenStore(ctx, cfg, env.Getenv, log)
-	if err != nil {
-		fmt.Fprintf(env.Err, "mailgate: %s: %v\n", cmd, err)
-		return nil, ExitFailed, false
-	}
 	a, err := app.Open(ctx, cfg, st, &app.Options{Logger: log, Getenv: env.Getenv})
 	if err != nil {
 		st.Close()
@@ -48,6 +43,22 @@ func openApp(ctx context.Context, env *Env, cmd, path string) (*app.App, int, bo
 	}
 	sayBroken(env, cfg, a.Broken(), a.RecordsError())
 	return a, ExitOK, true
+}
+
+// openStore loads the config file at path and opens its store; on failure
+// it reports to env.Err as command cmd and returns the exit status. Close
+// the store.
+func openStore(ctx context.Context, env *Env, cmd, path string) (*config.Config, *store.Store, int, bool) {
+	cfg, code, ok := loadConfig(env, path)
+	if !ok {
+		return nil, nil, code, false
+	}
+	st, err := app.OpenStore(ctx, cfg, env.Getenv, logger(env, cfg, slog.LevelError))
+	if err != nil {
+		fmt.Fprintf(env.Err, "mailgate: %s: %v\n", cmd, err)
+		return nil, nil, ExitFailed, false
+	}
+	return cfg, st, ExitOK, true
 }
 
 // withConsoleRecords adds the console's records to the file's
