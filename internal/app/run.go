@@ -74,17 +74,12 @@ const DefaultConcurrency = 16
 
 // runAll runs each mailbox once, at most concurrency (0: DefaultConcurrency)
 // at a time, logging in to each host at most rate times a second
-// (agent.Limiter, the rule serve's supervisor follows).
+// (agent.Logins, the rule serve's supervisors follow).
 func runAll(ctx context.Context, agents []*agent.Mailbox, l agent.Ledger, log *slog.Logger, progress func(string, int, int), concurrency, rate int) ([]agent.Stats, []error) {
 	if concurrency <= 0 {
 		concurrency = DefaultConcurrency
 	}
-	hosts := map[string]*agent.Limiter{}
-	for _, mb := range agents {
-		if mb.Host != "" && hosts[mb.Host] == nil {
-			hosts[mb.Host] = agent.NewLimiter(rate)
-		}
-	}
+	logins := agent.NewLogins(rate)
 	stats := make([]agent.Stats, len(agents))
 	errs := make([]error, len(agents))
 	next := make(chan int)
@@ -106,7 +101,7 @@ func runAll(ctx context.Context, agents []*agent.Mailbox, l agent.Ledger, log *s
 		wg.Go(func() {
 			for i := range next {
 				mb := agents[i]
-				if lim := hosts[mb.Host]; lim != nil && !lim.Wait(ctx.Done()) {
+				if !logins.Wait(ctx.Done(), mb.Host) {
 					errs[i] = ctx.Err()
 					continue
 				}
