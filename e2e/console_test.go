@@ -68,20 +68,8 @@ func TestServeConsoleAPIAndMetrics(t *testing.T) {
 	}
 
 	serve := startServe(t, dir)
-	base, logs := serve.base, serve.logs
-	get := func(path, bearer string) (int, string) {
-		req, _ := http.NewRequest("GET", base+path, nil)
-		if bearer != "" {
-			req.Header.Set("Authorization", "Bearer "+bearer)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
+	logs := serve.logs
+	get := func(path, bearer string) (int, string) { return serve.api(t, "GET", path, bearer, "") }
 	if code, _ := get("/api/v1/status", ""); code != 401 {
 		t.Errorf("anonymous status: %d", code)
 	}
@@ -168,6 +156,29 @@ type runningServe struct {
 	cmd  *exec.Cmd
 	logs *syncBuffer
 	base string // the console's URL without the trailing slash
+}
+
+// api sends one request to serve's console or API, with bearer as the
+// API token when not empty, and returns the status and the body.
+func (s *runningServe) api(t *testing.T, method, path, bearer, body string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), method, s.base+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }
 
 // startServe runs `mailgate serve` in dir until the test ends (SIGTERM,

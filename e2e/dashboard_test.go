@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -25,21 +24,7 @@ func TestServeCountersSurviveReload(t *testing.T) {
 		t.Fatalf("admin token: exit %d %s", r.code, r.stderr)
 	}
 	serve := startServe(t, dir)
-	do := func(method, path, body string) (int, string) {
-		t.Helper()
-		req, _ := http.NewRequestWithContext(t.Context(), method, serve.base+path, strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+tok)
-		if body != "" {
-			req.Header.Set("Content-Type", "application/json")
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
+	do := func(method, path, body string) (int, string) { return serve.api(t, method, path, tok, body) }
 	var status string
 	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(status, `"delivered_since_start": 3`); time.Sleep(100 * time.Millisecond) {
 		if time.Now().After(deadline) {

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -225,16 +223,9 @@ func checkHeldAPI(t *testing.T, dir, key string) {
 	adminAdd(t, dir, "a long enough password")
 	tok := strings.TrimSpace(mailgate(t, t.Context(), dir, "admin", "token", "ops").stdout)
 	serve := startServe(t, dir)
-	req, _ := http.NewRequest("GET", serve.base+"/api/v1/held", nil)
-	req.Header.Set("Authorization", "Bearer "+tok)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 || !bytes.Contains(body, []byte(`"key": "`+key+`"`)) || !bytes.Contains(body, []byte(`"state": "held"`)) {
-		t.Fatalf("GET /api/v1/held: %d\n%s", resp.StatusCode, body)
+	code, body := serve.api(t, "GET", "/api/v1/held", tok, "")
+	if code != 200 || !strings.Contains(body, `"key": "`+key+`"`) || !strings.Contains(body, `"state": "held"`) {
+		t.Fatalf("GET /api/v1/held: %d\n%s", code, body)
 	}
 	_ = serve.cmd.Process.Signal(syscall.SIGTERM)
 	_ = serve.cmd.Wait()

@@ -3,7 +3,6 @@ package e2e
 import (
 	"encoding/base64"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -108,16 +107,8 @@ func TestStoreMigrateToPostgres(t *testing.T) {
 		t.Errorf("records list on PostgreSQL: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	serve = startServe(t, dir)
-	req, _ := http.NewRequest("GET", serve.base+"/api/v1/status", nil)
-	req.Header.Set("Authorization", "Bearer "+tok)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"forms"`) {
-		t.Errorf("GET /api/v1/status with the migrated API token: %d\n%s", resp.StatusCode, body)
+	if code, body := serve.api(t, "GET", "/api/v1/status", tok, ""); code != http.StatusOK || !strings.Contains(body, `"forms"`) {
+		t.Errorf("GET /api/v1/status with the migrated API token: %d\n%s", code, body)
 	}
 	waitMigrated(t, dv, sent, map[string]int{"migrate-sent": 1, "migrate-queued": 1}, serve.logs)
 	stopServe(t, serve)

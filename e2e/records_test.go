@@ -3,7 +3,6 @@ package e2e
 import (
 	"encoding/base64"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -60,17 +59,7 @@ func TestServeStartsBesideBrokenConsoleRecords(t *testing.T) {
 	}
 
 	serve := startServe(t, dir)
-	do := func(method, path string) (int, string) {
-		req, _ := http.NewRequest(method, serve.base+path, nil)
-		req.Header.Set("Authorization", "Bearer "+tok)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
+	do := func(method, path string) (int, string) { return serve.api(t, method, path, tok, "") }
 	var status string
 	for deadline := time.Now().Add(60 * time.Second); !strings.Contains(status, `"delivered_since_start": 3`); time.Sleep(100 * time.Millisecond) {
 		if time.Now().After(deadline) {

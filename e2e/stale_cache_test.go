@@ -1,9 +1,7 @@
 package e2e
 
 import (
-	"io"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -76,18 +74,11 @@ func TestTestWhileTokenEndpointDown(t *testing.T) {
 	serve := startServe(t, dir)
 	testButton := func() string {
 		t.Helper()
-		req, _ := http.NewRequest("POST", serve.base+"/api/v1/profiles/emulator-secret/test", nil)
-		req.Header.Set("Authorization", "Bearer "+bearer)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
+		code, b := serve.api(t, "POST", "/api/v1/profiles/emulator-secret/test", bearer, "")
+		if code != 200 {
+			t.Fatalf("Test button: HTTP %d\n%s", code, b)
 		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode != 200 {
-			t.Fatalf("Test button: HTTP %d\n%s", resp.StatusCode, b)
-		}
-		return string(b)
+		return b
 	}
 	if body := testButton(); !strings.Contains(body, `"ok": true`) {
 		t.Fatalf("Test button with the endpoint up:\n%s\n%s", body, serve.logs.String())
