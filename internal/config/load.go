@@ -390,7 +390,8 @@ func (d *decoder) decodeValue(n *yaml.Node, v reflect.Value, path string) {
 				d.addf(path, n.Line, "%q is not true or false", s)
 			}
 		}
-	case t.Kind() == reflect.Pointer && t.Elem().Kind() == reflect.Struct:
+	case t.Kind() == reflect.Struct || t.Kind() == reflect.Pointer && t.Elem().Kind() == reflect.Struct:
+		// a section (console:) or an optional one (client_certificate:)
 		if isNull(n) {
 			return
 		}
@@ -399,18 +400,12 @@ func (d *decoder) decodeValue(n *yaml.Node, v reflect.Value, path string) {
 			return
 		}
 		d.lines[path] = n.Line
-		nv := reflect.New(t.Elem())
-		d.decodeStruct(n, nv.Elem(), path)
-		v.Set(nv)
-	case t.Kind() == reflect.Struct:
-		if isNull(n) {
+		if t.Kind() == reflect.Pointer {
+			nv := reflect.New(t.Elem())
+			d.decodeStruct(n, nv.Elem(), path)
+			v.Set(nv)
 			return
 		}
-		if n.Kind != yaml.MappingNode {
-			d.addf(path, n.Line, "expected a mapping of keys, got %s", kindName(n))
-			return
-		}
-		d.lines[path] = n.Line
 		d.decodeStruct(n, v, path)
 	case t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.String:
 		d.decodeStrings(n, v, path)
