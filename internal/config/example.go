@@ -85,6 +85,12 @@ var (
 				{"scopes", "[https://mail.google.com/]"},
 				{"redirect_uri", "http://127.0.0.1:8025/oauth/callback"},
 			},
+			{
+				{"name", "workspace"}, {"provider", "google"}, {"grant", "service_account"},
+				{"service_account_key", "file:sa.json"},
+				{"subject", `""`},
+				{"scopes", "[https://mail.google.com/]"},
+			},
 		},
 		"mailboxes": {
 			{

@@ -44,6 +44,7 @@ func TestExampleLoads(t *testing.T) {
 		"app.crt":              "cert",
 		"app.key":              "key",
 		"google-client.secret": "google-secret\n",
+		"sa.json":              `{"type": "service_account"}`,
 	}
 	for name, content := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
@@ -57,7 +58,7 @@ func TestExampleLoads(t *testing.T) {
 	if len(cfg.Warnings) != 0 {
 		t.Errorf("warnings: %v", cfg.Warnings)
 	}
-	if len(cfg.Profiles) != 3 || len(cfg.Mailboxes) != 2 || len(cfg.Sinks) != 4 || len(cfg.Senders) != 2 {
+	if len(cfg.Profiles) != 4 || len(cfg.Mailboxes) != 2 || len(cfg.Sinks) != 4 || len(cfg.Senders) != 2 {
 		t.Errorf("counts: %d %d %d %d", len(cfg.Profiles), len(cfg.Mailboxes), len(cfg.Sinks), len(cfg.Senders))
 	}
 	if g, _ := cfg.Profile("gmail"); g.ClientSecret.Reveal() != "google-secret" {

@@ -107,16 +107,19 @@ type Profile struct {
 	// Grant is how tokens are obtained: client_credentials (app-only),
 	// authorization_code (a user signs in with `mailgate login`), password
 	// (resource-owner password, needs username and password), device_code
-	// (`mailgate login --device`) or refresh_token (only a refresh token
-	// already in the store). Required.
+	// (`mailgate login --device`), refresh_token (only a refresh token
+	// already in the store) or service_account (a Google service account
+	// with domain-wide delegation, acting for each mailbox's user; needs
+	// service_account_key). Required.
 	Grant string `yaml:"grant" required:"true" enum:"oauth.Grants" label:"Grant"`
 	// Tenant is the Entra ID tenant: its GUID or a verified domain
 	// (organizations or common only for delegated grants). Required for
 	// microsoft unless token_url is given.
 	Tenant string `yaml:"tenant" only:"provider=microsoft" label:"Tenant (directory) ID or domain"`
 	// ClientID is the application (client) ID of the app registration.
-	// Required.
-	ClientID string `yaml:"client_id" required:"true" label:"Application (client) ID"`
+	// Required, except for grant service_account (the key file's
+	// client_id).
+	ClientID string `yaml:"client_id" label:"Application (client) ID"`
 	// ClientSecret is the client secret's value (not its ID). Use ${ENV} or
 	// file:PATH rather than writing it here. Either this or
 	// client_certificate for client_credentials. Default: none.
@@ -124,6 +127,16 @@ type Profile struct {
 	// ClientCertificate authenticates the app with a certificate (a signed JWT
 	// client assertion) instead of a client secret. Default: none.
 	ClientCertificate *ClientCertificate `yaml:"client_certificate" example:"{cert: app.crt, key: app.key, alg: PS256}"`
+	// ServiceAccountKey is the JSON key file of a Google service account
+	// (IAM & Admin › Service accounts › Keys › Add key › JSON), for grant
+	// service_account: write file:PATH (or ${ENV}) rather than the JSON
+	// itself. Its token_uri is the token endpoint and its numeric client_id
+	// is what the Workspace admin delegates scopes to. Default: none.
+	ServiceAccountKey Secret `yaml:"service_account_key" only:"grant=service_account" label:"Service account JSON key" help:"the whole JSON key file; left empty, the current one is kept" example:"file:sa.json"`
+	// Subject is the Workspace user a service_account profile acts for (the
+	// assertion's sub). Default: each mailbox's or sender's username, so one
+	// profile serves many mailboxes, each with a token of its own.
+	Subject string `yaml:"subject" only:"grant=service_account" label:"Act as (subject; empty: each mailbox's user)" example:"someone@example.com"`
 	// SecretExpires is the date (YYYY-MM-DD) the client secret or
 	// certificate expires; `config check` and the console warn 30 days
 	// before and after it lapses. Default: none.

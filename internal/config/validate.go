@@ -435,7 +435,17 @@ func (d *decoder) validateProfile(p *Profile, path string) {
 	if !p.ClientSecret.IsZero() && p.ClientCertificate != nil {
 		d.at(path+".client_certificate", "client_secret and client_certificate are both set; keep one")
 	}
+	if p.Grant != "service_account" {
+		d.required(path+".client_id", p.ClientID)
+	}
 	switch p.Grant {
+	case "service_account":
+		if p.ServiceAccountKey.IsZero() {
+			d.at(path+".service_account_key", "required for grant service_account (file:PATH of the service account's JSON key)")
+		}
+		if p.Provider == "microsoft" {
+			d.at(path+".grant", "service_account is a Google grant; Microsoft's app-only access is client_credentials")
+		}
 	case "client_credentials":
 		if p.ClientSecret.IsZero() && p.ClientCertificate == nil {
 			d.at(path+".client_secret", "grant client_credentials needs client_secret or client_certificate")
@@ -461,6 +471,8 @@ func (d *decoder) validateProfile(p *Profile, path string) {
 	for i, s := range p.Scopes {
 		if s == "" || strings.ContainsAny(s, " \t\r\n") {
 			d.at(fmt.Sprintf("%s.scopes[%d]", path, i), "a scope is one word without spaces (give several as list items)")
+		} else if p.Provider == "google" && strings.Contains(s, ",") {
+			d.at(fmt.Sprintf("%s.scopes[%d]", path, i), "Google refuses scopes joined with commas (invalid_scope): give each as its own list item")
 		}
 	}
 	if !p.SecretExpires.IsZero() {

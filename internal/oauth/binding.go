@@ -56,6 +56,11 @@ func (p *Profile) accessBinding() string {
 	}
 	writeField(h, "username", p.Username)
 	writeField(h, "password", p.Password)
+	if k := p.ServiceAccount; k != nil {
+		writeField(h, "service_account", k.ClientEmail)
+		writeField(h, "private_key_id", k.PrivateKeyID)
+		writeField(h, "private_key", k.PrivateKey)
+	}
 	return hex.EncodeToString(h.Sum(nil))
 }
 

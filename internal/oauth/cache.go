@@ -71,9 +71,19 @@ type Manager struct {
 	rtLocks  map[string]*sync.Mutex
 }
 
-// cacheKey names one cached token: the profile, its normalised scope set
-// and the binding of the settings it was obtained with.
-type cacheKey struct{ profile, scopes, binding string }
+// cacheKey names one cached token: the profile, the subject a service
+// account acts for, its normalised scope set and the binding of the
+// settings it was obtained with.
+type cacheKey struct{ profile, subject, scopes, binding string }
+
+// stored is the key the Store keeps the token under: the scope set, and
+// for a service account's subject "subject=USER " in front of it.
+func (k cacheKey) stored() string {
+	if k.subject == "" {
+		return k.scopes
+	}
+	return "subject=" + k.subject + " " + k.scopes
+}
 
 // flight is a fetch in progress that several callers may wait for.
 type flight struct {
@@ -150,7 +160,7 @@ func (b *bearer) Token(ctx context.Context) (string, error) {
 	return t.AccessToken, nil
 }
 
-func (b *bearer) Invalidate() { b.m.Invalidate(b.p.Name, b.scopes) }
+func (b *bearer) Invalidate() { b.m.invalidate(b.p.Name, b.p.Subject, true, b.scopes) }
 
 // Token returns an access token of p for scopes (nil: the profile's) that
 // stays valid for longer than the refresh margin. Concurrent callers for
@@ -205,7 +215,7 @@ func (m *Manager) prepare(p *Profile, scopes []string) (cacheKey, []string, erro
 		return cacheKey{}, nil, err
 	}
 	scopes = scopesOr(p, scopes)
-	return cacheKey{profile: p.Name, scopes: normalizeScopes(scopes), binding: p.accessBinding()}, scopes, nil
+	return cacheKey{profile: p.Name, subject: p.Subject, scopes: normalizeScopes(scopes), binding: p.accessBinding()}, scopes, nil
 }
 
 // Fresh returns a token of p for scopes (nil: the profile's) obtained from
@@ -284,7 +294,7 @@ func (m *Manager) run(ctx context.Context, p *Profile, key cacheKey, scopes []st
 
 // fetch looks in the Store, then asks the authorization server.
 func (m *Manager) fetch(ctx context.Context, p *Profile, key cacheKey, scopes []string) (*Token, error) {
-	stored, err := m.store.LoadToken(ctx, p.Name, key.scopes)
+	stored, err := m.store.LoadToken(ctx, p.Name, key.stored())
 	switch {
 	case err == nil && stored != nil:
 		var binding string
@@ -321,7 +331,7 @@ func (m *Manager) request(ctx context.Context, p *Profile, key cacheKey, scopes 
 func (m *Manager) saveToken(ctx context.Context, p *Profile, key cacheKey, tok *Token) {
 	t := tok.clone()
 	t.AccessToken = bind(key.binding, tok.AccessToken)
-	if err := m.store.SaveToken(ctx, p.Name, key.scopes, t); err != nil {
+	if err := m.store.SaveToken(ctx, p.Name, key.stored(), t); err != nil {
 		m.log.Warn("oauth: save token to store", "profile", p.Name, "err", err)
 	}
 }
@@ -340,8 +350,11 @@ func (m *Manager) requester(p *Profile) requester {
 // acquire runs the profile's non-interactive path.
 func (m *Manager) acquire(ctx context.Context, p *Profile, scopes []string) (*Token, error) {
 	r := m.requester(p)
-	if p.grant() == GrantClientCredentials {
+	switch p.grant() {
+	case GrantClientCredentials:
 		return r.clientCredentials(ctx, p, scopes)
+	case GrantServiceAccount:
+		return r.serviceAccount(ctx, p, scopes)
 	}
 	// One refresh-token exchange per profile at a time: two scope sets
 	// refreshing together would otherwise race on rotation.
@@ -472,11 +485,17 @@ func (m *Manager) noteFailure(p *Profile, err error) {
 // "AccessTokenExpired"): the next Token call fetches a new one and does not
 // take the same token back from the Store.
 func (m *Manager) Invalidate(profile string, scopes []string) {
+	m.invalidate(profile, "", false, scopes)
+}
+
+// invalidate is Invalidate for one subject of a service account when
+// bySubject is set, else for every subject.
+func (m *Manager) invalidate(profile, subject string, bySubject bool, scopes []string) {
 	norm := normalizeScopes(scopes)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for k, t := range m.cache {
-		if k.profile != profile || (scopes != nil && k.scopes != norm) {
+		if k.profile != profile || (scopes != nil && k.scopes != norm) || (bySubject && k.subject != subject) {
 			continue
 		}
 		m.rejected[k] = t.AccessToken
@@ -508,7 +527,7 @@ func (m *Manager) Accept(ctx context.Context, p *Profile, scopes []string, tok *
 	if err != nil {
 		return err
 	}
-	key := cacheKey{profile: p.Name, scopes: normalizeScopes(scopesOr(p, scopes)), binding: p.accessBinding()}
+	key := cacheKey{profile: p.Name, subject: p.Subject, scopes: normalizeScopes(scopesOr(p, scopes)), binding: p.accessBinding()}
 	t := tok.clone()
 	t.RefreshToken = ""
 	m.saveToken(ctx, p, key, t)

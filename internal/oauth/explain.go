@@ -276,6 +276,9 @@ func ExplainError(err error, p *Profile) (Explanation, bool) {
 				return fill(e, p), true
 			}
 		}
+		if e, ok := googleExplanation(oe, p); ok {
+			return e, true
+		}
 		if oe.Status == 429 {
 			wait := "the time it asked for"
 			if oe.RetryAfter > 0 {

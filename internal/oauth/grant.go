@@ -55,6 +55,8 @@ func classify(err error) (string, int) {
 // HTTP Basic (never both), or just client_id for a public client.
 func (r requester) authenticate(p *Profile, req *http.Request, form url.Values, endpoint string) error {
 	switch {
+	case p.serviceAccount():
+		// The assertion in the form is the credential.
 	case p.Certificate != nil:
 		a, err := clientAssertion(p.Certificate, p.ClientID, endpoint, r.wall())
 		if err != nil {

@@ -48,12 +48,17 @@ const (
 	// GrantRefreshToken uses only a refresh token already in the Store (put
 	// there by an import or an earlier login) and never signs in.
 	GrantRefreshToken Grant = "refresh_token"
+	// GrantServiceAccount is a Google service account acting for a user
+	// of its Workspace domain (domain-wide delegation): an RS256 assertion
+	// signed with the account's key is exchanged for a token (RFC 7523
+	// §2.1). There is no refresh token; a new assertion is signed instead.
+	GrantServiceAccount Grant = "service_account"
 )
 
 // Grants returns every grant, in the order they are documented; the
 // configuration's grant key accepts exactly these.
 func Grants() []Grant {
-	return []Grant{GrantClientCredentials, GrantAuthorizationCode, GrantPassword, GrantDeviceCode, GrantRefreshToken}
+	return []Grant{GrantClientCredentials, GrantAuthorizationCode, GrantPassword, GrantDeviceCode, GrantRefreshToken, GrantServiceAccount}
 }
 
 // AuthStyle is how a client secret reaches the token endpoint.
@@ -134,6 +139,12 @@ type Profile struct {
 	// 0 means DefaultRefreshMargin. Short-lived tokens get a proportional
 	// margin (see Manager).
 	RefreshMargin time.Duration
+	// ServiceAccount is the key of the service_account grant; its
+	// token_uri is the token endpoint unless TokenURL overrides it.
+	ServiceAccount *ServiceAccountKey
+	// Subject is the user a service account acts for (the sub claim).
+	// Manager caches tokens per subject. Empty: the service account itself.
+	Subject string
 }
 
 // Endpoints are the URLs a profile talks to.
@@ -157,9 +168,11 @@ func (p *Profile) grant() Grant {
 	return Grant(strings.ToLower(string(p.Grant)))
 }
 
-// delegated reports whether tokens act for a user (and may come with a
-// refresh token).
-func (p *Profile) delegated() bool { return p.grant() != GrantClientCredentials }
+// delegated reports whether tokens act for a user and may come with a
+// refresh token.
+func (p *Profile) delegated() bool {
+	return p.grant() != GrantClientCredentials && p.grant() != GrantServiceAccount
+}
 
 // v1 reports whether the profile uses Microsoft's v1.0 endpoints.
 func (p *Profile) v1() bool {
@@ -190,6 +203,9 @@ func (p *Profile) authStyle() AuthStyle {
 // confidential reports whether the profile authenticates the client.
 func (p *Profile) confidential() bool { return p.ClientSecret != "" || p.Certificate != nil }
 
+// serviceAccount reports whether the profile uses the service_account grant.
+func (p *Profile) serviceAccount() bool { return p.grant() == GrantServiceAccount }
+
 // Endpoints resolves the profile's token, authorization and device
 // authorization URLs: the overrides when given, else the provider's.
 func (p *Profile) Endpoints() (Endpoints, error) {
@@ -199,6 +215,9 @@ func (p *Profile) Endpoints() (Endpoints, error) {
 		e = entraEndpoints(p)
 	case ProviderGoogle:
 		e = googleEndpoints()
+		if p.serviceAccount() && p.ServiceAccount != nil {
+			e.Token = p.ServiceAccount.TokenURI
+		}
 	case ProviderGeneric:
 		// Only the overrides below.
 	default:
@@ -230,9 +249,11 @@ func (p *Profile) Validate() error {
 	}
 	g := p.grant()
 	if !slices.Contains(Grants(), g) {
-		add("grant %q is not one of client_credentials, authorization_code, password, device_code, refresh_token", p.Grant)
+		add("grant %q is not one of client_credentials, authorization_code, password, device_code, refresh_token, service_account", p.Grant)
 	}
-	if strings.TrimSpace(p.ClientID) == "" {
+	if g == GrantServiceAccount {
+		p.validateServiceAccount(add)
+	} else if strings.TrimSpace(p.ClientID) == "" {
 		add("client_id is required")
 	}
 	if p.ClientSecret != "" && p.Certificate != nil {
@@ -332,6 +353,24 @@ func (p *Profile) Validate() error {
 	return &ValidationError{Profile: p.Name, Problems: probs}
 }
 
+// validateServiceAccount checks what the service_account grant needs.
+func (p *Profile) validateServiceAccount(add func(string, ...any)) {
+	if p.provider() != ProviderGoogle && p.provider() != ProviderGeneric {
+		add("grant service_account exists for provider google (or generic), not %s", p.provider())
+	}
+	if p.ServiceAccount == nil {
+		add("grant service_account needs service_account_key (the JSON key file of the service account)")
+	} else if p.ServiceAccount.key == nil {
+		add("service_account_key was not read with ParseServiceAccountKey")
+	}
+	if len(p.Scopes) == 0 {
+		add("scopes are required for grant service_account (e.g. https://mail.google.com/ for IMAP, POP and SMTP)")
+	}
+	if p.Certificate != nil || p.ClientSecret != "" {
+		add("grant service_account signs with the key file; client_secret and client_certificate do not apply")
+	}
+}
+
 // Warnings lists things that work but that an admin should hear about:
 // the password grant's limits, scopes that Entra will refuse, a certificate
 // near or past its expiry.
@@ -402,6 +441,8 @@ func (p Profile) credentialKind() string {
 		return "certificate"
 	case p.ClientSecret != "":
 		return "secret"
+	case p.ServiceAccount != nil:
+		return "service account key " + p.ServiceAccount.PrivateKeyID
 	default:
 		return "none (public client)"
 	}
@@ -409,8 +450,8 @@ func (p Profile) credentialKind() string {
 
 // String describes the profile without its secrets.
 func (p Profile) String() string {
-	return fmt.Sprintf("oauth.Profile{name=%s provider=%s grant=%s tenant=%s client_id=%s credential=%s scopes=%v}",
-		p.Name, p.provider(), p.grant(), p.Tenant, p.ClientID, p.credentialKind(), p.Scopes)
+	return fmt.Sprintf("oauth.Profile{name=%s provider=%s grant=%s tenant=%s client_id=%s credential=%s scopes=%v subject=%s}",
+		p.Name, p.provider(), p.grant(), p.Tenant, p.ClientID, p.credentialKind(), p.Scopes, p.Subject)
 }
 
 // GoString keeps %#v from printing the secrets.
@@ -430,6 +471,9 @@ func (p Profile) LogValue() slog.Value {
 	}
 	if p.Username != "" {
 		attrs = append(attrs, slog.String("username", p.Username))
+	}
+	if p.Subject != "" {
+		attrs = append(attrs, slog.String("subject", p.Subject))
 	}
 	return slog.GroupValue(attrs...)
 }
