@@ -96,10 +96,35 @@ profiles:
     username: %[10]s
     password: %[13]s
     scopes: [https://outlook.office.com/IMAP.AccessAsUser.All, offline_access]
+
+  # Google Workspace: a service account with domain-wide delegation acting
+  # for each mailbox's user (%[15]s and others in %[14]s; %[16]s is
+  # outside the delegation). The key's token_uri is the emulated Google.
+  - name: google-workspace
+    provider: google
+    grant: service_account
+    service_account_key: %[17]s
+    tls_ca: %[4]s
+    scopes: [https://mail.google.com/]
+
+  # A Gmail user signs in ("mailgate login google-user --paste" prints the
+  # URL; paste the address the browser lands on).
+  - name: google-user
+    provider: google
+    grant: authorization_code
+    token_url: %[18]s
+    authorize_url: %[19]s
+    tls_ca: %[4]s
+    client_id: %[20]s
+    client_secret: %[21]s
+    redirect_uri: http://127.0.0.1:8401/
+    scopes: [https://mail.google.com/]
 `, s.URL(), DemoTenantID, DemoDomain, q(s.CAFile()), DemoAppID,
 		q("file:"+filepath.Join(s.dir, "client-secret.txt")), expires,
 		q(filepath.Join(s.dir, "app-cert.pem")), q(filepath.Join(s.dir, "app-key.pem")),
 		DemoUser, filepath.Join(s.dir, "user-password.txt"), DemoPublicAppID,
-		q("file:"+filepath.Join(s.dir, "user-password.txt")))
+		q("file:"+filepath.Join(s.dir, "user-password.txt")),
+		GoogleDomain, "alice@"+GoogleDomain, GoogleOutsideUser, q("file:"+s.GoogleKeyFile()),
+		s.GoogleTokenURL(), s.GoogleAuthorizeURL(), GoogleClientID, q("file:"+s.GoogleClientSecretFile()))
 	return []byte(b.String())
 }

@@ -33,6 +33,7 @@ func (s *Server) routes() *http.ServeMux {
 	m.HandleFunc("GET /common/UserRealm/{user}", s.handleUserRealm)
 
 	s.graphRoutes(m)
+	s.googleRoutes(m)
 
 	m.Handle("GET /_emulator/stats", s.loopbackOnly(s.handleStats))
 	m.Handle("POST /_emulator/faults", s.loopbackOnly(s.handleAddFault))

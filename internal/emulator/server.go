@@ -73,6 +73,7 @@ type Server struct {
 	graphOnce sync.Once
 	graphSt   *graphState
 	imap      *imapService
+	google    *googleState
 
 	mu      sync.Mutex
 	faults  []*Fault
@@ -122,6 +123,9 @@ func (s *Server) setup() error {
 	sum := sha1.Sum(der)
 	s.sign = &signingKey{key: signKey, kid: b64url.EncodeToString(sum[:]), der: der}
 	s.tenant = newTenant(DemoTenantID, DemoDomain, s.now)
+	if err := s.setupGoogle(); err != nil {
+		return err
+	}
 	return s.seedDemo()
 }
 
@@ -185,6 +189,9 @@ func (s *Server) listen(_ context.Context) error {
 			ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
 		s.wg.Add(1)
 		go func() { defer s.wg.Done(); _ = s.plain.Serve(hl) }()
+	}
+	if err := s.writeGoogleKey(); err != nil {
+		return err
 	}
 	if s.opts.IMAPListen != "" {
 		if err := s.startIMAP(s.opts.IMAPListen, leaf); err != nil {
