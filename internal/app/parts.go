@@ -182,6 +182,7 @@ func (rt *parts) dialer(m *config.Mailbox) (mailbox.Dialer, mailbox.Bearer, erro
 			return nil, nil, err
 		}
 	}
+	p = p.ForSubject(m.Username)
 	token := rt.mgr.Bearer(p, nil)
 	addr := net.JoinHostPort(m.Host, strconv.Itoa(m.Port))
 	switch m.Protocol {
@@ -222,7 +223,7 @@ func (rt *parts) graphSender(snd *config.Sender, log *slog.Logger) (*graph.Sende
 	if !ok {
 		return nil, fmt.Errorf("profile %q is not defined", snd.Profile)
 	}
-	gc := graph.New(graph.Options{Endpoint: snd.Endpoint, HTTPClient: p.HTTPClient, Bearer: rt.mgr.Bearer(p, nil)})
+	gc := graph.New(graph.Options{Endpoint: snd.Endpoint, HTTPClient: p.HTTPClient, Bearer: rt.mgr.Bearer(p.ForSubject(snd.Username), nil)})
 	return &graph.Sender{Client: gc, User: snd.Username, SaveToSentItems: snd.SaveToSentItems, Log: log}, nil
 }
 
@@ -243,6 +244,7 @@ func (rt *parts) outboxSender(snd *config.Sender) (*outbox.Sender, error) {
 		return nil, err
 	}
 	addr := net.JoinHostPort(snd.Host, strconv.Itoa(snd.Port))
+	p = p.ForSubject(snd.Username)
 	token := rt.mgr.Bearer(p, nil)
 	return &outbox.Sender{
 		Name:   snd.Name,

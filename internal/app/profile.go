@@ -49,6 +49,17 @@ func Profile(cp *config.Profile, index int) (*oauth.Profile, error) {
 		Password:        cp.Password.Reveal(),
 		AuthStyle:       oauth.AuthStyle(cp.AuthStyle),
 		RefreshMargin:   cp.RefreshMargin.D(),
+		Subject:         cp.Subject,
+	}
+	if !cp.ServiceAccountKey.IsZero() {
+		k, err := oauth.ParseServiceAccountKey([]byte(cp.ServiceAccountKey.Reveal()))
+		if err != nil {
+			return nil, &KeyError{key + ".service_account_key", err}
+		}
+		p.ServiceAccount = k
+		if p.ClientID == "" {
+			p.ClientID = k.ClientID
+		}
 	}
 	if cc := cp.ClientCertificate; cc != nil {
 		certPEM, err := os.ReadFile(cc.Cert)

@@ -42,12 +42,13 @@ func runToken(ctx context.Context, env *Env, args []string) int {
 	var scopes scopeFlags
 	fs.Var(&scopes, "scope", "scope to request instead of the profile's (repeatable)")
 	fresh := fs.Bool("fresh", false, "skip the cache: a token fetched now from the token endpoint (it then replaces the cached one)")
+	subject := fs.String("subject", "", "the user a service_account profile acts for (default: the profile's subject)")
 	pos, code, ok := parseFlags(fs, args)
 	if !ok {
 		return code
 	}
 	if len(pos) != 1 {
-		fmt.Fprintln(env.Err, "usage: mailgate token PROFILE [--scope S]... [--fresh] [--config FILE]")
+		fmt.Fprintln(env.Err, "usage: mailgate token PROFILE [--scope S]... [--subject USER] [--fresh] [--config FILE]")
 		return ExitUsage
 	}
 	cfg, code, ok := loadConfig(env, configPath(env, *cfgFlag))
@@ -69,6 +70,12 @@ func runToken(ctx context.Context, env *Env, args []string) int {
 	} else if err != nil {
 		fmt.Fprintf(env.Err, "mailgate: token: %v\n", err)
 		return ExitUsage
+	}
+	if *subject != "" {
+		if p, err = p.WithSubject(*subject); err != nil {
+			fmt.Fprintf(env.Err, "mailgate: token: %v\n", err)
+			return ExitUsage
+		}
 	}
 	for _, w := range app.ProfileWarnings(cp, p, time.Now()) {
 		fmt.Fprintf(env.Err, "mailgate: warning: %s\n", w)

@@ -1,0 +1,108 @@
+package app
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/mailgate/mailgate/internal/config"
+	"github.com/mailgate/mailgate/internal/emulator"
+	"github.com/mailgate/mailgate/internal/store"
+)
+
+// TestServiceAccountSubjects: every mailbox and sender of a
+// service_account profile without a subject gets a token for its own
+// username, one request per user however many share it; a fixed subject
+// is used for all; a key file that is not a service account key is a
+// *KeyError on service_account_key.
+func TestServiceAccountSubjects(t *testing.T) {
+	srv, err := emulator.Start(t.Context(), emulator.Options{HTTPListen: "-"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	dir := t.TempDir()
+	alice, bob := "alice@"+emulator.GoogleDomain, "bob@"+emulator.GoogleDomain
+	file := string(srv.ConfigYAML()) + `  - name: as-bob
+    provider: google
+    grant: service_account
+    service_account_key: 'file:` + srv.GoogleKeyFile() + `'
+    subject: ` + bob + `
+    tls_ca: '` + srv.CAFile() + `'
+    scopes: [https://mail.google.com/]
+sinks:
+  - {name: kept, type: store}
+mailboxes:
+  - {name: a1, protocol: imap, host: imap.gmail.com, username: ` + alice + `, profile: google-workspace, sink: kept}
+  - {name: a2, protocol: imap, host: imap.gmail.com, folder: Sent, username: ` + alice + `, profile: google-workspace, sink: kept}
+  - {name: b1, protocol: pop3, host: pop.gmail.com, username: ` + bob + `, profile: google-workspace, sink: kept}
+  - {name: fixed, protocol: imap, host: imap.gmail.com, username: ` + alice + `, profile: as-bob, sink: kept}
+senders:
+  - {name: s, protocol: smtp, host: smtp.gmail.com, port: 587, username: ` + bob + `, profile: google-workspace}
+`
+	path := filepath.Join(dir, "mailgate.yaml")
+	if err := os.WriteFile(path, []byte(file), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(path, func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(t.Context(), "sqlite:"+filepath.Join(dir, "db"), &store.Options{Key: make([]byte, 32)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	a, err := Open(t.Context(), cfg, st, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	want := map[string]string{"a1": alice, "a2": alice, "b1": bob, "fixed": bob}
+	for name, user := range want {
+		m, _ := a.Config().Mailbox(name)
+		mb, err := a.rt.agentMailbox(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok, err := mb.Bearer.Token(t.Context())
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		c, err := srv.VerifyGoogleToken(tok)
+		if err != nil || c.Email != user {
+			t.Errorf("mailbox %s got a token for %+v (%v), want %s", name, c, err, user)
+		}
+	}
+	snd, _ := a.Config().Sender("s")
+	ob, err := a.rt.outboxSender(snd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bearer, ok := ob.Bearer.(interface {
+		Token(context.Context) (string, error)
+	})
+	if !ok {
+		t.Fatalf("the sender's bearer %T gives no token", ob.Bearer)
+	}
+	tok, err := bearer.Token(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, err := srv.VerifyGoogleToken(tok); err != nil || c.Email != bob {
+		t.Errorf("sender got a token for %+v (%v)", c, err)
+	}
+	// alice: one request for a1 and a2; bob: one for google-workspace
+	// (b1 and the sender) and one for as-bob, another profile.
+	if n, m := srv.GoogleTokenRequests(alice), srv.GoogleTokenRequests(bob); n != 1 || m != 2 {
+		t.Errorf("token requests: alice %d (want 1), bob %d (want 2)", n, m)
+	}
+
+	bad := &config.Profile{Name: "w", Provider: "google", Grant: "service_account", Scopes: []string{"https://mail.google.com/"},
+		ServiceAccountKey: config.NewSecret(`{"type": "authorized_user"}`)}
+	if _, err := Profile(bad, 0); err == nil || !strings.Contains(err.Error(), "profiles[w].service_account_key") || !IsKeyError(err) {
+		t.Errorf("a key file that is no service account key: %v", err)
+	}
+}
