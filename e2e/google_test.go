@@ -1,6 +1,11 @@
 package e2e
 
 import (
+	"bufio"
+	"io"
+	"net/http"
+	"net/url"
+	"os/exec"
 	"strings"
 	"testing"
 
@@ -45,5 +50,102 @@ func TestServiceAccountTokens(t *testing.T) {
 	}
 	if r := mailgate(t, t.Context(), dir, "token", "emulator-secret", "--subject", alice); r.code != 2 || !strings.Contains(r.stderr, "service_account") {
 		t.Errorf("--subject on a client_credentials profile: exit %d\n%s", r.code, r.stderr)
+	}
+}
+
+// pasteLogin runs `mailgate login google-user --paste`, signs alice in on
+// the emulated Google's page with the URL it prints, and pastes
+// edit(redirect URL) back; it returns the exit code and stderr.
+func pasteLogin(t *testing.T, srv *emulator.Server, dir string, edit func(string) string) (int, string) {
+	t.Helper()
+	cmd := exec.CommandContext(t.Context(), mailgateBin, "login", "google-user", "--paste")
+	cmd.Dir = dir
+	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + dir, "MAILGATE_KEY=" + testKey, "NO_PROXY=*"}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var errText strings.Builder
+	sc := bufio.NewScanner(stderr)
+	authURL := ""
+	for authURL == "" && sc.Scan() {
+		errText.WriteString(sc.Text() + "\n")
+		if l := strings.TrimSpace(sc.Text()); strings.HasPrefix(l, srv.GoogleAuthorizeURL()+"?") {
+			authURL = l
+		}
+	}
+	rest := make(chan string, 1)
+	go func() {
+		b, _ := io.ReadAll(stderr)
+		rest <- string(b)
+	}()
+	if authURL == "" {
+		_ = cmd.Wait()
+		t.Fatalf("no authorization URL printed:\n%s", errText.String())
+	}
+	// The person's browser, on another machine.
+	c := srv.Client()
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	resp, err := c.Get(authURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	_, after, _ := strings.Cut(string(page), `name="req" value="`)
+	req, _, _ := strings.Cut(after, `"`)
+	resp, err = c.PostForm(srv.URL()+"/google/signin", url.Values{"req": {req}, "email": {"alice@" + emulator.GoogleDomain}, "decision": {"allow"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc := resp.Header.Get("Location")
+	if !strings.HasPrefix(loc, "http://127.0.0.1:8401/?") {
+		t.Fatalf("sign-in answered %d, Location %q", resp.StatusCode, loc)
+	}
+	io.WriteString(stdin, edit(loc)+"\n")
+	stdin.Close()
+	errText.WriteString(<-rest)
+	err = cmd.Wait()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return code, errText.String()
+}
+
+// TestLoginPaste: `login --paste` against the emulated Google: the pasted
+// redirect URL is accepted and the refresh token stored (token then works
+// in another process), a URL with another state is refused.
+func TestLoginPaste(t *testing.T) {
+	srv, dir := emulatorConfig(t, "")
+	code, stderr := pasteLogin(t, srv, dir, func(loc string) string {
+		return strings.Replace(loc, "state=", "state=x", 1)
+	})
+	if code != 1 || !strings.Contains(stderr, "state") {
+		t.Fatalf("a wrong state: exit %d\n%s", code, stderr)
+	}
+	if r := mailgate(t, t.Context(), dir, "token", "google-user"); r.code == 0 {
+		t.Fatalf("a token after a refused sign-in: %s", r.stdout)
+	}
+	code, stderr = pasteLogin(t, srv, dir, func(loc string) string { return loc })
+	if code != 0 || !strings.Contains(stderr, "Signed in") {
+		t.Fatalf("login --paste: exit %d\n%s", code, stderr)
+	}
+	r := mailgate(t, t.Context(), dir, "token", "google-user", "--fresh")
+	if r.code != 0 {
+		t.Fatalf("token after login --paste: exit %d\n%s", r.code, r.stderr)
+	}
+	if c, err := srv.VerifyGoogleToken(strings.TrimSpace(r.stdout)); err != nil || c.Email != "alice@"+emulator.GoogleDomain {
+		t.Errorf("token %+v %v", c, err)
 	}
 }

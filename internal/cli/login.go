@@ -14,7 +14,7 @@ import (
 func init() {
 	register(&command{
 		name:    "login",
-		summary: "sign a user in for a delegated profile (browser, or --device) and store the refresh token",
+		summary: "sign a user in for a delegated profile (browser, --device or --paste) and store the refresh token",
 		run:     runLogin,
 	})
 }
@@ -28,13 +28,14 @@ func runLogin(ctx context.Context, env *Env, args []string) int {
 	cfgFlag := fs.String("config", "", "config file (default $MAILGATE_CONFIG, then ./mailgate.yaml)")
 	device := fs.Bool("device", false, "use the device-code flow: sign in on another device with a code")
 	noBrowser := fs.Bool("no-browser", false, "only print the sign-in URL, do not open a browser")
+	paste := fs.Bool("paste", false, "without a browser here: print the URL, then read the address the browser lands on (or its code) from stdin")
 	timeout := fs.Duration("timeout", 5*time.Minute, "how long to wait for the sign-in")
 	pos, code, ok := parseFlags(fs, args)
 	if !ok {
 		return code
 	}
 	if len(pos) != 1 {
-		fmt.Fprintln(env.Err, "usage: mailgate login PROFILE [--device] [--no-browser] [--config FILE]")
+		fmt.Fprintln(env.Err, "usage: mailgate login PROFILE [--device | --paste] [--no-browser] [--config FILE]")
 		return ExitUsage
 	}
 	cfg, code, ok := loadConfig(env, configPath(env, *cfgFlag))
@@ -50,8 +51,8 @@ func runLogin(ctx context.Context, env *Env, args []string) int {
 		return ExitUsage
 	}
 	switch {
-	case p.Grant == oauth.GrantClientCredentials || p.Grant == "":
-		fmt.Fprintf(env.Err, "mailgate: login: profile %s uses client credentials (app-only): no user signs in; `mailgate token %s` works as is\n", p.Name, p.Name)
+	case p.Grant == oauth.GrantClientCredentials || p.Grant == "" || p.Grant == oauth.GrantServiceAccount:
+		fmt.Fprintf(env.Err, "mailgate: login: profile %s uses %s (app-only or a service account): no user signs in; `mailgate token %s` works as is\n", p.Name, p.Grant, p.Name)
 		return ExitUsage
 	case p.Grant == oauth.GrantPassword:
 		fmt.Fprintf(env.Err, "mailgate: login: profile %s uses the password grant: the password in the config signs in; use grant: authorization_code or device_code for an interactive sign-in\n", p.Name)
@@ -76,6 +77,8 @@ func runLogin(ctx context.Context, env *Env, args []string) int {
 			}
 			fmt.Fprintf(env.Err, "Waiting for the sign-in (the code expires at %s)…\n", d.Expiry.Local().Format("15:04"))
 		})
+	} else if *paste {
+		tok, err = mgr.PasteLogin(ctx, p, env.In, env.Err, "")
 	} else {
 		tok, err = mgr.Login(ctx, p, oauth.LoginOptions{Out: env.Err, NoBrowser: *noBrowser, Getenv: env.Getenv, Timeout: *timeout})
 	}

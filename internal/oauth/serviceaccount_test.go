@@ -360,3 +360,16 @@ func TestExplainGoogle(t *testing.T) {
 		t.Errorf("a user profile's refusal explained as delegation: %q", got)
 	}
 }
+
+func FuzzParseServiceAccountKey(f *testing.F) {
+	f.Add(string(testServiceAccountJSON(f, "https://oauth2.googleapis.com/token")))
+	f.Add(`{"type":"service_account","private_key":"-----BEGIN PRIVATE KEY-----\nAA==\n-----END PRIVATE KEY-----\n","client_email":"a@b","token_uri":"https://x/"}`)
+	f.Add(`{"type":"authorized_user"}`)
+	f.Add(`[]`)
+	f.Fuzz(func(t *testing.T, s string) {
+		k, err := ParseServiceAccountKey([]byte(s))
+		if err == nil && (k.key == nil || k.ClientEmail == "" || k.TokenURI == "") {
+			t.Fatalf("accepted an incomplete key: %v", k)
+		}
+	})
+}
