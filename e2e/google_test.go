@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mailgate/mailgate/internal/emulator"
 	"github.com/mailgate/mailgate/internal/oauth"
@@ -147,5 +148,15 @@ func TestLoginPaste(t *testing.T) {
 	}
 	if c, err := srv.VerifyGoogleToken(strings.TrimSpace(r.stdout)); err != nil || c.Email != "alice@"+emulator.GoogleDomain {
 		t.Errorf("token %+v %v", c, err)
+	}
+	// A week later Google (the app is in Testing status) refuses the
+	// refresh token: token and doctor say why.
+	srv.SetClock(func() time.Time { return time.Now().Add(7*24*time.Hour + time.Hour) })
+	defer srv.SetClock(nil)
+	for _, args := range [][]string{{"token", "google-user", "--fresh"}, {"doctor", "google-user"}} {
+		r := mailgate(t, t.Context(), dir, args...)
+		if r.code != 1 || !strings.Contains(r.stdout+r.stderr, "apps in Google's Testing status get refresh tokens that expire after 7 days") {
+			t.Errorf("%s a week after sign-in: exit %d\n%s%s", strings.Join(args, " "), r.code, r.stdout, r.stderr)
+		}
 	}
 }

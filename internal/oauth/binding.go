@@ -5,7 +5,9 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"hash"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // A binding is a hash of the profile settings that decide which token the
@@ -98,6 +100,38 @@ func bind(binding, value string) string {
 		return ""
 	}
 	return bindingPrefix + binding + ":" + value
+}
+
+// bindingPrefixV2 starts a refresh token stored with its binding and the
+// time its user signed in: bindingPrefixV2 + binding + ":" + unix seconds
+// + ":" + value. The sign-in time tells a refresh token that died young
+// (Google's 7 days for apps in Testing status) from an old one.
+const bindingPrefixV2 = "mailgate-binding-v2:"
+
+// bindRefresh prefixes a refresh token with its binding and sign-in time
+// (zero: unknown, stored as bind does).
+func bindRefresh(binding string, signedIn time.Time, value string) string {
+	if value == "" || signedIn.IsZero() {
+		return bind(binding, value)
+	}
+	return bindingPrefixV2 + binding + ":" + strconv.FormatInt(signedIn.Unix(), 10) + ":" + value
+}
+
+// unbindRefresh splits a stored refresh token into its binding, sign-in
+// time (zero when not stored) and value.
+func unbindRefresh(stored string) (binding string, signedIn time.Time, value string) {
+	rest, ok := strings.CutPrefix(stored, bindingPrefixV2)
+	if !ok {
+		b, v := unbind(stored)
+		return b, time.Time{}, v
+	}
+	b, rest, ok1 := strings.Cut(rest, ":")
+	ts, v, ok2 := strings.Cut(rest, ":")
+	n, err := strconv.ParseInt(ts, 10, 64)
+	if !ok1 || !ok2 || err != nil {
+		return "", time.Time{}, stored
+	}
+	return b, time.Unix(n, 0), v
 }
 
 // unbind splits a stored value into its binding ("" when it has none) and

@@ -366,7 +366,7 @@ func (m *Manager) acquire(ctx context.Context, p *Profile, scopes []string) (*To
 	if err != nil && !errors.Is(err, ErrNoToken) {
 		return nil, fmt.Errorf("oauth: profile %s: load refresh token: %w", p.Name, err)
 	}
-	binding, rt := unbind(stored)
+	binding, signedIn, rt := unbindRefresh(stored)
 	if binding != "" && binding != p.refreshBinding() {
 		// Issued to another client, tenant or authority: not sent.
 		m.log.Info("oauth: the stored refresh token was issued for other profile settings (client, tenant or authority), not used", "profile", p.Name)
@@ -375,7 +375,7 @@ func (m *Manager) acquire(ctx context.Context, p *Profile, scopes []string) (*To
 	if rt != "" {
 		tok, err := r.refresh(ctx, p, rt, scopes)
 		if err == nil {
-			if err := m.saveRotated(ctx, p, rt, tok); err != nil {
+			if err := m.saveRotated(ctx, p, rt, tok, signedIn); err != nil {
 				return nil, err
 			}
 			return tok, nil
@@ -384,7 +384,7 @@ func (m *Manager) acquire(ctx context.Context, p *Profile, scopes []string) (*To
 			return nil, err
 		}
 		if p.grant() != GrantPassword {
-			return nil, &LoginRequiredError{Profile: p.Name, Err: err}
+			return nil, &LoginRequiredError{Profile: p.Name, Err: err, SignedIn: signedIn, Refused: m.now()}
 		}
 		m.log.Info("oauth: refresh token refused, using the password grant again", "profile", p.Name, "err", err)
 	}
@@ -395,20 +395,21 @@ func (m *Manager) acquire(ctx context.Context, p *Profile, scopes []string) (*To
 	if err != nil {
 		return nil, err
 	}
-	if err := m.saveRotated(ctx, p, rt, tok); err != nil {
+	if err := m.saveRotated(ctx, p, rt, tok, m.now()); err != nil {
 		return nil, err
 	}
 	return tok, nil
 }
 
-// saveRotated stores tok's refresh token when it differs from old. It runs
-// before the access token is cached or returned: a rotated refresh token
-// that is not persisted would be lost, and with it the sign-in.
-func (m *Manager) saveRotated(ctx context.Context, p *Profile, old string, tok *Token) error {
+// saveRotated stores tok's refresh token when it differs from old, with
+// the time its user signed in. It runs before the access token is cached
+// or returned: a rotated refresh token that is not persisted would be
+// lost, and with it the sign-in.
+func (m *Manager) saveRotated(ctx context.Context, p *Profile, old string, tok *Token, signedIn time.Time) error {
 	if tok.RefreshToken == "" || tok.RefreshToken == old {
 		return nil
 	}
-	if err := m.store.SaveRefreshToken(ctx, p.Name, bind(p.refreshBinding(), tok.RefreshToken)); err != nil {
+	if err := m.store.SaveRefreshToken(ctx, p.Name, bindRefresh(p.refreshBinding(), signedIn, tok.RefreshToken)); err != nil {
 		return &persistError{profile: p.Name, err: err}
 	}
 	m.log.Debug("oauth: refresh token stored", "profile", p.Name, "rotated", old != "")
@@ -434,6 +435,22 @@ func (e *persistError) Unwrap() error { return e.err }
 type LoginRequiredError struct {
 	Profile string
 	Err     error // the refusal, nil when no refresh token was stored
+	// SignedIn is when the refused refresh token's user signed in (zero:
+	// not known, stored by an older version or imported); Refused is when
+	// the server refused it.
+	SignedIn, Refused time.Time
+}
+
+// TestingExpiry reports Google's refusal of a refresh token that died
+// young ("Token has been expired or revoked." at most eight days after
+// the sign-in): what apps in Google's Testing publishing status get, whose
+// refresh tokens expire after 7 days.
+func (e *LoginRequiredError) TestingExpiry() bool {
+	var oe *Error
+	if e.SignedIn.IsZero() || !errors.As(e.Err, &oe) || GoogleReasonOf(oe) != GoogleExpiredOrRevoke {
+		return false
+	}
+	return e.Refused.Sub(e.SignedIn) <= 8*24*time.Hour
 }
 
 func (e *LoginRequiredError) Error() string {
@@ -522,7 +539,7 @@ func (m *Manager) Accept(ctx context.Context, p *Profile, scopes []string, tok *
 	}
 	lock := m.rtLock(p.Name)
 	lock.Lock()
-	err := m.saveRotated(ctx, p, "", tok)
+	err := m.saveRotated(ctx, p, "", tok, m.now())
 	lock.Unlock()
 	if err != nil {
 		return err

@@ -289,7 +289,7 @@ func TestManagerBearerAndWaiterCancel(t *testing.T) {
 
 // unboundValue is a stored value without its binding.
 func unboundValue(stored string) string {
-	_, v := unbind(stored)
+	_, _, v := unbindRefresh(stored)
 	return v
 }
 

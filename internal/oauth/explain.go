@@ -268,6 +268,16 @@ func ExplainError(err error, p *Profile) (Explanation, bool) {
 	if err == nil {
 		return Explanation{}, false
 	}
+	var lre *LoginRequiredError
+	if errors.As(err, &lre) && lre.TestingExpiry() {
+		days := int(lre.Refused.Sub(lre.SignedIn).Hours() / 24)
+		return fill(Explanation{
+			Meaning: fmt.Sprintf("Google refused the refresh token %d days after the sign-in (Token has been expired or revoked.): "+
+				"apps in Google's Testing status get refresh tokens that expire after 7 days", days),
+			Fix: "Google Cloud console › APIs & Services › OAuth consent screen: Publish app (or make it Internal for a Workspace), " +
+				"then sign in again: mailgate login {profile} (--paste without a browser)",
+		}, p), true
+	}
 	var oe *Error
 	if errors.As(err, &oe) {
 		if n := oe.AADSTS(); n != 0 {

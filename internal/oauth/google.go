@@ -116,9 +116,8 @@ var googleExplanations = map[GoogleReason]Explanation{
 	},
 	GoogleExpiredOrRevoke: {
 		Meaning: "Google says the refresh token has expired or been revoked",
-		Fix: "sign in again: mailgate login {profile} (--paste without a browser); apps in Google's Testing " +
-			"publishing status get refresh tokens that expire after 7 days: publish the app (OAuth consent screen › " +
-			"Publish app) or make it Internal",
+		Fix: "sign in again: mailgate login {profile} (--paste without a browser); a refresh token unused for 6 months, " +
+			"or beyond Google's 100 per user and client, expires too",
 	},
 	GoogleRobotDisabled: {
 		Meaning: "the service account {account} is disabled",

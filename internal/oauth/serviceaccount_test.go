@@ -336,7 +336,7 @@ func TestExplainGoogle(t *testing.T) {
 		{"disabled", "disabled_client", "The OAuth client was disabled.", sa, GoogleDisabledClient, []string{"disabled", "104829392011234567890"}},
 		{"deleted", "deleted_client", "", sa, GoogleDeletedClient, []string{"deleted", "new service account key"}},
 		{"robot", "invalid_grant", "Robot is disabled.", sa, GoogleRobotDisabled, []string{"reader@mailgate-test.iam.gserviceaccount.com", "Enable"}},
-		{"testing app", "invalid_grant", "Token has been expired or revoked.", user, GoogleExpiredOrRevoke, []string{"mailgate login gmail", "7 days", "--paste"}},
+		{"testing app", "invalid_grant", "Token has been expired or revoked.", user, GoogleExpiredOrRevoke, []string{"mailgate login gmail", "--paste"}},
 		{"without the profile", "unauthorized_client", "Client is unauthorized to retrieve access tokens using this method, or client not authorized for any of the scopes requested.", nil,
 			GoogleNotDelegated, []string{DomainWideDelegationPath}},
 	}
@@ -372,4 +372,56 @@ func FuzzParseServiceAccountKey(f *testing.F) {
 			t.Fatalf("accepted an incomplete key: %v", k)
 		}
 	})
+}
+
+// TestManagerTestingExpiry: a Google refresh token refused within eight
+// days of the sign-in is explained as the Testing status' 7-day limit;
+// one refused a month later, or stored without a sign-in time, is not.
+func TestManagerTestingExpiry(t *testing.T) {
+	fs := newFakeServer(t, func(int64, *http.Request, url.Values) (int, http.Header, string) {
+		return 400, nil, `{"error":"invalid_grant","error_description":"Token has been expired or revoked."}`
+	})
+	p := &Profile{Name: "gmail", Provider: ProviderGoogle, Grant: GrantAuthorizationCode, ClientID: "c.apps.googleusercontent.com",
+		ClientSecret: "s", TokenURL: fs.URL + "/token", Scopes: []string{"https://mail.google.com/"}}
+	signIn := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	for _, tt := range []struct {
+		name    string
+		after   time.Duration
+		stamped bool
+		testing bool
+	}{
+		{"seven days later", 7*24*time.Hour + time.Minute, true, true},
+		{"a month later", 30 * 24 * time.Hour, true, false},
+		{"no sign-in time stored", 7*24*time.Hour + time.Minute, false, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			now := signIn
+			store := NewMemoryStore()
+			m := NewManager(store, &ManagerOptions{Now: func() time.Time { return now }})
+			tok := &Token{AccessToken: "at", RefreshToken: "rt", IssuedAt: now, Expiry: now.Add(time.Hour)}
+			if err := m.Accept(t.Context(), p, nil, tok); err != nil {
+				t.Fatal(err)
+			}
+			stored, _ := store.LoadRefreshToken(t.Context(), "gmail")
+			if b, at, v := unbindRefresh(stored); v != "rt" || !at.Equal(signIn) || b != p.refreshBinding() {
+				t.Fatalf("stored %q: binding %q, signed in %s, value %q", stored, b, at, v)
+			}
+			if !tt.stamped {
+				store.SaveRefreshToken(t.Context(), "gmail", bind(p.refreshBinding(), "rt"))
+			}
+			now = signIn.Add(tt.after)
+			_, err := m.Token(t.Context(), p, nil)
+			var lre *LoginRequiredError
+			if !errors.As(err, &lre) || lre.TestingExpiry() != tt.testing {
+				t.Fatalf("err = %v (TestingExpiry %v), want %v", err, lre != nil && lre.TestingExpiry(), tt.testing)
+			}
+			got := ExplainFor(err, p)
+			if has := strings.Contains(got, "expire after 7 days"); has != tt.testing {
+				t.Errorf("ExplainFor = %q", got)
+			}
+			if tt.testing && !strings.Contains(got, "Publish app") {
+				t.Errorf("ExplainFor = %q, no fix", got)
+			}
+		})
+	}
 }
