@@ -2,8 +2,10 @@ package e2e
 
 import (
 	"bufio"
+	"html"
 	"io"
 	"net/http"
+	"net/http/cookiejar"
 	"net/url"
 	"os/exec"
 	"strings"
@@ -158,5 +160,74 @@ func TestLoginPaste(t *testing.T) {
 		if r.code != 1 || !strings.Contains(r.stdout+r.stderr, "apps in Google's Testing status get refresh tokens that expire after 7 days") {
 			t.Errorf("%s a week after sign-in: exit %d\n%s%s", strings.Join(args, " "), r.code, r.stdout, r.stderr)
 		}
+	}
+}
+
+// TestConsolePaste: the console's "by pasting" sign-in, for when its
+// callback is not reachable from the browser: the page links the emulated
+// Google's sign-in, the address the browser ends on is pasted back, a
+// forged one is refused, and the refresh token is stored.
+func TestConsolePaste(t *testing.T) {
+	srv, dir := emulatorConfig(t, "")
+	appendConfig(t, dir, "listen: 127.0.0.1:0\n")
+	adminAdd(t, dir, "a long enough password")
+	serve := startServe(t, dir)
+	base := serve.base
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := c.PostForm(base+"/login", url.Values{"name": {"ops"}, "password": {"a long enough password"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	resp, err = c.PostForm(base+"/authorize/google-user", url.Values{"paste": {"1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	_, after, _ := strings.Cut(string(page), `id="auth-url" href="`)
+	href, _, _ := strings.Cut(after, `"`)
+	authURL := html.UnescapeString(href)
+	if resp.StatusCode != 200 || !strings.HasPrefix(authURL, srv.GoogleAuthorizeURL()+"?") || !strings.Contains(string(page), `action="/oauth/paste"`) {
+		t.Fatalf("authorize by pasting: %d\n%s", resp.StatusCode, page)
+	}
+	ec := srv.Client()
+	ec.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	resp, err = ec.Get(authURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gpage, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	_, after, _ = strings.Cut(string(gpage), `name="req" value="`)
+	req, _, _ := strings.Cut(after, `"`)
+	resp, err = ec.PostForm(srv.URL()+"/google/signin", url.Values{"req": {req}, "email": {"bob@" + emulator.GoogleDomain}, "decision": {"allow"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc := resp.Header.Get("Location")
+	if !strings.HasPrefix(loc, "http://127.0.0.1:8401/?") {
+		t.Fatalf("Google sent the browser to %q", loc)
+	}
+	paste := func(text string) (int, string) {
+		resp, err := c.PostForm(base+"/oauth/paste", url.Values{"pasted": {text}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, string(b)
+	}
+	if code, body := paste(strings.Replace(loc, "state=", "state=forged", 1)); code != http.StatusBadRequest || !strings.Contains(body, "unknown or expired") {
+		t.Fatalf("a forged state: %d\n%s", code, body)
+	}
+	if code, body := paste("  " + loc + "\n"); code != 200 || !strings.Contains(body, "now has a refresh token") {
+		t.Fatalf("paste: %d\n%s\n%s", code, body, serve.logs.String())
+	}
+	r := mailgate(t, t.Context(), dir, "token", "google-user", "--fresh")
+	if c, err := srv.VerifyGoogleToken(strings.TrimSpace(r.stdout)); r.code != 0 || err != nil || c.Email != "bob@"+emulator.GoogleDomain {
+		t.Errorf("token after the console's paste sign-in: exit %d %v\n%s", r.code, err, r.stderr)
 	}
 }

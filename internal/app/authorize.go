@@ -44,11 +44,15 @@ func (a *consoleAuth) profile(name string) (*oauth.Profile, *parts, error) {
 }
 
 // Start prepares a sign-in for a profile and returns the URL to send the
-// browser to.
+// browser to. redirectURI "" is a sign-in finished by pasting the address
+// back: the profile's redirect_uri, else http://localhost.
 func (a *consoleAuth) Start(_ context.Context, name, redirectURI string) (string, error) {
 	p, _, err := a.profile(name)
 	if err != nil {
 		return "", err
+	}
+	if redirectURI == "" && p.RedirectURI == "" {
+		redirectURI = "http://localhost" // a paste-back sign-in: any loopback address
 	}
 	req, err := oauth.StartAuthorization(p, redirectURI)
 	if err != nil {

@@ -2,8 +2,10 @@ package web
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/url"
+	"strings"
 )
 
 // Authorizer runs a profile's authorization-code sign-in (with PKCE and
@@ -32,14 +34,56 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 		scheme = "https"
 	}
 	redirect := scheme + "://" + r.Host + callbackPath
+	paste := r.FormValue("paste") != ""
+	if paste {
+		// the callback may not be reachable from the browser: the
+		// profile's redirect URI (else http://localhost) and a paste back
+		redirect = ""
+	}
 	authURL, err := s.o.Authorizer.Start(r.Context(), name, redirect)
 	if err != nil {
 		s.render(w, "message.html", map[string]any{"Admin": s.admin(r), "Title": "Authorize " + name, "Error": err.Error(),
 			"Text": "The app registration must list " + redirect + " as a redirect URI (Entra admin center › App registrations › Authentication › Add a platform › Web or Mobile and desktop)."})
 		return
 	}
-	s.o.Log.Info("web: authorization started", "profile", name, "by", s.admin(r))
+	s.o.Log.Info("web: authorization started", "profile", name, "by", s.admin(r), "paste", paste)
+	if paste {
+		u, _ := url.Parse(authURL)
+		s.render(w, "paste.html", map[string]any{"Admin": s.admin(r), "Name": name, "AuthURL": authURL,
+			"Redirect": u.Query().Get("redirect_uri")})
+		return
+	}
 	http.Redirect(w, r, authURL, http.StatusSeeOther)
+}
+
+// pasted finishes a sign-in started with paste: the address the browser
+// ended on (its query carries state and code) is pasted into the form.
+func (s *Server) pasted(w http.ResponseWriter, r *http.Request) {
+	if s.o.Authorizer == nil {
+		http.Error(w, "sign-ins through the console are not available", http.StatusNotFound)
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
+	raw := strings.TrimSpace(r.FormValue("pasted"))
+	if i := strings.IndexByte(raw, '?'); i >= 0 {
+		raw = raw[i+1:]
+	}
+	raw, _, _ = strings.Cut(raw, "#")
+	query, err := url.ParseQuery(raw)
+	if err == nil && query.Get("state") == "" {
+		err = errors.New("the pasted address has no state: paste the whole address from the browser's address bar")
+	}
+	profile := ""
+	if err == nil {
+		profile, err = s.o.Authorizer.Finish(r.Context(), query)
+	}
+	if err != nil {
+		w.WriteHeader(http.StatusBadRequest)
+		s.render(w, "message.html", map[string]any{"Admin": s.admin(r), "Title": "Sign-in failed", "Error": err.Error()})
+		return
+	}
+	s.o.Log.Info("web: authorization completed", "profile", profile, "by", s.admin(r))
+	s.render(w, "message.html", map[string]any{"Admin": s.admin(r), "Title": "Signed in", "Text": "Profile " + profile + " now has a refresh token; its mailboxes use it from their next poll.", "OK": true})
 }
 
 // callback receives the provider's redirect. It is reachable without a

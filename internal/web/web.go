@@ -215,6 +215,7 @@ func New(o Options) *Server {
 	handle("GET /static/", true, http.StripPrefix("/static", http.FileServerFS(filesOnly{staticFiles})).ServeHTTP)
 	handle("GET "+callbackPath, true, s.callback)
 	handle("POST /authorize/{name}", false, s.authorize)
+	handle("POST /oauth/paste", false, s.pasted)
 	handle("POST /logout", false, s.logout)
 	handle("GET /{$}", false, s.dashboard)
 	handle("GET /metrics", false, s.metrics)
