@@ -231,3 +231,44 @@ func TestConsolePaste(t *testing.T) {
 		t.Errorf("token after the console's paste sign-in: exit %d %v\n%s", r.code, err, r.stderr)
 	}
 }
+
+// TestDoctorGoogle: doctor on a service-account profile says how old the
+// key is (from the certificate Google publishes for it), checks the
+// token's scopes against each mailbox's need, and gets a token for each
+// mailbox's user: a user outside the delegation fails with the Admin
+// console path; a profile without https://mail.google.com/ is told to add
+// it.
+func TestDoctorGoogle(t *testing.T) {
+	srv, dir := emulatorConfig(t, "")
+	alice := "alice@" + emulator.GoogleDomain
+	appendConfig(t, dir, `  - name: readonly
+    provider: google
+    grant: service_account
+    service_account_key: 'file:`+srv.GoogleKeyFile()+`'
+    tls_ca: '`+srv.CAFile()+`'
+    scopes: [https://www.googleapis.com/auth/gmail.readonly]
+sinks:
+  - {name: kept, type: store}
+mailboxes:
+  - {name: alice, protocol: imap, host: imap.gmail.com, username: `+alice+`, profile: google-workspace, sink: kept}
+  - {name: carol, protocol: imap, host: imap.gmail.com, username: `+emulator.GoogleOutsideUser+`, profile: google-workspace, sink: kept}
+  - {name: ro, protocol: imap, host: imap.gmail.com, username: `+alice+`, profile: readonly, sink: kept}
+`)
+	r := mailgate(t, t.Context(), dir, "doctor", "google-workspace")
+	out := r.stdout + r.stderr
+	if r.code != 1 {
+		t.Fatalf("doctor google-workspace: exit %d\n%s", r.code, out)
+	}
+	for _, want := range []string{"key ", "was created on " + time.Now().UTC().Format(time.DateOnly)[:8], emulator.GoogleServiceAccountEmail,
+		"mailbox alice (imap): the token carries https://mail.google.com/", "acting for " + alice + ": a token",
+		"acting for " + emulator.GoogleOutsideUser, oauth.DomainWideDelegationPath, emulator.GoogleServiceAccountClientID} {
+		if !strings.Contains(out, want) {
+			t.Errorf("doctor google-workspace lacks %q:\n%s", want, out)
+		}
+	}
+	r = mailgate(t, t.Context(), dir, "doctor", "readonly")
+	out = r.stdout + r.stderr
+	if r.code != 1 || !strings.Contains(out, "mailbox ro (imap) needs https://mail.google.com/") || !strings.Contains(out, "add https://mail.google.com/ to the profile's scopes") {
+		t.Errorf("doctor readonly: exit %d\n%s", r.code, out)
+	}
+}

@@ -32,16 +32,19 @@ type need struct {
 	api       string   // as the Entra admin center names the API
 	app       []string // application permissions, any one of which will do
 	delegated []string // delegated permissions, any one of which will do
+	user      string   // the mailbox's or sender's username (a service account's subject)
+	google    string   // the scope a Google token needs for it ("": none known)
 }
 
 // needOf says what a mailbox or sender needs of a Microsoft token.
 func needOfMailbox(m *config.Mailbox) need {
-	n := need{what: fmt.Sprintf("mailbox %s (%s)", m.Name, m.Protocol), audiences: exchangeAudiences, api: "Office 365 Exchange Online"}
+	n := need{what: fmt.Sprintf("mailbox %s (%s)", m.Name, m.Protocol), audiences: exchangeAudiences, api: "Office 365 Exchange Online",
+		user: m.Username, google: oauthGoogleMail}
 	switch m.Protocol {
 	case "pop3":
 		n.app, n.delegated = []string{"POP.AccessAsApp"}, []string{"POP.AccessAsUser.All"}
 	case "graph":
-		n.audiences, n.api = graphAudiences, "Microsoft Graph"
+		n.audiences, n.api, n.google = graphAudiences, "Microsoft Graph", ""
 		n.app, n.delegated = []string{"Mail.ReadWrite"}, []string{"Mail.ReadWrite"}
 		if m.After == "keep" {
 			n.app, n.delegated = []string{"Mail.Read", "Mail.ReadWrite"}, []string{"Mail.Read", "Mail.ReadWrite"}
@@ -55,10 +58,10 @@ func needOfMailbox(m *config.Mailbox) need {
 func needOfSender(s *config.Sender) need {
 	if s.Protocol == "graph" {
 		return need{what: "sender " + s.Name + " (graph)", audiences: graphAudiences, api: "Microsoft Graph",
-			app: []string{"Mail.Send"}, delegated: []string{"Mail.Send"}}
+			app: []string{"Mail.Send"}, delegated: []string{"Mail.Send"}, user: s.Username}
 	}
 	return need{what: "sender " + s.Name + " (smtp)", audiences: exchangeAudiences, api: "Office 365 Exchange Online",
-		app: []string{"SMTP.SendAsApp"}, delegated: []string{"SMTP.Send"}}
+		app: []string{"SMTP.SendAsApp"}, delegated: []string{"SMTP.Send"}, user: s.Username, google: oauthGoogleMail}
 }
 
 // claims are the parts of a Microsoft access token doctor reads.
@@ -237,15 +240,15 @@ func (a *App) Diagnose(ctx context.Context, name string, note func(string), step
 			next(ok, name, format, args...)
 		}
 	}(step)
-	var profile string
+	var profile, subject string
 	var needs []need
 	var then func() bool // the Test steps, after the token's
 	if m, ok := cfg.Mailbox(name); ok {
-		profile, needs = m.Profile, []need{needOfMailbox(m)}
+		profile, subject, needs = m.Profile, m.Username, []need{needOfMailbox(m)}
 		then = func() bool { return testMailbox(ctx, rt, m, step, hint) }
 		note(fmt.Sprintf("doctor: mailbox %s (%s, %s), profile %s", m.Name, m.Protocol, m.Username, m.Profile))
 	} else if s, ok := cfg.Sender(name); ok {
-		profile, needs = s.Profile, []need{needOfSender(s)}
+		profile, subject, needs = s.Profile, s.Username, []need{needOfSender(s)}
 		then = func() bool { return testSender(ctx, rt, s, step, hint) }
 		note(fmt.Sprintf("doctor: sender %s (%s, %s), profile %s", s.Name, orDefault(s.Protocol, "smtp"), s.Username, s.Profile))
 	} else if _, ok := rt.profiles[name]; ok {
@@ -264,14 +267,18 @@ func (a *App) Diagnose(ctx context.Context, name string, note func(string), step
 	} else {
 		return false, false
 	}
-	p := rt.profiles[profile]
+	p := rt.profiles[profile].ForSubject(subject)
 	pc, _ := cfg.Profile(profile)
 	doctorExpiry(pc, p, time.Now(), step, hint)
 	tok, ok := testProfile(ctx, rt, p, step, hint)
 	if !ok {
 		return false, true
 	}
-	checkClaims(tok.AccessToken, p, needs, step, hint)
+	if p.Provider == oauth.ProviderGoogle {
+		checkGoogle(ctx, rt, p, tok, needs, step, hint)
+	} else {
+		checkClaims(tok.AccessToken, p, needs, step, hint)
+	}
 	if then != nil {
 		then() // its failures mark the diagnosis failed
 	}

@@ -69,7 +69,11 @@ func testProfile(ctx context.Context, rt *parts, p *oauth.Profile, step StepFunc
 		}
 		return nil, false
 	}
-	step(true, "token", "profile %s: a new token from the token endpoint, valid until %s (%s)", p.Name, tok.Expiry.Local().Format("15:04:05"), time.Since(t0).Round(time.Millisecond))
+	as := ""
+	if p.Subject != "" {
+		as = " acting for " + p.Subject
+	}
+	step(true, "token", "profile %s%s: a new token from the token endpoint, valid until %s (%s)", p.Name, as, tok.Expiry.Local().Format("15:04:05"), time.Since(t0).Round(time.Millisecond))
 	return tok, true
 }
 
@@ -80,7 +84,7 @@ func testMailbox(ctx context.Context, rt *parts, m *config.Mailbox, step StepFun
 	if !testReach(ctx, m.Host, m.Port, m.Security, m.TLSCA, "Exchange Online: IMAP 993, POP3 995", step, hint) {
 		return false
 	}
-	p := rt.profiles[m.Profile]
+	p := rt.profiles[m.Profile].ForSubject(m.Username)
 	if _, ok := testProfile(ctx, rt, p, step, hint); !ok {
 		return false
 	}
@@ -163,7 +167,7 @@ func testReach(ctx context.Context, host string, port int, security, caFile, por
 // testSender exercises a sender without sending: SMTP up to a successful
 // AUTH (then QUIT), or for Graph a token and its Mail.Send permission.
 func testSender(ctx context.Context, rt *parts, snd *config.Sender, step StepFunc, hint func(string)) bool {
-	p := rt.profiles[snd.Profile]
+	p := rt.profiles[snd.Profile].ForSubject(snd.Username)
 	if snd.Protocol != "graph" {
 		security := orDefault(snd.Security, "starttls")
 		if !testReach(ctx, snd.Host, snd.Port, security, snd.TLSCA, "Exchange Online: submission 587", step, hint) {

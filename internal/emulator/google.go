@@ -66,6 +66,7 @@ var googleScopes = []string{GoogleMailScope, "https://www.googleapis.com/auth/gm
 type googleAccount struct {
 	email, clientID   string
 	keys              map[string]*rsa.PublicKey // by private_key_id
+	certs             map[string][]byte         // the keys' certificates (DER), by private_key_id
 	disabled, deleted bool
 }
 
@@ -140,8 +141,12 @@ func (s *Server) setupGoogle() error {
 	if err != nil {
 		return err
 	}
+	der, err := selfSigned(key, GoogleServiceAccountEmail, 3650)
+	if err != nil {
+		return fmt.Errorf("emulator: google key certificate: %w", err)
+	}
 	g.accounts[GoogleServiceAccountEmail] = &googleAccount{email: GoogleServiceAccountEmail,
-		clientID: GoogleServiceAccountClientID, keys: map[string]*rsa.PublicKey{kid: &key.PublicKey}}
+		clientID: GoogleServiceAccountClientID, keys: map[string]*rsa.PublicKey{kid: &key.PublicKey}, certs: map[string][]byte{kid: der}}
 	g.delegation[GoogleServiceAccountClientID] = map[string]bool{GoogleMailScope: true}
 	secret, err := loadOrCreateText(s.GoogleClientSecretFile(), 24)
 	if err != nil {
@@ -214,14 +219,20 @@ func (s *Server) NewGoogleKey() ([]byte, string, error) {
 	b := make([]byte, 20)
 	_, _ = rand.Read(b)
 	kid := hex.EncodeToString(b)
+	cert, err := selfSigned(key, GoogleServiceAccountEmail, 3650)
+	if err != nil {
+		return nil, "", err
+	}
 	g := s.google
 	g.mu.Lock()
 	g.accounts[GoogleServiceAccountEmail].keys[kid] = &key.PublicKey
+	g.accounts[GoogleServiceAccountEmail].certs[kid] = cert
 	g.mu.Unlock()
 	data, err := json.Marshal(map[string]string{
 		"type": "service_account", "project_id": "mailgate-demo", "private_key_id": kid,
 		"private_key":  string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})),
 		"client_email": GoogleServiceAccountEmail, "client_id": GoogleServiceAccountClientID, "token_uri": s.GoogleTokenURL(),
+		"client_x509_cert_url": s.URL() + "/google/certs/" + GoogleServiceAccountEmail,
 	})
 	return data, kid, err
 }
@@ -232,6 +243,7 @@ func (s *Server) DeleteGoogleKey(kid string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	delete(g.accounts[GoogleServiceAccountEmail].keys, kid)
+	delete(g.accounts[GoogleServiceAccountEmail].certs, kid)
 }
 
 // SetGoogleDelegation replaces the scopes delegated to a client ID (none:

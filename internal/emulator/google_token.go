@@ -3,6 +3,7 @@ package emulator
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/pem"
 	"net/http"
 	"net/url"
 	"slices"
@@ -26,6 +27,26 @@ func (s *Server) googleRoutes(m *http.ServeMux) {
 	m.HandleFunc("POST /google/token", s.handleGoogleToken)
 	m.HandleFunc("GET /google/authorize", s.handleGoogleAuthorize)
 	m.HandleFunc("POST /google/signin", s.handleGoogleSignIn)
+	m.HandleFunc("GET /google/certs/{email}", s.handleGoogleCerts)
+}
+
+// handleGoogleCerts publishes a service account's key certificates as
+// Google does at client_x509_cert_url: a JSON object of PEM certificates by
+// private_key_id.
+func (s *Server) handleGoogleCerts(w http.ResponseWriter, r *http.Request) {
+	g := s.google
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	a := g.accounts[r.PathValue("email")]
+	if a == nil || a.deleted {
+		writeJSON(w, http.StatusNotFound, map[string]any{"error": map[string]any{"code": 404, "message": "Not Found"}})
+		return
+	}
+	out := map[string]string{}
+	for kid, der := range a.certs {
+		out[kid] = string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 // handleGoogleToken serves the JWT bearer, authorization-code and refresh

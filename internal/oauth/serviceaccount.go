@@ -8,7 +8,9 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net/http"
 	"net/url"
 	"strings"
 	"time"
@@ -38,6 +40,9 @@ type ServiceAccountKey struct {
 	ClientEmail  string `json:"client_email"`
 	ClientID     string `json:"client_id"`
 	TokenURI     string `json:"token_uri"`
+	// ClientX509CertURL is where Google publishes the account's key
+	// certificates (ServiceAccountKeyCreated reads the key's date there).
+	ClientX509CertURL string `json:"client_x509_cert_url"`
 
 	key *rsa.PrivateKey
 }
@@ -180,4 +185,43 @@ func (p *Profile) WithSubject(user string) (*Profile, error) {
 	c := *p
 	c.Subject = user
 	return &c, nil
+}
+
+// ServiceAccountKeyCreated returns when p's service account key was
+// created: Google's key file carries no date, but the key's certificate,
+// published at the file's client_x509_cert_url as a JSON object of PEM
+// certificates by private_key_id, starts on that day.
+func ServiceAccountKeyCreated(ctx context.Context, p *Profile) (time.Time, error) {
+	k := p.ServiceAccount
+	if k == nil || k.ClientX509CertURL == "" {
+		return time.Time{}, errors.New("oauth: the key file has no client_x509_cert_url")
+	}
+	if err := checkEndpointURL(k.ClientX509CertURL); err != nil {
+		return time.Time{}, fmt.Errorf("oauth: client_x509_cert_url: %w", err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, k.ClientX509CertURL, nil)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("oauth: key certificates: %w", err)
+	}
+	resp, err := p.httpClient().Do(req)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("oauth: key certificates: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return time.Time{}, fmt.Errorf("oauth: key certificates: GET %s: HTTP %d", k.ClientX509CertURL, resp.StatusCode)
+	}
+	var certs map[string]string
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxResponseBody)).Decode(&certs); err != nil {
+		return time.Time{}, fmt.Errorf("oauth: key certificates: %w", err)
+	}
+	block, _ := pem.Decode([]byte(certs[k.PrivateKeyID]))
+	if block == nil {
+		return time.Time{}, fmt.Errorf("oauth: Google lists no certificate for key %s: it was deleted", k.PrivateKeyID)
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("oauth: certificate of key %s: %w", k.PrivateKeyID, err)
+	}
+	return cert.NotBefore, nil
 }

@@ -13,7 +13,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/big"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync"
@@ -423,5 +425,36 @@ func TestManagerTestingExpiry(t *testing.T) {
 				t.Errorf("ExplainFor = %q, no fix", got)
 			}
 		})
+	}
+}
+
+// TestServiceAccountKeyCreated: the key's date is its published
+// certificate's NotBefore; a key Google no longer lists is reported as
+// deleted.
+func TestServiceAccountKeyCreated(t *testing.T) {
+	p := serviceAccountProfile(t, "https://oauth2.googleapis.com/token")
+	created := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), NotBefore: created, NotAfter: created.AddDate(10, 0, 0)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &saKey.PublicKey, saKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certs := map[string]string{p.ServiceAccount.PrivateKeyID: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		json.NewEncoder(w).Encode(certs)
+	}))
+	defer srv.Close()
+	p.ServiceAccount.ClientX509CertURL = srv.URL + "/certs"
+	got, err := ServiceAccountKeyCreated(t.Context(), p)
+	if err != nil || !got.Equal(created) {
+		t.Fatalf("created %s, %v; want %s", got, err, created)
+	}
+	delete(certs, p.ServiceAccount.PrivateKeyID)
+	if _, err := ServiceAccountKeyCreated(t.Context(), p); err == nil || !strings.Contains(err.Error(), "deleted") {
+		t.Errorf("a key no longer listed: %v", err)
+	}
+	p.ServiceAccount.ClientX509CertURL = ""
+	if _, err := ServiceAccountKeyCreated(t.Context(), p); err == nil {
+		t.Error("no URL: no error")
 	}
 }
