@@ -56,12 +56,13 @@ func TestServiceAccountTokens(t *testing.T) {
 	}
 }
 
-// pasteLogin runs `mailgate login google-user --paste`, signs alice in on
-// the emulated Google's page with the URL it prints, and pastes
-// edit(redirect URL) back; it returns the exit code and stderr.
-func pasteLogin(t *testing.T, srv *emulator.Server, dir string, edit func(string) string) (int, string) {
+// pasteLogin runs `mailgate login PROFILE --paste`, has browse sign in
+// with the URL it prints (starting with prefix) and return the address
+// the browser is sent to, and pastes edit(that address) back; it returns
+// the exit code and stderr.
+func pasteLogin(t *testing.T, dir, profile, prefix string, browse func(authURL string) string, edit func(string) string) (int, string) {
 	t.Helper()
-	cmd := exec.CommandContext(t.Context(), mailgateBin, "login", "google-user", "--paste")
+	cmd := exec.CommandContext(t.Context(), mailgateBin, "login", profile, "--paste")
 	cmd.Dir = dir
 	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + dir, "MAILGATE_KEY=" + testKey, "NO_PROXY=*"}
 	stdin, err := cmd.StdinPipe()
@@ -80,7 +81,7 @@ func pasteLogin(t *testing.T, srv *emulator.Server, dir string, edit func(string
 	authURL := ""
 	for authURL == "" && sc.Scan() {
 		errText.WriteString(sc.Text() + "\n")
-		if l := strings.TrimSpace(sc.Text()); strings.HasPrefix(l, srv.GoogleAuthorizeURL()+"?") {
+		if l := strings.TrimSpace(sc.Text()); strings.HasPrefix(l, prefix) {
 			authURL = l
 		}
 	}
@@ -93,27 +94,7 @@ func pasteLogin(t *testing.T, srv *emulator.Server, dir string, edit func(string
 		_ = cmd.Wait()
 		t.Fatalf("no authorization URL printed:\n%s", errText.String())
 	}
-	// The person's browser, on another machine.
-	c := srv.Client()
-	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	resp, err := c.Get(authURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	page, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	_, after, _ := strings.Cut(string(page), `name="req" value="`)
-	req, _, _ := strings.Cut(after, `"`)
-	resp, err = c.PostForm(srv.URL()+"/google/signin", url.Values{"req": {req}, "email": {"alice@" + emulator.GoogleDomain}, "decision": {"allow"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	loc := resp.Header.Get("Location")
-	if !strings.HasPrefix(loc, "http://127.0.0.1:8401/?") {
-		t.Fatalf("sign-in answered %d, Location %q", resp.StatusCode, loc)
-	}
-	io.WriteString(stdin, edit(loc)+"\n")
+	io.WriteString(stdin, edit(browse(authURL))+"\n")
 	stdin.Close()
 	errText.WriteString(<-rest)
 	err = cmd.Wait()
@@ -126,12 +107,70 @@ func pasteLogin(t *testing.T, srv *emulator.Server, dir string, edit func(string
 	return code, errText.String()
 }
 
+// googleBrowser signs user in on the emulated Google's page (in a browser
+// on another machine) and returns the address it is sent back to.
+func googleBrowser(t *testing.T, srv *emulator.Server, user string) func(string) string {
+	return func(authURL string) string {
+		c := srv.Client()
+		c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+		resp, err := c.Get(authURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		page, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		_, after, _ := strings.Cut(string(page), `name="req" value="`)
+		req, _, _ := strings.Cut(after, `"`)
+		resp, err = c.PostForm(srv.URL()+"/google/signin", url.Values{"req": {req}, "email": {user}, "decision": {"allow"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		loc := resp.Header.Get("Location")
+		if !strings.HasPrefix(loc, "http://127.0.0.1:8401/?") {
+			t.Fatalf("sign-in answered %d, Location %q", resp.StatusCode, loc)
+		}
+		return loc
+	}
+}
+
+// entraBrowser signs the demo user in on the emulated Entra ID's pages
+// and returns the address it is sent back to.
+func entraBrowser(t *testing.T, srv *emulator.Server) func(string) string {
+	return func(authURL string) string {
+		c := srv.Client()
+		c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+		resp, err := c.Get(authURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		page, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		m := formReq.FindSubmatch(page)
+		if m == nil {
+			t.Fatalf("no sign-in form: %s", page)
+		}
+		resp, err = c.PostForm(srv.URL()+"/"+emulator.DemoTenantID+"/login", url.Values{"req": {string(m[1])},
+			"username": {emulator.DemoUser}, "password": {emulator.DemoUserPassword}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		loc := resp.Header.Get("Location")
+		if !strings.HasPrefix(loc, "http://localhost:8400/?") {
+			t.Fatalf("sign-in answered %d, Location %q", resp.StatusCode, loc)
+		}
+		return loc
+	}
+}
+
 // TestLoginPaste: `login --paste` against the emulated Google: the pasted
 // redirect URL is accepted and the refresh token stored (token then works
 // in another process), a URL with another state is refused.
 func TestLoginPaste(t *testing.T) {
 	srv, dir := emulatorConfig(t, "")
-	code, stderr := pasteLogin(t, srv, dir, func(loc string) string {
+	alice := googleBrowser(t, srv, "alice@"+emulator.GoogleDomain)
+	code, stderr := pasteLogin(t, dir, "google-user", srv.GoogleAuthorizeURL()+"?", alice, func(loc string) string {
 		return strings.Replace(loc, "state=", "state=x", 1)
 	})
 	if code != 1 || !strings.Contains(stderr, "state") {
@@ -140,7 +179,7 @@ func TestLoginPaste(t *testing.T) {
 	if r := mailgate(t, t.Context(), dir, "token", "google-user"); r.code == 0 {
 		t.Fatalf("a token after a refused sign-in: %s", r.stdout)
 	}
-	code, stderr = pasteLogin(t, srv, dir, func(loc string) string { return loc })
+	code, stderr = pasteLogin(t, dir, "google-user", srv.GoogleAuthorizeURL()+"?", alice, func(loc string) string { return loc })
 	if code != 0 || !strings.Contains(stderr, "Signed in") {
 		t.Fatalf("login --paste: exit %d\n%s", code, stderr)
 	}
@@ -192,25 +231,7 @@ func TestConsolePaste(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.HasPrefix(authURL, srv.GoogleAuthorizeURL()+"?") || !strings.Contains(string(page), `action="/oauth/paste"`) {
 		t.Fatalf("authorize by pasting: %d\n%s", resp.StatusCode, page)
 	}
-	ec := srv.Client()
-	ec.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	resp, err = ec.Get(authURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gpage, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	_, after, _ = strings.Cut(string(gpage), `name="req" value="`)
-	req, _, _ := strings.Cut(after, `"`)
-	resp, err = ec.PostForm(srv.URL()+"/google/signin", url.Values{"req": {req}, "email": {"bob@" + emulator.GoogleDomain}, "decision": {"allow"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	loc := resp.Header.Get("Location")
-	if !strings.HasPrefix(loc, "http://127.0.0.1:8401/?") {
-		t.Fatalf("Google sent the browser to %q", loc)
-	}
+	loc := googleBrowser(t, srv, "bob@"+emulator.GoogleDomain)(authURL)
 	paste := func(text string) (int, string) {
 		resp, err := c.PostForm(base+"/oauth/paste", url.Values{"pasted": {text}})
 		if err != nil {
@@ -270,5 +291,19 @@ mailboxes:
 	out = r.stdout + r.stderr
 	if r.code != 1 || !strings.Contains(out, "mailbox ro (imap) needs https://mail.google.com/") || !strings.Contains(out, "add https://mail.google.com/ to the profile's scopes") {
 		t.Errorf("doctor readonly: exit %d\n%s", r.code, out)
+	}
+}
+
+// TestLoginPasteMicrosoft: the paste flow works for a Microsoft profile
+// too: the emulated Entra ID's sign-in, the address pasted back, then a
+// token from the stored refresh token.
+func TestLoginPasteMicrosoft(t *testing.T) {
+	srv, dir := emulatorConfig(t, "")
+	code, stderr := pasteLogin(t, dir, "emulator-user", srv.URL()+"/", entraBrowser(t, srv), func(loc string) string { return loc })
+	if code != 0 || !strings.Contains(stderr, "Signed in as "+emulator.DemoUser) {
+		t.Fatalf("login --paste: exit %d\n%s", code, stderr)
+	}
+	if r := mailgate(t, t.Context(), dir, "token", "emulator-user", "--fresh"); r.code != 0 {
+		t.Errorf("token after login --paste: exit %d\n%s", r.code, r.stderr)
 	}
 }
