@@ -36,7 +36,15 @@
 //     (CheckMailboxAccess and POST /_emulator/exchange/check): an app-only
 //     token opens a mailbox only when it carries the protocol's role, the
 //     app's service principal is registered in Exchange (New-ServicePrincipal)
-//     and it was granted FullAccess on that mailbox (Add-MailboxPermission).
+//     and it was granted FullAccess on that mailbox (Add-MailboxPermission);
+//   - Google's token side (google.go, google_token.go): a Workspace domain,
+//     a service account with a JSON key and domain-wide delegation per
+//     client ID and scope, POST /google/token checking the RFC 7523 JWT
+//     bearer grant step by step with Google's error texts, authorization
+//     code with PKCE (GET /google/authorize), refresh without rotation and
+//     the 7-day refresh tokens of apps in Testing status, the key
+//     certificates at /google/certs/{email}; its access tokens ("ya29." and
+//     a JWT) are checked by VerifyGoogleToken.
 //
 // Access tokens are RS256 JWTs in the v1 format Exchange and Graph use
 // (iss https://sts.windows.net/{tid}/, ver 1.0, roles for app-only tokens,
@@ -46,7 +54,8 @@
 // What it deliberately does not model: conditional access beyond "this user
 // needs MFA", sessions and single sign-on (every authorize request signs in),
 // multi-tenant apps and guest users, continuous access evaluation, token
-// binding, the on-behalf-of and SAML grants, Google.
+// binding, the on-behalf-of and SAML grants; of Google, everything but the
+// token side above (no consent screen states, no Gmail API).
 //
 // # Using it
 //
