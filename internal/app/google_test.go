@@ -2,13 +2,16 @@ package app
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mailgate/mailgate/internal/config"
 	"github.com/mailgate/mailgate/internal/emulator"
+	"github.com/mailgate/mailgate/internal/oauth"
 	"github.com/mailgate/mailgate/internal/store"
 )
 
@@ -104,5 +107,29 @@ senders:
 		ServiceAccountKey: config.NewSecret(`{"type": "authorized_user"}`)}
 	if _, err := Profile(bad, 0); err == nil || !strings.Contains(err.Error(), "profiles[w].service_account_key") || !IsKeyError(err) {
 		t.Errorf("a key file that is no service account key: %v", err)
+	}
+}
+
+// TestTestingExpiryAdvice: a mailbox whose Google refresh token was
+// refused a week after the sign-in gets the Testing status' 7-day advice
+// (what the dashboard shows under the mailbox and doctor prints); one
+// refused months later gets the plain sign-in-again advice.
+func TestTestingExpiryAdvice(t *testing.T) {
+	m := &config.Mailbox{Name: "gmail", Protocol: "imap", Username: "alice@example.com", Profile: "gmail"}
+	p := &oauth.Profile{Name: "gmail", Provider: oauth.ProviderGoogle, Grant: oauth.GrantAuthorizationCode, ClientID: "c.apps.googleusercontent.com"}
+	signedIn := time.Date(2026, 11, 30, 8, 0, 0, 0, time.UTC)
+	refused := &oauth.Error{Endpoint: "token", Status: 400, Code: "invalid_grant", Description: "Token has been expired or revoked."}
+	for _, tt := range []struct {
+		after time.Duration
+		want  string
+	}{
+		{7*24*time.Hour + time.Hour, "apps in Google's Testing status get refresh tokens that expire after 7 days"},
+		{200 * 24 * time.Hour, "mailgate login gmail"},
+	} {
+		err := fmt.Errorf("imap: %w", &oauth.LoginRequiredError{Profile: "gmail", Err: refused, SignedIn: signedIn, Refused: signedIn.Add(tt.after)})
+		got := strings.Join(MailboxAdvice(m, p, err), "\n")
+		if !strings.Contains(got, tt.want) || (tt.after > 8*24*time.Hour && strings.Contains(got, "Testing")) {
+			t.Errorf("refused after %s: advice %q, want %q", tt.after, got, tt.want)
+		}
 	}
 }
