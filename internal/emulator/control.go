@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"slices"
@@ -68,11 +69,15 @@ func (s *Server) handleStats(w http.ResponseWriter, _ *http.Request) {
 	s.mu.Lock()
 	faults := len(s.faults)
 	s.mu.Unlock()
+	s.google.mu.Lock()
+	google := maps.Clone(s.google.requests)
+	s.google.mu.Unlock()
 	writeJSON(w, http.StatusOK, map[string]any{
-		"token_requests":      s.tokenRequests.Load(),
-		"devicecode_requests": s.deviceRequests.Load(),
-		"faults":              faults,
-		"tenant":              s.tenant.id,
+		"google_token_requests": google, // JWT bearer requests by subject
+		"token_requests":        s.tokenRequests.Load(),
+		"devicecode_requests":   s.deviceRequests.Load(),
+		"faults":                faults,
+		"tenant":                s.tenant.id,
 	})
 }
 

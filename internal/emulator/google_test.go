@@ -176,6 +176,21 @@ func TestGoogleServiceAccountStates(t *testing.T) {
 			t.Errorf("%s: %d %s", st.name, a.status, a.raw)
 		}
 	}
+	// other processes read the per-user count from the stats route
+	resp, err := srv.Client().Get(srv.URL() + "/_emulator/stats")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stats struct {
+		Google map[string]int `json:"google_token_requests"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&stats); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if stats.Google["bob@"+GoogleDomain] != len(steps) {
+		t.Errorf("stats google_token_requests = %v, want %d for bob", stats.Google, len(steps))
+	}
 }
 
 // googleSignIn runs the authorize page and returns the redirect's query.
