@@ -32,10 +32,19 @@ const (
 	KindNo
 	// KindBad: the server did not understand a command (BAD).
 	KindBad
+	// KindTooManyConnections: the account has as many connections as the
+	// server allows (Gmail: "NO [ALERT] Too many simultaneous connections.",
+	// 15 per account); retry much later, not at once.
+	KindTooManyConnections
+	// KindSessionExpired: the server ended a long session as it does
+	// routinely (Gmail: "* BYE Session expired, please login again.");
+	// reconnect, nothing is wrong.
+	KindSessionExpired
 )
 
 func (k Kind) String() string {
-	return [...]string{"connection", "tls", "auth failed", "token expired", "not connected", "refused", "bad command"}[k]
+	return [...]string{"connection", "tls", "auth failed", "token expired", "not connected", "refused", "bad command",
+		"too many connections", "session expired"}[k]
 }
 
 // Error is a failed IMAP operation.
@@ -70,16 +79,22 @@ func (e *Error) Unwrap() error { return e.Err }
 
 // Temporary reports whether retrying later may succeed.
 func (e *Error) Temporary() bool {
-	return e.Kind == KindConnection || e.Kind == KindTokenExpired || e.Code == string(goimap.ResponseCodeUnavailable) ||
+	return e.Kind == KindConnection || e.Kind == KindTokenExpired || e.Kind == KindTooManyConnections ||
+		e.Kind == KindSessionExpired || e.Code == string(goimap.ResponseCodeUnavailable) ||
 		e.Code == string(goimap.ResponseCodeInUse) || e.Code == string(goimap.ResponseCodeLimit)
 }
 
 // Classify tells from a status response's type and text what happened:
-// Exchange's and Dovecot's wordings for an expired token, and Exchange's
-// "authenticated but not connected".
+// Exchange's and Dovecot's wordings for an expired token, Exchange's
+// "authenticated but not connected", Gmail's connection cap and its
+// routine "Session expired".
 func Classify(typ, code, text string) Kind {
 	lt := strings.ToLower(text)
 	switch {
+	case strings.Contains(lt, "too many simultaneous connections"):
+		return KindTooManyConnections
+	case strings.Contains(lt, "session expired"):
+		return KindSessionExpired
 	case strings.Contains(lt, "accesstokenexpired") || strings.Contains(lt, "session invalidated") ||
 		strings.Contains(lt, "token expired") || strings.Contains(lt, "token has expired"):
 		return KindTokenExpired
