@@ -24,9 +24,11 @@ import (
 // answers are counted (GmailSMTPChallengeAnswers). Accepted mail is kept in the sender's [Gmail]/Sent Mail
 // when the IMAP service runs, and counted (GmailSMTPSent).
 
-// gmailBadCredentials is Gmail's SMTP answer after the error challenge.
+// gmailBadCredentials is Gmail's SMTP answer after the error challenge,
+// the enhanced code on each line as Gmail writes it (go-smtp's server
+// puts it on the last line only, so the first line carries it in its text).
 var gmailBadCredentials = &gosmtp.SMTPError{Code: 535, EnhancedCode: gosmtp.EnhancedCode{5, 7, 8},
-	Message: "Username and Password not accepted. For more information, go to\nhttps://support.google.com/mail/?p=BadCredentials (Failure)"}
+	Message: "5.7.8 Username and Password not accepted. For more information, go to\nhttps://support.google.com/mail/?p=BadCredentials (Failure)"}
 
 type gmailSMTPService struct {
 	s    *Server
