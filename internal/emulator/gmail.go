@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
@@ -356,9 +358,12 @@ func cmpOr(v ...string) string {
 	return ""
 }
 
-// GoogleMailToken signs an access token for user with scopes, as the
-// Google token endpoint would issue one (for tests and the control route
-// POST /_emulator/gmail/token; the JWT bearer grant is served elsewhere).
+// GoogleMailToken signs an access token for user with scopes, as Google's
+// token endpoint would issue one; user "" makes a token good for any
+// account (as a service account's is for its subject). It serves tests and
+// the control route POST /_emulator/gmail/token (form: scope, user), a
+// stand-in token endpoint for profiles that test the Gmail services through
+// the binary (provider generic, grant client_credentials).
 func (s *Server) GoogleMailToken(user string, scopes ...string) (string, error) {
 	now := s.now()
 	life := s.tokenLifetime()
@@ -367,7 +372,25 @@ func (s *Server) GoogleMailToken(user string, scopes ...string) (string, error) 
 		"sub": user, "upn": user, "preferred_username": user, "idtyp": "user", "ver": "2.0",
 		"scp": strings.Join(scopes, " "), "iat": now.Unix(), "nbf": now.Unix(), "exp": now.Add(life).Unix(),
 	}
+	if user == "" {
+		claims["idtyp"], claims["sub"] = "app", "gmail-test"
+	}
 	return s.sign.signJWT(claims)
+}
+
+func (s *Server) handleGmailToken(w http.ResponseWriter, r *http.Request) {
+	scopes := strings.Fields(r.PostFormValue("scope"))
+	tok, err := s.GoogleMailToken(r.PostFormValue("user"), scopes...)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	life := time.Duration(s.lifetime.Load()) // the token's own when fixed, else the shortest it can be
+	if life <= 0 {
+		life = 3599 * time.Second
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"access_token": tok, "token_type": "Bearer",
+		"expires_in": int(life.Seconds()), "scope": strings.Join(scopes, " ")})
 }
 
 // gmailSession is one Gmail IMAP connection.
