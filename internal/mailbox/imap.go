@@ -140,7 +140,7 @@ func imapError(name, step string, err error) error {
 			}
 			e.Temporary, e.Wait = true, TooManyConnectionsWait
 			e.Hint = "the account has as many IMAP connections open as the server allows (Gmail: 15 per account, " +
-				"counting every mail client, phone and other mailgate mailbox on it): close some; mailgate waits " +
+				"counting every mail client, phone and other mailgate mailbox on it): close some; mailgate serve waits " +
 				TooManyConnectionsWait.String() + " before it tries again"
 		case imap.KindSessionExpired:
 			e.Temporary, e.Reconnect = true, true

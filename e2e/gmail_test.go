@@ -1,0 +1,83 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/mailgate/mailgate/internal/emulator"
+)
+
+// TestGmailThroughBinary: `mailgate run --once` against the emulator's
+// Gmail IMAP service with German folder names. A token without
+// https://mail.google.com/ (an Exchange token) is refused with Gmail's
+// challenge, whose scope and meaning the output names, and the server saw
+// the empty-line answer; a token with the scope delivers, and after:
+// delete leaves the messages in \Trash (Papierkorb), not in All Mail; the
+// connection cap fails the run with Gmail's limit explained.
+func TestGmailThroughBinary(t *testing.T) {
+	srv, err := emulator.Start(t.Context(), emulator.Options{HTTPListen: "-", GmailIMAPListen: "127.0.0.1:0", GmailLocalized: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	const user = "ops@example.com"
+	for i := range 3 {
+		if _, err := srv.GmailDeliver(user, fmt.Appendf(nil, "Subject: g%d\r\nMessage-ID: <g%d@example.com>\r\n\r\nbody %d\r\n", i, i, i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	host, port, _ := strings.Cut(srv.GmailIMAPAddr(), ":")
+	dir := t.TempDir()
+	q := func(s string) string { return "'" + s + "'" }
+	cfg := "store: sqlite:./mailgate.db\nprofiles:\n" +
+		"  - {name: exchange, provider: microsoft, grant: client_credentials, authority: " + q(srv.URL()) + ", tls_ca: " + q(srv.CAFile()) +
+		", tenant: " + emulator.DemoTenantID + ", client_id: " + emulator.DemoAppID + ", client_secret: " + q(emulator.DemoAppSecret) +
+		", scopes: [https://outlook.office365.com/.default]}\n" +
+		"  - {name: google, provider: generic, grant: client_credentials, token_url: " + q(srv.URL()+"/_emulator/gmail/token") +
+		", tls_ca: " + q(srv.CAFile()) + ", client_id: test, client_secret: test, scopes: [" + q(emulator.GoogleMailScope) + "]}\n" +
+		"mailboxes:\n"
+	for _, mb := range [][2]string{{"wrongscope", "exchange"}, {"gmail", "google"}} {
+		cfg += fmt.Sprintf("  - {name: %s, protocol: imap, host: %s, port: %s, security: tls, tls_ca: %s, sasl: xoauth2, username: %s, profile: %s, after: delete, sink: out}\n",
+			mb[0], host, port, q(srv.CAFile()), user, mb[1])
+	}
+	cfg += "sinks:\n  - {name: out, type: maildir, path: ./inbox}\n"
+	if err := os.WriteFile(filepath.Join(dir, "mailgate.yaml"), []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	r := mailgate(t, t.Context(), dir, "run", "--once", "--mailbox", "wrongscope")
+	t.Logf("wrong scope:\n%s", r.stderr)
+	if r.code != 1 {
+		t.Fatalf("wrong scope: exit %d\n%s", r.code, r.stderr)
+	}
+	for _, want := range []string{"scope https://mail.google.com/", "gmail.modify or gmail.readonly are not enough", "Invalid credentials"} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("wrong scope: output lacks %q:\n%s", want, r.stderr)
+		}
+	}
+	if empty, other := srv.GmailChallengeAnswers(); empty < 1 || other != 0 {
+		t.Errorf("the server saw %d empty and %d other answers to its challenge", empty, other)
+	}
+
+	r = mailgate(t, t.Context(), dir, "run", "--once", "--mailbox", "gmail")
+	if r.code != 0 || !strings.Contains(r.stderr, "gmail: 3 delivered") {
+		t.Fatalf("gmail: exit %d\n%s", r.code, r.stderr)
+	}
+	files, _ := os.ReadDir(filepath.Join(dir, "inbox", "new"))
+	in, _ := srv.GmailCount(user, "INBOX")
+	all, _ := srv.GmailCount(user, "[Google Mail]/Alle Nachrichten")
+	trash, _ := srv.GmailCount(user, "[Google Mail]/Papierkorb")
+	if len(files) != 3 || in != 0 || all != 0 || trash != 3 {
+		t.Errorf("delivered %d; INBOX %d, All Mail %d, Trash %d; want 3; 0, 0, 3", len(files), in, all, trash)
+	}
+
+	srv.GmailMaxConnections(0)
+	r = mailgate(t, t.Context(), dir, "run", "--once", "--mailbox", "gmail")
+	t.Logf("connection cap:\n%s", r.stderr)
+	if r.code != 1 || !strings.Contains(r.stderr, "Too many simultaneous connections") || !strings.Contains(r.stderr, "15 per account") {
+		t.Errorf("connection cap: exit %d\n%s", r.code, r.stderr)
+	}
+}
