@@ -39,9 +39,9 @@ import (
 //     removes the Inbox label (the message stays in All Mail), a MOVE from
 //     INBOX to the \Trash folder removes it from All Mail too;
 //   - X-GM-EXT-1 is advertised (added to the capability lists on the wire,
-//     since go-imap's server announces only what it knows); X-GM-MSGID in
-//     FETCH is not served: go-imap's server parses FETCH items itself and
-//     refuses unknown ones;
+//     since go-imap's server announces only what it knows) and X-GM-MSGID
+//     is served in FETCH (on the wire too: gmail_msgid.go), stable across
+//     folders and GmailResetUIDValidity;
 //   - at most 15 authenticated connections per account (GmailMaxConnections
 //     changes it); the next login gets
 //     "NO [ALERT] Too many simultaneous connections. (Failure)";
@@ -113,6 +113,8 @@ type gmailUser struct {
 	mem   *imapmemserver.User
 	mu    sync.Mutex
 	inAll map[imap.UID]imap.UID // INBOX UID → All Mail UID
+	raw   map[imap.UID][]byte   // INBOX UID → the message (for GmailResetUIDValidity)
+	ids   msgIDs                // X-GM-MSGID of the messages delivered
 	conns int                   // authenticated sessions now
 }
 
@@ -165,7 +167,8 @@ func (svc *gmailService) user(addr string) *gmailUser {
 	if u := svc.users[key]; u != nil {
 		return u
 	}
-	u := &gmailUser{mem: imapmemserver.NewUser(key, randomToken(32)), inAll: map[imap.UID]imap.UID{}}
+	u := &gmailUser{mem: imapmemserver.NewUser(key, randomToken(32)), inAll: map[imap.UID]imap.UID{}, raw: map[imap.UID][]byte{},
+		ids: msgIDs{next: 1_700_000_000_000_000_000, ids: map[string]uint64{}}}
 	for _, f := range svc.folders.list() {
 		if !slices.Contains(f.Attrs, imap.MailboxAttrNoSelect) {
 			_ = u.mem.Create(f.Mailbox, nil)
@@ -200,13 +203,17 @@ type answerConn struct {
 	net.Conn
 	expect atomic.Pointer[func(line []byte)]
 	addCap string
+	msgID  atomic.Pointer[func(uid uint32) uint64] // the selected folder's X-GM-MSGID (gmail_msgid.go)
+
+	wmu   sync.Mutex
+	watch *gmWatch
 }
 
 func (c *answerConn) Write(p []byte) (int, error) {
-	if c.addCap == "" || !bytes.Contains(p, capMarker) {
-		return c.Conn.Write(p)
+	q := c.fetchWrite(p)
+	if c.addCap != "" && bytes.Contains(q, capMarker) {
+		q = bytes.ReplaceAll(q, capMarker, append(append(slices.Clip(capMarker), ' '), c.addCap...))
 	}
-	q := bytes.ReplaceAll(p, capMarker, append(append(slices.Clip(capMarker), ' '), c.addCap...))
 	if _, err := c.Conn.Write(q); err != nil {
 		return 0, err
 	}
@@ -219,6 +226,7 @@ var capMarker = []byte("CAPABILITY IMAP4rev1")
 func (c *answerConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
 	if n > 0 {
+		n = c.fetchRead(p, n)
 		if f := c.expect.Swap(nil); f != nil {
 			line, _, _ := bytes.Cut(p[:n], []byte("\n"))
 			(*f)(bytes.TrimSuffix(line, []byte("\r")))
@@ -253,7 +261,9 @@ func (s *Server) GmailDeliver(account string, raw []byte) (uint32, error) {
 	if err != nil {
 		return 0, fmt.Errorf("emulator: Gmail append to %s: %w", account, err)
 	}
-	u.inAll[in.UID] = all.UID
+	u.inAll[in.UID], u.raw[in.UID] = all.UID, raw
+	u.ids.next++
+	u.ids.ids[idKey("INBOX", in.UID)], u.ids.ids[idKey(s.gmail.folders.all, all.UID)] = u.ids.next, u.ids.next
 	return uint32(in.UID), nil
 }
 
@@ -498,6 +508,15 @@ func (sess *gmailSession) Select(name string, options *imap.SelectOptions) (*ima
 	d, err := sess.UserSession.Select(name, options)
 	if err == nil {
 		sess.selected = name
+		if ac, ok := sess.conn.NetConn().(*answerConn); ok {
+			u := sess.acct
+			f := func(uid uint32) uint64 {
+				u.mu.Lock()
+				defer u.mu.Unlock()
+				return u.ids.id(name, uid)
+			}
+			ac.msgID.Store(&f)
+		}
 	}
 	return d, err
 }

@@ -110,3 +110,76 @@ func TestGmailSMTPWire(t *testing.T) {
 		t.Errorf("answers %d %d", empty, other)
 	}
 }
+
+// TestGmailMsgIDWire: X-GM-MSGID in FETCH, the same in INBOX and All Mail
+// and after GmailResetUIDValidity, which changes UIDVALIDITY.
+func TestGmailMsgIDWire(t *testing.T) {
+	srv, err := Start(t.Context(), Options{HTTPListen: "-", GmailIMAPListen: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	const user = "ops@example.com"
+	for range 2 {
+		if _, err := srv.GmailDeliver(user, []byte("Subject: x\r\n\r\nx\r\n")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fetch := func() (validity string, lines []string) {
+		w := dialGmail(t, srv.GmailIMAPAddr(), srv)
+		w.line()
+		good, _ := srv.GoogleMailToken(user, GoogleMailScope)
+		if _, done := w.cmd("AUTHENTICATE XOAUTH2 %s", xoauth2(user, good)); !strings.Contains(done, "OK") {
+			t.Fatalf("login: %s", done)
+		}
+		sel, _ := w.cmd("SELECT INBOX")
+		validity = strings.Join(sel, "\n")
+		validity = validity[strings.Index(validity, "UIDVALIDITY"):]
+		validity = validity[:strings.IndexByte(validity, ']')]
+		in, done := w.cmd("UID FETCH 1:* (UID X-GM-MSGID)")
+		if !strings.Contains(done, "OK") {
+			t.Fatalf("fetch: %s", done)
+		}
+		w.cmd(`SELECT "[Gmail]/All Mail"`)
+		all, _ := w.cmd("FETCH 1:* (X-GM-MSGID)")
+		return validity, append(in, all...)
+	}
+	v1, lines := fetch()
+	want := []string{"X-GM-MSGID 1700000000000000001)", "X-GM-MSGID 1700000000000000002)"}
+	joined := strings.Join(lines, "\n")
+	for _, w := range want {
+		if strings.Count(joined, w) != 2 {
+			t.Errorf("%s not in INBOX and All Mail:\n%s", w, joined)
+		}
+	}
+	if err := srv.GmailResetUIDValidity(user); err != nil {
+		t.Fatal(err)
+	}
+	v2, lines := fetch()
+	if v1 == v2 {
+		t.Errorf("UIDVALIDITY unchanged: %s", v1)
+	}
+	for _, w := range want {
+		if !strings.Contains(strings.Join(lines, "\n"), w) {
+			t.Errorf("%s lost by the reset:\n%s", w, strings.Join(lines, "\n"))
+		}
+	}
+}
+
+// FuzzGmailFetchRewrite: any client line and server line through the
+// X-GM-MSGID rewriting; nothing panics and only FETCH commands change.
+func FuzzGmailFetchRewrite(f *testing.F) {
+	f.Add([]byte("a1 UID FETCH 1:* (UID X-GM-MSGID)\r\n"), []byte("* 1 FETCH (UID 4)\r\n"))
+	f.Add([]byte("a2 FETCH 1 X-GM-MSGID\r\n"), []byte("* 1 FETCH (UID 4 FLAGS ())\r\n"))
+	f.Fuzz(func(t *testing.T, cmd, line []byte) {
+		if out, tag, ok := rewriteFetch(cmd); ok {
+			if !strings.Contains(strings.ToUpper(string(cmd)), "FETCH") || tag == "" || strings.Contains(strings.ToUpper(string(out)), "X-GM-MSGID") && !strings.Contains(strings.ToUpper(tag), "X-GM-MSGID") {
+				t.Fatalf("%q rewritten to %q (tag %q)", cmd, out, tag)
+			}
+		}
+		out := addMsgID(line, func(uint32) uint64 { return 7 })
+		if string(out) != string(line) && !strings.Contains(string(out), " X-GM-MSGID 7") {
+			t.Fatalf("%q became %q", line, out)
+		}
+	})
+}
