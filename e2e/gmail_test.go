@@ -39,11 +39,11 @@ func TestGmailThroughBinary(t *testing.T) {
 		"  - {name: google, provider: generic, grant: client_credentials, token_url: " + q(srv.URL()+"/_emulator/gmail/token") +
 		", tls_ca: " + q(srv.CAFile()) + ", client_id: test, client_secret: test, scopes: [" + q(emulator.GoogleMailScope) + "]}\n" +
 		"mailboxes:\n"
-	for _, mb := range [][2]string{{"wrongscope", "exchange"}, {"gmail", "google"}} {
-		cfg += fmt.Sprintf("  - {name: %s, protocol: imap, host: %s, port: %s, security: tls, tls_ca: %s, sasl: xoauth2, username: %s, profile: %s, after: delete, sink: out}\n",
-			mb[0], host, port, q(srv.CAFile()), user, mb[1])
+	for _, mb := range [][4]string{{"wrongscope", "exchange", user, "delete"}, {"gmail", "google", user, "delete"}, {"kept", "google", "keep@example.com", "seen"}} {
+		cfg += fmt.Sprintf("  - {name: %s, protocol: imap, host: %s, port: %s, security: tls, tls_ca: %s, sasl: xoauth2, username: %s, profile: %s, after: %s, sink: %s}\n",
+			mb[0], host, port, q(srv.CAFile()), mb[2], mb[1], mb[3], map[bool]string{true: "kept", false: "out"}[mb[0] == "kept"])
 	}
-	cfg += "sinks:\n  - {name: out, type: maildir, path: ./inbox}\n"
+	cfg += "sinks:\n  - {name: out, type: maildir, path: ./inbox}\n  - {name: kept, type: maildir, path: ./kept}\n"
 	if err := os.WriteFile(filepath.Join(dir, "mailgate.yaml"), []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -72,6 +72,30 @@ func TestGmailThroughBinary(t *testing.T) {
 	trash, _ := srv.GmailCount(user, "[Google Mail]/Papierkorb")
 	if len(files) != 3 || in != 0 || all != 0 || trash != 3 {
 		t.Errorf("delivered %d; INBOX %d, All Mail %d, Trash %d; want 3; 0, 0, 3", len(files), in, all, trash)
+	}
+
+	// messages without a Message-ID header survive a UIDVALIDITY change
+	// through X-GM-MSGID: nothing is delivered twice
+	for i := range 4 {
+		if _, err := srv.GmailDeliver("keep@example.com", fmt.Appendf(nil, "Subject: no id %d\r\n\r\nbody %d\r\n", i, i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r := mailgate(t, t.Context(), dir, "run", "--once", "--mailbox", "kept"); r.code != 0 || !strings.Contains(r.stderr, "kept: 4 delivered") {
+		t.Fatalf("kept: exit %d\n%s", r.code, r.stderr)
+	}
+	if err := srv.GmailResetUIDValidity("keep@example.com"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := srv.GmailDeliver("keep@example.com", []byte("Subject: new\r\n\r\nnew\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	r = mailgate(t, t.Context(), dir, "run", "--once", "--mailbox", "kept", "-v")
+	if r.code != 0 || !strings.Contains(r.stderr, "kept: 1 delivered") || !strings.Contains(r.stderr, "UIDVALIDITY changed") {
+		t.Fatalf("kept after the UIDVALIDITY change: exit %d\n%s", r.code, r.stderr)
+	}
+	if files, _ := os.ReadDir(filepath.Join(dir, "kept", "new")); len(files) != 5 {
+		t.Errorf("%d messages in the sink, want 5 (4, then the new one)", len(files))
 	}
 
 	srv.GmailMaxConnections(0)

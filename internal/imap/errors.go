@@ -139,6 +139,8 @@ type sniffConn struct {
 	cl      *Client
 	tail    []byte // the end of the previous read, for a BYE split across reads
 	pending bool   // tail holds a BYE line whose end has not come yet
+
+	held, out []byte // GmailMsgIDs: a line not complete yet, lines ready (gmail.go)
 }
 
 func (cl *Client) sniff(c net.Conn) net.Conn { return &sniffConn{Conn: c, cl: cl, tail: []byte("\n")} }
@@ -154,15 +156,47 @@ func (s *sniffConn) Write(p []byte) (int, error) {
 		}
 		return len(p), nil
 	}
+	if g := s.cl.gm.Load(); g != nil {
+		if q := g.fetchWrite(p); len(q) != len(p) {
+			if _, err := s.Conn.Write(q); err != nil {
+				return 0, err
+			}
+			return len(p), nil
+		}
+	}
 	return s.Conn.Write(p)
 }
 
+// Read watches for a BYE and, while GmailMsgIDs runs, takes X-GM-MSGID out
+// of what the library reads (gmail.go): the server's answer may come into
+// a Read that began before the call, so the check follows the read.
 func (s *sniffConn) Read(p []byte) (int, error) {
-	n, err := s.Conn.Read(p)
-	if n > 0 {
-		s.scan(p[:n])
+	for {
+		if len(s.out) > 0 {
+			n := copy(p, s.out)
+			s.out = s.out[n:]
+			return n, nil
+		}
+		if len(s.held) > 0 && s.cl.gm.Load() == nil {
+			s.filter(nil, nil)
+			continue
+		}
+		n, err := s.Conn.Read(p)
+		if n > 0 {
+			s.scan(p[:n])
+		}
+		g := s.cl.gm.Load()
+		if n == 0 || g == nil && len(s.held) == 0 {
+			return n, err
+		}
+		s.filter(p[:n], g)
+		if err != nil {
+			s.filter(nil, nil)
+			n := copy(p, s.out)
+			s.out = s.out[n:]
+			return n, err
+		}
 	}
-	return n, err
 }
 
 func (s *sniffConn) scan(b []byte) {

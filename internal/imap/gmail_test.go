@@ -68,6 +68,30 @@ func TestGmailEmulator(t *testing.T) {
 	if err != nil || len(uids) != 1 {
 		t.Fatalf("UIDs %v %v", uids, err)
 	}
+	// X-GM-MSGID: the same in INBOX and All Mail, and the connection
+	// goes on working after the rewritten FETCH
+	inIDs, err := c.GmailMsgIDs(t.Context(), nil)
+	if err != nil || len(inIDs) != 1 || inIDs[uids[0]] == 0 {
+		t.Fatalf("GmailMsgIDs(INBOX) = %v, %v", inIDs, err)
+	}
+	if _, err := c.Select(t.Context(), emu.GmailFolder(`\All`)); err != nil {
+		t.Fatal(err)
+	}
+	allIDs, err := c.GmailMsgIDs(t.Context(), nil)
+	if err != nil || len(allIDs) != 1 {
+		t.Fatalf("GmailMsgIDs(All Mail) = %v, %v", allIDs, err)
+	}
+	for _, id := range allIDs {
+		if id != inIDs[uids[0]] {
+			t.Errorf("X-GM-MSGID %d in All Mail, %d in INBOX", id, inIDs[uids[0]])
+		}
+	}
+	if _, err := c.Select(t.Context(), "INBOX"); err != nil {
+		t.Fatal(err)
+	}
+	if again, err := c.UIDsAfter(t.Context(), 0); err != nil || len(again) != 1 {
+		t.Fatalf("after GmailMsgIDs: %v %v", again, err)
+	}
 	if err := c.Delete(t.Context(), uids); err != nil {
 		t.Fatal(err)
 	}
@@ -79,4 +103,51 @@ func TestGmailEmulator(t *testing.T) {
 	if !strings.HasPrefix(emu.GmailFolder(`\Trash`), "[Google Mail]/") {
 		t.Errorf("localized trash %q", emu.GmailFolder(`\Trash`))
 	}
+}
+
+func TestGmailStrip(t *testing.T) {
+	tests := []struct {
+		in, out string
+		uid     uint32
+		id      uint64
+	}{
+		{"* 1 FETCH (UID 4 X-GM-MSGID 1278455344230334865)\r\n", "* 1 FETCH (UID 4)\r\n", 4, 1278455344230334865},
+		{"* 2 FETCH (X-GM-MSGID 17 UID 9)\r\n", "* 2 FETCH (UID 9)\r\n", 9, 17},
+		{"* 3 FETCH (UID 5 FLAGS (\\Seen))\r\n", "* 3 FETCH (UID 5 FLAGS (\\Seen))\r\n", 0, 0},
+		{"a1 OK Success\r\n", "a1 OK Success\r\n", 0, 0},
+	}
+	for _, tt := range tests {
+		g := &gmFetch{ids: map[uint32]uint64{}}
+		if got := string(g.strip([]byte(tt.in))); got != tt.out {
+			t.Errorf("strip(%q) = %q, want %q", tt.in, got, tt.out)
+		}
+		if tt.uid != 0 && g.ids[tt.uid] != tt.id {
+			t.Errorf("strip(%q) kept %v", tt.in, g.ids)
+		}
+	}
+	g := &gmFetch{}
+	if got := string(g.fetchWrite([]byte("T5 UID FETCH 1:* (UID)\r\n"))); got != "T5 UID FETCH 1:* (UID X-GM-MSGID)\r\n" {
+		t.Errorf("fetchWrite: %q", got)
+	}
+	if got := string(g.fetchWrite([]byte("T6 UID FETCH 1:* (UID)\r\n"))); got != "T6 UID FETCH 1:* (UID)\r\n" {
+		t.Errorf("second fetchWrite rewritten: %q", got)
+	}
+}
+
+// FuzzGmailStrip: any server line; X-GM-MSGID is taken out of FETCH
+// lines only, and nothing panics.
+func FuzzGmailStrip(f *testing.F) {
+	f.Add([]byte("* 1 FETCH (UID 4 X-GM-MSGID 1278455344230334865)\r\n"))
+	f.Add([]byte("* 2 FETCH (X-GM-MSGID 99999999999999999999999 UID 9)\r\n"))
+	f.Add([]byte("* OK X-GM-MSGID 5\r\n"))
+	f.Fuzz(func(t *testing.T, line []byte) {
+		g := &gmFetch{ids: map[uint32]uint64{}}
+		out := g.strip(line)
+		if !strings.HasPrefix(string(line), "* ") && string(out) != string(line) {
+			t.Fatalf("%q changed to %q", line, out)
+		}
+		if len(out) > len(line) {
+			t.Fatalf("%q grew to %q", line, out)
+		}
+	})
 }

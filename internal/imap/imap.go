@@ -65,7 +65,9 @@ type Client struct {
 	bye     string            // text of a BYE received
 	folders map[string]string // lower-case special-use attribute → folder, once listed
 
-	authenticating atomic.Bool // during AUTHENTICATE (see sniffConn.Write)
+	authenticating atomic.Bool             // during AUTHENTICATE (see sniffConn.Write)
+	gm             atomic.Pointer[gmFetch] // during GmailMsgIDs (gmail.go)
+	gmMu           sync.Mutex              // one GmailMsgIDs at a time
 }
 
 // Dial connects to addr, reads the greeting and applies Security.

@@ -184,7 +184,7 @@ func (c *imapConn) Scan(ctx context.Context, cur Cursor) (*Scan, error) {
 			s.Items = append(s.Items, Item{UID: strconv.FormatUint(uint64(m.UID), 10), Key: c.key(m.UID), Size: m.Size, MessageID: m.MessageID, Date: m.Date})
 			s.Next.Last = strconv.FormatUint(uint64(m.UID), 10)
 		}
-		return s, nil
+		return s, c.gmailIdentity(ctx, s.Items, nil)
 	}
 	last := uint64(0)
 	if cur.Last != "" {
@@ -201,7 +201,33 @@ func (c *imapConn) Scan(ctx context.Context, cur Cursor) (*Scan, error) {
 		s.Items = append(s.Items, Item{UID: strconv.FormatUint(uint64(u), 10), Key: c.key(u), Size: -1})
 		s.Next.Last = strconv.FormatUint(uint64(u), 10)
 	}
-	return s, nil
+	return s, c.gmailIdentity(ctx, s.Items, uids)
+}
+
+// GmailIdentityPrefix starts an Item.MessageID that is Gmail's X-GM-MSGID
+// rather than the Message-ID header.
+const GmailIdentityPrefix = "X-GM-MSGID:"
+
+// gmailIdentity gives items on Gmail (X-GM-EXT-1) their X-GM-MSGID as
+// identity, "X-GM-MSGID:<id>" in MessageID, which the ledger records at
+// delivery and matches after a UIDVALIDITY change: Gmail keeps the id when
+// UIDs change, and it exists for messages without a Message-ID header.
+// uids nil asks for the whole folder.
+func (c *imapConn) gmailIdentity(ctx context.Context, items []Item, uids []uint32) error {
+	if len(items) == 0 || !c.c.Gmail() {
+		return nil
+	}
+	ids, err := c.c.GmailMsgIDs(ctx, uids)
+	if err != nil {
+		return imapError(c.o.Name, StepSelect, err)
+	}
+	for i := range items {
+		u, _ := strconv.ParseUint(items[i].UID, 10, 32)
+		if id, ok := ids[uint32(u)]; ok {
+			items[i].MessageID = GmailIdentityPrefix + strconv.FormatUint(id, 10)
+		}
+	}
+	return nil
 }
 
 // Fetch streams the items in batches of BatchSize UIDs.

@@ -40,7 +40,7 @@ type Item struct {
 	UID       string    // protocol id: IMAP UID (decimal), POP3 UIDL, Graph id
 	Key       string    // idempotency and ledger key
 	Size      int64     // bytes, -1 if unknown
-	MessageID string    // Message-ID header when cheaply known
+	MessageID string    // Message-ID header when cheaply known; on Gmail "X-GM-MSGID:<id>" (GmailIdentityPrefix)
 	Date      time.Time // server's internal date when known
 }
 
