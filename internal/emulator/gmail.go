@@ -575,3 +575,20 @@ func (sess *gmailSession) Move(w *imapserver.MoveWriter, numSet imap.NumSet, des
 	}
 	return other.Expunge(nil, &drop)
 }
+
+// Idle reports changes while the client idles, polling the folder every
+// half second (go-imap's memory session reports none during IDLE).
+func (sess *gmailSession) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if err := sess.UserSession.Poll(w, true); err != nil {
+			return err
+		}
+		select {
+		case <-stop:
+			return nil
+		case <-tick.C:
+		}
+	}
+}

@@ -191,3 +191,28 @@ func TestGmailSessionExpired(t *testing.T) {
 		t.Fatalf("Scan after BYE = %v (%+v), want a routine reconnect", err, e)
 	}
 }
+
+// TestGmailIdle: mail delivered while the client idles on the Gmail
+// service ends the wait.
+func TestGmailIdle(t *testing.T) {
+	emu := startGmail(t, false)
+	conn, err := gmailDialer(t, emu, "INBOX", emulator.GoogleMailScope).Dial(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	done := make(chan error, 1)
+	go func() { done <- conn.(Waiter).Wait(t.Context(), 10*time.Minute) }()
+	time.Sleep(200 * time.Millisecond) // let IDLE start; the mail may also come before it, which ends the wait too
+	if _, err := emu.GmailDeliver(gmailUser, gmailMessage(1)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(2 * time.Minute):
+		t.Fatal("IDLE did not end on new mail")
+	}
+}
