@@ -223,17 +223,15 @@ func (s *Supervisor) session(ctx context.Context, stop, wake <-chan struct{}, m 
 	start := time.Now()
 	conn, err := dial(ctx, m, s.Log)
 	if err != nil {
-		if e, ok := mailbox.AsError(err); ok && e.Wait > 0 {
-			s.Log.Warn("agent: connect refused, waiting longer", "mailbox", m.Name, "wait", e.Wait, "err", err)
-			return s.record(m, Stats{}, err, time.Since(start))
-		}
 		s.Log.Warn("agent: connect failed", "mailbox", m.Name, "err", err)
 		return s.record(m, Stats{}, err, time.Since(start))
 	}
 	defer conn.Close()
-	for !stopped(stop) {
+	for ran := false; !stopped(stop); ran = true {
 		st, err := run(ctx, m, conn, s.Ledger, s.Log, nil)
-		if routineEnd(err) {
+		// a session that served at least one run may end routinely; one
+		// ended at once is a failure (no reconnect loop)
+		if ran && routineEnd(err) {
 			s.Log.Info("agent: the server ended the session, reconnecting", "mailbox", m.Name, "err", err)
 			s.record(m, st, nil, time.Since(start))
 			return 0
