@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mailgate/mailgate/internal/emulator"
 )
@@ -53,7 +54,7 @@ func TestGmailThroughBinary(t *testing.T) {
 	if r.code != 1 {
 		t.Fatalf("wrong scope: exit %d\n%s", r.code, r.stderr)
 	}
-	for _, want := range []string{"scope https://mail.google.com/", "gmail.modify or gmail.readonly are not enough", "Invalid credentials"} {
+	for _, want := range []string{"scope https://mail.google.com/", "gmail.modify, gmail.readonly or gmail.send are not enough", "Invalid credentials"} {
 		if !strings.Contains(r.stderr, want) {
 			t.Errorf("wrong scope: output lacks %q:\n%s", want, r.stderr)
 		}
@@ -84,6 +85,8 @@ func TestGmailThroughBinary(t *testing.T) {
 	if r := mailgate(t, t.Context(), dir, "run", "--once", "--mailbox", "kept"); r.code != 0 || !strings.Contains(r.stderr, "kept: 4 delivered") {
 		t.Fatalf("kept: exit %d\n%s", r.code, r.stderr)
 	}
+	// later, as a server-side restore is: the internal dates stay the messages'
+	srv.SetClock(func() time.Time { return time.Now().Add(10 * time.Second) })
 	if err := srv.GmailResetUIDValidity("keep@example.com"); err != nil {
 		t.Fatal(err)
 	}
@@ -103,5 +106,52 @@ func TestGmailThroughBinary(t *testing.T) {
 	t.Logf("connection cap:\n%s", r.stderr)
 	if r.code != 1 || !strings.Contains(r.stderr, "Too many simultaneous connections") || !strings.Contains(r.stderr, "15 per account") {
 		t.Errorf("connection cap: exit %d\n%s", r.code, r.stderr)
+	}
+}
+
+// TestGmailSendThroughBinary: `mailgate send` through the emulator's Gmail
+// SMTP service: a token without https://mail.google.com/ gets the 334
+// challenge, answered with an empty line the server saw, and the output
+// names the scope; with the scope the message is sent.
+func TestGmailSendThroughBinary(t *testing.T) {
+	srv, err := emulator.Start(t.Context(), emulator.Options{HTTPListen: "-", GmailSMTPListen: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	const user = "ops@example.com"
+	host, port, _ := strings.Cut(srv.GmailSMTPAddr(), ":")
+	dir := t.TempDir()
+	q := func(s string) string { return "'" + s + "'" }
+	cfg := "store: sqlite:./mailgate.db\nprofiles:\n" +
+		"  - {name: narrow, provider: generic, grant: client_credentials, token_url: " + q(srv.URL()+"/_emulator/gmail/token") +
+		", tls_ca: " + q(srv.CAFile()) + ", client_id: test, client_secret: test, scopes: [https://www.googleapis.com/auth/gmail.send]}\n" +
+		"  - {name: google, provider: generic, grant: client_credentials, token_url: " + q(srv.URL()+"/_emulator/gmail/token") +
+		", tls_ca: " + q(srv.CAFile()) + ", client_id: test, client_secret: test, scopes: [" + q(emulator.GoogleMailScope) + "]}\n" +
+		"senders:\n"
+	for _, p := range []string{"narrow", "google"} {
+		cfg += fmt.Sprintf("  - {name: %s, protocol: smtp, host: %s, port: %s, security: tls, tls_ca: %s, sasl: xoauth2, username: %s, profile: %s, allowed_from: [%s]}\n",
+			p+"-out", host, port, q(srv.CAFile()), user, p, user)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "mailgate.yaml"), []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	msg := "From: " + user + "\r\nTo: someone@example.net\r\nSubject: hi\r\nMessage-ID: <gs@example.com>\r\n\r\nhi\r\n"
+	if err := os.WriteFile(filepath.Join(dir, "m.eml"), []byte(msg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := mailgate(t, t.Context(), dir, "send", "--sender", "narrow-out", "m.eml")
+	t.Logf("narrow scope:\n%s", r.stderr)
+	if r.code != 1 || !strings.Contains(r.stderr, "535") || !strings.Contains(r.stderr, "scope https://mail.google.com/") {
+		t.Errorf("narrow scope: exit %d\n%s", r.code, r.stderr)
+	}
+	if empty, other := srv.GmailSMTPChallengeAnswers(); empty < 1 || other != 0 {
+		t.Errorf("the server saw %d empty and %d other answers to its challenge", empty, other)
+	}
+	if srv.GmailSMTPSent() != 0 {
+		t.Errorf("sent %d with the narrow scope", srv.GmailSMTPSent())
+	}
+	if r := mailgate(t, t.Context(), dir, "send", "--sender", "google-out", "m.eml"); r.code != 0 || srv.GmailSMTPSent() != 1 {
+		t.Errorf("full scope: exit %d, sent %d\n%s", r.code, srv.GmailSMTPSent(), r.stderr)
 	}
 }

@@ -112,10 +112,11 @@ type gmailService struct {
 type gmailUser struct {
 	mem   *imapmemserver.User
 	mu    sync.Mutex
-	inAll map[imap.UID]imap.UID // INBOX UID → All Mail UID
-	raw   map[imap.UID][]byte   // INBOX UID → the message (for GmailResetUIDValidity)
-	ids   msgIDs                // X-GM-MSGID of the messages delivered
-	conns int                   // authenticated sessions now
+	inAll map[imap.UID]imap.UID  // INBOX UID → All Mail UID
+	raw   map[imap.UID][]byte    // INBOX UID → the message (for GmailResetUIDValidity)
+	dates map[imap.UID]time.Time // INBOX UID → its internal date (kept by the reset, as Gmail does)
+	ids   msgIDs                 // X-GM-MSGID of the messages delivered
+	conns int                    // authenticated sessions now
 }
 
 // startGmail serves the Gmail IMAP service with implicit TLS on addr.
@@ -167,7 +168,7 @@ func (svc *gmailService) user(addr string) *gmailUser {
 	if u := svc.users[key]; u != nil {
 		return u
 	}
-	u := &gmailUser{mem: imapmemserver.NewUser(key, randomToken(32)), inAll: map[imap.UID]imap.UID{}, raw: map[imap.UID][]byte{},
+	u := &gmailUser{mem: imapmemserver.NewUser(key, randomToken(32)), inAll: map[imap.UID]imap.UID{}, raw: map[imap.UID][]byte{}, dates: map[imap.UID]time.Time{},
 		ids: msgIDs{next: 1_700_000_000_000_000_000, ids: map[string]uint64{}}}
 	for _, f := range svc.folders.list() {
 		if !slices.Contains(f.Attrs, imap.MailboxAttrNoSelect) {
@@ -253,15 +254,16 @@ func (s *Server) GmailDeliver(account string, raw []byte) (uint32, error) {
 	u := s.gmail.user(account)
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	all, err := u.mem.Append(s.gmail.folders.all, literal{bytes.NewReader(raw)}, &imap.AppendOptions{Time: s.now()})
+	now := s.now()
+	all, err := u.mem.Append(s.gmail.folders.all, literal{bytes.NewReader(raw)}, &imap.AppendOptions{Time: now})
 	if err != nil {
 		return 0, fmt.Errorf("emulator: Gmail append to %s: %w", account, err)
 	}
-	in, err := u.mem.Append("INBOX", literal{bytes.NewReader(raw)}, &imap.AppendOptions{Time: s.now()})
+	in, err := u.mem.Append("INBOX", literal{bytes.NewReader(raw)}, &imap.AppendOptions{Time: now})
 	if err != nil {
 		return 0, fmt.Errorf("emulator: Gmail append to %s: %w", account, err)
 	}
-	u.inAll[in.UID], u.raw[in.UID] = all.UID, raw
+	u.inAll[in.UID], u.raw[in.UID], u.dates[in.UID] = all.UID, raw, now
 	u.ids.next++
 	u.ids.ids[idKey("INBOX", in.UID)], u.ids.ids[idKey(s.gmail.folders.all, all.UID)] = u.ids.next, u.ids.next
 	return uint32(in.UID), nil

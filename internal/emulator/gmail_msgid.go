@@ -7,6 +7,7 @@ import (
 	"hash/fnv"
 	"regexp"
 	"strconv"
+	"time"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
@@ -143,7 +144,8 @@ func (m *msgIDs) id(folder string, uid uint32) uint64 {
 
 // GmailResetUIDValidity re-creates an account's INBOX with the messages it
 // holds, under a new UIDVALIDITY (as after a server-side restore): their
-// UIDs are new, their X-GM-MSGID the same. Flags are not kept.
+// UIDs are new, their X-GM-MSGID and internal dates the same. Flags are
+// not kept.
 func (s *Server) GmailResetUIDValidity(account string) error {
 	if s.gmail == nil {
 		return errors.New("emulator: no Gmail IMAP service")
@@ -161,9 +163,10 @@ func (s *Server) GmailResetUIDValidity(account string) error {
 		return err
 	}
 	type kept struct {
-		raw []byte
-		id  uint64
-		all imap.UID
+		raw  []byte
+		id   uint64
+		all  imap.UID
+		date time.Time
 	}
 	var msgs []kept
 	for _, uid := range found.AllUIDs() {
@@ -171,7 +174,7 @@ func (s *Server) GmailResetUIDValidity(account string) error {
 		if !ok {
 			continue
 		}
-		msgs = append(msgs, kept{raw, u.ids.id("INBOX", uint32(uid)), u.inAll[uid]})
+		msgs = append(msgs, kept{raw, u.ids.id("INBOX", uint32(uid)), u.inAll[uid], u.dates[uid]})
 	}
 	_ = sess.Unselect()
 	if err := u.mem.Delete("INBOX"); err != nil {
@@ -180,13 +183,13 @@ func (s *Server) GmailResetUIDValidity(account string) error {
 	if err := u.mem.Create("INBOX", nil); err != nil {
 		return err
 	}
-	u.inAll, u.raw = map[imap.UID]imap.UID{}, map[imap.UID][]byte{}
+	u.inAll, u.raw, u.dates = map[imap.UID]imap.UID{}, map[imap.UID][]byte{}, map[imap.UID]time.Time{}
 	for _, m := range msgs {
-		d, err := u.mem.Append("INBOX", literal{bytes.NewReader(m.raw)}, &imap.AppendOptions{Time: s.now()})
+		d, err := u.mem.Append("INBOX", literal{bytes.NewReader(m.raw)}, &imap.AppendOptions{Time: m.date})
 		if err != nil {
 			return err
 		}
-		u.inAll[d.UID], u.raw[d.UID] = m.all, m.raw
+		u.inAll[d.UID], u.raw[d.UID], u.dates[d.UID] = m.all, m.raw, m.date
 		u.ids.ids[idKey("INBOX", d.UID)] = m.id
 	}
 	return nil

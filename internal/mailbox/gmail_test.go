@@ -61,7 +61,7 @@ func TestGmailRefusedScope(t *testing.T) {
 	if !errors.As(err, &ae) || ae.Status != "400" || ae.Scope != "https://mail.google.com/" {
 		t.Fatalf("no challenge in %v", err)
 	}
-	for _, want := range []string{"AUTHENTICATIONFAILED", "Invalid credentials", "scope https://mail.google.com/", "gmail.modify or gmail.readonly are not enough"} {
+	for _, want := range []string{"AUTHENTICATIONFAILED", "Invalid credentials", "scope https://mail.google.com/", "gmail.modify, gmail.readonly or gmail.send are not enough"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("%q lacks %q", err, want)
 		}

@@ -69,7 +69,7 @@ const GoogleMailScope = "https://mail.google.com/"
 func (e *AuthError) Explain() string {
 	if e.Scope == GoogleMailScope || strings.Contains(e.Scope, "mail.google.com") {
 		return "the token's scopes lack " + GoogleMailScope + " or the token is not valid for this mailbox: " +
-			"Gmail needs the full scope for IMAP, POP3 and SMTP (gmail.modify or gmail.readonly are not enough); " +
+			"Gmail needs the full scope for IMAP, POP3 and SMTP (the Gmail API's gmail.modify, gmail.readonly or gmail.send are not enough); " +
 			"put " + GoogleMailScope + " in the profile's scopes (and, for a service account, in its domain-wide delegation)"
 	}
 	return ""
