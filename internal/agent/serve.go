@@ -159,7 +159,18 @@ func (s *Supervisor) record(m *Mailbox, st Stats, err error, took time.Duration)
 	}
 	d := time.Second << min(cur.Failures-1, 9)
 	d = min(d, 5*time.Minute)
-	return d/2 + rand.N(d/2+1) // jitter: [d/2, d]
+	d = d/2 + rand.N(d/2+1) // jitter: [d/2, d]
+	if e, ok := mailbox.AsError(err); ok && e.Wait > d {
+		d = e.Wait // the server asked for more (Gmail's connection cap)
+	}
+	return d
+}
+
+// routineEnd reports a session the server ended as it routinely does
+// (Gmail's "Session expired"): reconnect at once, quietly, no failure.
+func routineEnd(err error) bool {
+	e, ok := mailbox.AsError(err)
+	return ok && e.Reconnect
 }
 
 // sleep waits d, until woken, or until stop; it reports false when
@@ -216,8 +227,15 @@ func (s *Supervisor) session(ctx context.Context, stop, wake <-chan struct{}, m 
 		return s.record(m, Stats{}, err, time.Since(start))
 	}
 	defer conn.Close()
-	for !stopped(stop) {
+	for ran := false; !stopped(stop); ran = true {
 		st, err := run(ctx, m, conn, s.Ledger, s.Log, nil)
+		// a session that served at least one run may end routinely; one
+		// ended at once is a failure (no reconnect loop)
+		if ran && routineEnd(err) {
+			s.Log.Info("agent: the server ended the session, reconnecting", "mailbox", m.Name, "err", err)
+			s.record(m, st, nil, time.Since(start))
+			return 0
+		}
 		backoff := s.record(m, st, err, time.Since(start))
 		if err != nil {
 			s.Log.Warn("agent: run failed", "mailbox", m.Name, "err", err)

@@ -15,6 +15,7 @@ import (
 	"github.com/mailgate/mailgate/internal/imap"
 	"github.com/mailgate/mailgate/internal/mailbox"
 	"github.com/mailgate/mailgate/internal/oauth"
+	"github.com/mailgate/mailgate/internal/sasl"
 	"github.com/mailgate/mailgate/internal/smtp"
 )
 
@@ -175,6 +176,12 @@ func diagnose(m *config.Mailbox, p *oauth.Profile, err error) []string {
 	e, ok := mailbox.AsError(err)
 	if !ok {
 		return nil
+	}
+	// Gmail's error challenge names the scope it wants: that is the advice,
+	// not Exchange's
+	var ae *sasl.AuthError
+	if errors.As(err, &ae) && ae.Explain() != "" {
+		return []string{"fix: Gmail refused the token for " + m.Username + " (challenge status " + ae.Status + ", scope " + ae.Scope + "): " + ae.Explain()}
 	}
 	// Exchange refused the login, or took the token and then could not
 	// open the mailbox ("User is authenticated but not connected.")

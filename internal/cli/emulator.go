@@ -26,6 +26,9 @@ func runEmulator(ctx context.Context, env *Env, args []string) int {
 	configOut := fs.String("config-out", "", "write the ready mailgate.yaml to FILE instead of stdout")
 	dir := fs.String("dir", "", "directory for the emulator's CA, demo certificate and secret files (default: beside --config-out, else a temporary one)")
 	imapListen := fs.String("imap", "", `listen address of the emulated Exchange Online IMAP service (implicit TLS, XOAUTH2), e.g. 127.0.0.1:9993; "" for none`)
+	gmailIMAP := fs.String("gmail-imap", "", `listen address of the Gmail-flavoured IMAP service (implicit TLS, XOAUTH2 with Gmail's error challenge), e.g. 127.0.0.1:9994`)
+	gmailSMTP := fs.String("gmail-smtp", "", `listen address of the Gmail-flavoured SMTP submission service (implicit TLS), e.g. 127.0.0.1:9465`)
+	gmailLocalized := fs.Bool("gmail-localized", false, "German Gmail folder names ([Google Mail]/Papierkorb…)")
 	_ = fs.String("config", "", "ignored: the emulator needs no config")
 	pos, code, ok := parseFlags(fs, args)
 	if !ok {
@@ -46,7 +49,8 @@ func runEmulator(ctx context.Context, env *Env, args []string) int {
 		}
 	}
 	logger := logging.New(env.Err, env.Log, slog.LevelWarn)
-	srv, err := emulator.Start(ctx, emulator.Options{Listen: *listen, HTTPListen: *httpListen, Dir: d, Logger: logger, IMAPListen: *imapListen})
+	srv, err := emulator.Start(ctx, emulator.Options{Listen: *listen, HTTPListen: *httpListen, Dir: d, Logger: logger, IMAPListen: *imapListen,
+		GmailIMAPListen: *gmailIMAP, GmailSMTPListen: *gmailSMTP, GmailLocalized: *gmailLocalized})
 	if err != nil {
 		fmt.Fprintf(env.Err, "mailgate: emulator: %v\n", err)
 		return ExitFailed
@@ -67,6 +71,9 @@ func runEmulator(ctx context.Context, env *Env, args []string) int {
 	fmt.Fprintf(env.Err, "CA certificate: %s\n", srv.CAFile())
 	if a := srv.IMAPAddr(); a != "" {
 		fmt.Fprintf(env.Err, "Exchange IMAP service: %s (implicit TLS, XOAUTH2 with this emulator's tokens)\n", a)
+	}
+	if a, b := srv.GmailIMAPAddr(), srv.GmailSMTPAddr(); a != "" || b != "" {
+		fmt.Fprintf(env.Err, "Gmail IMAP %s, SMTP %s (implicit TLS, XOAUTH2 with scope %s)\n", a, b, emulator.GoogleMailScope)
 	}
 	fmt.Fprintf(env.Err, "Confidential app %s (secret in %s, certificate %s)\n", emulator.DemoAppID,
 		filepath.Join(srv.Dir(), "client-secret.txt"), filepath.Join(srv.Dir(), "app-cert.pem"))

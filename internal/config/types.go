@@ -235,8 +235,10 @@ type Mailbox struct {
 	// Username is the mailbox address to open (a shared mailbox works the
 	// same way). Required.
 	Username string `yaml:"username" required:"true" label:"Mailbox (user or shared mailbox address)"`
-	// Folder is the folder read: an IMAP mailbox name, or for graph a
-	// well-known folder name or a folder id. POP3 has only INBOX.
+	// Folder is the folder read: an IMAP mailbox name, or a special-use
+	// attribute starting with a backslash (\All, \Sent…: the folder that has
+	// it, as Gmail's localized names need), or for graph a well-known folder
+	// name or a folder id. POP3 has only INBOX.
 	// Default: INBOX (graph: inbox)
 	Folder string `yaml:"folder" label:"Folder (empty: INBOX / inbox)"`
 	// Profile is the name of the profile whose tokens open the mailbox.
@@ -249,8 +251,10 @@ type Mailbox struct {
 	// mode), as a Go duration, at least 10s. Default: 60s
 	Interval Duration `yaml:"interval" label:"Poll interval (e.g. 60s; at least 10s)"`
 	// After is what happens to a message once the sink has it: seen (mark it
-	// read), delete, keep (leave it; mailgate remembers what it delivered) or
-	// move:FOLDER (imap and graph). Default: seen
+	// read), delete (on Gmail: moved to the \Trash folder, since deleting in
+	// INBOX only archives), keep (leave it; mailgate remembers what it
+	// delivered) or move:FOLDER (imap and graph; FOLDER may be a special-use
+	// attribute such as \Trash). Default: seen
 	After string `yaml:"after" options:"seen,keep,delete,move:Processed" label:"After delivery"`
 	// Sink is the name of the sink messages are delivered to. Required.
 	Sink string `yaml:"sink" required:"true" label:"Sink"`

@@ -46,6 +46,17 @@ type Options struct {
 	// service (implicit TLS, XOAUTH2 with the emulator's tokens; see
 	// imap.go), for example "127.0.0.1:0". Default "": none.
 	IMAPListen string
+	// GmailIMAPListen is the listen address of the Gmail-flavoured IMAP
+	// service (implicit TLS, XOAUTH2 with Gmail's error challenge, [Gmail]
+	// folders with special-use; see gmail.go). Default "": none.
+	GmailIMAPListen string
+	// GmailSMTPListen is the listen address of the Gmail-flavoured SMTP
+	// submission service (implicit TLS, XOAUTH2 with Gmail's 334 error
+	// challenge; see gmail_smtp.go). Default "": none.
+	GmailSMTPListen string
+	// GmailLocalized gives the Gmail folders German names
+	// ("[Google Mail]/Papierkorb"…), as localized accounts have them.
+	GmailLocalized bool
 }
 
 // Server is a running emulator.
@@ -74,6 +85,8 @@ type Server struct {
 	graphSt   *graphState
 	imap      *imapService
 	google    *googleState
+	gmail     *gmailService
+	gmailSMTP *gmailSMTPService
 
 	mu      sync.Mutex
 	faults  []*Fault
@@ -198,7 +211,18 @@ func (s *Server) listen(_ context.Context) error {
 			return err
 		}
 	}
-	s.log.Info("emulator: serving", "url", s.URL(), "http", s.HTTPURL(), "imap", s.IMAPAddr(), "tenant", DemoTenantID)
+	if s.opts.GmailIMAPListen != "" {
+		if err := s.startGmail(s.opts.GmailIMAPListen, leaf); err != nil {
+			return err
+		}
+	}
+	if s.opts.GmailSMTPListen != "" {
+		if err := s.startGmailSMTP(s.opts.GmailSMTPListen, leaf); err != nil {
+			return err
+		}
+	}
+	s.log.Info("emulator: serving", "url", s.URL(), "http", s.HTTPURL(), "imap", s.IMAPAddr(), "gmail_imap", s.GmailIMAPAddr(),
+		"gmail_smtp", s.GmailSMTPAddr(), "tenant", DemoTenantID)
 	return nil
 }
 
@@ -215,6 +239,12 @@ func (s *Server) Close() error {
 	}
 	if s.imap != nil {
 		errs = append(errs, s.imap.close())
+	}
+	if s.gmail != nil {
+		errs = append(errs, s.gmail.close())
+	}
+	if s.gmailSMTP != nil {
+		errs = append(errs, s.gmailSMTP.close())
 	}
 	s.wg.Wait()
 	s.cleanup()

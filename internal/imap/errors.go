@@ -32,10 +32,19 @@ const (
 	KindNo
 	// KindBad: the server did not understand a command (BAD).
 	KindBad
+	// KindTooManyConnections: the account has as many connections as the
+	// server allows (Gmail: "NO [ALERT] Too many simultaneous connections.",
+	// 15 per account); retry much later, not at once.
+	KindTooManyConnections
+	// KindSessionExpired: the server ended a long session as it does
+	// routinely (Gmail: "* BYE Session expired, please login again.");
+	// reconnect, nothing is wrong.
+	KindSessionExpired
 )
 
 func (k Kind) String() string {
-	return [...]string{"connection", "tls", "auth failed", "token expired", "not connected", "refused", "bad command"}[k]
+	return [...]string{"connection", "tls", "auth failed", "token expired", "not connected", "refused", "bad command",
+		"too many connections", "session expired"}[k]
 }
 
 // Error is a failed IMAP operation.
@@ -70,16 +79,22 @@ func (e *Error) Unwrap() error { return e.Err }
 
 // Temporary reports whether retrying later may succeed.
 func (e *Error) Temporary() bool {
-	return e.Kind == KindConnection || e.Kind == KindTokenExpired || e.Code == string(goimap.ResponseCodeUnavailable) ||
+	return e.Kind == KindConnection || e.Kind == KindTokenExpired || e.Kind == KindTooManyConnections ||
+		e.Kind == KindSessionExpired || e.Code == string(goimap.ResponseCodeUnavailable) ||
 		e.Code == string(goimap.ResponseCodeInUse) || e.Code == string(goimap.ResponseCodeLimit)
 }
 
 // Classify tells from a status response's type and text what happened:
-// Exchange's and Dovecot's wordings for an expired token, and Exchange's
-// "authenticated but not connected".
+// Exchange's and Dovecot's wordings for an expired token, Exchange's
+// "authenticated but not connected", Gmail's connection cap and its
+// routine "Session expired".
 func Classify(typ, code, text string) Kind {
 	lt := strings.ToLower(text)
 	switch {
+	case strings.Contains(lt, "too many simultaneous connections"):
+		return KindTooManyConnections
+	case strings.Contains(lt, "session expired"):
+		return KindSessionExpired
 	case strings.Contains(lt, "accesstokenexpired") || strings.Contains(lt, "session invalidated") ||
 		strings.Contains(lt, "token expired") || strings.Contains(lt, "token has expired"):
 		return KindTokenExpired
@@ -124,6 +139,8 @@ type sniffConn struct {
 	cl      *Client
 	tail    []byte // the end of the previous read, for a BYE split across reads
 	pending bool   // tail holds a BYE line whose end has not come yet
+
+	held, out []byte // GmailMsgIDs: a line not complete yet, lines ready (gmail.go)
 }
 
 func (cl *Client) sniff(c net.Conn) net.Conn { return &sniffConn{Conn: c, cl: cl, tail: []byte("\n")} }
@@ -139,15 +156,47 @@ func (s *sniffConn) Write(p []byte) (int, error) {
 		}
 		return len(p), nil
 	}
+	if g := s.cl.gm.Load(); g != nil {
+		if q := g.fetchWrite(p); len(q) != len(p) {
+			if _, err := s.Conn.Write(q); err != nil {
+				return 0, err
+			}
+			return len(p), nil
+		}
+	}
 	return s.Conn.Write(p)
 }
 
+// Read watches for a BYE and, while GmailMsgIDs runs, takes X-GM-MSGID out
+// of what the library reads (gmail.go): the server's answer may come into
+// a Read that began before the call, so the check follows the read.
 func (s *sniffConn) Read(p []byte) (int, error) {
-	n, err := s.Conn.Read(p)
-	if n > 0 {
-		s.scan(p[:n])
+	for {
+		if len(s.out) > 0 {
+			n := copy(p, s.out)
+			s.out = s.out[n:]
+			return n, nil
+		}
+		if len(s.held) > 0 && s.cl.gm.Load() == nil {
+			s.filter(nil, nil)
+			continue
+		}
+		n, err := s.Conn.Read(p)
+		if n > 0 {
+			s.scan(p[:n])
+		}
+		g := s.cl.gm.Load()
+		if n == 0 || g == nil && len(s.held) == 0 {
+			return n, err
+		}
+		s.filter(p[:n], g)
+		if err != nil {
+			s.filter(nil, nil)
+			n := copy(p, s.out)
+			s.out = s.out[n:]
+			return n, err
+		}
 	}
-	return n, err
 }
 
 func (s *sniffConn) scan(b []byte) {

@@ -23,6 +23,7 @@ import (
 	"io"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -60,10 +61,13 @@ type Client struct {
 
 	mu      sync.Mutex
 	exists  uint32
-	newMail chan struct{} // signalled on EXISTS growth
-	bye     string        // text of a BYE received
+	newMail chan struct{}     // signalled on EXISTS growth
+	bye     string            // text of a BYE received
+	folders map[string]string // lower-case special-use attribute → folder, once listed
 
-	authenticating atomic.Bool // during AUTHENTICATE (see sniffConn.Write)
+	authenticating atomic.Bool             // during AUTHENTICATE (see sniffConn.Write)
+	gm             atomic.Pointer[gmFetch] // during GmailMsgIDs (gmail.go)
+	gmMu           sync.Mutex              // one GmailMsgIDs at a time
 }
 
 // Dial connects to addr, reads the greeting and applies Security.
@@ -154,6 +158,44 @@ func (cl *Client) wrap(ctx context.Context, op string, err error) error {
 
 // Caps reports whether the server announced capability name.
 func (cl *Client) Caps(name string) bool { return cl.c.Caps().Has(goimap.Cap(name)) }
+
+// CapGmail is Gmail's extension capability (X-GM-MSGID, X-GM-LABELS…),
+// how a client tells it talks to Gmail.
+const CapGmail = "X-GM-EXT-1"
+
+// Gmail reports whether the server is Gmail (it offers X-GM-EXT-1).
+func (cl *Client) Gmail() bool { return cl.Caps(CapGmail) }
+
+// SpecialUse returns the folder with special-use attribute attr (RFC 6154:
+// `\All`, `\Trash`, `\Sent`, `\Junk`, `\Drafts`, `\Archive`), from
+// one LIST "" "*" per connection, or "" when no folder has it. Gmail's
+// folder names are localized ("[Google Mail]/Papierkorb"), so the
+// attribute is the only reliable way to find them.
+func (cl *Client) SpecialUse(ctx context.Context, attr string) (string, error) {
+	cl.mu.Lock()
+	listed := cl.folders
+	cl.mu.Unlock()
+	if listed == nil {
+		stop := cl.watch(ctx)
+		l, err := cl.c.List("", "*", nil).Collect()
+		stop()
+		if err != nil {
+			return "", cl.wrap(ctx, "list", err)
+		}
+		listed = map[string]string{}
+		for _, d := range l {
+			for _, a := range d.Attrs {
+				if _, ok := listed[strings.ToLower(string(a))]; !ok {
+					listed[strings.ToLower(string(a))] = d.Mailbox
+				}
+			}
+		}
+		cl.mu.Lock()
+		cl.folders = listed
+		cl.mu.Unlock()
+	}
+	return listed[strings.ToLower(attr)], nil
+}
 
 // Authenticate runs AUTHENTICATE with sc. A refusal is an *Error of kind
 // KindAuthFailed carrying the server's text; when sc kept the server's

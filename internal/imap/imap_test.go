@@ -229,6 +229,8 @@ func TestClassify(t *testing.T) {
 		{"BYE", "", "Server shutting down.", KindConnection},
 		{"BAD", "", "Error in IMAP command", KindBad},
 		{"NO", "TRYCREATE", "Mailbox doesn't exist", KindNo},
+		{"NO", "ALERT", "Too many simultaneous connections. (Failure)", KindTooManyConnections},
+		{"BYE", "", "Session expired, please login again.", KindSessionExpired},
 	}
 	for _, tt := range tests {
 		if got := Classify(tt.typ, tt.code, tt.text); got != tt.want {
@@ -241,9 +243,11 @@ func FuzzClassify(f *testing.F) {
 	f.Add("BYE", "", "Session invalidated - AccessTokenExpired")
 	f.Add("BAD", "", "User is authenticated but not connected.")
 	f.Add("NO", "AUTHENTICATIONFAILED", "")
+	f.Add("NO", "ALERT", "Too many simultaneous connections. (Failure)")
+	f.Add("BYE", "", "Session expired, please login again.")
 	f.Fuzz(func(t *testing.T, typ, code, text string) {
 		k := Classify(typ, code, text)
-		if k < KindConnection || k > KindBad {
+		if k < KindConnection || k > KindSessionExpired {
 			t.Fatalf("kind %d out of range", k)
 		}
 		_ = (&Error{Op: "x", Kind: k, Code: code, Text: text}).Error()

@@ -16,6 +16,12 @@ import (
 	"github.com/mailgate/mailgate/internal/imap"
 )
 
+// TooManyConnectionsWait is how long an agent waits after a server
+// refused a login for the account's connection cap (Gmail's "Too many
+// simultaneous connections"): connections of other clients close in
+// minutes, and retrying at once only takes another slot's chance.
+const TooManyConnectionsWait = 5 * time.Minute
+
 // IMAPOptions configure NewIMAP.
 type IMAPOptions struct {
 	Name      string // mailgate mailbox name, used in keys
@@ -62,12 +68,35 @@ func (d *imapDialer) Dial(ctx context.Context) (Conn, error) {
 		c.Close()
 		return nil, imapError(o.Name, StepAuth, err)
 	}
-	mb, err := c.Select(ctx, o.Folder)
+	folder, err := resolveFolder(ctx, c, o.Folder)
+	if err != nil {
+		c.Close()
+		return nil, imapError(o.Name, StepSelect, err)
+	}
+	mb, err := c.Select(ctx, folder)
 	if err != nil {
 		c.Close()
 		return nil, imapError(o.Name, StepSelect, err)
 	}
 	return &imapConn{o: o, c: c, validity: strconv.FormatUint(uint64(mb.UIDValidity), 10)}, nil
+}
+
+// resolveFolder turns a special-use name (`\All`, `\Trash`, `\Sent`…:
+// a folder setting that starts with a backslash) into the folder that has
+// that attribute, or, on a server where no folder has it, into the name
+// without the backslash ("Trash"). Other names are used as they are.
+func resolveFolder(ctx context.Context, c *imap.Client, name string) (string, error) {
+	if !strings.HasPrefix(name, `\`) {
+		return name, nil
+	}
+	f, err := c.SpecialUse(ctx, name)
+	if err != nil {
+		return "", err
+	}
+	if f == "" {
+		return strings.TrimPrefix(name, `\`), nil
+	}
+	return f, nil
 }
 
 // imapError classifies an internal/imap failure into the step an
@@ -105,6 +134,16 @@ func imapError(name, step string, err error) error {
 			e.AuthFailed = true
 		case imap.KindTokenExpired:
 			e.TokenExpired, e.Temporary = true, true
+		case imap.KindTooManyConnections:
+			if e.Step == "" {
+				e.Step = StepAuth
+			}
+			e.Temporary, e.Wait = true, TooManyConnectionsWait
+			e.Hint = "the account has as many IMAP connections open as the server allows (Gmail: 15 per account, " +
+				"counting every mail client, phone and other mailgate mailbox on it): close some; mailgate serve waits " +
+				TooManyConnectionsWait.String() + " before it tries again"
+		case imap.KindSessionExpired:
+			e.Temporary, e.Reconnect = true, true
 		default:
 			if e.Step == "" {
 				e.Step = StepTCP
@@ -145,7 +184,7 @@ func (c *imapConn) Scan(ctx context.Context, cur Cursor) (*Scan, error) {
 			s.Items = append(s.Items, Item{UID: strconv.FormatUint(uint64(m.UID), 10), Key: c.key(m.UID), Size: m.Size, MessageID: m.MessageID, Date: m.Date})
 			s.Next.Last = strconv.FormatUint(uint64(m.UID), 10)
 		}
-		return s, nil
+		return s, c.gmailIdentity(ctx, s.Items, nil)
 	}
 	last := uint64(0)
 	if cur.Last != "" {
@@ -162,7 +201,33 @@ func (c *imapConn) Scan(ctx context.Context, cur Cursor) (*Scan, error) {
 		s.Items = append(s.Items, Item{UID: strconv.FormatUint(uint64(u), 10), Key: c.key(u), Size: -1})
 		s.Next.Last = strconv.FormatUint(uint64(u), 10)
 	}
-	return s, nil
+	return s, c.gmailIdentity(ctx, s.Items, uids)
+}
+
+// GmailIdentityPrefix starts an Item.MessageID that is Gmail's X-GM-MSGID
+// rather than the Message-ID header.
+const GmailIdentityPrefix = "X-GM-MSGID:"
+
+// gmailIdentity gives items on Gmail (X-GM-EXT-1) their X-GM-MSGID as
+// identity, "X-GM-MSGID:<id>" in MessageID, which the ledger records at
+// delivery and matches after a UIDVALIDITY change: Gmail keeps the id when
+// UIDs change, and it exists for messages without a Message-ID header.
+// uids nil asks for the whole folder.
+func (c *imapConn) gmailIdentity(ctx context.Context, items []Item, uids []uint32) error {
+	if len(items) == 0 || !c.c.Gmail() {
+		return nil
+	}
+	ids, err := c.c.GmailMsgIDs(ctx, uids)
+	if err != nil {
+		return imapError(c.o.Name, StepSelect, err)
+	}
+	for i := range items {
+		u, _ := strconv.ParseUint(items[i].UID, 10, 32)
+		if id, ok := ids[uint32(u)]; ok {
+			items[i].MessageID = GmailIdentityPrefix + strconv.FormatUint(id, 10)
+		}
+	}
+	return nil
 }
 
 // Fetch streams the items in batches of BatchSize UIDs.
@@ -227,9 +292,12 @@ func (c *imapConn) Ack(ctx context.Context, items []Item, a After) error {
 	case "seen", "":
 		err = c.c.MarkSeen(ctx, uids)
 	case "delete":
-		err = c.c.Delete(ctx, uids)
+		err = c.delete(ctx, uids)
 	case "move":
-		err = c.c.Move(ctx, uids, a.Folder)
+		var folder string
+		if folder, err = resolveFolder(ctx, c.c, a.Folder); err == nil {
+			err = c.c.Move(ctx, uids, folder)
+		}
 	case "keep":
 	default:
 		return &Error{Mailbox: c.o.Name, Step: StepAck, Err: fmt.Errorf("after %q", a.Kind)}
@@ -238,6 +306,24 @@ func (c *imapConn) Ack(ctx context.Context, items []Item, a After) error {
 		return imapError(c.o.Name, StepAck, err)
 	}
 	return nil
+}
+
+// delete deletes uids. On Gmail (X-GM-EXT-1) an expunge in INBOX only
+// removes the Inbox label and the message stays in All Mail, so the
+// messages are moved to the \Trash folder (found by its attribute, since
+// its name is localized) instead; elsewhere they are flagged and expunged.
+func (c *imapConn) delete(ctx context.Context, uids []uint32) error {
+	if !c.c.Gmail() {
+		return c.c.Delete(ctx, uids)
+	}
+	trash, err := c.c.SpecialUse(ctx, `\Trash`)
+	if err != nil {
+		return err
+	}
+	if trash == "" {
+		return &Error{Mailbox: c.o.Name, Step: StepAck, Err: errors.New(`the Gmail server lists no \Trash folder: after: delete would only archive`)}
+	}
+	return c.c.Move(ctx, uids, trash)
 }
 
 // AckDuringFetch reports whether Ack with a may run while a Fetch is in

@@ -40,7 +40,7 @@ type Item struct {
 	UID       string    // protocol id: IMAP UID (decimal), POP3 UIDL, Graph id
 	Key       string    // idempotency and ledger key
 	Size      int64     // bytes, -1 if unknown
-	MessageID string    // Message-ID header when cheaply known
+	MessageID string    // Message-ID header when cheaply known; on Gmail "X-GM-MSGID:<id>" (GmailIdentityPrefix)
 	Date      time.Time // server's internal date when known
 }
 
@@ -164,8 +164,14 @@ type Error struct {
 	Temporary    bool
 	AuthFailed   bool
 	TokenExpired bool
-	Hint         string // what to change, when known
-	Err          error
+	// Reconnect: the server ended the session as it routinely does (Gmail's
+	// daily "Session expired"): connect again at once, it is no failure.
+	Reconnect bool
+	// Wait is the least time to wait before trying again, when the server
+	// asks for more than the usual backoff (Gmail's connection cap).
+	Wait time.Duration
+	Hint string // what to change, when known
+	Err  error
 }
 
 func (e *Error) Error() string {

@@ -53,7 +53,26 @@ func (e *AuthError) Error() string {
 	if e.Scope != "" {
 		b.WriteString(", scope " + e.Scope)
 	}
+	if x := e.Explain(); x != "" {
+		b.WriteString(" (" + x + ")")
+	}
 	return b.String()
+}
+
+// GoogleMailScope is the scope Gmail's IMAP, POP3 and SMTP accept, and
+// the one its error challenge names.
+const GoogleMailScope = "https://mail.google.com/"
+
+// Explain says what the challenge means for the administrator, or ""
+// when it names nothing known. Gmail sends the same challenge for any
+// refused token, naming the scope it needs.
+func (e *AuthError) Explain() string {
+	if e.Scope == GoogleMailScope || strings.Contains(e.Scope, "mail.google.com") {
+		return "the token's scopes lack " + GoogleMailScope + " or the token is not valid for this mailbox: " +
+			"Gmail needs the full scope for IMAP, POP3 and SMTP (the Gmail API's gmail.modify, gmail.readonly or gmail.send are not enough); " +
+			"put " + GoogleMailScope + " in the profile's scopes (and, for a service account, in its domain-wide delegation)"
+	}
+	return ""
 }
 
 // ParseChallenge reads a server's error challenge. A challenge that is

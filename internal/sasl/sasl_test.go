@@ -3,6 +3,7 @@ package sasl
 import (
 	"encoding/base64"
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -56,6 +57,40 @@ func TestFailurePath(t *testing.T) {
 	}
 }
 
+func TestExplainGoogleChallenge(t *testing.T) {
+	tests := []struct {
+		challenge string
+		want      []string // in the error's text
+		explained bool
+	}{
+		{`{"status":"400","schemes":"Bearer","scope":"https://mail.google.com/"}`,
+			[]string{"status 400", "scope https://mail.google.com/", "lack https://mail.google.com/", "gmail.modify"}, true},
+		{`{"status":"401","schemes":"bearer","scope":"https://outlook.office365.com/.default"}`,
+			[]string{"status 401", "scope https://outlook.office365.com/.default"}, false},
+		{`not json`, []string{"XOAUTH2 refused the token"}, false},
+	}
+	for _, tt := range tests {
+		c := NewXOAuth2Client("u@example.com", "t")
+		_, _, _ = c.Start()
+		if resp, err := c.Next([]byte(tt.challenge)); err != nil || len(resp) != 0 || resp == nil {
+			t.Fatalf("%s: answer %q %v, want an empty response", tt.challenge, resp, err)
+		}
+		err := c.AuthError()
+		var ae *AuthError
+		if !errors.As(err, &ae) {
+			t.Fatalf("%s: no AuthError", tt.challenge)
+		}
+		for _, w := range tt.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: %q lacks %q", tt.challenge, err, w)
+			}
+		}
+		if got := ae.Explain() != ""; got != tt.explained {
+			t.Errorf("%s: explained %v, want %v", tt.challenge, got, tt.explained)
+		}
+	}
+}
+
 func TestNoInitialResponse(t *testing.T) {
 	c := NewXOAuth2ClientNoIR("u", "t")
 	mech, ir, _ := c.Start()
@@ -88,11 +123,18 @@ func FuzzParseChallenge(f *testing.F) {
 	f.Add([]byte(`{"status":"invalid_token","scope":"example_scope","openid-configuration":"https://example.com/.well-known/openid-configuration"}`))
 	f.Add([]byte(`{"status":401,"schemes":["bearer"]}`))
 	f.Add([]byte(`not json`))
+	f.Add([]byte(`{"status":"400","schemes":"Bearer","scope":"https://mail.google.com/"}`)) // Gmail's
 	f.Fuzz(func(t *testing.T, b []byte) {
 		e := ParseChallenge(XOAuth2, b)
 		if e == nil || e.Raw != string(b) {
 			t.Fatal("challenge lost")
 		}
-		_ = e.Error()
+		msg := e.Error()
+		if !strings.HasPrefix(msg, "sasl: XOAUTH2 refused the token") {
+			t.Fatalf("error text %q", msg)
+		}
+		if e.Explain() != "" && !strings.Contains(msg, e.Explain()) {
+			t.Fatal("explanation missing from the error")
+		}
 	})
 }

@@ -74,6 +74,9 @@ func (e *Error) Explain() (meaning, fix string) {
 	case e.Code == 535 && e.Enhanced == "5.7.139":
 		return "SMTP AUTH is disabled for the tenant or this mailbox",
 			"Exchange Online PowerShell: Set-CASMailbox -Identity <mailbox> -SmtpClientAuthenticationDisabled $false (or Set-TransportConfig -SmtpClientAuthenticationDisabled $false for the tenant)"
+	case e.Code == 535 && strings.Contains(e.Message, "BadCredentials"):
+		return "Gmail refused the token (BadCredentials)",
+			"the profile's scopes must include https://mail.google.com/ (Gmail's SMTP takes no narrower scope: gmail.send is not enough) and the token must be for this sender's account (a service account's subject)"
 	case e.Code == 535:
 		return "the server refused the token",
 			"app-only: the SMTP.SendAsApp application permission with admin consent, New-ServicePrincipal for the app and Add-MailboxPermission -AccessRights FullAccess on the sending mailbox; delegated: the SMTP.Send permission; the profile's scope must be https://outlook.office365.com/.default (app) or https://outlook.office.com/SMTP.Send (user)"

@@ -1,0 +1,185 @@
+package emulator
+
+import (
+	"bufio"
+	"crypto/tls"
+	"strings"
+	"testing"
+	"time"
+)
+
+// gmailChallengeB64 is what Gmail sends after "+ " or "334 ".
+const gmailChallengeB64 = "eyJzdGF0dXMiOiI0MDAiLCJzY2hlbWVzIjoiQmVhcmVyIiwic2NvcGUiOiJodHRwczovL21haWwuZ29vZ2xlLmNvbS8ifQ=="
+
+func dialGmail(t *testing.T, addr string, srv *Server) *imapWire {
+	t.Helper()
+	conn, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: srv.CertPool(), ServerName: "127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	_ = conn.SetDeadline(time.Now().Add(20 * time.Second))
+	return &imapWire{t: t, conn: conn, r: bufio.NewReader(conn)}
+}
+
+// TestGmailIMAPWire checks the Gmail service's bytes: the greeting's
+// X-GM-EXT-1, the error challenge and the NO after the empty line, LIST's
+// special-use attributes, and the connection cap's ALERT.
+func TestGmailIMAPWire(t *testing.T) {
+	srv, err := Start(t.Context(), Options{HTTPListen: "-", GmailIMAPListen: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	const user = "ops@example.com"
+	w := dialGmail(t, srv.GmailIMAPAddr(), srv)
+	if g := w.line(); !strings.Contains(g, "X-GM-EXT-1") || !strings.Contains(g, "AUTH=XOAUTH2") {
+		t.Errorf("greeting %q", g)
+	}
+	bad, _ := srv.GoogleMailToken(user, "https://www.googleapis.com/auth/gmail.modify")
+	w.send("a1 AUTHENTICATE XOAUTH2 " + xoauth2(user, bad))
+	if l := w.line(); l != "+ "+gmailChallengeB64 {
+		t.Fatalf("challenge %q", l)
+	}
+	w.send("")
+	if l := w.line(); l != "a1 NO [AUTHENTICATIONFAILED] Invalid credentials (Failure)" {
+		t.Fatalf("after the empty line: %q", l)
+	}
+	if empty, other := srv.GmailChallengeAnswers(); empty != 1 || other != 0 {
+		t.Errorf("answers %d %d", empty, other)
+	}
+
+	good, _ := srv.GoogleMailToken(user, GoogleMailScope)
+	var conns []*imapWire
+	for i := range gmailMaxConnections {
+		c := dialGmail(t, srv.GmailIMAPAddr(), srv)
+		c.line()
+		c.send("a1 AUTHENTICATE XOAUTH2 " + xoauth2(user, good))
+		if l := c.line(); !strings.HasPrefix(l, "a1 OK") {
+			t.Fatalf("login %d: %q", i+1, l)
+		}
+		conns = append(conns, c)
+	}
+	untagged, done := conns[0].cmd(`LIST "" "*"`)
+	list := strings.Join(untagged, "\n")
+	for _, want := range []string{`(\HasNoChildren \All) "/" "[Gmail]/All Mail"`, `(\HasNoChildren \Trash) "/" "[Gmail]/Trash"`,
+		`(\HasNoChildren \Sent) "/" "[Gmail]/Sent Mail"`, `(\HasNoChildren \Junk) "/" "[Gmail]/Spam"`, `(\HasNoChildren \Drafts) "/" "[Gmail]/Drafts"`} {
+		if !strings.Contains(list, want) {
+			t.Errorf("LIST lacks %s:\n%s\n%s", want, list, done)
+		}
+	}
+	c := dialGmail(t, srv.GmailIMAPAddr(), srv)
+	c.line()
+	c.send("a1 AUTHENTICATE XOAUTH2 " + xoauth2(user, good))
+	if l := c.line(); l != "a1 NO [ALERT] Too many simultaneous connections. (Failure)" {
+		t.Errorf("login 16: %q", l)
+	}
+	if n := srv.GmailExpireSessions(); n != gmailMaxConnections {
+		t.Errorf("expired %d sessions", n)
+	}
+	if l := conns[1].line(); l != "* BYE Session expired, please login again." {
+		t.Errorf("expired session got %q", l)
+	}
+}
+
+// TestGmailSMTPWire: the 334 error challenge, then 535-5.7.8 on each line.
+func TestGmailSMTPWire(t *testing.T) {
+	srv, err := Start(t.Context(), Options{HTTPListen: "-", GmailSMTPListen: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	w := dialGmail(t, srv.GmailSMTPAddr(), srv)
+	w.line()
+	w.send("EHLO client")
+	for l := w.line(); !strings.HasPrefix(l, "250 "); l = w.line() {
+	}
+	bad, _ := srv.GoogleMailToken("ops@example.com", "https://www.googleapis.com/auth/gmail.send")
+	w.send("AUTH XOAUTH2 " + xoauth2("ops@example.com", bad))
+	if l := w.line(); l != "334 "+gmailChallengeB64 {
+		t.Fatalf("challenge %q", l)
+	}
+	w.send("")
+	if l := w.line(); !strings.HasPrefix(l, "535-5.7.8 Username and Password not accepted") {
+		t.Errorf("first line %q", l)
+	}
+	if l := w.line(); !strings.HasPrefix(l, "535 5.7.8 https://support.google.com/mail/?p=BadCredentials") {
+		t.Errorf("last line %q", l)
+	}
+	if empty, other := srv.GmailSMTPChallengeAnswers(); empty != 1 || other != 0 {
+		t.Errorf("answers %d %d", empty, other)
+	}
+}
+
+// TestGmailMsgIDWire: X-GM-MSGID in FETCH, the same in INBOX and All Mail
+// and after GmailResetUIDValidity, which changes UIDVALIDITY.
+func TestGmailMsgIDWire(t *testing.T) {
+	srv, err := Start(t.Context(), Options{HTTPListen: "-", GmailIMAPListen: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	const user = "ops@example.com"
+	for range 2 {
+		if _, err := srv.GmailDeliver(user, []byte("Subject: x\r\n\r\nx\r\n")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fetch := func() (validity string, lines []string) {
+		w := dialGmail(t, srv.GmailIMAPAddr(), srv)
+		w.line()
+		good, _ := srv.GoogleMailToken(user, GoogleMailScope)
+		if _, done := w.cmd("AUTHENTICATE XOAUTH2 %s", xoauth2(user, good)); !strings.Contains(done, "OK") {
+			t.Fatalf("login: %s", done)
+		}
+		sel, _ := w.cmd("SELECT INBOX")
+		validity = strings.Join(sel, "\n")
+		validity = validity[strings.Index(validity, "UIDVALIDITY"):]
+		validity = validity[:strings.IndexByte(validity, ']')]
+		in, done := w.cmd("UID FETCH 1:* (UID X-GM-MSGID)")
+		if !strings.Contains(done, "OK") {
+			t.Fatalf("fetch: %s", done)
+		}
+		w.cmd(`SELECT "[Gmail]/All Mail"`)
+		all, _ := w.cmd("FETCH 1:* (X-GM-MSGID)")
+		return validity, append(in, all...)
+	}
+	v1, lines := fetch()
+	want := []string{"X-GM-MSGID 1700000000000000001)", "X-GM-MSGID 1700000000000000002)"}
+	joined := strings.Join(lines, "\n")
+	for _, w := range want {
+		if strings.Count(joined, w) != 2 {
+			t.Errorf("%s not in INBOX and All Mail:\n%s", w, joined)
+		}
+	}
+	if err := srv.GmailResetUIDValidity(user); err != nil {
+		t.Fatal(err)
+	}
+	v2, lines := fetch()
+	if v1 == v2 {
+		t.Errorf("UIDVALIDITY unchanged: %s", v1)
+	}
+	for _, w := range want {
+		if !strings.Contains(strings.Join(lines, "\n"), w) {
+			t.Errorf("%s lost by the reset:\n%s", w, strings.Join(lines, "\n"))
+		}
+	}
+}
+
+// FuzzGmailFetchRewrite: any client line and server line through the
+// X-GM-MSGID rewriting; nothing panics and only FETCH commands change.
+func FuzzGmailFetchRewrite(f *testing.F) {
+	f.Add([]byte("a1 UID FETCH 1:* (UID X-GM-MSGID)\r\n"), []byte("* 1 FETCH (UID 4)\r\n"))
+	f.Add([]byte("a2 FETCH 1 X-GM-MSGID\r\n"), []byte("* 1 FETCH (UID 4 FLAGS ())\r\n"))
+	f.Fuzz(func(t *testing.T, cmd, line []byte) {
+		if out, tag, ok := rewriteFetch(cmd); ok {
+			if !strings.Contains(strings.ToUpper(string(cmd)), "FETCH") || tag == "" || strings.Contains(strings.ToUpper(string(out)), "X-GM-MSGID") && !strings.Contains(strings.ToUpper(tag), "X-GM-MSGID") {
+				t.Fatalf("%q rewritten to %q (tag %q)", cmd, out, tag)
+			}
+		}
+		out := addMsgID(line, func(uint32) uint64 { return 7 })
+		if string(out) != string(line) && !strings.Contains(string(out), " X-GM-MSGID 7") {
+			t.Fatalf("%q became %q", line, out)
+		}
+	})
+}
