@@ -147,7 +147,7 @@ func newGeneration(st *store.Store, cfg *config.Config, tel *telemetry, logins *
 			return nil, fmt.Errorf("mailboxes[%s]: %w", m.Name, err)
 		}
 		u := &unit{rt: rt, same: key}
-		u.sup = &agent.Supervisor{Mailboxes: []*agent.Mailbox{a}, Ledger: fencedLedger{storeLedger{st}, &u.fence}, Log: log, OnRun: tel.onRun, Logins: logins}
+		u.sup = &agent.Supervisor{Mailboxes: []*agent.Mailbox{a}, Ledger: fencedLedger{storeLedger{st}, unitFence(&u.fence)}, Log: log, OnRun: tel.onRun, Logins: logins}
 		g.names, g.units[m.Name] = append(g.names, m.Name), u
 	}
 	for i := range cfg.Senders {

@@ -256,6 +256,7 @@ func (l *leaser) balance(ctx context.Context) {
 	}
 	if kept < share {
 		l.take(ctx, g, share-kept)
+		l.tel.instMailboxes.Set(float64(len(l.serving())), l.id)
 	}
 }
 
@@ -374,15 +375,20 @@ func (l *leaser) serving() map[string]bool {
 }
 
 // fencedLedger is the store as an agent's ledger whose writes carry the
-// unit's current lease: a write after the lease moved on fails with
+// mailbox's current lease: a write after the lease moved on fails with
 // agent.ErrLeaseLost (and store.ErrLeaseLost) and writes nothing.
 type fencedLedger struct {
 	storeLedger
-	fence *atomic.Pointer[store.Fence]
+	fence func(mailbox string) *store.Fence // nil: not fenced
 }
 
-func (l fencedLedger) with(ctx context.Context) context.Context {
-	if f := l.fence.Load(); f != nil {
+// unitFence is the fence of a unit's current lease.
+func unitFence(p *atomic.Pointer[store.Fence]) func(string) *store.Fence {
+	return func(string) *store.Fence { return p.Load() }
+}
+
+func (l fencedLedger) with(ctx context.Context, mb string) context.Context {
+	if f := l.fence(mb); f != nil {
 		return store.WithFence(ctx, *f)
 	}
 	return ctx
@@ -397,29 +403,29 @@ func lost(err error) error {
 }
 
 func (l fencedLedger) SetMailboxCursor(ctx context.Context, mb string, c mailbox.Cursor) error {
-	return lost(l.storeLedger.SetMailboxCursor(l.with(ctx), mb, c))
+	return lost(l.storeLedger.SetMailboxCursor(l.with(ctx, mb), mb, c))
 }
 
 func (l fencedLedger) MarkDelivered(ctx context.Context, mb string, entries []agent.LedgerEntry) error {
-	return lost(l.storeLedger.MarkDelivered(l.with(ctx), mb, entries))
+	return lost(l.storeLedger.MarkDelivered(l.with(ctx, mb), mb, entries))
 }
 
 func (l fencedLedger) MarkAcked(ctx context.Context, mb string, keys []string) error {
-	return lost(l.storeLedger.MarkAcked(l.with(ctx), mb, keys))
+	return lost(l.storeLedger.MarkAcked(l.with(ctx, mb), mb, keys))
 }
 
 func (l fencedLedger) Rekey(ctx context.Context, mb, oldKey, newKey, newUID string) error {
-	return lost(l.storeLedger.Rekey(l.with(ctx), mb, oldKey, newKey, newUID))
+	return lost(l.storeLedger.Rekey(l.with(ctx, mb), mb, oldKey, newKey, newUID))
 }
 
 func (l fencedLedger) PutHeld(ctx context.Context, mb string, hs []agent.HeldMessage) error {
-	return lost(l.storeLedger.PutHeld(l.with(ctx), mb, hs))
+	return lost(l.storeLedger.PutHeld(l.with(ctx, mb), mb, hs))
 }
 
 func (l fencedLedger) RekeyHeld(ctx context.Context, mb, oldKey, newKey, newUID string) error {
-	return lost(l.storeLedger.RekeyHeld(l.with(ctx), mb, oldKey, newKey, newUID))
+	return lost(l.storeLedger.RekeyHeld(l.with(ctx, mb), mb, oldKey, newKey, newUID))
 }
 
 func (l fencedLedger) ForgetHeld(ctx context.Context, mb string, keys []string) error {
-	return lost(l.storeLedger.ForgetHeld(l.with(ctx), mb, keys))
+	return lost(l.storeLedger.ForgetHeld(l.with(ctx, mb), mb, keys))
 }

@@ -3,6 +3,8 @@ package app
 import (
 	"fmt"
 	"log/slog"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -156,9 +158,22 @@ func TestLeaserWatchdog(t *testing.T) {
 	dsn := "sqlite:" + filepath.Join(t.TempDir(), "db")
 	a := newLeaseInstance(t, dsn, 3, 3*time.Second)
 	ctx := t.Context()
+	// m0's lease is a dead instance's, expired: a takes it over
+	if _, ok, err := a.st.AcquireLease(ctx, "m0", "ghost", -time.Second); err != nil || !ok {
+		t.Fatal(ok, err)
+	}
 	a.lz.tick(ctx)
 	if a.running() != 3 {
 		t.Fatalf("%d agents running, want 3", a.running())
+	}
+	var m strings.Builder
+	if _, err := a.lz.tel.reg.WriteTo(&m); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"mailgate_lease_takeovers_total 1\n", `mailgate_instance_mailboxes{instance="` + a.lz.id + `"} 3`, `mailgate_instance_heartbeat_age_seconds{instance="` + a.lz.id + `"}`} {
+		if !strings.Contains(m.String(), want) {
+			t.Errorf("metrics lack %q", want)
+		}
 	}
 	// no renewal from now on: the watchdog fires ttl - ttl/5 after the
 	// last one started (a generous bound, not a measure)
@@ -190,9 +205,90 @@ func TestLeaserWatchdog(t *testing.T) {
 	if a.running() != 3 {
 		t.Fatalf("%d agents running after the store came back, want 3", a.running())
 	}
-	for _, u := range a.g.units {
-		if f := u.fence.Load(); f == nil || f.Epoch != 2 {
-			t.Fatalf("fence %+v after the new take, want epoch 2", f)
+	for name, u := range a.g.units {
+		want := int64(2)
+		if name == "m0" {
+			want = 3
+		}
+		if f := u.fence.Load(); f == nil || f.Epoch != want {
+			t.Fatalf("%s: fence %+v after the new take, want epoch %d", name, f, want)
+		}
+	}
+}
+
+// TestRunOnceSkipsLeasedMailbox: `run --once` skips a mailbox whose lease
+// another instance holds, naming it, reads the others under leases of its
+// own, and releases those when done.
+func TestRunOnceSkipsLeasedMailbox(t *testing.T) {
+	dir := t.TempDir()
+	st, err := store.Open(t.Context(), "sqlite:"+filepath.Join(dir, "db"), &store.Options{Key: make([]byte, 32)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	cfg, err := config.ParseWith([]byte(`profiles:
+  - {name: p, provider: microsoft, grant: client_credentials, tenant: t.example, client_id: aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee, client_secret: s1}
+sinks:
+  - {name: x, type: maildir, path: ./x}
+mailboxes:
+  - {name: m0, protocol: imap, host: 127.0.0.1, port: 1, username: m0@t.example, profile: p, sink: x}
+  - {name: m1, protocol: imap, host: 127.0.0.1, port: 1, username: m1@t.example, profile: p, sink: x}
+`), filepath.Join(dir, "mailgate.yaml"), func(string) string { return "" }, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := Open(t.Context(), cfg, st, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := st.AcquireLease(t.Context(), "m1", "serve-elsewhere", time.Minute); err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	res, err := a.RunOnce(t.Context(), "", nil)
+	if err != nil || len(res) != 2 {
+		t.Fatalf("RunOnce = %+v, %v", res, err)
+	}
+	if res[0].ServedBy != "" || res[0].Err == nil { // m0 was read: its server refuses connections
+		t.Errorf("m0: %+v, want read (and failed to connect)", res[0])
+	}
+	if res[1].ServedBy != "serve-elsewhere" || res[1].Err != nil {
+		t.Errorf("m1: %+v, want skipped, served by serve-elsewhere", res[1])
+	}
+	ls, err := st.Leases(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range ls {
+		if l.Mailbox == "m0" && l.Owner != "" || l.Mailbox == "m1" && l.Owner != "serve-elsewhere" {
+			t.Errorf("after the run: %+v", l)
+		}
+	}
+}
+
+// TestDeadRun: a lease of a `mailgate run` of this host whose process
+// is gone may be taken at once; a live one's, another host's or a serve's
+// may not.
+func TestDeadRun(t *testing.T) {
+	cmd := exec.Command("true")
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	dead := cmd.Process.Pid
+	host := hostname()
+	tests := []struct {
+		owner string
+		want  bool
+	}{
+		{fmt.Sprintf("run-%s-%d-abcdef", host, dead), true},
+		{fmt.Sprintf("run-%s-%d-abcdef", host, os.Getppid()), false},
+		{fmt.Sprintf("run-%s-%d-abcdef", host, os.Getpid()), false},
+		{fmt.Sprintf("run-%s.elsewhere-%d-abcdef", host, dead), false},
+		{fmt.Sprintf("%s-%d-abcdef", host, dead), false}, // a serve's
+		{"run-" + host + "-x-abcdef", false},
+	}
+	for _, tc := range tests {
+		if got := deadRun(tc.owner); got != tc.want {
+			t.Errorf("deadRun(%q) = %v, want %v", tc.owner, got, tc.want)
 		}
 	}
 }

@@ -77,7 +77,7 @@ func (a *App) Start(ctx context.Context, so ServeOptions) error {
 		cfg = a.file
 	}
 	s.logins = agent.NewLogins(cfg.Agents.LoginRate)
-	s.console = web.New(web.Options{Store: a.st, Config: cfg, Metrics: s.tel.reg, Log: log, Editor: s.ed,
+	s.console = web.New(web.Options{Store: a.st, Config: cfg, Metrics: s.tel.reg, Log: log, Editor: s.ed, Instance: s.instance,
 		Authorizer: &consoleAuth{current: &s.current, pending: map[string]*pendingAuth{}}, Secure: so.Secure,
 		Runtime: s})
 	s.ed.applied, s.ed.failing = s.console.SetConfig, s.console.SetBroken

@@ -96,6 +96,26 @@ func (s *Store) AcquireLease(ctx context.Context, mb, owner string, ttl time.Dur
 	return epoch, ok, nil
 }
 
+// StealLease takes mailbox mb's lease from owner from, live or not, with
+// the next epoch (the caller knows from is dead: a process of this host
+// that no longer runs). ok is false when from no longer holds it.
+func (s *Store) StealLease(ctx context.Context, mb, from, owner string, ttl time.Duration) (epoch int64, ok bool, err error) {
+	now := s.nowMS()
+	rows, err := s.query(ctx, "UPDATE mailbox_leases SET owner = ?, epoch = epoch + 1, expires_ms = "+now+" + ?, acquired_ms = "+now+
+		" WHERE mailbox = ? AND owner = ? RETURNING epoch", owner, ttl.Milliseconds(), mb, from)
+	if err != nil {
+		return 0, false, fmt.Errorf("store: take lease of mailbox %q from %s: %w", mb, from, err)
+	}
+	defer rows.Close()
+	if rows.Next() {
+		if err := rows.Scan(&epoch); err != nil {
+			return 0, false, err
+		}
+		ok = true
+	}
+	return epoch, ok, rows.Err()
+}
+
 // RenewLeases extends every lease owner holds by ttl from now (by the
 // database's clock), expired ones included as long as nobody took them
 // over, and returns them: mailbox → epoch. A lease missing from the

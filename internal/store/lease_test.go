@@ -53,6 +53,18 @@ func TestLeases(t *testing.T) {
 			t.Fatal(err)
 		}
 		acquire("m2", "a", time.Minute, true, 3)
+		// a dead owner's live lease taken with the next epoch; not from
+		// an owner who no longer holds it
+		if e, ok, err := s.StealLease(ctx, "m2", "a", "c", time.Minute); err != nil || !ok || e != 4 {
+			t.Fatalf("StealLease from a = %d, %v, %v; want epoch 4", e, ok, err)
+		}
+		if _, ok, err := s.StealLease(ctx, "m2", "a", "d", time.Minute); err != nil || ok {
+			t.Fatalf("StealLease from a former owner = %v, %v; want refused", ok, err)
+		}
+		if err := s.ReleaseLease(ctx, "m2", "c", 4); err != nil {
+			t.Fatal(err)
+		}
+		acquire("m2", "a", time.Minute, true, 5)
 
 		for _, id := range []string{"a", "b", "c"} {
 			if err := s.InstanceBeat(ctx, id); err != nil {
@@ -74,7 +86,7 @@ func TestLeases(t *testing.T) {
 			t.Fatalf("lease counts %v, want a: 2, b: 0", counts)
 		}
 		ls, err := s.Leases(ctx)
-		if err != nil || len(ls) != 2 || ls[0].Mailbox != "m1" || !ls[0].Live || ls[1].Owner != "a" || ls[1].Epoch != 3 {
+		if err != nil || len(ls) != 2 || ls[0].Mailbox != "m1" || !ls[0].Live || ls[1].Owner != "a" || ls[1].Epoch != 5 {
 			t.Fatalf("Leases = %+v, %v", ls, err)
 		}
 		if err := s.ReleaseLeases(ctx, "a"); err != nil {
