@@ -42,46 +42,42 @@ type unit struct {
 	fence atomic.Pointer[store.Fence]
 
 	mu      sync.Mutex
-	running bool
+	running bool // from run until its Serve returned
+	aborted bool
 	retired bool // a reload replaced it: never started again
 	halt    context.CancelFunc
 	abortCh chan struct{}
 	done    chan struct{} // closed when the last run of Serve returned
 }
 
-// run starts the agent under lease f unless it runs, was retired, or its
-// previous run is still stopping; it reports whether it started.
+// run starts the agent under lease f unless it runs (or is still
+// stopping) or was retired; it reports whether it started.
 func (u *unit) run(grace time.Duration, f store.Fence) bool {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	if u.running || u.retired {
 		return false
 	}
-	if u.done != nil {
-		select {
-		case <-u.done:
-		default:
-			return false
-		}
-	}
 	u.fence.Store(&f)
 	ctx, halt := context.WithCancel(context.Background())
 	abort, done := make(chan struct{}), make(chan struct{})
 	u.sup.Abort = abort
-	u.halt, u.abortCh, u.done, u.running = halt, abort, done, true
+	u.halt, u.abortCh, u.done, u.running, u.aborted = halt, abort, done, true, false
 	go func() {
 		u.sup.Serve(ctx, grace)
+		u.mu.Lock()
+		u.running = false
+		u.mu.Unlock()
 		close(done)
 	}()
 	return true
 }
 
 // stop stops the agent, letting it finish its batch (at most the grace
-// period), and waits for it.
+// period, unless abort cuts it short), and waits for it.
 func (u *unit) stop() {
 	u.mu.Lock()
 	halt, done := u.halt, u.done
-	u.running = false
 	u.mu.Unlock()
 	if halt != nil {
 		halt()
@@ -94,10 +90,10 @@ func (u *unit) stop() {
 func (u *unit) abort() {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	if u.running {
+	if u.running && !u.aborted {
+		u.aborted = true
 		close(u.abortCh)
 		u.halt()
-		u.running = false
 	}
 }
 

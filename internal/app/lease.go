@@ -184,8 +184,13 @@ func (l *leaser) expire() {
 func (l *leaser) settle(ctx context.Context, got map[string]int64) {
 	var lost []string
 	l.mu.Lock()
+	var cut []string
 	for mb, e := range l.held {
-		if got[mb] != e && !l.leaving[mb] { // one being given up may just have been released
+		switch {
+		case got[mb] == e:
+		case l.leaving[mb]: // being given up: released just now, or lost
+			cut = append(cut, mb)
+		default:
 			lost = append(lost, mb)
 			delete(l.held, mb)
 		}
@@ -199,6 +204,9 @@ func (l *leaser) settle(ctx context.Context, got map[string]int64) {
 	l.mu.Unlock()
 	for _, mb := range lost {
 		l.log.Warn("serve: another instance took the mailbox's lease over; stopped its agent", "instance", l.id, "mailbox", mb)
+		l.abort(mb)
+	}
+	for _, mb := range cut { // not ours any more: its batch must not go on
 		l.abort(mb)
 	}
 	for _, mb := range stray {
@@ -263,13 +271,19 @@ func (l *leaser) balance(ctx context.Context) {
 // giveUp stops mailbox's agent (it finishes its batch) and then releases
 // its lease.
 func (l *leaser) giveUp(mb string) {
+	// the unit stays known while it stops, so that the watchdog or a
+	// lost lease can still cut its batch short
 	l.mu.Lock()
 	u := l.units[mb]
-	delete(l.units, mb)
 	l.mu.Unlock()
 	if u != nil {
 		u.stop()
 	}
+	l.mu.Lock()
+	if l.units[mb] == u {
+		delete(l.units, mb)
+	}
+	l.mu.Unlock()
 	l.mu.Lock()
 	e, ok := l.held[mb]
 	l.mu.Unlock()
