@@ -292,3 +292,18 @@ func TestDeadRun(t *testing.T) {
 		}
 	}
 }
+
+// FuzzDeadRun: any owner string read from the store is classified without
+// panicking, and only a run of this host can be called dead.
+func FuzzDeadRun(f *testing.F) {
+	host := hostname()
+	for _, seed := range []string{"", "run-", "run-" + host + "-", "run-" + host + "-1-abc", "run-" + host + "--1-x",
+		"run-" + host + "-99999999999999999999-x", host + "-1-abc", "run-other-1-abc"} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, owner string) {
+		if deadRun(owner) && !strings.HasPrefix(owner, "run-"+host+"-") {
+			t.Fatalf("deadRun(%q) for an owner that is not a run of this host", owner)
+		}
+	})
+}
