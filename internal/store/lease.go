@@ -220,11 +220,16 @@ type Instance struct {
 	Mailboxes int
 }
 
-// InstanceBeat records that instance is alive (the database's clock).
+// InstanceBeat records that instance is alive (the database's clock) and
+// forgets instances silent for more than a day (killed ones never say
+// goodbye).
 func (s *Store) InstanceBeat(ctx context.Context, instance string) error {
 	now := s.nowMS()
 	_, err := s.exec(ctx, `INSERT INTO serve_instances (instance, started_ms, seen_ms) VALUES (?, `+now+`, `+now+`)
 		ON CONFLICT (instance) DO UPDATE SET seen_ms = excluded.seen_ms`, instance)
+	if err == nil {
+		_, err = s.exec(ctx, "DELETE FROM serve_instances WHERE seen_ms < "+now+" - ?", (24 * time.Hour).Milliseconds())
+	}
 	if err != nil {
 		return fmt.Errorf("store: heartbeat of %s: %w", instance, err)
 	}
@@ -233,12 +238,9 @@ func (s *Store) InstanceBeat(ctx context.Context, instance string) error {
 
 // Instances returns the instances whose last heartbeat is at most maxAge
 // old (by the database's clock), oldest first, with how many live leases
-// each holds. Instances silent for longer than a day are forgotten.
+// each holds.
 func (s *Store) Instances(ctx context.Context, maxAge time.Duration) ([]Instance, error) {
 	now := s.nowMS()
-	if _, err := s.exec(ctx, "DELETE FROM serve_instances WHERE seen_ms < "+now+" - ?", (24 * time.Hour).Milliseconds()); err != nil {
-		return nil, fmt.Errorf("store: instances: %w", err)
-	}
 	rows, err := s.query(ctx, `SELECT i.instance, i.started_ms, `+now+` - i.seen_ms,
 		(SELECT COUNT(*) FROM mailbox_leases l WHERE l.owner = i.instance AND l.expires_ms > `+now+`)
 		FROM serve_instances i WHERE i.seen_ms >= `+now+` - ? ORDER BY i.started_ms, i.instance`, maxAge.Milliseconds())
