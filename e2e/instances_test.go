@@ -276,12 +276,19 @@ func TestInstancesFailover(t *testing.T) {
 	f := newFleet(t, n, perBox, "6s")
 	a, b := startServe(t, f.dir), startServe(t, f.dir)
 	ida, idb := instanceOf(t, a), instanceOf(t, b)
-	// kill a once both deliver and a holds mailboxes, before the end
+	// once both serve mailboxes and delivery is under way, kill the one
+	// holding more (if delivery runs so fast that half is done before
+	// they balance, kill the one holding them all: the kill must come
+	// before the end)
 	var victims []string
-	waitFor(t, "the instances did not both start delivering", 2*time.Minute, func() bool {
+	waitFor(t, "the instances did not start delivering", 2*time.Minute, func() bool {
 		h := f.held(t)
 		victims = h[ida]
-		return len(victims) > 0 && len(h[idb]) > 0 && f.kept(t) >= 100
+		if len(h[idb]) > len(victims) {
+			a, b, ida, idb, victims = b, a, idb, ida, h[idb]
+		}
+		kept := f.kept(t)
+		return len(victims) > 0 && kept >= 50 && (len(h[idb]) > 0 || kept >= n*perBox/2)
 	}, a, b)
 	if err := a.cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
