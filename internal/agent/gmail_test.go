@@ -79,7 +79,7 @@ func TestSupervisorServerAnswers(t *testing.T) {
 			s := &Supervisor{Mailboxes: []*Mailbox{m}, Ledger: l, status: map[string]*Status{m.Name: {Mailbox: m.Name}}}
 			s.Log = slog.New(slog.DiscardHandler)
 			stop := make(chan struct{})
-			pause := s.session(t.Context(), stop, nil, m, time.Hour)
+			pause, _ := s.session(t.Context(), stop, nil, m, time.Hour)
 			if pause < tt.minPause || tt.zeroPause != (pause == 0) {
 				t.Errorf("pause %v, want at least %v (zero: %v)", pause, tt.minPause, tt.zeroPause)
 			}

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/mailgate/mailgate/internal/mailbox"
@@ -16,7 +17,9 @@ import (
 // returns, keeps the state of an entry already recorded (a replay never
 // moves an acknowledged message back) and forgets the entries' refusals in
 // the same transaction, so a retried message is never both delivered and
-// held. Lookups of nothing return empty results, not errors.
+// held. Lookups of nothing return empty results, not errors. When the
+// mailbox is served under a lease, every write fails with an error
+// matching ErrLeaseLost once the lease is another's, and writes nothing.
 type Ledger interface {
 	MailboxCursor(ctx context.Context, mailbox string) (mailbox.Cursor, error)
 	SetMailboxCursor(ctx context.Context, mailbox string, c mailbox.Cursor) error
@@ -37,6 +40,12 @@ type Ledger interface {
 	RekeyHeld(ctx context.Context, mailbox, oldKey, newKey, newUID string) error
 	ForgetHeld(ctx context.Context, mailbox string, keys []string) error
 }
+
+// ErrLeaseLost is what a Ledger's writes return (matched with errors.Is)
+// when another instance serves the mailbox now: its lease moved on. The
+// run stops before any after-action, and the supervisor stops serving the
+// mailbox instead of reconnecting.
+var ErrLeaseLost = errors.New("agent: the mailbox's lease was lost")
 
 // LedgerState is how far a message got.
 type LedgerState int

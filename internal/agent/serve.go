@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"math/rand/v2"
 	"sync"
@@ -46,6 +47,11 @@ type Supervisor struct {
 	// supervisor's own made from LoginRate: supervisors sharing one share
 	// each host's rate.
 	Logins *Logins
+	// Abort, when closed, cancels the runs at once instead of grace after
+	// Serve's context is done (the mailbox's lease is lost: its session
+	// must close before another instance's starts). Close it with or
+	// after cancelling Serve's context.
+	Abort <-chan struct{}
 	// IdleRenew is how long one IDLE command lasts before it is ended and
 	// re-issued on the same connection (default DefaultIdleRenew).
 	IdleRenew time.Duration
@@ -123,12 +129,15 @@ func (s *Supervisor) Serve(ctx context.Context, grace time.Duration) {
 	// its batch and acknowledges it.
 	work, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
+	abort := s.Abort
 	go func() {
 		<-stop
 		t := time.NewTimer(grace)
 		defer t.Stop()
 		select {
 		case <-t.C:
+			cancel()
+		case <-abort:
 			cancel()
 		case <-work.Done():
 		}
@@ -209,7 +218,11 @@ func (s *Supervisor) loop(ctx context.Context, stop <-chan struct{}, m *Mailbox)
 		if !s.login(stop, m.Host) {
 			return
 		}
-		pause := s.session(ctx, stop, wake, m, interval)
+		pause, lost := s.session(ctx, stop, wake, m, interval)
+		if lost {
+			s.Log.Warn("agent: another instance serves the mailbox now; stopped", "mailbox", m.Name)
+			return
+		}
 		if pause > 0 && !sleep(stop, wake, pause) {
 			return
 		}
@@ -218,13 +231,15 @@ func (s *Supervisor) loop(ctx context.Context, stop <-chan struct{}, m *Mailbox)
 
 // session runs one connection: one run (poll) or runs and IDLE waits until
 // the connection fails (idle). It returns how long to wait before the next
-// session: the poll interval, a backoff after a failure, 0 to reconnect now.
-func (s *Supervisor) session(ctx context.Context, stop, wake <-chan struct{}, m *Mailbox, interval time.Duration) time.Duration {
+// session: the poll interval, a backoff after a failure, 0 to reconnect
+// now; lost when the ledger refused a write because the mailbox's lease
+// is another instance's (the connection is closed on return).
+func (s *Supervisor) session(ctx context.Context, stop, wake <-chan struct{}, m *Mailbox, interval time.Duration) (pause time.Duration, lost bool) {
 	start := time.Now()
 	conn, err := dial(ctx, m, s.Log)
 	if err != nil {
 		s.Log.Warn("agent: connect failed", "mailbox", m.Name, "err", err)
-		return s.record(m, Stats{}, err, time.Since(start))
+		return s.record(m, Stats{}, err, time.Since(start)), false
 	}
 	defer conn.Close()
 	for ran := false; !stopped(stop); ran = true {
@@ -234,19 +249,22 @@ func (s *Supervisor) session(ctx context.Context, stop, wake <-chan struct{}, m 
 		if ran && routineEnd(err) {
 			s.Log.Info("agent: the server ended the session, reconnecting", "mailbox", m.Name, "err", err)
 			s.record(m, st, nil, time.Since(start))
-			return 0
+			return 0, false
 		}
 		backoff := s.record(m, st, err, time.Since(start))
+		if errors.Is(err, ErrLeaseLost) {
+			return 0, true
+		}
 		if err != nil {
 			s.Log.Warn("agent: run failed", "mailbox", m.Name, "err", err)
-			return backoff
+			return backoff, false
 		}
 		if st.Delivered > 0 {
 			s.Log.Info("agent: delivered", "mailbox", m.Name, "n", st.Delivered, "duplicates", st.Duplicates)
 		}
 		w, canWait := conn.(mailbox.Waiter)
 		if !m.Idle || !canWait {
-			return interval
+			return interval, false
 		}
 		// IDLE until new mail, IdleRenew, a wake-up or stop; then a run
 		// and a new IDLE on the same connection
@@ -267,12 +285,12 @@ func (s *Supervisor) session(ctx context.Context, stop, wake <-chan struct{}, m 
 		wcancel()
 		start = time.Now()
 		if stopped(stop) {
-			return 0
+			return 0, false
 		}
 		if err != nil {
 			s.Log.Info("agent: idle ended, reconnecting", "mailbox", m.Name, "err", err)
-			return 0
+			return 0, false
 		}
 	}
-	return 0
+	return 0, false
 }

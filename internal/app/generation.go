@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"reflect"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mailgate/mailgate/internal/agent"
@@ -29,16 +30,79 @@ type generation struct {
 }
 
 // unit is one mailbox's agent under its own supervisor, so that it can
-// outlive the generation that started it.
+// outlive the generation that started it. It runs while serve holds the
+// mailbox's lease (leaser), and may be started again after losing it.
 type unit struct {
 	sup *agent.Supervisor
 	rt  *parts // where its sink and token come from
 	// same is what the agent was built from: the mailbox's settings, its
 	// profile's and its sink's; a reload keeps the unit when they are equal
-	same    []any
-	started bool
+	same []any
+	// fence is the lease the agent's ledger writes are made under
+	fence atomic.Pointer[store.Fence]
+
+	mu      sync.Mutex
+	running bool // from run until its Serve returned
+	aborted bool
+	retired bool // a reload replaced it: never started again
 	halt    context.CancelFunc
-	done    chan struct{}
+	abortCh chan struct{}
+	done    chan struct{} // closed when the last run of Serve returned
+}
+
+// run starts the agent under lease f unless it runs (or is still
+// stopping) or was retired; it reports whether it started.
+func (u *unit) run(grace time.Duration, f store.Fence) bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.running || u.retired {
+		return false
+	}
+	u.fence.Store(&f)
+	ctx, halt := context.WithCancel(context.Background())
+	abort, done := make(chan struct{}), make(chan struct{})
+	u.sup.Abort = abort
+	u.halt, u.abortCh, u.done, u.running, u.aborted = halt, abort, done, true, false
+	go func() {
+		u.sup.Serve(ctx, grace)
+		u.mu.Lock()
+		u.running = false
+		u.mu.Unlock()
+		close(done)
+	}()
+	return true
+}
+
+// stop stops the agent, letting it finish its batch (at most the grace
+// period, unless abort cuts it short), and waits for it.
+func (u *unit) stop() {
+	u.mu.Lock()
+	halt, done := u.halt, u.done
+	u.mu.Unlock()
+	if halt != nil {
+		halt()
+		<-done
+	}
+}
+
+// abort stops the agent at once (its lease is lost or about to expire):
+// the batch in progress is cancelled and its session closed.
+func (u *unit) abort() {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.running && !u.aborted {
+		u.aborted = true
+		close(u.abortCh)
+		u.halt()
+	}
+}
+
+// retire stops the unit for good (a reload replaced it).
+func (u *unit) retire() {
+	u.mu.Lock()
+	u.retired = true
+	u.mu.Unlock()
+	u.stop()
 }
 
 // unitKey is what a mailbox's agent depends on in cfg.
@@ -78,8 +142,9 @@ func newGeneration(st *store.Store, cfg *config.Config, tel *telemetry, logins *
 			rt.closeSinks()
 			return nil, fmt.Errorf("mailboxes[%s]: %w", m.Name, err)
 		}
-		sup := &agent.Supervisor{Mailboxes: []*agent.Mailbox{a}, Ledger: AgentLedger(st), Log: log, OnRun: tel.onRun, Logins: logins}
-		g.names, g.units[m.Name] = append(g.names, m.Name), &unit{sup: sup, rt: rt, same: key, done: make(chan struct{})}
+		u := &unit{rt: rt, same: key}
+		u.sup = &agent.Supervisor{Mailboxes: []*agent.Mailbox{a}, Ledger: fencedLedger{storeLedger{st}, unitFence(&u.fence)}, Log: log, OnRun: tel.onRun, Logins: logins}
+		g.names, g.units[m.Name] = append(g.names, m.Name), u
 	}
 	for i := range cfg.Senders {
 		if snd := &cfg.Senders[i]; snd.Protocol == "smtp" || snd.Protocol == "graph" || snd.Protocol == "" {
@@ -94,19 +159,11 @@ func newGeneration(st *store.Store, cfg *config.Config, tel *telemetry, logins *
 	return g, nil
 }
 
-// start starts the units not running yet and the outbox, and shows the
-// configuration in the console.
-func (g *generation) start(console *web.Server, grace time.Duration) {
+// start starts the units whose lease serve holds and that do not run
+// yet, and the outbox, and shows the configuration in the console.
+func (g *generation) start(console *web.Server, lz *leaser) {
 	for _, name := range g.names {
-		if u := g.units[name]; !u.started {
-			u.started = true
-			ctx, halt := context.WithCancel(context.Background())
-			u.halt = halt
-			go func() {
-				u.sup.Serve(ctx, grace)
-				close(u.done)
-			}()
-		}
+		lz.start(name, g.units[name])
 	}
 	running, halt := context.WithCancel(context.Background())
 	g.halt = halt
@@ -119,6 +176,7 @@ func (g *generation) start(console *web.Server, grace time.Duration) {
 
 // stop ends the generation: each agent finishes its batch (at most the
 // grace period), the outbox its message; then the sinks are closed.
+// Serve releases the leases after it.
 func (g *generation) stop() { g.handOver(nil) }
 
 // handOver stops g for next: its outbox, and its units next does not
@@ -145,10 +203,7 @@ func (g *generation) handOver(next *generation) (kept int) {
 			inUse[u.rt] = true
 			continue
 		}
-		wg.Go(func() {
-			u.halt()
-			<-u.done
-		})
+		wg.Go(u.retire)
 	}
 	wg.Wait()
 	<-g.done

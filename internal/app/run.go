@@ -21,9 +21,12 @@ type Result struct {
 	Delivered  int
 	Duplicates int // the sink already had them
 	Acked      int
-	Held       int      // refused by the sink and set aside, not acknowledged
-	Err        error    // the run failed (after Delivered messages)
-	Advice     []string // what to change, when Err is set (Diagnose's)
+	Held       int // refused by the sink and set aside, not acknowledged
+	// ServedBy names the instance (a serve, or another run) holding the
+	// mailbox's lease: the mailbox was skipped.
+	ServedBy string
+	Err      error    // the run failed (after Delivered messages)
+	Advice   []string // what to change, when Err is set (Diagnose's)
 }
 
 // RunOnce reads every enabled mailbox, or only the one named only (enabled
@@ -33,7 +36,9 @@ type Result struct {
 // (agent.DefaultLoginRate by default). progress, when
 // set, hears of each delivery. A mailbox that cannot be built is a
 // *KeyError (nothing is read then); a mailbox that fails is a Result with
-// Err and the advice.
+// Err and the advice. A mailbox whose lease a serve (or another run)
+// holds is skipped: its Result names the holder in ServedBy; the others'
+// leases are held for the run.
 func (a *App) RunOnce(ctx context.Context, only string, progress func(mailbox string, done, total int)) ([]Result, error) {
 	cfg := a.rt.cfg
 	var boxes []*config.Mailbox
@@ -55,14 +60,33 @@ func (a *App) RunOnce(ctx context.Context, only string, progress func(mailbox st
 		}
 		agents[i] = mb
 	}
-	stats, errs := runAll(ctx, agents, AgentLedger(a.st), a.log, progress, cfg.Agents.Concurrency, cfg.Agents.LoginRate)
+	rl, servedBy, err := takeRunLeases(ctx, a.st, cfg, boxes)
+	if err != nil {
+		return nil, err
+	}
+	var leased []*agent.Mailbox
+	for _, mb := range agents {
+		if servedBy[mb.Name] == "" {
+			leased = append(leased, mb)
+		}
+	}
+	var stats []agent.Stats
+	var errs []error
+	rl.runLeased(ctx, func(ctx context.Context) {
+		stats, errs = runAll(ctx, leased, fencedLedger{storeLedger{a.st}, rl.fence}, a.log, progress, cfg.Agents.Concurrency, cfg.Agents.LoginRate)
+	})
 	out := make([]Result, len(agents))
 	for i, mb := range agents {
-		s := stats[i]
+		if by := servedBy[mb.Name]; by != "" {
+			out[i] = Result{Mailbox: mb.Name, After: mb.After.String(), ServedBy: by}
+			continue
+		}
+		s, err := stats[0], errs[0] // leased's order is agents'
+		stats, errs = stats[1:], errs[1:]
 		out[i] = Result{Mailbox: mb.Name, After: mb.After.String(), Delivered: s.Delivered, Duplicates: s.Duplicates,
-			Acked: s.Acked, Held: s.Held, Err: errs[i]}
-		if errs[i] != nil {
-			out[i].Advice = diagnose(boxes[i], a.rt.profiles[boxes[i].Profile], errs[i])
+			Acked: s.Acked, Held: s.Held, Err: err}
+		if err != nil {
+			out[i].Advice = diagnose(boxes[i], a.rt.profiles[boxes[i].Profile], err)
 		}
 	}
 	return out, nil

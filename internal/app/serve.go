@@ -41,8 +41,11 @@ type server struct {
 	cfg      *config.Config // the configuration the current generation runs
 	file     *config.Config // the config file alone, as last (re)loaded
 	instance string
+	lz       *leaser
 	cancel   context.CancelFunc
 	bg       sync.WaitGroup
+	leases   sync.WaitGroup // the leaser's loop
+	stopL    context.CancelFunc
 }
 
 // Start is serve: it keeps the console's records (Handler's editor),
@@ -60,7 +63,7 @@ func (a *App) Start(ctx context.Context, so ServeOptions) error {
 		return err
 	}
 	log := so.Log
-	s := &server{so: so, tel: newTelemetry(), instance: fmt.Sprintf("%s-%d", hostname(), os.Getpid())}
+	s := &server{so: so, tel: newTelemetry(), instance: newInstanceID("")}
 	s.ed = &Records{st: a.st, data: data, path: a.file.File, getenv: a.opts.Getenv, reload: make(chan struct{}, 1)}
 	s.ed.remember(ctx)
 	cfg, broken, err := s.ed.Config(ctx)
@@ -74,7 +77,7 @@ func (a *App) Start(ctx context.Context, so ServeOptions) error {
 		cfg = a.file
 	}
 	s.logins = agent.NewLogins(cfg.Agents.LoginRate)
-	s.console = web.New(web.Options{Store: a.st, Config: cfg, Metrics: s.tel.reg, Log: log, Editor: s.ed,
+	s.console = web.New(web.Options{Store: a.st, Config: cfg, Metrics: s.tel.reg, Log: log, Editor: s.ed, Instance: s.instance,
 		Authorizer: &consoleAuth{current: &s.current, pending: map[string]*pendingAuth{}}, Secure: so.Secure,
 		Runtime: s})
 	s.ed.applied, s.ed.failing = s.console.SetConfig, s.console.SetBroken
@@ -83,8 +86,13 @@ func (a *App) Start(ctx context.Context, so ServeOptions) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", cfg.File, err)
 	}
-	g.start(s.console, so.Grace)
 	s.current.Store(g)
+	s.lz = newLeaser(a.st, s.instance, leaseTTL(cfg), so.Grace, log, s.tel, s.current.Load)
+	log.Info("serve: instance", "instance", s.instance, "lease", leaseTTL(cfg).String())
+	g.start(s.console, s.lz)
+	lctx, stopL := context.WithCancel(context.WithoutCancel(ctx))
+	s.stopL = stopL
+	s.leases.Go(func() { s.lz.run(lctx) })
 	s.cfg, s.file = cfg, a.file
 	a.srv = s
 	bctx, cancel := context.WithCancel(ctx)
@@ -154,8 +162,8 @@ func (a *App) Reload(ctx context.Context) error {
 		return nil
 	}
 	kept := prev.handOver(ng)
-	ng.start(s.console, s.so.Grace)
 	s.current.Store(ng)
+	ng.start(s.console, s.lz)
 	s.cfg = next
 	log.Info("mailgate reloaded", "mailboxes", len(ng.units), "kept_running", kept, "senders", len(ng.ob.Senders))
 	return nil
@@ -196,7 +204,13 @@ func (a *App) Stop() {
 	}
 	a.srv = nil
 	g := s.current.Load()
+	// the leases are renewed while the agents finish their batches, then
+	// released at once for the other instances
+	s.lz.draining.Store(true)
 	g.stop()
+	s.stopL()
+	s.leases.Wait()
+	s.lz.release()
 	s.cancel()
 	s.bg.Wait()
 	_ = a.st.ForgetHeartbeat(context.Background(), s.instance)

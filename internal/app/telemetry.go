@@ -30,6 +30,11 @@ type telemetry struct {
 	refused       *metrics.CounterVec
 	held          *metrics.GaugeVec
 
+	instMailboxes *metrics.GaugeVec
+	instAge       *metrics.GaugeVec
+	takeovers     *metrics.CounterVec
+	instSeen      map[string]bool // instances in the gauges, to delete them
+
 	heldSeen map[[2]string]bool // (mailbox, state) pairs set, to zero them
 	heldKick chan struct{}      // a run had refusals: refresh the gauge now
 
@@ -63,9 +68,33 @@ func newTelemetry() *telemetry {
 		refused:       r.Counter("mailgate_messages_refused_total", "Messages a mailbox's sink refused, by kind (permanent, temporary).", "mailbox", "kind"),
 		held: r.Gauge("mailgate_messages_held", "Messages a sink refused that are set aside, by mailbox and state (held, deferred, failing, retry); mailgate messages held lists them.",
 			"mailbox", "state"),
-		heldSeen: map[[2]string]bool{},
-		heldKick: make(chan struct{}, 1),
+		instMailboxes: r.Gauge("mailgate_instance_mailboxes", "Mailboxes each live serve instance on the store holds the lease of.", "instance"),
+		instAge:       r.Gauge("mailgate_instance_heartbeat_age_seconds", "How long ago each live serve instance on the store last beat, by the database's clock.", "instance"),
+		takeovers:     r.Counter("mailgate_lease_takeovers_total", "Mailbox leases this instance took over from another instance (or from an earlier run of itself) rather than finding them new or released."),
+		instSeen:      map[string]bool{},
+		heldSeen:      map[[2]string]bool{},
+		heldKick:      make(chan struct{}, 1),
 	}
+}
+
+// setInstances shows the live serve instances in the gauges (and removes
+// those gone).
+func (t *telemetry) setInstances(ins []store.Instance) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	now := map[string]bool{}
+	for _, in := range ins {
+		now[in.ID] = true
+		t.instMailboxes.Set(float64(in.Mailboxes), in.ID)
+		t.instAge.Set(in.Age.Seconds(), in.ID)
+	}
+	for id := range t.instSeen {
+		if !now[id] {
+			t.instMailboxes.Delete(id)
+			t.instAge.Delete(id)
+		}
+	}
+	t.instSeen = now
 }
 
 // onRun records one agent run.

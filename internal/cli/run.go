@@ -55,6 +55,10 @@ func runRun(ctx context.Context, env *Env, args []string) int {
 	}
 	failed := 0
 	for _, r := range results {
+		if r.ServedBy != "" {
+			fmt.Fprintf(env.Err, "%s: skipped: served by %s\n", r.Mailbox, r.ServedBy)
+			continue
+		}
 		if r.Err != nil {
 			failed++
 			fmt.Fprintf(env.Err, "%s: FAILED after %d delivered: %v\n", r.Mailbox, r.Delivered, r.Err)

@@ -50,8 +50,9 @@ type Config struct {
 	// serve; other commands log errors only unless asked.
 	Log Log `yaml:"log" example:"{level: info, format: json}"`
 	// Agents paces the mailbox agents of serve and run. Default: 20 logins
-	// per second per host, 16 mailboxes at once in `mailgate run`.
-	Agents Agents `yaml:"agents" example:"{login_rate: 20, concurrency: 16}"`
+	// per second per host, 16 mailboxes at once in `mailgate run`, 15s
+	// leases.
+	Agents Agents `yaml:"agents" example:"{login_rate: 20, concurrency: 16, lease: 15s}"`
 
 	// File is the absolute path the configuration was loaded from ("" for
 	// Parse without a file name). Not a key.
@@ -93,6 +94,13 @@ type Agents struct {
 	// Concurrency is how many mailboxes `mailgate run` reads at once.
 	// Default: 16
 	Concurrency int `yaml:"concurrency"`
+	// Lease is how long a serve instance's hold on a mailbox lasts
+	// without renewal (renewed every third of it). With several instances
+	// on one PostgreSQL store, a dead instance's mailboxes are taken over
+	// once its leases expire, within 1.5 times this (about 20s by
+	// default); an instance that cannot renew closes its sessions a fifth
+	// of it before its leases could expire. At least 3s. Default: 15s
+	Lease Duration `yaml:"lease"`
 }
 
 // Profile is one OAuth 2.0 client registration and how to get tokens with it.

@@ -22,11 +22,13 @@ const (
 	DefaultAuthority     = "https://login.microsoftonline.com"
 	DefaultGraphEndpoint = "https://graph.microsoft.com"
 	DefaultRefreshMargin = Duration(5 * time.Minute)
-	DefaultInterval      = Duration(60 * time.Second)
-	MinInterval          = Duration(10 * time.Second)
-	DefaultSinkTimeout   = Duration(30 * time.Second)
-	DefaultBatchSize     = 100
-	MaxBatchSize         = 10000
+	// DefaultLease is agents.lease unless set.
+	DefaultLease       = Duration(15 * time.Second)
+	DefaultInterval    = Duration(60 * time.Second)
+	MinInterval        = Duration(10 * time.Second)
+	DefaultSinkTimeout = Duration(30 * time.Second)
+	DefaultBatchSize   = 100
+	MaxBatchSize       = 10000
 	// ExpiryWarning is how long before secret_expires a warning starts.
 	ExpiryWarning = 30 * 24 * time.Hour
 )
@@ -377,6 +379,11 @@ func (d *decoder) validateTop(c *Config) {
 	}
 	if c.Agents.Concurrency < 0 {
 		d.at("agents.concurrency", "must be 0 (the default) or more mailboxes")
+	}
+	if c.Agents.Lease == 0 {
+		c.Agents.Lease = DefaultLease
+	} else if c.Agents.Lease.D() < 3*time.Second {
+		d.at("agents.lease", "must be at least 3s (the default is 15s)")
 	}
 	switch {
 	case strings.HasPrefix(c.Store, "sqlite:"):

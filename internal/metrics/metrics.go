@@ -104,6 +104,14 @@ func (g *GaugeVec) Set(v float64, labels ...string) {
 	g.f.mu.Unlock()
 }
 
+// Delete removes the series of these label values (a label value that
+// went away, such as a serve instance that stopped).
+func (g *GaugeVec) Delete(labels ...string) {
+	g.f.mu.Lock()
+	delete(g.f.series, strings.Join(labels, "\xff"))
+	g.f.mu.Unlock()
+}
+
 // HistogramVec counts observations into buckets, per label set.
 type HistogramVec struct{ f *family }
 

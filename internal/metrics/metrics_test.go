@@ -41,3 +41,21 @@ mailgate_poll_duration_seconds_count{mailbox="forms"} 3
 		t.Errorf("got:\n%s\nwant:\n%s", b.String(), want)
 	}
 }
+
+// TestGaugeDelete: a deleted series is gone from the exposition, the
+// others stay.
+func TestGaugeDelete(t *testing.T) {
+	var r Registry
+	g := r.Gauge("mailgate_instance_mailboxes", "Mailboxes per instance.", "instance")
+	g.Set(3, "a")
+	g.Set(4, "b")
+	g.Delete("a")
+	g.Delete("never-set")
+	var b strings.Builder
+	if _, err := r.WriteTo(&b); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(b.String(), `instance="a"`) || !strings.Contains(b.String(), `mailgate_instance_mailboxes{instance="b"} 4`) {
+		t.Fatalf("after Delete:\n%s", b.String())
+	}
+}

@@ -124,6 +124,10 @@ var copySkipped = map[string]string{
 	// Heartbeats of the serve processes that used the source store: in
 	// the target they would make `send` believe an outbox worker runs.
 	"serve_heartbeats": "belongs to the running processes of the source",
+	// Leases and instances of serve processes of the source: the target's
+	// own serve instances take the mailboxes anew.
+	"mailbox_leases":  "belongs to the running processes of the source",
+	"serve_instances": "belongs to the running processes of the source",
 }
 
 // Copy copies every mailgate table of from into to, which must be opened
@@ -186,7 +190,7 @@ func sameKey(from, to *Store) error {
 // emptiedTables are the tables whose rows make a target non-empty, in an
 // order that deletes children before parents.
 func emptiedTables() []copyTable {
-	ts := []copyTable{{name: "serve_heartbeats"}}
+	ts := []copyTable{{name: "serve_heartbeats"}, {name: "mailbox_leases"}, {name: "serve_instances"}}
 	for k := len(copyTables) - 1; k >= 0; k-- {
 		ts = append(ts, copyTables[k])
 	}

@@ -113,7 +113,7 @@ func (s *Store) PutHeld(ctx context.Context, mb string, hs []HeldMessage) error 
 	if len(hs) == 0 {
 		return nil
 	}
-	err := s.inTx(ctx, func(tx *txn) error {
+	err := s.ledgerTx(ctx, mb, func(tx *txn) error {
 		st, err := tx.Prepare(ctx, `INSERT INTO held_messages (`+heldColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (mailbox, msg_key) DO UPDATE SET uid = excluded.uid, message_id = excluded.message_id,
 			subject = excluded.subject, sender = excluded.sender, size = excluded.size, msg_date = excluded.msg_date,
@@ -219,7 +219,10 @@ func (s *Store) HeldCounts(ctx context.Context) (map[string]map[HeldState]int, e
 // RekeyHeld moves a refused message to a new key and UID (after a
 // UIDVALIDITY change).
 func (s *Store) RekeyHeld(ctx context.Context, mb, oldKey, newKey, newUID string) error {
-	_, err := s.exec(ctx, "UPDATE held_messages SET msg_key = ?, uid = ? WHERE mailbox = ? AND msg_key = ?", newKey, newUID, mb, oldKey)
+	err := s.ledgerTx(ctx, mb, func(tx *txn) error {
+		_, err := tx.Exec(ctx, "UPDATE held_messages SET msg_key = ?, uid = ? WHERE mailbox = ? AND msg_key = ?", newKey, newUID, mb, oldKey)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("store: rekey held message %q of mailbox %q: %w", oldKey, mb, err)
 	}
@@ -232,7 +235,7 @@ func (s *Store) ForgetHeld(ctx context.Context, mb string, keys []string) error 
 	if len(keys) == 0 {
 		return nil
 	}
-	err := s.inTx(ctx, func(tx *txn) error {
+	err := s.ledgerTx(ctx, mb, func(tx *txn) error {
 		st, err := tx.Prepare(ctx, "DELETE FROM held_messages WHERE mailbox = ? AND msg_key = ?")
 		if err != nil {
 			return err

@@ -67,11 +67,14 @@ func (s *Store) MailboxCursor(ctx context.Context, mb string) (Cursor, error) {
 	return c, nil
 }
 
-// SetMailboxCursor stores mailbox's cursor.
+// SetMailboxCursor stores mailbox's cursor (fenced: see WithFence).
 func (s *Store) SetMailboxCursor(ctx context.Context, mb string, c Cursor) error {
-	_, err := s.exec(ctx, `INSERT INTO mailbox_cursors (mailbox, validity, last_uid, saved_at) VALUES (?, ?, ?, ?)
-		ON CONFLICT (mailbox) DO UPDATE SET validity = excluded.validity, last_uid = excluded.last_uid, saved_at = excluded.saved_at`,
-		mb, c.Validity, c.Last, time.Now().UnixNano())
+	err := s.ledgerTx(ctx, mb, func(tx *txn) error {
+		_, err := tx.Exec(ctx, `INSERT INTO mailbox_cursors (mailbox, validity, last_uid, saved_at) VALUES (?, ?, ?, ?)
+			ON CONFLICT (mailbox) DO UPDATE SET validity = excluded.validity, last_uid = excluded.last_uid, saved_at = excluded.saved_at`,
+			mb, c.Validity, c.Last, time.Now().UnixNano())
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("store: save cursor of mailbox %q: %w", mb, err)
 	}
@@ -119,7 +122,7 @@ func (s *Store) MarkDelivered(ctx context.Context, mb string, entries []LedgerEn
 		return nil
 	}
 	now := time.Now().UnixNano()
-	err := s.inTx(ctx, func(tx *txn) error {
+	err := s.ledgerTx(ctx, mb, func(tx *txn) error {
 		st, err := tx.Prepare(ctx, `INSERT INTO delivery_ledger (mailbox, msg_key, uid, message_id, size, msg_date, sink_ref, state, delivered_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (mailbox, msg_key) DO NOTHING`)
 		if err != nil {
@@ -161,7 +164,7 @@ func (s *Store) MarkAcked(ctx context.Context, mb string, keys []string) error {
 		return nil
 	}
 	now := time.Now().UnixNano()
-	err := s.inTx(ctx, func(tx *txn) error {
+	err := s.ledgerTx(ctx, mb, func(tx *txn) error {
 		st, err := tx.Prepare(ctx, "UPDATE delivery_ledger SET state = ?, acked_at = ? WHERE mailbox = ? AND msg_key = ?")
 		if err != nil {
 			return err
@@ -246,7 +249,10 @@ func (s *Store) FindByIdentity(ctx context.Context, mb, messageID string, size i
 
 // Rekey moves an entry to a new key and UID (after a UIDVALIDITY change).
 func (s *Store) Rekey(ctx context.Context, mb, oldKey, newKey, newUID string) error {
-	_, err := s.exec(ctx, "UPDATE delivery_ledger SET msg_key = ?, uid = ? WHERE mailbox = ? AND msg_key = ?", newKey, newUID, mb, oldKey)
+	err := s.ledgerTx(ctx, mb, func(tx *txn) error {
+		_, err := tx.Exec(ctx, "UPDATE delivery_ledger SET msg_key = ?, uid = ? WHERE mailbox = ? AND msg_key = ?", newKey, newUID, mb, oldKey)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("store: rekey %q in mailbox %q: %w", oldKey, mb, err)
 	}

@@ -115,6 +115,10 @@ const busyTimeoutMS = 10000
 // sqliteConns bounds the connections to a SQLite file.
 const sqliteConns = 8
 
+// postgresConns bounds one store's connections to PostgreSQL (and keeps
+// as many open for reuse).
+const postgresConns = 20
+
 // Open opens (creating it if needed) and migrates the database named by
 // dsn: "sqlite:PATH" (the file is created with mode 0600), "sqlite::memory:"
 // for tests (one connection), or a "postgres://…"/"postgresql://…" URL.
@@ -137,7 +141,15 @@ func Open(ctx context.Context, dsn string, opts *Options) (*Store, error) {
 		s.db, err = openSQLite(strings.TrimPrefix(dsn, "sqlite:"), log)
 	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
 		s.d = postgresDialect()
-		s.db, err = sql.Open(s.d.driver, dsn)
+		if s.db, err = sql.Open(s.d.driver, dsn); err == nil {
+			// database/sql keeps 2 idle connections by default: many
+			// agents writing at once would open and close a server
+			// process per transaction; unbounded, they could exceed the
+			// server's max_connections (100 by default) with several
+			// instances
+			s.db.SetMaxOpenConns(postgresConns)
+			s.db.SetMaxIdleConns(postgresConns)
+		}
 	default:
 		scheme, _, _ := strings.Cut(dsn, ":")
 		return nil, fmt.Errorf("store: unsupported database %q: use sqlite:PATH or postgres://…", scheme)

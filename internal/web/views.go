@@ -174,6 +174,10 @@ type MailboxView struct {
 	// Held counts the messages its sink refused that are set aside
 	// (/api/v1/held lists them).
 	Held int `json:"held"`
+	// ServedBy is the serve instance holding the mailbox's lease (with
+	// several instances on one store, the one serving it); empty when
+	// none holds it.
+	ServedBy string `json:"served_by,omitempty"`
 
 	lastRun  time.Time
 	declared map[string]any // declaredKeys
@@ -278,6 +282,7 @@ func (s *Server) mailboxes(ctx context.Context) []MailboxView {
 		s.o.Log.Warn("web: delivery counts", "err", err)
 	}
 	held := s.heldCounts(ctx)
+	servedBy := s.servedBy(ctx)
 	st := map[string]agent.Status{}
 	for _, a := range s.statuses() {
 		st[a.Mailbox] = a
@@ -293,7 +298,7 @@ func (s *Server) mailboxes(ctx context.Context) []MailboxView {
 		if c, ok := counts[m.Name]; ok {
 			v.LastMessage, v.Today = c.Last.UTC().Format(time.RFC3339), c.Since
 		}
-		v.Held = held[m.Name]
+		v.Held, v.ServedBy = held[m.Name], servedBy[m.Name]
 		a, ok := st[m.Name]
 		switch {
 		case !m.Enabled:
@@ -432,7 +437,57 @@ func (s *Server) apiStatus(w http.ResponseWriter, r *http.Request) {
 	if failing == nil {
 		failing = []BrokenRecord{}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"mailboxes": mbs, "warnings": orEmpty(warnings), "failing_records": failing})
+	writeJSON(w, http.StatusOK, map[string]any{"mailboxes": mbs, "warnings": orEmpty(warnings), "failing_records": failing,
+		"instance": s.o.Instance, "instances": s.instances(r.Context())})
+}
+
+// InstanceView is a live serve instance on the store.
+type InstanceView struct {
+	ID string `json:"instance"`
+	// This: the instance answering.
+	This bool `json:"this"`
+	// LastHeartbeat is when it last beat, HeartbeatAge how many seconds
+	// ago (by the database's clock).
+	LastHeartbeat string  `json:"last_heartbeat"`
+	HeartbeatAge  float64 `json:"heartbeat_age_seconds"`
+	Started       string  `json:"started"`
+	// Mailboxes is how many mailboxes' leases it holds.
+	Mailboxes int `json:"mailboxes"`
+}
+
+// instances lists the serve instances that beat within the lease
+// (agents.lease): those counted when sharing the mailboxes out.
+func (s *Server) instances(ctx context.Context) []InstanceView {
+	lease := s.cfg().Agents.Lease.D()
+	if lease <= 0 {
+		lease = config.DefaultLease.D()
+	}
+	ins, err := s.o.Store.Instances(ctx, lease)
+	if err != nil {
+		s.o.Log.Warn("web: instances", "err", err)
+	}
+	out := []InstanceView{}
+	now := s.o.Now().UTC()
+	for _, in := range ins {
+		out = append(out, InstanceView{ID: in.ID, This: in.ID == s.o.Instance, LastHeartbeat: now.Add(-in.Age).Format(time.RFC3339),
+			HeartbeatAge: in.Age.Seconds(), Started: in.Started.UTC().Format(time.RFC3339), Mailboxes: in.Mailboxes})
+	}
+	return out
+}
+
+// servedBy is the holder of each mailbox's live lease.
+func (s *Server) servedBy(ctx context.Context) map[string]string {
+	ls, err := s.o.Store.Leases(ctx)
+	if err != nil {
+		s.o.Log.Warn("web: leases", "err", err)
+	}
+	out := map[string]string{}
+	for _, l := range ls {
+		if l.Live {
+			out[l.Mailbox] = l.Owner
+		}
+	}
+	return out
 }
 
 // warning is something about to stop working: a line for the API and a
@@ -490,7 +545,7 @@ func (s *Server) dashboard(w http.ResponseWriter, r *http.Request) {
 	}
 	s.render(w, "dashboard.html", map[string]any{
 		"Admin": s.admin(r), "Mailboxes": s.mailboxes(r.Context()), "Profiles": profiles, "Sinks": s.sinks(), "Senders": s.senders(),
-		"Warnings": warnings, "Now": s.o.Now().UTC().Format(time.RFC3339),
+		"Warnings": warnings, "Now": s.o.Now().UTC().Format(time.RFC3339), "Instances": s.instances(r.Context()),
 	})
 }
 

@@ -93,6 +93,9 @@ type Options struct {
 	Secure bool
 	// Now is the clock (tests); default time.Now.
 	Now func() time.Time
+	// Instance is the serve instance's id (shown as "this" among the
+	// instances on the store).
+	Instance string
 }
 
 // Server is the console and API handler.
