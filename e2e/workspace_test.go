@@ -1,0 +1,104 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/mailgate/mailgate/internal/emulator"
+	"github.com/mailgate/mailgate/internal/oauth"
+)
+
+// TestWorkspaceMailboxes: the config `mailgate emulator --config-out`
+// writes with the Gmail IMAP service on (the google-workspace profile and
+// alice's Gmail), plus the same mailbox for bob and carol: one service
+// account key reads alice's and bob's Gmail-flavoured mailboxes, each
+// message delivered exactly once over two runs, with one token request
+// per user (the second run's tokens come from the store's cache); carol,
+// outside the delegation, fails in run and in test with the Admin console
+// path and the client ID.
+func TestWorkspaceMailboxes(t *testing.T) {
+	srv, err := emulator.Start(t.Context(), emulator.Options{HTTPListen: "-", GmailIMAPListen: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	alice, bob, carol := "alice@"+emulator.GoogleDomain, "bob@"+emulator.GoogleDomain, emulator.GoogleOutsideUser
+	want := map[string]int{}
+	for user, n := range map[string]int{alice: 2, bob: 3, carol: 1} {
+		for i := range n {
+			subj := fmt.Sprintf("for %s #%d", user, i)
+			if _, err := srv.GmailDeliver(user, fmt.Appendf(nil, "Subject: %s\r\nMessage-ID: <%d.%s>\r\n\r\nhello\r\n", subj, i, user)); err != nil {
+				t.Fatal(err)
+			}
+			if user != carol {
+				want["Subject: "+subj+"\r\n"] = 1
+			}
+		}
+	}
+	dir := t.TempDir()
+	cfg := string(srv.ConfigYAML())
+	more := srv.GmailMailboxYAML("workspace-bob", bob, "gmail-inbox") + srv.GmailMailboxYAML("workspace-carol", carol, "gmail-inbox")
+	if !strings.Contains(cfg, "\nsinks:\n") {
+		t.Fatalf("the emulator's config has no sinks:\n%s", cfg)
+	}
+	cfg = strings.Replace(cfg, "\nsinks:\n", "\n"+more+"sinks:\n", 1)
+	if err := os.WriteFile(filepath.Join(dir, "mailgate.yaml"), []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	for i := range 2 {
+		r := mailgate(t, t.Context(), dir, "run", "--once")
+		t.Logf("run %d:\n%s", i+1, r.stderr)
+		if r.code != 1 {
+			t.Fatalf("run %d: exit %d, want 1 (carol fails)\n%s", i+1, r.code, r.stderr)
+		}
+		for mb, n := range map[string]int{"workspace-alice": 2, "workspace-bob": 3} {
+			if line := fmt.Sprintf("%s: %d delivered, ", mb, n*(1-i)); !strings.Contains(r.stderr, line) {
+				t.Errorf("run %d: output lacks %q", i+1, line)
+			}
+		}
+		for _, w := range []string{"workspace-carol", oauth.DomainWideDelegationPath, "Client ID " + emulator.GoogleServiceAccountClientID} {
+			if !strings.Contains(r.stderr, w) {
+				t.Errorf("run %d: output lacks %q", i+1, w)
+			}
+		}
+	}
+	files, err := os.ReadDir(filepath.Join(dir, "gmail-inbox", "new"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int{}
+	for _, f := range files {
+		b, err := os.ReadFile(filepath.Join(dir, "gmail-inbox", "new", f.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		subj, _, _ := strings.Cut(string(b[strings.Index(string(b), "Subject: "):]), "\n")
+		got[subj+"\n"]++
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("delivered %v, want each of %v once", got, want)
+	}
+	for _, user := range []string{alice, bob} {
+		if n := srv.GoogleTokenRequests(user); n != 1 {
+			t.Errorf("%d token requests for %s over two runs, want 1 (cached)", n, user)
+		}
+	}
+
+	r := mailgate(t, t.Context(), dir, "test", "workspace-carol")
+	t.Logf("test workspace-carol:\n%s%s", r.stdout, r.stderr)
+	if r.code != 1 {
+		t.Fatalf("test workspace-carol: exit %d", r.code)
+	}
+	for _, w := range []string{oauth.DomainWideDelegationPath, "Client ID " + emulator.GoogleServiceAccountClientID, carol} {
+		if !strings.Contains(r.stdout+r.stderr, w) {
+			t.Errorf("test workspace-carol lacks %q", w)
+		}
+	}
+	if r := mailgate(t, t.Context(), dir, "test", "workspace-bob"); r.code != 0 {
+		t.Errorf("test workspace-bob: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
