@@ -3,9 +3,12 @@ package e2e
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/mailgate/mailgate/internal/emulator"
 	"github.com/mailgate/mailgate/internal/oauth"
@@ -100,5 +103,38 @@ func TestWorkspaceMailboxes(t *testing.T) {
 	}
 	if r := mailgate(t, t.Context(), dir, "test", "workspace-bob"); r.code != 0 {
 		t.Errorf("test workspace-bob: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
+
+// TestEmulatorConfigOutGmail: `mailgate emulator --config-out` with the
+// Gmail IMAP service writes a config that works as written: run reads
+// alice's Gmail through the service-account profile.
+func TestEmulatorConfigOutGmail(t *testing.T) {
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "mailgate.yaml")
+	cmd := exec.Command(mailgateBin, "emulator", "--listen", "127.0.0.1:0", "--http-listen", "-", "--gmail-imap", "127.0.0.1:0",
+		"--config-out", cfgPath)
+	cmd.Dir = dir
+	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + dir}
+	var out syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() }()
+	for deadline := time.Now().Add(60 * time.Second); !strings.Contains(out.String(), "Stop with Ctrl-C."); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the emulator did not start:\n%s", out.String())
+		}
+	}
+	if !strings.Contains(out.String(), "Gmail IMAP 127.0.0.1:") {
+		t.Errorf("the emulator does not name its Gmail IMAP service:\n%s", out.String())
+	}
+	r := mailgate(t, t.Context(), dir, "run", "--once")
+	if r.code != 0 || !strings.Contains(r.stderr, "workspace-alice: 0 delivered") {
+		t.Errorf("run on the emulator's config: exit %d\n%s", r.code, r.stderr)
+	}
+	if r := mailgate(t, t.Context(), dir, "test", "workspace-alice"); r.code != 0 {
+		t.Errorf("test workspace-alice: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }
