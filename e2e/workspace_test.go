@@ -127,7 +127,7 @@ func TestEmulatorConfigOutGmail(t *testing.T) {
 			t.Fatalf("the emulator did not start:\n%s", out.String())
 		}
 	}
-	if !strings.Contains(out.String(), "Gmail IMAP 127.0.0.1:") {
+	if !strings.Contains(out.String(), "Gmail IMAP 127.0.0.1:") || !strings.Contains(out.String(), "SMTP off") || !strings.Contains(out.String(), "google-sa.json") {
 		t.Errorf("the emulator does not name its Gmail IMAP service:\n%s", out.String())
 	}
 	r := mailgate(t, t.Context(), dir, "run", "--once")

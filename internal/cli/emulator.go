@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -73,8 +74,9 @@ func runEmulator(ctx context.Context, env *Env, args []string) int {
 		fmt.Fprintf(env.Err, "Exchange IMAP service: %s (implicit TLS, XOAUTH2 with this emulator's tokens)\n", a)
 	}
 	if a, b := srv.GmailIMAPAddr(), srv.GmailSMTPAddr(); a != "" || b != "" {
-		fmt.Fprintf(env.Err, "Gmail IMAP %s, SMTP %s (implicit TLS, XOAUTH2 with scope %s)\n", a, b, emulator.GoogleMailScope)
+		fmt.Fprintf(env.Err, "Gmail IMAP %s, SMTP %s (implicit TLS, XOAUTH2 with scope %s)\n", cmp.Or(a, "off"), cmp.Or(b, "off"), emulator.GoogleMailScope)
 	}
+	fmt.Fprintf(env.Err, "Google Workspace %s: service account key %s (alice and bob delegated, not carol)\n", emulator.GoogleDomain, srv.GoogleKeyFile())
 	fmt.Fprintf(env.Err, "Confidential app %s (secret in %s, certificate %s)\n", emulator.DemoAppID,
 		filepath.Join(srv.Dir(), "client-secret.txt"), filepath.Join(srv.Dir(), "app-cert.pem"))
 	fmt.Fprintf(env.Err, "Public app %s; user %s / %s\n", emulator.DemoPublicAppID, emulator.DemoUser, emulator.DemoUserPassword)
