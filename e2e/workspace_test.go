@@ -21,7 +21,9 @@ import (
 // message delivered exactly once over two runs, with one token request
 // per user (the second run's tokens come from the store's cache); carol,
 // outside the delegation, fails in run and in test with the Admin console
-// path and the client ID.
+// path and the client ID; a service-account token for alice without
+// https://mail.google.com/ gets Gmail's challenge, answered with the empty
+// line, and the scope is named.
 func TestWorkspaceMailboxes(t *testing.T) {
 	srv, err := emulator.Start(t.Context(), emulator.Options{HTTPListen: "-", GmailIMAPListen: "127.0.0.1:0"})
 	if err != nil {
@@ -91,7 +93,28 @@ func TestWorkspaceMailboxes(t *testing.T) {
 		}
 	}
 
-	r := mailgate(t, t.Context(), dir, "test", "workspace-carol")
+	// a service-account token for alice without https://mail.google.com/
+	// (delegated, so Google issues it): Gmail's challenge, answered with
+	// the empty line, and its scope in the message
+	const modify = "https://www.googleapis.com/auth/gmail.modify"
+	srv.SetGoogleDelegation(emulator.GoogleServiceAccountClientID, emulator.GoogleMailScope, modify)
+	narrow := "  - {name: workspace-modify, provider: google, grant: service_account, service_account_key: 'file:" + srv.GoogleKeyFile() +
+		"', tls_ca: '" + srv.CAFile() + "', scopes: [" + modify + "]}\n"
+	cfg = strings.Replace(cfg, "\nmailboxes:\n", "\n"+narrow+"mailboxes:\n"+
+		strings.Replace(srv.GmailMailboxYAML("modify-alice", alice, "gmail-inbox"), "profile: google-workspace", "profile: workspace-modify", 1), 1)
+	if err := os.WriteFile(filepath.Join(dir, "mailgate.yaml"), []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := mailgate(t, t.Context(), dir, "run", "--once", "--mailbox", "modify-alice")
+	t.Logf("gmail.modify only:\n%s", r.stderr)
+	if r.code != 1 || !strings.Contains(r.stderr, "scope https://mail.google.com/") || !strings.Contains(r.stderr, "Invalid credentials") {
+		t.Errorf("gmail.modify only: exit %d\n%s", r.code, r.stderr)
+	}
+	if empty, other := srv.GmailChallengeAnswers(); empty < 1 || other != 0 {
+		t.Errorf("the server saw %d empty and %d other answers to its challenge", empty, other)
+	}
+
+	r = mailgate(t, t.Context(), dir, "test", "workspace-carol")
 	t.Logf("test workspace-carol:\n%s%s", r.stdout, r.stderr)
 	if r.code != 1 {
 		t.Fatalf("test workspace-carol: exit %d", r.code)
