@@ -463,6 +463,9 @@ func (d *Demo) workspace(ctx context.Context, a *app.App) error {
 	if rs[0].Err != nil {
 		return rs[0].Err
 	}
+	if again, err := a.RunOnce(ctx, "workspace", nil); err != nil || again[0].Err != nil || again[0].Delivered != 0 {
+		d.unexpected("a second run of workspace: %+v %v", again, err)
+	}
 	d.ok("%d messages from %s delivered to %s, exactly once, with a token the service account %s got for her from its key (no password, no sign-in, no refresh token)",
 		rs[0].Delivered, workspaceUser, filepath.Join(d.dir, "gmail-inbox", "new"), emulator.GoogleServiceAccountEmail)
 	d.ok("%d token request for %s: the token is cached per user, and the same key serves every user of %s",
