@@ -18,7 +18,8 @@ import (
 // TestDemoConsole runs the README's first command as a newcomer would:
 // `mailgate demo` (no tenant, no Dovecot) prints a console URL and a
 // password; signing in shows the demo mailbox with mail delivered within
-// 10 seconds of the URL appearing.
+// 10 seconds of the URL appearing; serve's agents also read the
+// Workspace mailbox (alice's Gmail through the service account).
 func TestDemoConsole(t *testing.T) {
 	dir := t.TempDir()
 	cmd := exec.Command(mailgateBin, "demo", "--dir", dir, "--console", "127.0.0.1:0")
@@ -61,8 +62,7 @@ func TestDemoConsole(t *testing.T) {
 	t.Logf("mail on the console %v after the URL was printed", time.Since(shown).Round(time.Millisecond))
 	// serve's IMAP agent (IDLE on the embedded Exchange IMAP service) took
 	// the live mail: 5 from the walk-through, its Graph reply, 3 new ones
-	newDir := filepath.Join(dir, "inbox", "new")
-	waitFiles := func(n int, what string) {
+	waitIn := func(newDir string, n int, what string) {
 		t.Helper()
 		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 			es, _ := os.ReadDir(newDir)
@@ -74,7 +74,11 @@ func TestDemoConsole(t *testing.T) {
 			}
 		}
 	}
+	waitFiles := func(n int, what string) { t.Helper(); waitIn(filepath.Join(dir, "inbox", "new"), n, what) }
 	waitFiles(9, "after start")
+	// the Workspace mailbox (alice's Gmail through the service account):
+	// 3 from the walk-through, 2 new ones for serve's agent
+	waitIn(filepath.Join(dir, "gmail-inbox", "new"), 5, "alice's Gmail after start")
 	// mail sent to the mailbox now arrives while the agent waits in IDLE
 	send := exec.Command(mailgateBin, "send", "--sender", "noreply", "--to", "forms@contoso.example", "--config", filepath.Join(dir, "mailgate.yaml"))
 	send.Dir, send.Env = dir, cmd.Env

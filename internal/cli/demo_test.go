@@ -29,6 +29,10 @@ func TestDemoOnce(t *testing.T) {
 		"5 messages from " + emulator.DemoSharedMailbox + " delivered to " + filepath.Join(dir, "inbox", "new") + `, then flagged \Seen on the server`,
 		"a second run delivers nothing",
 		"sent; a copy is in Sent Items (1)",
+		"3 messages from alice@" + emulator.GoogleDomain + " delivered to " + filepath.Join(dir, "gmail-inbox", "new") + ", exactly once",
+		"1 token request for alice@" + emulator.GoogleDomain,
+		emulator.GoogleOutsideUser + " is outside the delegation",
+		"Admin console › Security › Access and data control › API controls › Domain-wide delegation",
 	} {
 		if !strings.Contains(errs, want) {
 			t.Errorf("demo output lacks %q", want)
@@ -58,6 +62,9 @@ func TestDemoOnce(t *testing.T) {
 	}
 	if es, _ := os.ReadDir(filepath.Join(dir, "inbox", "new")); len(es) != 5 {
 		t.Errorf("%d messages in the demo maildir", len(es))
+	}
+	if es, _ := os.ReadDir(filepath.Join(dir, "gmail-inbox", "new")); len(es) != 3 {
+		t.Errorf("%d messages in the demo's Workspace maildir, want 3", len(es))
 	}
 	// the written config is valid and names the demo's mailbox and sender
 	code, _, errs = runCLI(t, "config", "check", "--config", filepath.Join(dir, "mailgate.yaml"))

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -26,7 +27,7 @@ func runEmulator(ctx context.Context, env *Env, args []string) int {
 	configOut := fs.String("config-out", "", "write the ready mailgate.yaml to FILE instead of stdout")
 	dir := fs.String("dir", "", "directory for the emulator's CA, demo certificate and secret files (default: beside --config-out, else a temporary one)")
 	imapListen := fs.String("imap", "", `listen address of the emulated Exchange Online IMAP service (implicit TLS, XOAUTH2), e.g. 127.0.0.1:9993; "" for none`)
-	gmailIMAP := fs.String("gmail-imap", "", `listen address of the Gmail-flavoured IMAP service (implicit TLS, XOAUTH2 with Gmail's error challenge), e.g. 127.0.0.1:9994`)
+	gmailIMAP := fs.String("gmail-imap", "127.0.0.1:9994", `listen address of the Gmail-flavoured IMAP service (implicit TLS, XOAUTH2 with Gmail's error challenge; the config then reads alice's Gmail through the service account); "" for none`)
 	gmailSMTP := fs.String("gmail-smtp", "", `listen address of the Gmail-flavoured SMTP submission service (implicit TLS), e.g. 127.0.0.1:9465`)
 	gmailLocalized := fs.Bool("gmail-localized", false, "German Gmail folder names ([Google Mail]/Papierkorb…)")
 	_ = fs.String("config", "", "ignored: the emulator needs no config")
@@ -73,8 +74,9 @@ func runEmulator(ctx context.Context, env *Env, args []string) int {
 		fmt.Fprintf(env.Err, "Exchange IMAP service: %s (implicit TLS, XOAUTH2 with this emulator's tokens)\n", a)
 	}
 	if a, b := srv.GmailIMAPAddr(), srv.GmailSMTPAddr(); a != "" || b != "" {
-		fmt.Fprintf(env.Err, "Gmail IMAP %s, SMTP %s (implicit TLS, XOAUTH2 with scope %s)\n", a, b, emulator.GoogleMailScope)
+		fmt.Fprintf(env.Err, "Gmail IMAP %s, SMTP %s (implicit TLS, XOAUTH2 with scope %s)\n", cmp.Or(a, "off"), cmp.Or(b, "off"), emulator.GoogleMailScope)
 	}
+	fmt.Fprintf(env.Err, "Google Workspace %s: service account key %s (alice and bob delegated, not carol)\n", emulator.GoogleDomain, srv.GoogleKeyFile())
 	fmt.Fprintf(env.Err, "Confidential app %s (secret in %s, certificate %s)\n", emulator.DemoAppID,
 		filepath.Join(srv.Dir(), "client-secret.txt"), filepath.Join(srv.Dir(), "app-cert.pem"))
 	fmt.Fprintf(env.Err, "Public app %s; user %s / %s\n", emulator.DemoPublicAppID, emulator.DemoUser, emulator.DemoUserPassword)

@@ -4,7 +4,9 @@
 // with app.Open like every command, and shows each step: tokens with a
 // secret and a certificate, the token cache, an IMAP login under
 // Exchange's mailbox rule, an error explained, a mailbox read exactly
-// once, a message sent through Graph. PrepareServe then readies the
+// once, a message sent through Graph, and a Google Workspace mailbox (the
+// emulator's Gmail IMAP service) read through a service account with
+// domain-wide delegation. PrepareServe then readies the
 // console for `mailgate serve`.
 //
 // Use: New, Run, Failed; then PrepareServe and serve the file it returns.
@@ -40,7 +42,7 @@ const previousRun = "previous-run"
 // when the demo listens on the same port again), and its mailboxes the
 // UIDs that the delivery ledger remembers as delivered.
 func SetAsidePreviousRun(dir string) (string, error) {
-	names := []string{"mailgate.db", "mailgate.db-wal", "mailgate.db-shm", "inbox"}
+	names := []string{"mailgate.db", "mailgate.db-wal", "mailgate.db-shm", "inbox", "gmail-inbox"}
 	var found []string
 	for _, n := range names {
 		if _, err := os.Lstat(filepath.Join(dir, n)); err == nil {
@@ -116,10 +118,18 @@ func (d *Demo) PrepareServe(ctx context.Context, addr string) (string, error) {
 			return "", err
 		}
 	}
-	d.step(8, "The daemon and its console (mailgate serve)")
+	for i, subj := range []string{"Timesheet week 49", "Travel request: Lisbon"} {
+		raw := fmt.Sprintf("From: hr@%[1]s\r\nTo: %[2]s\r\nSubject: %[3]s\r\nMessage-ID: <demo-gmail-live-%[4]d-%[5]s@%[1]s>\r\n\r\nSubmitted from Google Forms.\r\n",
+			emulator.GoogleDomain, workspaceUser, subj, i, rand.Text()[:8])
+		if _, err := d.srv.GmailDeliver(workspaceUser, []byte(raw)); err != nil {
+			return "", err
+		}
+	}
+	d.step(9, "The daemon and its console (mailgate serve)")
 	_, unseen, _ := d.srv.IMAPStatus(emulator.DemoSharedMailbox, "INBOX")
 	d.ok("%d new messages wait in %s (IMAP); the agent delivers them into %s, then waits in IMAP IDLE for more", unseen, emulator.DemoSharedMailbox, filepath.Join(d.dir, "inbox"))
 	d.ok("2 invoices wait in %s; the agent keeps them in mailgate's store (the console's Messages page)", emulator.DemoInvoicesMailbox)
+	d.ok("2 new messages wait in %s's Gmail; the agent delivers them into %s with the service account's token", workspaceUser, filepath.Join(d.dir, "gmail-inbox"))
 	fmt.Fprintf(d.out, "\n   Console: http://%s/\n   Sign in as: admin\n   Password:   %s   (new for every demo run)\n\n", addr, password)
 	fmt.Fprintln(d.out, "The emulator and the daemon keep running for you to try the console and the commands above; Ctrl-C stops them.")
 	return cfgPath, nil
@@ -161,7 +171,7 @@ func (d *Demo) unexpected(format string, a ...any) {
 // a step that misbehaves is said and marks the demo Failed.
 func (d *Demo) Run(ctx context.Context, listen string) error {
 	srv, err := emulator.Start(ctx, emulator.Options{Listen: listen, HTTPListen: "-", IMAPListen: "127.0.0.1:0",
-		Dir: filepath.Join(d.dir, "emulator")})
+		GmailIMAPListen: "127.0.0.1:0", Dir: filepath.Join(d.dir, "emulator")})
 	if err != nil {
 		return err
 	}
@@ -225,6 +235,9 @@ func (d *Demo) Run(ctx context.Context, listen string) error {
 	if err := d.mail(ctx, a); err != nil {
 		d.unexpected("%v", err)
 	}
+	if err := d.workspace(ctx, a); err != nil {
+		d.unexpected("%v", err)
+	}
 
 	fmt.Fprintf(d.out, "\nA ready config for these profiles is in %s. Try, while this runs:\n", cfgPath)
 	fmt.Fprintf(d.out, "   mailgate token emulator-secret --config %s\n", cfgPath)
@@ -234,6 +247,8 @@ func (d *Demo) Run(ctx context.Context, listen string) error {
 	fmt.Fprintf(d.out, "   mailgate send --sender noreply --to %s --config %s < some.eml\n", emulator.DemoSharedMailbox, cfgPath)
 	fmt.Fprintf(d.out, "   mailgate login emulator-device --device --config %s   (user %s, password %s)\n",
 		cfgPath, emulator.DemoUser, emulator.DemoUserPassword)
+	fmt.Fprintf(d.out, "   mailgate token google-workspace --subject bob@%s --config %s   (the service account acting for another user)\n",
+		emulator.GoogleDomain, cfgPath)
 	return nil
 }
 
@@ -256,7 +271,7 @@ func (d *Demo) describe(tok *oauth.Token) {
 // profiles, then the demo's mailboxes, sinks and sender.
 func (d *Demo) writeConfig(cfgPath string) error {
 	imapHost, imapPort, _ := net.SplitHostPort(d.srv.IMAPAddr())
-	cfg := string(d.srv.ConfigYAML()) + fmt.Sprintf(`
+	cfg := string(d.srv.ProfilesYAML()) + fmt.Sprintf(`
 # The demo's mailboxes and sender: forms over the emulator's Exchange IMAP
 # service (XOAUTH2, app-only token from the certificate), invoices and the
 # sender over its Graph mail API.
@@ -282,9 +297,14 @@ mailboxes:
     profile: emulator-graph
     after: seen
     sink: kept
+  # workspace: alice's Gmail (Google Workspace) over the emulator's Gmail
+  # IMAP service, with a token the google-workspace service account gets
+  # for her (domain-wide delegation: no password, no sign-in)
+%[8]s    mode: idle
 sinks:
   - {name: inbox, type: maildir, path: ./inbox}
   - {name: kept, type: store}
+  - {name: gmail-inbox, type: maildir, path: ./gmail-inbox}
 senders:
   - name: noreply
     protocol: graph
@@ -293,7 +313,7 @@ senders:
     profile: emulator-graph
     allowed_from: [%[3]s]
 `, d.srv.URL(), emulator.DemoSharedMailbox, emulator.DemoSenderMailbox, emulator.DemoInvoicesMailbox,
-		imapHost, imapPort, d.srv.CAFile())
+		imapHost, imapPort, d.srv.CAFile(), d.srv.GmailMailboxYAML("workspace", workspaceUser, "gmail-inbox"))
 	return os.WriteFile(cfgPath, []byte(cfg), 0o600)
 }
 
@@ -417,5 +437,53 @@ func (d *Demo) mail(ctx context.Context, a *app.App) error {
 		return err
 	}
 	d.ok("sent; a copy is in Sent Items (%d) and it arrived in %s", len(d.srv.GraphMessages(emulator.DemoSenderMailbox, "sentitems")), emulator.DemoSharedMailbox)
+	return nil
+}
+
+// workspaceUser is the Google Workspace user whose Gmail the demo reads.
+const workspaceUser = "alice@" + emulator.GoogleDomain
+
+// workspace is step 8: alice's Gmail read through the google-workspace
+// service account (one token for her, from the key, no sign-in), exactly
+// once; then a user outside the delegation refused, with the Admin
+// console's fix.
+func (d *Demo) workspace(ctx context.Context, a *app.App) error {
+	d.step(8, "Google Workspace: a service account reads "+workspaceUser+"'s Gmail (JWT bearer, domain-wide delegation, XOAUTH2)")
+	for i, subj := range []string{"Quarterly report", "Supplier contract", "Team offsite"} {
+		raw := fmt.Sprintf("From: colleague%[1]d@%[2]s\r\nTo: %[3]s\r\nSubject: %[4]s\r\nMessage-ID: <demo-gmail-%[1]d@%[2]s>\r\n\r\nSample Gmail message %[1]d for the mailgate demo.\r\n",
+			i, emulator.GoogleDomain, workspaceUser, subj)
+		if _, err := d.srv.GmailDeliver(workspaceUser, []byte(raw)); err != nil {
+			return err
+		}
+	}
+	rs, err := a.RunOnce(ctx, "workspace", nil)
+	if err != nil {
+		return err
+	}
+	if rs[0].Err != nil {
+		return rs[0].Err
+	}
+	if again, err := a.RunOnce(ctx, "workspace", nil); err != nil || again[0].Err != nil || again[0].Delivered != 0 {
+		d.unexpected("a second run of workspace: %+v %v", again, err)
+	}
+	d.ok("%d messages from %s delivered to %s, exactly once, with a token the service account %s got for her from its key (no password, no sign-in, no refresh token)",
+		rs[0].Delivered, workspaceUser, filepath.Join(d.dir, "gmail-inbox", "new"), emulator.GoogleServiceAccountEmail)
+	d.ok("%d token request for %s: the token is cached per user, and the same key serves every user of %s",
+		d.srv.GoogleTokenRequests(workspaceUser), workspaceUser, emulator.GoogleDomain)
+	p, _ := a.OAuthProfile("google-workspace")
+	if p == nil {
+		return errors.New("the emulator's config lacks the google-workspace profile")
+	}
+	outside := p.ForSubject(emulator.GoogleOutsideUser)
+	if _, err := a.Tokens().Token(ctx, outside, nil); err == nil {
+		d.unexpected("a token for %s, who is outside the delegation", emulator.GoogleOutsideUser)
+	} else if advice := app.TokenAdvice(err, outside); len(advice) > 0 {
+		d.no("%s is outside the delegation; Google says unauthorized_client, mailgate says where to grant it:", emulator.GoogleOutsideUser)
+		for _, l := range advice {
+			fmt.Fprintf(d.out, "     %s\n", l)
+		}
+	} else {
+		d.unexpected("no explanation for %v", err)
+	}
 	return nil
 }

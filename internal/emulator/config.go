@@ -2,14 +2,52 @@ package emulator
 
 import (
 	"fmt"
+	"net"
 	"path/filepath"
 	"strings"
 )
 
-// ConfigYAML returns a mailgate.yaml whose profiles point at this emulator:
-// client credentials with the demo secret and with the demo certificate,
-// a Graph profile, and the delegated grants with the public app.
+// ConfigYAML returns a mailgate.yaml whose profiles point at this emulator
+// (ProfilesYAML) and, when the Gmail IMAP service runs, a mailbox reading
+// alice's Gmail through the service-account profile into the maildir
+// ./gmail-inbox.
 func (s *Server) ConfigYAML() []byte {
+	b := s.ProfilesYAML()
+	if mb := s.GmailMailboxYAML("workspace-alice", "alice@"+GoogleDomain, "gmail-inbox"); mb != "" {
+		b = append(b, "\n# Alice's Gmail, read through the service account (one key for every user of\n"+
+			"# the domain: copy the mailbox with another username for bob@"+GoogleDomain+").\nmailboxes:\n"+mb+
+			"sinks:\n  - {name: gmail-inbox, type: maildir, path: ./gmail-inbox}\n"...)
+	}
+	return b
+}
+
+// GmailMailboxYAML is one item of a config's mailboxes list: user's Gmail
+// on the Gmail IMAP service, read through the google-workspace profile (a
+// token per user from the one service account key) into sink; "" when
+// the Gmail IMAP service is off.
+func (s *Server) GmailMailboxYAML(name, user, sink string) string {
+	host, port, err := net.SplitHostPort(s.GmailIMAPAddr())
+	if err != nil {
+		return ""
+	}
+	return fmt.Sprintf(`  - name: %s
+    protocol: imap
+    host: %s
+    port: %s
+    security: tls
+    tls_ca: '%s'
+    sasl: xoauth2
+    username: %s
+    profile: google-workspace
+    sink: %s
+`, name, host, port, strings.ReplaceAll(s.CAFile(), "'", "''"), user, sink)
+}
+
+// ProfilesYAML is the start of a mailgate.yaml, up to and including the
+// profiles that point at this emulator: client credentials with the demo
+// secret and with the demo certificate, a Graph profile, the delegated
+// grants with the public app, Google's service account and a Google user.
+func (s *Server) ProfilesYAML() []byte {
 	var b strings.Builder
 	expires := ""
 	s.tenant.mu.Lock()

@@ -292,6 +292,31 @@ func TestConfigYAMLGoogle(t *testing.T) {
 	if strings.Contains(y, "PRIVATE KEY") {
 		t.Error("the config embeds the key")
 	}
+	if strings.Contains(y, "mailboxes:") {
+		t.Error("a mailbox without the Gmail IMAP service")
+	}
+}
+
+// TestConfigYAMLGmail: with the Gmail IMAP service on, the config reads
+// alice's Gmail through the service-account profile.
+func TestConfigYAMLGmail(t *testing.T) {
+	srv, err := Start(t.Context(), Options{HTTPListen: "-", GmailIMAPListen: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	y := string(srv.ConfigYAML())
+	_, port, _ := strings.Cut(srv.GmailIMAPAddr(), ":")
+	for _, want := range []string{"grant: service_account", "mailboxes:\n  - name: workspace-alice\n", "port: " + port + "\n",
+		"username: alice@" + GoogleDomain + "\n    profile: google-workspace\n    sink: gmail-inbox\n",
+		"sinks:\n  - {name: gmail-inbox, type: maildir, path: ./gmail-inbox}\n"} {
+		if !strings.Contains(y, want) {
+			t.Errorf("config lacks %q:\n%s", want, y)
+		}
+	}
+	if p := string(srv.ProfilesYAML()); strings.Contains(p, "mailboxes:") || !strings.HasPrefix(y, p) {
+		t.Error("ProfilesYAML is not the profiles part of ConfigYAML")
+	}
 }
 
 func readAll(t *testing.T, resp *http.Response) string {
