@@ -23,6 +23,10 @@ type Record struct {
 // Kinds are the record kinds, as the file's top-level keys.
 var Kinds = []string{"profiles", "mailboxes", "sinks", "senders"}
 
+// ProxyKinds are the legacy-client proxy's lists: kinds Fields knows, kept
+// in the file only.
+var ProxyKinds = []string{"listeners", "accounts"}
+
 // OriginFile and OriginConsole say where a record comes from.
 const (
 	OriginFile    = "file"
