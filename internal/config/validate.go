@@ -657,7 +657,7 @@ func (d *decoder) validateProxy(c *Config, profiles map[string]bool) {
 			continue
 		}
 		d.validateListener(l, path)
-		if prev, dup := addrs[l.Listen]; dup && l.Listen != "" {
+		if prev, dup := addrs[l.Listen]; dup && l.Listen != "" && !strings.HasSuffix(l.Listen, ":0") {
 			d.at(path+".listen", "%s is also listeners[%s]'s address", l.Listen, prev)
 		}
 		addrs[l.Listen] = l.Name
