@@ -19,6 +19,9 @@ import (
 	"testing"
 	"time"
 
+	goimap "github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+
 	"github.com/mailgate/mailgate/internal/dovecot"
 	"github.com/mailgate/mailgate/internal/emulator"
 )
@@ -171,5 +174,150 @@ func TestProxyFetchmail(t *testing.T) {
 	sameMessages(t, filepath.Join(dir, "pop3"), emulator.DemoInvoicesMailbox, n, size)
 	if strings.Contains(s.logs.String(), "Bearer") {
 		t.Error("serve's log shows a token")
+	}
+}
+
+// imapFetchAll logs in to the IMAP listener at addr with a password and
+// fetches every message of INBOX.
+func imapFetchAll(addr, user, password string) ([][]byte, error) {
+	c, err := imapclient.DialInsecure(addr, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	if err := c.Login(user, password).Wait(); err != nil {
+		return nil, fmt.Errorf("login: %w", err)
+	}
+	if _, err := c.Select("INBOX", &goimap.SelectOptions{ReadOnly: true}).Wait(); err != nil {
+		return nil, fmt.Errorf("select: %w", err)
+	}
+	var all goimap.UIDSet
+	all.AddRange(1, 0)
+	bufs, err := c.Fetch(all, &goimap.FetchOptions{BodySection: []*goimap.FetchItemBodySection{{Peek: true}}}).Collect()
+	if err != nil {
+		return nil, fmt.Errorf("fetch: %w", err)
+	}
+	var out [][]byte
+	for _, b := range bufs {
+		for _, s := range b.BodySection {
+			out = append(out, s.Bytes)
+		}
+	}
+	_ = c.Logout().Wait()
+	return out, nil
+}
+
+// TestProxyLegacyClients: Python's imaplib, poplib and smtplib log in
+// over STARTTLS with every password mechanism; mail sent arrives byte for
+// byte and a From outside allowed_from is refused with 550 and never
+// reaches the server; a wrong password is refused without a token
+// request; 20 concurrent clients each fetch 100 messages with one token
+// request in all; /metrics counts it; `mailgate test ACCOUNT` logs in
+// upstream.
+func TestProxyLegacyClients(t *testing.T) {
+	requireTool(t, "/usr/bin/python3")
+	const n, size = 100, 2000
+	srv, dir := emulatorConfig(t, "")
+	dv := dovecot.StartT(t, dovecot.Options{CheckURL: srv.HTTPURL(), Relay: true})
+	if err := dv.Seed(emulator.DemoSharedMailbox, n, size); err != nil {
+		t.Fatal(err)
+	}
+	proxyConfig(t, dir, dv)
+	adminAdd(t, dir, "a long enough password")
+	tok := mailgate(t, t.Context(), dir, "admin", "token", "ops")
+	s := startServe(t, dir)
+	ls := listeners(t, s, 3)
+
+	before := srv.TokenRequests()
+	if _, err := imapFetchAll(ls["legacy-imap"], "scanner", "wrong"); err == nil || !strings.Contains(err.Error(), "AUTHENTICATIONFAILED") {
+		t.Fatalf("wrong password: %v", err)
+	}
+	if got := srv.TokenRequests(); got != before {
+		t.Fatalf("a wrong password asked the token endpoint (%d requests)", got-before)
+	}
+
+	// 20 clients at once: one token request serves them all
+	want := map[string]bool{}
+	for i := 1; i <= n; i++ {
+		want[string(dovecot.SeedBody(emulator.DemoSharedMailbox, i, size))] = true
+	}
+	errs := make(chan error, 20)
+	for range 20 {
+		go func() {
+			msgs, err := imapFetchAll(ls["legacy-imap"], "scanner", "scan pw")
+			if err == nil && len(msgs) != n {
+				err = fmt.Errorf("%d messages, want %d", len(msgs), n)
+			}
+			for _, m := range msgs {
+				if err == nil && !want[string(m)] {
+					err = fmt.Errorf("a message differs from the seeded ones: %q", m[:min(len(m), 200)])
+				}
+			}
+			errs <- err
+		}()
+	}
+	for range 20 {
+		if err := <-errs; err != nil {
+			t.Fatalf("%v\n%s", err, tail(s.logs.String(), 2000))
+		}
+	}
+	if got := srv.TokenRequests() - before; got != 1 {
+		t.Errorf("20 concurrent logins made %d token requests, want 1", got)
+	}
+
+	port := func(name string) string { _, p, _ := strings.Cut(ls[name], ":"); return p }
+	cmd := exec.CommandContext(t.Context(), "/usr/bin/python3", filepath.Join("testdata", "legacy_clients.py"), filepath.Join(dir, "ca.pem"),
+		port("legacy-imap"), port("legacy-pop3"), port("legacy-smtp"), emulator.DemoSenderMailbox, emulator.DemoInvoicesMailbox)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("python: %v\n%s\n%s", err, out, tail(s.logs.String(), 3000))
+	}
+	for _, line := range []string{"imap wrong password refused", "imap LOGIN ok", "imap AUTHENTICATE PLAIN ok", "pop3 USER ok", "pop3 AUTH PLAIN ok",
+		"smtp PLAIN plain sent", "smtp LOGIN login sent", "smtp PLAIN envelope refused 550 "} {
+		if !strings.Contains(string(out), line) {
+			t.Errorf("python's output lacks %q:\n%s", line, out)
+		}
+	}
+	// the two sent messages arrive byte for byte (Dovecot's maildir has LF
+	// line ends), the refused one never
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		got, _ := dv.Messages(emulator.DemoInvoicesMailbox, "")
+		if len(got) >= 2 {
+			seen := 0
+			for _, b := range got {
+				for _, subj := range []string{"plain", "login"} {
+					sent := fmt.Sprintf("From: %s\nTo: %s\nSubject: %s\nMessage-ID: <%s@legacy.test>\n\nscanned page %s\n",
+						emulator.DemoSenderMailbox, emulator.DemoInvoicesMailbox, subj, subj, subj)
+					if bytes.HasSuffix(b, []byte(sent)) {
+						seen++
+					}
+				}
+				if bytes.Contains(b, []byte("boss@contoso.example")) {
+					t.Error("a message refused for its From arrived")
+				}
+			}
+			if seen != 2 || len(got) != 2 {
+				t.Fatalf("%d messages arrived, %d byte for byte", len(got), seen)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d messages arrived", len(got))
+		}
+	}
+
+	_, metrics := s.api(t, "GET", "/metrics", strings.TrimSpace(tok.stdout), "")
+	for _, m := range []string{`mailgate_proxy_logins_total{listener="legacy-imap",result="ok"} 22`,
+		`mailgate_proxy_logins_total{listener="legacy-imap",result="bad_password"} 2`, `mailgate_proxy_sessions{listener="legacy-imap"}`} {
+		if !strings.Contains(metrics, m) {
+			t.Errorf("/metrics lacks %s", m)
+		}
+	}
+	r := mailgate(t, t.Context(), dir, "test", "scanner")
+	if r.code != 0 || !strings.Contains(r.stdout, "listener legacy-imap: XOAUTH2 as "+emulator.DemoSharedMailbox) || !strings.Contains(r.stdout, "listener legacy-pop3") {
+		t.Errorf("test scanner: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if strings.Contains(s.logs.String(), "scan pw") || strings.Contains(s.logs.String(), "Bearer") {
+		t.Error("serve's log shows a password or a token")
 	}
 }
