@@ -19,6 +19,7 @@ import (
 	"github.com/mailgate/mailgate/internal/oauth"
 	"github.com/mailgate/mailgate/internal/proxy"
 	"github.com/mailgate/mailgate/internal/smtp"
+	"github.com/mailgate/mailgate/internal/web"
 )
 
 // proxies are serve's legacy-client listeners. They outlive generations:
@@ -313,3 +314,14 @@ func testAccount(ctx context.Context, rt *parts, a *config.Account, step StepFun
 	}
 	return ok
 }
+
+// ProxyLogins is web.ProxyRuntime: the proxy accounts' last logins.
+func (s *server) ProxyLogins() map[string]web.ProxyLogin {
+	out := map[string]web.ProxyLogin{}
+	for name, l := range s.px.LastLogins() {
+		out[name] = web.ProxyLogin{At: l.At, Listener: l.Listener, Remote: l.Remote, Result: l.Result, Advice: l.Advice}
+	}
+	return out
+}
+
+var _ web.ProxyRuntime = (*server)(nil)
