@@ -126,7 +126,7 @@ func newFixture(t *testing.T, relay bool) *fixture {
 
 // listen starts a listener of protocol with security in front of the
 // Dovecot service upstream (imaps, pop3s, submission …).
-func (f *fixture) listen(t *testing.T, protocol, security, upstream string) string {
+func (f *fixture) listen(t *testing.T, protocol, security, upstream string, opts ...func(*Options)) string {
 	t.Helper()
 	upSec := "tls"
 	if upstream == "submission" || upstream == "imap" || upstream == "pop3" {
@@ -139,6 +139,9 @@ func (f *fixture) listen(t *testing.T, protocol, security, upstream string) stri
 		}}
 	if security != "none" {
 		o.TLSConfig = f.cert
+	}
+	for _, fn := range opts {
+		fn(&o)
 	}
 	srv, err := New(o)
 	if err != nil {

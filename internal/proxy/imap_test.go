@@ -1,10 +1,17 @@
 package proxy
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"log/slog"
+	"net"
+	"os"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/mailgate/mailgate/internal/emulator"
 )
@@ -169,4 +176,121 @@ func TestIMAPThrottle(t *testing.T) {
 	if ok := cv.until("c "); !strings.HasPrefix(last(ok), "c OK") {
 		t.Fatalf("another account: %q", ok)
 	}
+}
+
+// TestIMAPSessionLimits: an account's sessions beyond MaxPerAccount are
+// refused until one ends; a relayed session with no traffic for the idle
+// timeout is closed.
+func TestIMAPSessionLimits(t *testing.T) {
+	f := newFixture(t, false)
+	addr := f.listen(t, IMAP, "none", "imaps", func(o *Options) {
+		o.MaxPerAccount = 1
+		o.IdleTimeout = 300 * time.Millisecond
+	})
+	first := dial(t, addr)
+	first.line()
+	first.send("a LOGIN fax " + faxPassword)
+	if ok := first.until("a "); !strings.HasPrefix(last(ok), "a OK") {
+		t.Fatalf("first login: %q", ok)
+	}
+	second := dial(t, addr)
+	second.line()
+	second.send("b LOGIN fax " + faxPassword)
+	if l := second.line(); !strings.HasPrefix(l, "b NO [UNAVAILABLE]") {
+		t.Fatalf("a second session over the cap: %q", l)
+	}
+	// the first, left idle, is closed (generous wait: loaded machines)
+	_ = first.c.SetReadDeadline(time.Now().Add(time.Minute))
+	if _, err := first.r.ReadString('\n'); err == nil {
+		t.Fatal("the idle session sent a line instead of closing")
+	} else if errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatal("the idle session was not closed")
+	}
+	// its slot is free again
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
+		third := dial(t, addr)
+		third.line()
+		third.send("c LOGIN fax " + faxPassword)
+		l := last(third.until("c "))
+		if strings.HasPrefix(l, "c OK") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the slot was not freed: %q", l)
+		}
+	}
+}
+
+// TestTraceRedactsCredentials: with Trace at debug level, the commands
+// before login are logged, the password never.
+func TestTraceRedactsCredentials(t *testing.T) {
+	var buf syncBuffer
+	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	h, _ := HashPassword("sekrit-pw")
+	accts := testAccounts{"u": {h, &Account{Username: "u", Mailbox: "u@example.com", Bearer: nilBearer{}}}}
+	for _, proto := range []string{IMAP, POP3} {
+		srv, err := New(Options{Name: "trace", Protocol: proto, Security: "none", Accounts: accts, Log: log, Trace: true,
+			Upstream: Upstream{Addr: "127.0.0.1:1", Security: "none"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan struct{})
+		go func() { defer close(done); _ = srv.Serve(ctx, ln) }()
+		cv := dial(t, ln.Addr().String())
+		cv.line()
+		if proto == IMAP {
+			cv.send("a LOGIN u wrong-pw")
+			cv.line()
+			cv.send("b AUTHENTICATE PLAIN " + plain("u", "sekrit-pw"))
+			cv.line()
+		} else {
+			cv.send("USER u")
+			cv.line()
+			cv.send("PASS sekrit-pw")
+			cv.line()
+			cv.send("AUTH PLAIN " + plain("u", "wrong-pw"))
+			cv.line()
+		}
+		cancel()
+		<-done
+	}
+	out := buf.String()
+	for _, secret := range []string{"sekrit-pw", "wrong-pw", plain("u", "sekrit-pw"), "token-value"} {
+		if strings.Contains(out, secret) {
+			t.Errorf("the trace shows %q:\n%s", secret, out)
+		}
+	}
+	for _, want := range []string{`line="a LOGIN ***"`, `line="PASS ***"`, `line="USER u"`, `line="AUTH ***"`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the trace lacks %s:\n%s", want, out)
+		}
+	}
+}
+
+// nilBearer gives a token that no server takes.
+type nilBearer struct{}
+
+func (nilBearer) Token(context.Context) (string, error) { return "token-value", nil }
+func (nilBearer) Invalidate()                           {}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

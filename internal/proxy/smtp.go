@@ -86,6 +86,7 @@ type smtpSession struct {
 func (ss *smtpSession) AuthMechanisms() []string { return []string{"PLAIN", "LOGIN"} }
 
 func (ss *smtpSession) Auth(mech string) (gosasl.Server, error) {
+	ss.s.trace("C", "AUTH "+strings.ToUpper(mech)+" ***")
 	switch strings.ToUpper(mech) {
 	case "PLAIN":
 		return gosasl.NewPlainServer(func(identity, user, pass string) error {
@@ -176,6 +177,7 @@ func SMTPLogin(ctx context.Context, up Upstream, mailbox, token string) (*smtp.C
 }
 
 func (ss *smtpSession) Mail(from string, _ *gosmtp.MailOptions) error {
+	ss.s.trace("C", "MAIL FROM:<"+from+">")
 	if ss.auth == nil {
 		return &gosmtp.SMTPError{Code: 530, EnhancedCode: gosmtp.EnhancedCode{5, 7, 0}, Message: "Authentication required"}
 	}
@@ -190,6 +192,7 @@ func (ss *smtpSession) Mail(from string, _ *gosmtp.MailOptions) error {
 }
 
 func (ss *smtpSession) Rcpt(to string, _ *gosmtp.RcptOptions) error {
+	ss.s.trace("C", "RCPT TO:<"+to+">")
 	if ss.auth == nil {
 		return &gosmtp.SMTPError{Code: 530, EnhancedCode: gosmtp.EnhancedCode{5, 7, 0}, Message: "Authentication required"}
 	}

@@ -1,0 +1,94 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"strings"
+	"testing"
+
+	"github.com/mailgate/mailgate/internal/config"
+	"github.com/mailgate/mailgate/internal/metrics"
+	"github.com/mailgate/mailgate/internal/proxy"
+)
+
+const proxyConfig = `profiles:
+  - {name: p, provider: microsoft, grant: client_credentials, tenant: t.example, client_id: aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee, client_secret: s1}
+listeners:
+  - {name: a, protocol: imap, listen: '127.0.0.1:0', upstream: {host: imap.example}}
+  - {name: b, protocol: pop3, listen: '127.0.0.1:0', upstream: {host: pop.example}}
+accounts:
+  - {username: u, password: pw1, profile: p, mailbox: u@t.example, listeners: [a]}
+`
+
+// TestProxiesApply: applying a configuration swaps the accounts at once
+// (a changed password works at the next login), keeps a listener whose
+// settings are unchanged, restarts a changed one and stops a removed one.
+func TestProxiesApply(t *testing.T) {
+	dir := t.TempDir()
+	parts := func(src string) *parts {
+		t.Helper()
+		cfg, err := config.ParseWith([]byte(src), dir+"/mailgate.yaml", func(string) string { return "" }, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rt, err := newParts(nil, cfg, slog.New(slog.DiscardHandler), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rt
+	}
+	px := newProxies(&metrics.Registry{}, slog.New(slog.DiscardHandler))
+	defer px.stop()
+	auth := func(listener, pw string) error {
+		_, err := proxyAccounts{px}.Authenticate(context.Background(), listener, "u", pw)
+		return err
+	}
+	if err := px.apply(parts(proxyConfig)); err != nil {
+		t.Fatal(err)
+	}
+	a0, b0 := px.running["a"], px.running["b"]
+	if auth("a", "pw1") != nil || !errors.Is(auth("b", "pw1"), proxy.ErrBadCredentials) || !errors.Is(auth("a", "pw2"), proxy.ErrBadCredentials) {
+		t.Fatal("accounts of the first configuration")
+	}
+	greeting := func(addr string) string {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			return err.Error()
+		}
+		defer c.Close()
+		b := make([]byte, 64)
+		n, _ := c.Read(b)
+		return string(b[:n])
+	}
+	if g := greeting(b0.addr); !strings.HasPrefix(g, "+OK") {
+		t.Fatalf("b's greeting: %q", g)
+	}
+
+	next := strings.NewReplacer("pw1", "pw2", "pop.example", "pop2.example").Replace(proxyConfig)
+	if err := px.apply(parts(next)); err != nil {
+		t.Fatal(err)
+	}
+	if px.running["a"] != a0 {
+		t.Error("listener a restarted though unchanged")
+	}
+	if px.running["b"] == b0 {
+		t.Error("listener b kept though its upstream changed")
+	}
+	if auth("a", "pw2") != nil || !errors.Is(auth("a", "pw1"), proxy.ErrBadCredentials) {
+		t.Error("the changed password is not the one checked")
+	}
+
+	without := strings.Replace(next, "  - {name: b, protocol: pop3, listen: '127.0.0.1:0', upstream: {host: pop2.example}}\n", "", 1)
+	b1 := px.running["b"]
+	if err := px.apply(parts(without)); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := px.running["b"]; ok {
+		t.Error("listener b still runs after it was removed")
+	}
+	if g := greeting(b1.addr); strings.HasPrefix(g, "+OK") {
+		t.Error("b's port still answers")
+	}
+}
