@@ -33,8 +33,11 @@ type proxies struct {
 	sessions *metrics.GaugeVec
 	logins   *metrics.CounterVec
 
+	// mu guards running; apply and stop hold it while a listener's
+	// sessions end, so the sessions' callbacks take statMu, never mu
 	mu      sync.Mutex
 	running map[string]*runningListener
+	statMu  sync.Mutex
 	counts  map[string]int // sessions per listener
 	last    map[string]LoginStatus
 }
@@ -77,8 +80,9 @@ type proxyAccount struct {
 	listeners []string
 }
 
-// newAccountSet hashes every account's password (bcrypt: a few ms each)
-// and binds it to its profile's token in rt.
+// newAccountSet hashes every account's password (bcrypt: a few ms each;
+// a password that is a bcrypt hash already is kept) and binds it to its
+// profile's token in rt.
 func newAccountSet(rt *parts) (*accountSet, error) {
 	s := &accountSet{byName: map[string]*proxyAccount{}}
 	for i := range rt.cfg.Accounts {
@@ -87,9 +91,12 @@ func newAccountSet(rt *parts) (*accountSet, error) {
 		if !ok {
 			return nil, fmt.Errorf("accounts[%s]: profile %q is not defined", a.Username, a.Profile)
 		}
-		h, err := proxy.HashPassword(a.Password.Reveal())
-		if err != nil {
-			return nil, fmt.Errorf("accounts[%s]: %w", a.Username, err)
+		h := a.Password.Reveal()
+		if !proxy.IsHash(h) {
+			var err error
+			if h, err = proxy.HashPassword(h); err != nil {
+				return nil, fmt.Errorf("accounts[%s]: %w", a.Username, err)
+			}
 		}
 		s.byName[a.Username] = &proxyAccount{hash: h, listeners: a.Listeners, acct: &proxy.Account{
 			Username: a.Username, Mailbox: a.Mailbox, Profile: a.Profile, AllowedFrom: a.AllowedFrom,
@@ -129,8 +136,8 @@ func (p proxyAccounts) Authenticate(ctx context.Context, listener, username, pas
 // LoginResult is proxy.Recorder: metrics and the last login per account.
 func (px *proxies) LoginResult(_ context.Context, l proxy.Login) {
 	px.logins.Add(1, l.Listener, l.Result)
-	px.mu.Lock()
-	defer px.mu.Unlock()
+	px.statMu.Lock()
+	defer px.statMu.Unlock()
 	if s := px.accounts.Load(); s != nil && s.byName[l.Username] != nil {
 		px.last[l.Username] = LoginStatus{Account: l.Username, Listener: l.Listener, Remote: l.Remote, Result: l.Result, At: time.Now(), Advice: l.Advice}
 	}
@@ -139,8 +146,8 @@ func (px *proxies) LoginResult(_ context.Context, l proxy.Login) {
 // LastLogins are the accounts' last logins through the proxy since serve
 // started.
 func (px *proxies) LastLogins() map[string]LoginStatus {
-	px.mu.Lock()
-	defer px.mu.Unlock()
+	px.statMu.Lock()
+	defer px.statMu.Unlock()
 	out := make(map[string]LoginStatus, len(px.last))
 	for k, v := range px.last {
 		out[k] = v
@@ -150,10 +157,10 @@ func (px *proxies) LastLogins() map[string]LoginStatus {
 
 func (px *proxies) onSessions(listener string) func(int) {
 	return func(d int) {
-		px.mu.Lock()
+		px.statMu.Lock()
 		px.counts[listener] += d
 		n := px.counts[listener]
-		px.mu.Unlock()
+		px.statMu.Unlock()
 		px.sessions.Set(float64(n), listener)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"net"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mailgate/mailgate/internal/config"
 	"github.com/mailgate/mailgate/internal/metrics"
@@ -66,9 +67,28 @@ func TestProxiesApply(t *testing.T) {
 		t.Fatalf("b's greeting: %q", g)
 	}
 
-	next := strings.NewReplacer("pw1", "pw2", "pop.example", "pop2.example").Replace(proxyConfig)
-	if err := px.apply(parts(next)); err != nil {
+	// a session open on b while b restarts: it is closed, apply returns
+	held, err := net.Dial("tcp", b0.addr)
+	if err != nil {
 		t.Fatal(err)
+	}
+	defer held.Close()
+	if n, _ := held.Read(make([]byte, 64)); n == 0 {
+		t.Fatal("no greeting")
+	}
+	next := strings.NewReplacer("pw1", "pw2", "pop.example", "pop2.example").Replace(proxyConfig)
+	applied := make(chan error, 1)
+	go func() { applied <- px.apply(parts(next)) }()
+	select {
+	case err := <-applied:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("apply did not return while a session was open on a restarted listener")
+	}
+	if _, err := held.Read(make([]byte, 64)); err == nil {
+		t.Error("the session on the restarted listener is still open")
 	}
 	if px.running["a"] != a0 {
 		t.Error("listener a restarted though unchanged")
@@ -78,6 +98,18 @@ func TestProxiesApply(t *testing.T) {
 	}
 	if auth("a", "pw2") != nil || !errors.Is(auth("a", "pw1"), proxy.ErrBadCredentials) {
 		t.Error("the changed password is not the one checked")
+	}
+
+	// a bcrypt hash in the file is the hash itself
+	h, err := proxy.HashPassword("from a hash")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := px.apply(parts(strings.Replace(next, "password: pw2", "password: '"+h+"'", 1))); err != nil {
+		t.Fatal(err)
+	}
+	if auth("a", "from a hash") != nil || auth("a", h) == nil {
+		t.Error("a bcrypt hash as password is not taken as the hash")
 	}
 
 	without := strings.Replace(next, "  - {name: b, protocol: pop3, listen: '127.0.0.1:0', upstream: {host: pop2.example}}\n", "", 1)

@@ -398,8 +398,9 @@ type Account struct {
 	// PLAIN/LOGIN, POP3 USER). Required.
 	Username string `yaml:"username" required:"true" label:"User name"`
 	// Password is the account's local password (at most 72 bytes), never
-	// sent upstream; mailgate keeps only its bcrypt hash. Use ${ENV} or
-	// file:PATH. Required.
+	// sent upstream; mailgate keeps only its bcrypt hash. A bcrypt hash
+	// ($2a$…, as htpasswd -B makes) is taken as the hash itself, so the
+	// file need not hold the password. Use ${ENV} or file:PATH. Required.
 	Password Secret `yaml:"password" required:"true" label:"Local password" example:"${SCANNER_PASSWORD}"`
 	// Profile is the name of the profile whose token logs in upstream.
 	// Required.
