@@ -102,8 +102,13 @@ func (s *Server) imapCommand(ctx context.Context, f *frontConn, cmd *imapCommand
 			return true, err
 		}
 		return false, f.printf("%s OK CAPABILITY completed", cmd.tag)
-	case "NOOP", "ID":
-		return false, f.printf("%s OK %s completed", cmd.tag, cmd.name)
+	case "ID":
+		if err := f.printf("* ID NIL"); err != nil {
+			return true, err
+		}
+		return false, f.printf("%s OK ID completed", cmd.tag)
+	case "NOOP":
+		return false, f.printf("%s OK NOOP completed", cmd.tag)
 	case "LOGOUT":
 		_ = f.printf("* BYE mailgate proxy logging out")
 		return true, f.printf("%s OK LOGOUT completed", cmd.tag)

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"sync"
@@ -59,9 +58,6 @@ func IsHash(s string) bool {
 	_, err := bcrypt.Cost([]byte(s))
 	return err == nil
 }
-
-// equalString compares in constant time.
-func equalString(a, b string) bool { return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1 }
 
 // Throttle counts failed logins per (account, remote address): after Max
 // failures within Window, further logins of that pair are refused until
