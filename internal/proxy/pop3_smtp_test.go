@@ -154,6 +154,11 @@ func TestSMTPSubmission(t *testing.T) {
 	if !errors.As(err, &se) || se.Code != 535 {
 		t.Errorf("wrong password: %v", err)
 	}
+	// the server refuses the mailbox's token: its code, mailgate's explanation
+	err = sendThrough(t, f, addr, gosasl.NewPlainClient("", "ceo", "ceopass"), false, emulator.DemoRestrictedMailbox, []string{to}, ok1)
+	if !errors.As(err, &se) || se.Code != 535 || !strings.Contains(se.Message, "(explained)") {
+		t.Errorf("upstream refusal: %v", err)
+	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		got, _ := f.dv.Messages(to, "")
