@@ -76,6 +76,12 @@ type fixedBearer struct {
 func (b *fixedBearer) Token(context.Context) (string, error) { return "tok-123", nil }
 func (b *fixedBearer) Invalidate()                           { b.mu.Lock(); b.invalidated++; b.mu.Unlock() }
 
+func (b *fixedBearer) count() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.invalidated
+}
+
 // TestIMAPUpstreamWithoutSASLIR: against a server without SASL-IR the
 // token goes after the continuation; the server's capabilities come back
 // in the tagged OK; then bytes are relayed. A refusal's error challenge
@@ -86,11 +92,11 @@ func TestIMAPUpstreamWithoutSASLIR(t *testing.T) {
 		h, _ := HashPassword("pw")
 		bearer := &fixedBearer{}
 		rec := &recorder{}
-		var explained error
+		exCh := make(chan error, 1)
 		srv, err := New(Options{Name: "fake", Protocol: IMAP, Security: "none", Recorder: rec,
 			Accounts: testAccounts{"u": {h, &Account{Username: "u", Mailbox: "u@example.com", Bearer: bearer}}},
 			Upstream: Upstream{Addr: up, Security: "none"},
-			Explain:  func(_ *Account, err error) []string { explained = err; return []string{"fix: grant it"} }})
+			Explain:  func(_ *Account, err error) []string { exCh <- err; return []string{"fix: grant it"} }})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -125,11 +131,12 @@ func TestIMAPUpstreamWithoutSASLIR(t *testing.T) {
 			}
 			var ae *sasl.AuthError
 			var ue *UpstreamError
+			explained := <-exCh
 			if !errors.As(explained, &ue) || ue.Step != "auth" || ue.Protocol != IMAP || !errors.As(explained, &ae) || ae.Status != "401" {
 				t.Errorf("explained %v", explained)
 			}
-			if bearer.invalidated != 1 {
-				t.Errorf("the refused token was invalidated %d times", bearer.invalidated)
+			if n := bearer.count(); n != 1 {
+				t.Errorf("the refused token was invalidated %d times", n)
 			}
 			if r := rec.results(); len(r) != 1 || r[0] != "u:upstream" {
 				t.Errorf("recorded %v", r)
@@ -137,5 +144,61 @@ func TestIMAPUpstreamWithoutSASLIR(t *testing.T) {
 		}
 		cancel()
 		<-done
+	}
+}
+
+// TestPOP3UpstreamRefusal: POP3 upstream gets AUTH XOAUTH2 with the token
+// after the +; a refusal's error challenge is answered empty and the
+// client gets -ERR with the explanation.
+func TestPOP3UpstreamRefusal(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	got := make(chan string, 10)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		br := bufio.NewReader(c)
+		say := func(s string) { _, _ = c.Write([]byte(s + "\r\n")) }
+		say("+OK fake POP3")
+		for _, reply := range []string{"+ ", "+ " + base64.StdEncoding.EncodeToString([]byte(`{"status":"401"}`)), "-ERR [AUTH] Authentication failed."} {
+			l, _ := readLine(br)
+			got <- l
+			say(reply)
+		}
+	}()
+	h, _ := HashPassword("pw")
+	bearer := &fixedBearer{}
+	srv, err := New(Options{Name: "fake", Protocol: POP3, Security: "none",
+		Accounts: testAccounts{"u": {h, &Account{Username: "u", Mailbox: "u@example.com", Bearer: bearer}}},
+		Upstream: Upstream{Addr: ln.Addr().String(), Security: "none"},
+		Explain:  func(_ *Account, err error) []string { return []string{"fix: POP.AccessAsApp"} }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl, _ := net.Listen("tcp", "127.0.0.1:0")
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = srv.Serve(ctx, pl) }()
+	defer func() { cancel(); <-done }()
+	cv := dial(t, pl.Addr().String())
+	cv.line()
+	cv.send("AUTH PLAIN " + plain("u", "pw"))
+	if l := cv.line(); l != "-ERR [AUTH] fix: POP.AccessAsApp" {
+		t.Errorf("client got %q", l)
+	}
+	want := []string{"AUTH XOAUTH2", XOAuth2("u@example.com", "tok-123"), ""}
+	for i, w := range want {
+		if l := <-got; l != w {
+			t.Errorf("upstream line %d: %q, want %q", i, l, w)
+		}
+	}
+	if n := bearer.count(); n != 1 {
+		t.Errorf("invalidated %d times", n)
 	}
 }
