@@ -124,3 +124,39 @@ func TestProxiesApply(t *testing.T) {
 		t.Error("b's port still answers")
 	}
 }
+
+// TestConsoleAccount: an account made through the API with the real
+// record editor is kept as a console record holding only the password's
+// hash, and the proxy's account set built from the configuration the
+// editor gives checks the password.
+func TestConsoleAccount(t *testing.T) {
+	ed, _, do := recordsAPI(t, recordsFile)
+	if code, body := do("POST", "/api/v1/accounts", `{"username":"printer","password":"printer pw","profile":"p","mailbox":"printer@contoso.com"}`); code != 201 {
+		t.Fatalf("create: %d %s", code, body)
+	}
+	y, found, err := ed.Load(t.Context(), "accounts", "printer")
+	if err != nil || !found || strings.Contains(string(y), "printer pw") {
+		t.Fatalf("stored: %s %v %v", y, found, err)
+	}
+	cfg, broken, err := ed.Config(t.Context())
+	if err != nil || len(broken) != 0 {
+		t.Fatal(err, broken)
+	}
+	if a, ok := cfg.Account("printer"); !ok || a.Origin != config.OriginConsole {
+		t.Fatalf("account in the configuration: %+v", a)
+	}
+	rt, err := newParts(nil, cfg, slog.New(slog.DiscardHandler), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := newAccountSet(rt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := set.Authenticate(t.Context(), "any", "printer", "printer pw"); err != nil {
+		t.Errorf("the console account's password: %v", err)
+	}
+	if _, err := set.Authenticate(t.Context(), "any", "printer", "wrong"); !errors.Is(err, proxy.ErrBadCredentials) {
+		t.Errorf("a wrong password: %v", err)
+	}
+}

@@ -82,6 +82,10 @@ func (c *Config) Origin(kind, name string) (origin string, ok bool) {
 		if s, ok := c.Sender(name); ok {
 			return s.Origin, true
 		}
+	case "accounts":
+		if a, ok := c.Account(name); ok {
+			return a.Origin, true
+		}
 	}
 	return "", false
 }

@@ -415,4 +415,7 @@ type Account struct {
 	// may send as through an smtp listener; "@example.com" allows a whole
 	// domain. Default: none (only mailbox).
 	AllowedFrom []string `yaml:"allowed_from" label:"Allowed From addresses (space-separated)" example:"[scanner@contoso.com]"`
+	// Origin is where the account comes from: OriginFile or OriginConsole
+	// (set by ParseWith, never read from YAML).
+	Origin string `yaml:"-"`
 }

@@ -6,6 +6,10 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/mailgate/mailgate/internal/proxy"
 )
 
 // TestProxyAccountsAndListeners: the API lists the proxy's listeners and
@@ -50,5 +54,57 @@ func TestProxyAccountsAndListeners(t *testing.T) {
 		if !strings.Contains(page, want) {
 			t.Errorf("dashboard lacks %q", want)
 		}
+	}
+}
+
+// TestProxyAccountsAPI: a console account made through the API is stored
+// with the bcrypt hash of its password only, never shown; a change
+// without a password keeps the hash; a file account cannot be changed or
+// deleted; a console one can be deleted.
+func TestProxyAccountsAPI(t *testing.T) {
+	f := newFixture(t)
+	_, ed, srv := recordsServer(t, f)
+	do := func(method, path, body string) (int, string) {
+		code, _, b := bearer(t, srv.URL, f.token, method, path, body)
+		return code, b
+	}
+	const pw = "typed-in-PROXY-pw-9"
+	code, body := do("POST", "/api/v1/accounts", `{"username":"printer","password":"`+pw+`","profile":"contoso","mailbox":"printer@contoso.com","allowed_from":["printer@contoso.com"]}`)
+	if code != 201 || !strings.Contains(body, `"source": "console"`) || !strings.Contains(body, `"password": "set"`) || strings.Contains(body, pw) {
+		t.Fatalf("create: %d %s", code, body)
+	}
+	y, _, _ := ed.Load(t.Context(), "accounts", "printer")
+	var stored AccountInput
+	if err := yaml.Unmarshal(y, &stored); err != nil || strings.Contains(string(y), pw) || !proxy.CheckPassword(stored.Password, pw) {
+		t.Fatalf("stored record is not the hash of the password: %s", y)
+	}
+	if code, body := do("PUT", "/api/v1/accounts/printer", `{"profile":"contoso","mailbox":"printer2@contoso.com"}`); code != 200 || !strings.Contains(body, "printer2@contoso.com") {
+		t.Errorf("update: %d %s", code, body)
+	}
+	y2, _, _ := ed.Load(t.Context(), "accounts", "printer")
+	var changed AccountInput
+	_ = yaml.Unmarshal(y2, &changed)
+	if changed.Password != stored.Password {
+		t.Errorf("the hash changed on an update without a password: %s", y2)
+	}
+	for _, tc := range []struct {
+		method, path, body string
+		code               int
+	}{
+		{"POST", "/api/v1/accounts", `{"username":"x","password":"p","profile":"nope","mailbox":"x@contoso.com"}`, 422},
+		{"POST", "/api/v1/accounts", `{"username":"x","profile":"contoso","mailbox":"x@contoso.com"}`, 422},
+		{"POST", "/api/v1/accounts", `{"username":"x","password":"${HOME}","profile":"contoso","mailbox":"x@contoso.com"}`, 422},
+		{"POST", "/api/v1/accounts", `{"username":"scanner","password":"p","profile":"contoso","mailbox":"x@contoso.com"}`, 422},
+		{"PUT", "/api/v1/accounts/scanner", `{"profile":"contoso","mailbox":"x@contoso.com"}`, 409},
+		{"DELETE", "/api/v1/accounts/scanner", "", 409},
+		{"DELETE", "/api/v1/accounts/nobody", "", 404},
+		{"DELETE", "/api/v1/accounts/printer", "", 204},
+	} {
+		if code, body := do(tc.method, tc.path, tc.body); code != tc.code {
+			t.Errorf("%s %s %s: %d %s, want %d", tc.method, tc.path, tc.body, code, body, tc.code)
+		}
+	}
+	if _, found, _ := ed.Load(t.Context(), "accounts", "printer"); found {
+		t.Error("the deleted account is still stored")
 	}
 }
