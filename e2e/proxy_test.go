@@ -313,6 +313,22 @@ func TestProxyLegacyClients(t *testing.T) {
 			t.Errorf("/metrics lacks %s", m)
 		}
 	}
+	// an account made through the API logs in once serve has reloaded (one
+	// attempt after the reload: failures before it would count towards the
+	// throttle)
+	reloads := strings.Count(s.logs.String(), "mailgate reloaded")
+	if code, body := s.api(t, "POST", "/api/v1/accounts", strings.TrimSpace(tok.stdout),
+		`{"username":"printer","password":"printer pw","profile":"emulator-secret","mailbox":"`+emulator.DemoSharedMailbox+`","listeners":["legacy-imap"]}`); code != 201 {
+		t.Fatalf("POST /api/v1/accounts: %d %s", code, body)
+	}
+	for deadline := time.Now().Add(30 * time.Second); strings.Count(s.logs.String(), "mailgate reloaded") == reloads; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("serve did not reload after the new account:\n%s", tail(s.logs.String(), 2000))
+		}
+	}
+	if msgs, err := imapFetchAll(ls["legacy-imap"], "printer", "printer pw"); err != nil || len(msgs) != n {
+		t.Fatalf("the console account: %d messages, %v\n%s", len(msgs), err, tail(s.logs.String(), 2000))
+	}
 	r := mailgate(t, t.Context(), dir, "test", "scanner")
 	if r.code != 0 || !strings.Contains(r.stdout, "listener legacy-imap: XOAUTH2 as "+emulator.DemoSharedMailbox) || !strings.Contains(r.stdout, "listener legacy-pop3") {
 		t.Errorf("test scanner: exit %d\n%s%s", r.code, r.stdout, r.stderr)
