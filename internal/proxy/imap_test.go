@@ -120,7 +120,10 @@ func TestIMAPLogins(t *testing.T) {
 // commands other than the login's are refused before it.
 func TestIMAPStartTLSAndRefusals(t *testing.T) {
 	f := newFixture(t, false)
-	addr := f.listen(t, IMAP, "starttls", "imap") // STARTTLS upstream too
+	var logs syncBuffer
+	addr := f.listen(t, IMAP, "starttls", "imap", func(o *Options) { // STARTTLS upstream too
+		o.Log = slog.New(slog.NewTextHandler(&logs, nil))
+	})
 	cv := dial(t, addr)
 	cv.line()
 	cv.send("a SELECT INBOX")
@@ -148,6 +151,9 @@ func TestIMAPStartTLSAndRefusals(t *testing.T) {
 	}
 	cv.send("f NOOP")
 	cv.until("f OK")
+	if out := logs.String(); !strings.Contains(out, `msg="proxy: upstream login failed"`) || !strings.Contains(out, `fix1="fix: grant the app `+emulator.DemoRestrictedMailbox) {
+		t.Errorf("the refusal is not logged with its fix:\n%s", out)
+	}
 	want := []string{"ceo:upstream", "scanner:ok"}
 	if got := f.rec.results(); !slices.Equal(got, want) {
 		t.Errorf("recorded %v, want %v", got, want)
