@@ -152,7 +152,7 @@ func resolveExisting(p string) (string, error) {
 // with the reason. The error is the file's own.
 func fitRecords(data []byte, path string, getenv func(string) string, recs []config.Record) (*config.Config, []config.Record, []web.BrokenRecord, error) {
 	order := func(kind string) int {
-		return slices.Index([]string{"profiles", "sinks", "mailboxes", "senders"}, kind)
+		return slices.Index([]string{"profiles", "sinks", "mailboxes", "senders", "accounts"}, kind)
 	}
 	recs = slices.Clone(recs)
 	slices.SortStableFunc(recs, func(a, b config.Record) int { return order(a.Kind) - order(b.Kind) })

@@ -188,23 +188,31 @@ func diagnose(m *config.Mailbox, p *oauth.Profile, err error) []string {
 	var ie *imap.Error
 	refused := e.AuthFailed && (e.Step == mailbox.StepAuth || errors.As(err, &ie) && ie.Kind == imap.KindNotConnected)
 	switch {
-	case refused && p != nil && (p.Grant == "" || p.Grant == oauth.GrantClientCredentials):
-		role := map[string]string{"imap": "IMAP.AccessAsApp", "pop3": "POP.AccessAsApp"}[m.Protocol]
-		return []string{
-			"the server refused the app-only token for " + m.Username + ". Exchange Online needs, for app " + p.ClientID + ":",
-			"  1. Entra admin center › App registrations › " + p.ClientID + " › API permissions: Office 365 Exchange Online › Application permissions › " + role + ", then Grant admin consent",
-			"  2. Exchange Online PowerShell: New-ServicePrincipal -AppId " + p.ClientID + " -ObjectId <object id of the enterprise application (not of the app registration)>",
-			"  3. Add-MailboxPermission -Identity " + m.Username + " -User <that service principal's id> -AccessRights FullAccess",
-			"  and the profile must request scope https://outlook.office365.com/.default",
-		}
 	case refused:
-		return []string{"the server refused the user's token for " + m.Username + ": the signed-in user needs the mailbox's delegated permission (" +
-			map[string]string{"imap": "IMAP.AccessAsUser.All", "pop3": "POP.AccessAsUser.All"}[m.Protocol] +
-			") and, for a shared mailbox, FullAccess on it: Add-MailboxPermission -Identity " + m.Username + " -User <user> -AccessRights FullAccess"}
+		return refusedAdvice(p, m.Username, m.Protocol)
 	case e.Hint != "":
 		return []string{"fix: " + e.Hint}
 	}
 	return nil
+}
+
+// refusedAdvice says what Exchange Online needs when it refused a token
+// for mailbox over protocol (imap or pop3), for an app-only or a user's
+// token of profile p.
+func refusedAdvice(p *oauth.Profile, mailbox, protocol string) []string {
+	if p != nil && (p.Grant == "" || p.Grant == oauth.GrantClientCredentials) {
+		role := map[string]string{"imap": "IMAP.AccessAsApp", "pop3": "POP.AccessAsApp"}[protocol]
+		return []string{
+			"the server refused the app-only token for " + mailbox + ". Exchange Online needs, for app " + p.ClientID + ":",
+			"  1. Entra admin center › App registrations › " + p.ClientID + " › API permissions: Office 365 Exchange Online › Application permissions › " + role + ", then Grant admin consent",
+			"  2. Exchange Online PowerShell: New-ServicePrincipal -AppId " + p.ClientID + " -ObjectId <object id of the enterprise application (not of the app registration)>",
+			"  3. Add-MailboxPermission -Identity " + mailbox + " -User <that service principal's id> -AccessRights FullAccess",
+			"  and the profile must request scope https://outlook.office365.com/.default",
+		}
+	}
+	return []string{"the server refused the user's token for " + mailbox + ": the signed-in user needs the mailbox's delegated permission (" +
+		map[string]string{"imap": "IMAP.AccessAsUser.All", "pop3": "POP.AccessAsUser.All"}[protocol] +
+		") and, for a shared mailbox, FullAccess on it: Add-MailboxPermission -Identity " + mailbox + " -User <user> -AccessRights FullAccess"}
 }
 
 // TokenAdvice says what a token endpoint's refusal means and what to

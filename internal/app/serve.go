@@ -35,7 +35,9 @@ type server struct {
 	tel *telemetry
 	// logins paces the logins of every mailbox's supervisor per host
 	// (agents.login_rate, read at start)
-	logins   *agent.Logins
+	logins *agent.Logins
+	// px are the legacy-client proxy's listeners (they outlive generations)
+	px       *proxies
 	console  *web.Server
 	current  atomic.Pointer[generation]
 	cfg      *config.Config // the configuration the current generation runs
@@ -84,6 +86,12 @@ func (a *App) Start(ctx context.Context, so ServeOptions) error {
 	s.console.SetBroken(broken)
 	g, err := newGeneration(a.st, cfg, s.tel, s.logins, log, a.log, nil)
 	if err != nil {
+		return fmt.Errorf("%s: %w", cfg.File, err)
+	}
+	s.px = newProxies(s.tel.reg, log)
+	if err := s.px.apply(g.rt); err != nil {
+		s.px.stop()
+		g.rt.closeSinks()
 		return fmt.Errorf("%s: %w", cfg.File, err)
 	}
 	s.current.Store(g)
@@ -162,6 +170,9 @@ func (a *App) Reload(ctx context.Context) error {
 		return nil
 	}
 	kept := prev.handOver(ng)
+	if err := s.px.apply(ng.rt); err != nil {
+		log.Error("serve: a proxy listener does not start", "err", err)
+	}
 	s.current.Store(ng)
 	ng.start(s.console, s.lz)
 	s.cfg = next
@@ -203,6 +214,7 @@ func (a *App) Stop() {
 		return
 	}
 	a.srv = nil
+	s.px.stop()
 	g := s.current.Load()
 	// the leases are renewed while the agents finish their batches, then
 	// released at once for the other instances

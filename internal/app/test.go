@@ -48,6 +48,9 @@ func testRecord(ctx context.Context, rt *parts, kind, name string, step StepFunc
 	if snd, ok := rt.cfg.Sender(name); ok && is("senders") {
 		return "sender", testSender(ctx, rt, snd, step, hint), true
 	}
+	if a, ok := rt.cfg.Account(name); ok && is("accounts") {
+		return "account", testAccount(ctx, rt, a, step, hint), true
+	}
 	if p, ok := rt.profiles[name]; ok && is("profiles") {
 		_, ok := testProfile(ctx, rt, p, step, hint)
 		return "profile", ok, true

@@ -43,7 +43,7 @@ func runRecords(ctx context.Context, env *Env, args []string) int {
 		return code
 	}
 	usage := func() int {
-		fmt.Fprintln(env.Err, "usage: mailgate records list [KIND]\n       mailgate records show KIND NAME\n       mailgate records delete KIND NAME\nKIND: "+strings.Join(config.Kinds, ", "))
+		fmt.Fprintln(env.Err, "usage: mailgate records list [KIND]\n       mailgate records show KIND NAME\n       mailgate records delete KIND NAME\nKIND: "+strings.Join(config.Kinds, ", ")+", accounts")
 		return ExitUsage
 	}
 	switch {
@@ -52,7 +52,7 @@ func runRecords(ctx context.Context, env *Env, args []string) int {
 	default:
 		return usage()
 	}
-	if len(pos) > 1 && !slices.Contains(config.Kinds, pos[1]) {
+	if len(pos) > 1 && !slices.Contains(config.Kinds, pos[1]) && pos[1] != "accounts" {
 		fmt.Fprintf(env.Err, "mailgate: records: unknown kind %q\n", pos[1])
 		return usage()
 	}

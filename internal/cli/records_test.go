@@ -61,8 +61,12 @@ func TestRecordsCommand(t *testing.T) {
 	if code, out, _ := runCLI(t, "records", "list", "sinks", "--config", cfgPath); code != ExitOK || strings.Contains(out, "bad") || !strings.Contains(out, "hook") {
 		t.Errorf("list after delete: %d\n%s", code, out)
 	}
-	if code, _, _ := runCLI(t, "records", "list", "accounts", "--config", cfgPath); code != ExitUsage {
+	if code, _, _ := runCLI(t, "records", "list", "widgets", "--config", cfgPath); code != ExitUsage {
 		t.Errorf("unknown kind: exit %d", code)
+	}
+	// the proxy's console accounts are a kind too
+	if code, _, errs := runCLI(t, "records", "list", "accounts", "--config", cfgPath); code != ExitOK {
+		t.Errorf("list accounts: exit %d %s", code, errs)
 	}
 }
 

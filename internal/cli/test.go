@@ -9,7 +9,7 @@ import (
 func init() {
 	register(&command{
 		name:    "test",
-		summary: "the Test button: exercise a mailbox, sender, sink or profile step by step and say what to fix",
+		summary: "the Test button: exercise a mailbox, sender, sink, proxy account or profile step by step and say what to fix",
 		run:     runTest,
 	})
 }
@@ -26,7 +26,7 @@ func runTest(ctx context.Context, env *Env, args []string) int {
 		return code
 	}
 	if len(pos) != 1 {
-		fmt.Fprintln(env.Err, "usage: mailgate test NAME (a mailbox, sender, sink or profile) [--config FILE]")
+		fmt.Fprintln(env.Err, "usage: mailgate test NAME (a mailbox, sender, sink, proxy account or profile) [--config FILE]")
 		return ExitUsage
 	}
 	a, code, ok := openApp(ctx, env, "test", configPath(env, *cfgFlag))
@@ -38,7 +38,7 @@ func runTest(ctx context.Context, env *Env, args []string) int {
 	_, passed, found := a.Test(ctx, "", pos[0], out.step, out.hint)
 	switch {
 	case !found:
-		fmt.Fprintf(env.Err, "mailgate: test: no mailbox, sender, sink or profile %q in %s\n", pos[0], a.Config().File)
+		fmt.Fprintf(env.Err, "mailgate: test: no mailbox, sender, sink, proxy account or profile %q in %s\n", pos[0], a.Config().File)
 		return ExitUsage
 	case !passed:
 		return ExitFailed

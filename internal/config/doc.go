@@ -51,6 +51,16 @@ func (c *Config) Sink(name string) (*Sink, bool) { return find(c.Sinks, name, si
 // Sender returns the sender called name.
 func (c *Config) Sender(name string) (*Sender, bool) { return find(c.Senders, name, senderName) }
 
+// Listener returns the listener called name.
+func (c *Config) Listener(name string) (*Listener, bool) {
+	return find(c.Listeners, name, func(l *Listener) string { return l.Name })
+}
+
+// Account returns the proxy account called username.
+func (c *Config) Account(username string) (*Account, bool) {
+	return find(c.Accounts, username, func(a *Account) string { return a.Username })
+}
+
 // Origin says where the record of kind (profiles, mailboxes, sinks or
 // senders) called name comes from: OriginFile or OriginConsole; ok is false
 // when there is none.
@@ -71,6 +81,10 @@ func (c *Config) Origin(kind, name string) (origin string, ok bool) {
 	case "senders":
 		if s, ok := c.Sender(name); ok {
 			return s.Origin, true
+		}
+	case "accounts":
+		if a, ok := c.Account(name); ok {
+			return a.Origin, true
 		}
 	}
 	return "", false

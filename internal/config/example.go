@@ -126,6 +126,24 @@ var (
 				{"endpoint", "https://graph.microsoft.com"}, {"save_to_sent_items", "false"},
 			},
 		},
+		"listeners": {
+			{
+				{"name", "legacy-imap"}, {"protocol", "imap"}, {"listen", "127.0.0.1:1143"}, {"security", "none"},
+				{"upstream", "{host: outlook.office365.com, port: 993, security: tls, sasl: xoauth2}"},
+			},
+			{
+				{"name", "legacy-smtp"}, {"protocol", "smtp"}, {"listen", "0.0.0.0:1587"}, {"security", "starttls"},
+				{"tls_cert", "legacy.crt"}, {"tls_key", "legacy.key"},
+				{"upstream", "{host: smtp.office365.com, port: 587, security: starttls}"},
+			},
+		},
+		"accounts": {
+			{
+				{"username", "scanner"}, {"password", `"${SCANNER_PASSWORD}"`}, {"profile", "contoso"},
+				{"mailbox", "scanner@contoso.com"}, {"listeners", "[legacy-imap, legacy-smtp]"},
+				{"allowed_from", "[scanner@contoso.com]"},
+			},
+		},
 	}
 )
 

@@ -45,20 +45,22 @@ func TestExampleLoads(t *testing.T) {
 		"app.key":              "key",
 		"google-client.secret": "google-secret\n",
 		"sa.json":              `{"type": "service_account"}`,
+		"legacy.crt":           "cert",
+		"legacy.key":           "key",
 	}
 	for name, content := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
-	cfg, err := Load(filepath.Join(dir, "mailgate.yaml"), env(map[string]string{"CONTOSO_SECRET": "c", "HOOK_SECRET": "h"}))
+	cfg, err := Load(filepath.Join(dir, "mailgate.yaml"), env(map[string]string{"CONTOSO_SECRET": "c", "HOOK_SECRET": "h", "SCANNER_PASSWORD": "p"}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(cfg.Warnings) != 0 {
 		t.Errorf("warnings: %v", cfg.Warnings)
 	}
-	if len(cfg.Profiles) != 4 || len(cfg.Mailboxes) != 2 || len(cfg.Sinks) != 4 || len(cfg.Senders) != 2 {
+	if len(cfg.Profiles) != 4 || len(cfg.Mailboxes) != 2 || len(cfg.Sinks) != 4 || len(cfg.Senders) != 2 || len(cfg.Listeners) != 2 || len(cfg.Accounts) != 1 {
 		t.Errorf("counts: %d %d %d %d", len(cfg.Profiles), len(cfg.Mailboxes), len(cfg.Sinks), len(cfg.Senders))
 	}
 	if g, _ := cfg.Profile("gmail"); g.ClientSecret.Reveal() != "google-secret" {

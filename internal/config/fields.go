@@ -80,7 +80,7 @@ func Singular(kind string) string {
 	switch kind {
 	case "mailboxes":
 		return "mailbox"
-	case "profiles", "sinks", "senders":
+	case "profiles", "sinks", "senders", "listeners", "accounts":
 		return strings.TrimSuffix(kind, "s")
 	}
 	return kind
@@ -92,6 +92,8 @@ var kindTypes = map[string]reflect.Type{
 	"mailboxes": reflect.TypeFor[Mailbox](),
 	"sinks":     reflect.TypeFor[Sink](),
 	"senders":   reflect.TypeFor[Sender](),
+	"listeners": reflect.TypeFor[Listener](),
+	"accounts":  reflect.TypeFor[Account](),
 }
 
 // Fields returns the keys of a record kind (one of Kinds) in declaration

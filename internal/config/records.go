@@ -11,7 +11,7 @@ import (
 	"github.com/mailgate/mailgate/internal/redact"
 )
 
-// Record is a profile, mailbox, sink or sender kept outside the file (the
+// Record is a profile, mailbox, sink, sender or proxy account kept outside the file (the
 // console's records, in the store): one YAML mapping with the same keys as
 // an item of the file's list.
 type Record struct {
@@ -22,6 +22,11 @@ type Record struct {
 
 // Kinds are the record kinds, as the file's top-level keys.
 var Kinds = []string{"profiles", "mailboxes", "sinks", "senders"}
+
+// ProxyKinds are the legacy-client proxy's lists: kinds Fields knows.
+// Accounts may also be console records (made through /api/v1/accounts,
+// their password a bcrypt hash); listeners are kept in the file only.
+var ProxyKinds = []string{"listeners", "accounts"}
 
 // OriginFile and OriginConsole say where a record comes from.
 const (
@@ -46,7 +51,7 @@ func addRecords(root *yaml.Node, records []Record) (*yaml.Node, error) {
 		return nil, fmt.Errorf("the file is not a mapping of keys")
 	}
 	for _, r := range records {
-		if !slices.Contains(Kinds, r.Kind) {
+		if !slices.Contains(Kinds, r.Kind) && r.Kind != "accounts" {
 			return nil, fmt.Errorf("record %s/%s: unknown kind", r.Kind, r.Name)
 		}
 		n, err := parseYAML(r.YAML)
@@ -95,6 +100,9 @@ func markOrigins(cfg *Config, records []Record) {
 	}
 	for i := range cfg.Senders {
 		cfg.Senders[i].Origin = origin("senders", cfg.Senders[i].Name)
+	}
+	for i := range cfg.Accounts {
+		cfg.Accounts[i].Origin = origin("accounts", cfg.Accounts[i].Username)
 	}
 }
 

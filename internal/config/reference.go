@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -19,7 +20,7 @@ func Reference() []byte {
 	for _, f := range TopFields() {
 		writeReferenceField(&b, f)
 	}
-	for _, kind := range Kinds {
+	for _, kind := range append(slices.Clone(Kinds), ProxyKinds...) {
 		fmt.Fprintf(&b, "\n## %s\n\nEach item of `%s` is one %s with these keys.\n", kind, kind, Singular(kind))
 		for _, f := range Fields(kind) {
 			writeReferenceField(&b, f)

@@ -53,6 +53,14 @@ type Config struct {
 	// per second per host, 16 mailboxes at once in `mailgate run`, 15s
 	// leases.
 	Agents Agents `yaml:"agents" example:"{login_rate: 20, concurrency: 16, lease: 15s}"`
+	// Listeners are the legacy-client proxy's ports: programs that only
+	// know a password (fetchmail, scanners, imaplib/poplib/smtplib) log in
+	// there with an account's local password, and mailgate logs in to the
+	// real server with the account's token. Default: none.
+	Listeners []Listener `yaml:"listeners"`
+	// Accounts are who may log in to the listeners, each with a local
+	// password and the profile and mailbox it stands for. Default: none.
+	Accounts []Account `yaml:"accounts"`
 
 	// File is the absolute path the configuration was loaded from ("" for
 	// Parse without a file name). Not a key.
@@ -359,6 +367,80 @@ type Sender struct {
 	// (Microsoft's Exchange Online and Graph limits), else 0.
 	Rate int `yaml:"rate" label:"Messages per minute (0: no pacing)" example:"30"`
 	// Origin is where the record comes from: OriginFile or OriginConsole
+	// (set by ParseWith, never read from YAML).
+	Origin string `yaml:"-"`
+}
+
+// Listener is one port of the legacy-client proxy.
+type Listener struct {
+	// Name identifies the listener in accounts' listeners keys, logs and
+	// metrics. Letters, digits, '.', '_' and '-'. Required.
+	Name string `yaml:"name" required:"true" label:"Name"`
+	// Protocol is what legacy clients speak to it: imap, pop3 or smtp
+	// (submission). Required.
+	Protocol string `yaml:"protocol" required:"true" enum:"imap,pop3,smtp" label:"Protocol"`
+	// Listen is the address the listener binds, host:port. Required.
+	Listen string `yaml:"listen" required:"true" label:"Listen on (host:port)"`
+	// Security is how clients connect: none (clear text; only on a
+	// loopback listen address), starttls (clear until STARTTLS/STLS; a
+	// password is taken only after it, except from loopback clients) or
+	// tls (implicit TLS). Default: none
+	Security string `yaml:"security" enum:"none,starttls,tls" label:"Security"`
+	// TLSCert is the listener's PEM certificate (chain); relative to the
+	// config file's directory. Required for starttls and tls.
+	TLSCert string `yaml:"tls_cert" label:"Certificate (PEM path on the server)" example:"legacy.crt"`
+	// TLSKey is the PEM private key of tls_cert. Required for starttls and
+	// tls.
+	TLSKey string `yaml:"tls_key" label:"Private key (PEM path on the server)" example:"legacy.key"`
+	// Upstream is the real server the listener's accounts reach.
+	// Required.
+	Upstream Upstream `yaml:"upstream" example:"{host: outlook.office365.com, port: 993, security: tls, sasl: xoauth2}"`
+}
+
+// Upstream is the server behind a listener.
+type Upstream struct {
+	// Host is the server's name, e.g. outlook.office365.com (IMAP, POP3)
+	// or smtp.office365.com (SMTP). Required.
+	Host string `yaml:"host" required:"true" label:"Upstream host"`
+	// Port is the server's TCP port. Default: imap 993 with tls, 143
+	// otherwise; pop3 995 with tls, 110 otherwise; smtp 587 with starttls,
+	// 465 with tls, 25 with none.
+	Port int `yaml:"port" label:"Upstream port"`
+	// Security is the transport to the server: tls, starttls or none
+	// (only to a loopback host). Default: tls (smtp: starttls)
+	Security string `yaml:"security" enum:"tls,starttls,none" label:"Upstream security"`
+	// TLSCA is a PEM file of extra certificate authorities to trust for the
+	// server; relative to the config file's directory. Default: none.
+	TLSCA string `yaml:"tls_ca" label:"Upstream extra CA file" example:"extra-ca.pem"`
+	// SASL is the mechanism mailgate logs in with: xoauth2. Default:
+	// xoauth2
+	SASL string `yaml:"sasl" enum:"xoauth2" label:"Upstream SASL mechanism"`
+}
+
+// Account is a login of the legacy-client proxy.
+type Account struct {
+	// Username is what the legacy client sends (IMAP LOGIN, AUTH
+	// PLAIN/LOGIN, POP3 USER). Required.
+	Username string `yaml:"username" required:"true" label:"User name"`
+	// Password is the account's local password (at most 72 bytes), never
+	// sent upstream; mailgate keeps only its bcrypt hash. A bcrypt hash
+	// ($2a$…, as htpasswd -B makes) is taken as the hash itself, so the
+	// file need not hold the password. Use ${ENV} or file:PATH. Required.
+	Password Secret `yaml:"password" required:"true" label:"Local password" example:"${SCANNER_PASSWORD}"`
+	// Profile is the name of the profile whose token logs in upstream.
+	// Required.
+	Profile string `yaml:"profile" required:"true" label:"OAuth profile"`
+	// Mailbox is the mailbox mailgate logs in to upstream (the XOAUTH2
+	// user). Required.
+	Mailbox string `yaml:"mailbox" required:"true" label:"Mailbox upstream"`
+	// Listeners are the listeners the account may use, as a YAML list.
+	// Default: all of them.
+	Listeners []string `yaml:"listeners" label:"Listeners (space-separated; empty: all)" example:"[legacy-imap, legacy-smtp]"`
+	// AllowedFrom lists the From / envelope sender addresses the account
+	// may send as through an smtp listener; "@example.com" allows a whole
+	// domain. Default: none (only mailbox).
+	AllowedFrom []string `yaml:"allowed_from" label:"Allowed From addresses (space-separated)" example:"[scanner@contoso.com]"`
+	// Origin is where the account comes from: OriginFile or OriginConsole
 	// (set by ParseWith, never read from YAML).
 	Origin string `yaml:"-"`
 }

@@ -131,6 +131,36 @@ func (d *decoder) defaults(c *Config) {
 		}
 		s.TLSCA = d.abs(s.TLSCA)
 	}
+	d.listenerDefaults(c)
+}
+
+// listenerDefaults fills the proxy listeners' defaults.
+func (d *decoder) listenerDefaults(c *Config) {
+	for i := range c.Listeners {
+		l := &c.Listeners[i]
+		path := d.item("listeners", i)
+		if l.Security == "" {
+			l.Security = "none"
+		}
+		u := &l.Upstream
+		if u.Security == "" {
+			u.Security = "tls"
+			if l.Protocol == "smtp" {
+				u.Security = "starttls"
+			}
+		}
+		if u.SASL == "" {
+			u.SASL = "xoauth2"
+		}
+		if u.Port == 0 && !d.has(path+".upstream.port") {
+			if l.Protocol == "smtp" {
+				u.Port = defaultSenderPort(u.Security)
+			} else {
+				u.Port = defaultMailboxPort(l.Protocol, u.Security)
+			}
+		}
+		l.TLSCert, l.TLSKey, u.TLSCA = d.abs(l.TLSCert), d.abs(l.TLSKey), d.abs(u.TLSCA)
+	}
 }
 
 // Microsoft's published per-mailbox limits (learn.microsoft.com, "Exchange
@@ -352,6 +382,8 @@ func (d *decoder) validate(c *Config) {
 	for i := range c.Senders {
 		d.validateSender(&c.Senders[i], d.item("senders", i), profiles)
 	}
+
+	d.validateProxy(c, profiles)
 
 	// `mailgate test NAME` and `doctor NAME` look a name up among profiles,
 	// mailboxes and senders: warn when one is ambiguous.
@@ -608,7 +640,12 @@ func (d *decoder) validateSender(s *Sender, path string, profiles map[string]boo
 	if s.Rate < 0 {
 		d.at(path+".rate", "must be 0 (no pacing) or more messages per minute")
 	}
-	for i, a := range s.AllowedFrom {
+	d.checkAllowedFrom(path, s.AllowedFrom)
+}
+
+// checkAllowedFrom checks a list of addresses and @domains.
+func (d *decoder) checkAllowedFrom(path string, list []string) {
+	for i, a := range list {
 		p := fmt.Sprintf("%s.allowed_from[%d]", path, i)
 		if dom, ok := strings.CutPrefix(a, "@"); ok {
 			if dom == "" || strings.ContainsAny(dom, "@ <>,;") || !strings.Contains(dom, ".") && !IsLoopback(dom) {
@@ -621,4 +658,82 @@ func (d *decoder) validateSender(s *Sender, path string, profiles map[string]boo
 			d.at(p, "%q is not a bare email address (like noreply@example.com, or @example.com for a domain)", a)
 		}
 	}
+}
+
+// validateProxy checks the legacy-client proxy's listeners and accounts.
+func (d *decoder) validateProxy(c *Config, profiles map[string]bool) {
+	var names []string
+	listeners := map[string]bool{}
+	addrs := map[string]string{}
+	for _, l := range c.Listeners {
+		names = append(names, l.Name)
+		listeners[l.Name] = true
+	}
+	d.checkNames("listeners", names)
+	for i := range c.Listeners {
+		l, path := &c.Listeners[i], d.item("listeners", i)
+		if !d.checkFields("listeners", path, l, "protocol") {
+			continue
+		}
+		d.validateListener(l, path)
+		if prev, dup := addrs[l.Listen]; dup && l.Listen != "" && !strings.HasSuffix(l.Listen, ":0") {
+			d.at(path+".listen", "%s is also listeners[%s]'s address", l.Listen, prev)
+		}
+		addrs[l.Listen] = l.Name
+	}
+	seen := map[string]int{}
+	for i := range c.Accounts {
+		a := &c.Accounts[i]
+		path := d.item("accounts", i)
+		if j, dup := seen[a.Username]; dup && a.Username != "" {
+			d.at(path+".username", "duplicate username %q (first at accounts[%d])", a.Username, j)
+		}
+		seen[a.Username] = i
+		d.checkFields("accounts", path, a)
+		if a.Profile != "" && !profiles[a.Profile] {
+			d.at(path+".profile", "no profile named %q", a.Profile)
+		}
+		if len(a.Password.Reveal()) > 72 {
+			d.at(path+".password", "a local password is at most 72 bytes (bcrypt)")
+		}
+		for j, l := range a.Listeners {
+			if !listeners[l] {
+				d.at(fmt.Sprintf("%s.listeners[%d]", path, j), "no listener named %q", l)
+			}
+		}
+		d.checkAllowedFrom(path, a.AllowedFrom)
+	}
+}
+
+func (d *decoder) validateListener(l *Listener, path string) {
+	host, port, err := net.SplitHostPort(l.Listen)
+	switch {
+	case l.Listen == "":
+	case err != nil:
+		d.at(path+".listen", "%q is not host:port (like 127.0.0.1:1143)", l.Listen)
+	case !validPort(port):
+		d.at(path+".listen", "port %q is not a number from 0 to 65535", port)
+	case l.Security == "none" && !IsLoopback(host):
+		// an empty host, 0.0.0.0 and [::] bind every interface
+		d.at(path+".security", "none takes passwords in clear text; allowed only on a loopback listen address (127.0.0.1:PORT, [::1]:PORT), use starttls or tls with tls_cert and tls_key")
+	}
+	if l.Security == "starttls" || l.Security == "tls" {
+		if l.TLSCert == "" {
+			d.at(path+".tls_cert", "required for security %s", l.Security)
+		}
+		if l.TLSKey == "" {
+			d.at(path+".tls_key", "required for security %s", l.Security)
+		}
+	}
+	d.checkFile(path+".tls_cert", l.TLSCert)
+	d.checkFile(path+".tls_key", l.TLSKey)
+	if l.Upstream.Host != "" {
+		d.checkServer(path+".upstream", l.Upstream.Host, l.Upstream.Port, l.Upstream.Security)
+	}
+	d.checkFile(path+".upstream.tls_ca", l.Upstream.TLSCA)
+}
+
+func validPort(p string) bool {
+	n, err := strconv.Atoi(p)
+	return err == nil && n >= 0 && n <= 65535
 }

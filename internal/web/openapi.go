@@ -96,6 +96,9 @@ func (s *Server) openapi(w http.ResponseWriter, _ *http.Request) {
 		},
 	}
 	paths := doc["paths"].(map[string]any)
+	for k, v := range proxyPaths() {
+		paths[k] = v
+	}
 	schemas := doc["components"].(map[string]any)["schemas"].(map[string]any)
 	for _, kind := range config.Kinds {
 		item := schemaName(kind)

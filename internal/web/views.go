@@ -545,7 +545,8 @@ func (s *Server) dashboard(w http.ResponseWriter, r *http.Request) {
 	}
 	s.render(w, "dashboard.html", map[string]any{
 		"Admin": s.admin(r), "Mailboxes": s.mailboxes(r.Context()), "Profiles": profiles, "Sinks": s.sinks(), "Senders": s.senders(),
-		"Warnings": warnings, "Now": s.o.Now().UTC().Format(time.RFC3339), "Instances": s.instances(r.Context()),
+		"Listeners": s.listeners(), "Accounts": s.accounts(), "Warnings": warnings, "Now": s.o.Now().UTC().Format(time.RFC3339),
+		"Instances": s.instances(r.Context()),
 	})
 }
 

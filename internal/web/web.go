@@ -239,6 +239,12 @@ func New(o Options) *Server {
 		handle("POST /"+kind, false, s.formSubmit(kind))
 		handle("POST /"+kind+"/{name}/delete", false, s.formDelete(kind))
 	}
+	handle("GET /api/v1/listeners", false, s.apiListeners)
+	handle("GET /api/v1/accounts", false, s.apiAccounts)
+	handle("GET /api/v1/accounts/{name}", false, s.apiAccount)
+	handle("POST /api/v1/accounts", false, s.apiSaveAccount)
+	handle("PUT /api/v1/accounts/{name}", false, s.apiSaveAccount)
+	handle("DELETE /api/v1/accounts/{name}", false, s.apiDeleteAccount)
 	handle("GET /api/v1/outbox", false, apiList(s, "outbox", s.outbox))
 	handle("GET /api/v1/messages", false, apiList(s, "messages", s.messages))
 	handle("GET /api/v1/messages/{id}/eml", false, s.eml)

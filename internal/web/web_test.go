@@ -29,6 +29,7 @@ var secrets = []string{
 	"command-ARG-token-0005",
 	"header-VALUE-bearer-0006",
 	"admin-PASSWORD-0007-long",
+	"proxy-PASSWORD-0008",
 }
 
 const keptMessage = "From: a@example.com\r\nSubject: kept\r\n\r\nkept in the store\r\n"
@@ -53,6 +54,11 @@ sinks:
   - {name: cmd, type: command, command: [/usr/local/bin/import, --token, command-ARG-token-0005]}
 senders:
   - {name: noreply, protocol: smtp, host: smtp.office365.com, username: noreply@contoso.com, profile: contoso}
+listeners:
+  - {name: legacy-imap, protocol: imap, listen: '127.0.0.1:1143', upstream: {host: outlook.office365.com}}
+accounts:
+  - {username: scanner, password: proxy-PASSWORD-0008, profile: contoso, mailbox: scanner@contoso.com}
+  - {username: fax, password: proxy-PASSWORD-0008, profile: contoso, mailbox: fax@contoso.com, listeners: [legacy-imap]}
 `
 
 type fixture struct {
@@ -110,6 +116,10 @@ func newFixture(t *testing.T) *fixture {
 	retried := make(chan string, 100)
 	w := New(Options{Store: st, Config: cfg, Metrics: reg, Now: func() time.Time { return now },
 		Runtime: &runtimeFuncs{wake: func(mb string) { retried <- mb },
+			proxyLogins: func() map[string]ProxyLogin {
+				return map[string]ProxyLogin{"scanner": {At: now.Add(-time.Minute), Listener: "legacy-imap", Remote: "192.0.2.7", Result: "upstream",
+					Advice: []string{"the server refused the app-only token for scanner@contoso.com"}}}
+			},
 			tokenHealth: func(p string) (TokenHealth, bool) {
 				return TokenHealth{Result: "refused", AADSTS: 7000215, At: now.Add(-time.Minute)}, p == "contoso"
 			},
@@ -588,6 +598,14 @@ type runtimeFuncs struct {
 	tokenHealth func(profile string) (TokenHealth, bool)
 	certExpiry  func(profile string) (time.Time, bool)
 	wake        func(mailbox string)
+	proxyLogins func() map[string]ProxyLogin
+}
+
+func (r *runtimeFuncs) ProxyLogins() map[string]ProxyLogin {
+	if r.proxyLogins == nil {
+		return nil
+	}
+	return r.proxyLogins()
 }
 
 func (r *runtimeFuncs) Statuses() []agent.Status {
