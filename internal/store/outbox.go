@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -51,28 +52,47 @@ func (s *Store) Enqueue(ctx context.Context, sender, from string, rcpts []string
 				return err
 			}
 		}
+		if s.d.name == "postgres" {
+			// delivered at commit to every serve LISTENing (OutboxWake)
+			_, err := tx.Exec(ctx, "SELECT pg_notify(?, ?)", outboxChannel, sender)
+			return err
+		}
 		return nil
 	})
 	if err != nil {
 		return 0, fmt.Errorf("store: enqueue: %w", err)
 	}
+	s.wakeOutbox()
 	return id, nil
 }
 
-// ClaimDue returns up to limit due messages of sender. Messages left in
-// "sending" by a crash are returned too (they may have been sent: the
-// caller counts them as possible duplicates). Call MarkSending right
-// before each one goes to the server. (One worker per store: several
-// serve instances on one PostgreSQL store would each pick a message.)
-func (s *Store) ClaimDue(ctx context.Context, sender string, limit int) (msgs []OutboxMessage, recovered int, err error) {
+// OutboxClaim is a worker's hold on the messages it takes: who holds
+// them (an instance and connection name) and until when.
+type OutboxClaim struct {
+	By    string
+	Until time.Time
+}
+
+// ClaimDue takes up to limit due messages of sender for the claimer c and
+// marks them sending, all in one transaction (on PostgreSQL with SELECT …
+// FOR UPDATE SKIP LOCKED, so that concurrent claimers get disjoint
+// batches; SQLite's transactions are single-writer). Messages left in
+// sending are taken again only when their claim lapsed: a crashed
+// claimer's (they may have been sent: recovered counts them as possible
+// duplicates, and their State is still OutboxSending in msgs). The
+// messages come back with their attempts as before the claim; the claim
+// counts one more. Release what is not sent; extend a claim that may
+// outlive Until with ExtendClaim.
+func (s *Store) ClaimDue(ctx context.Context, sender string, limit int, c OutboxClaim) (msgs []OutboxMessage, recovered int, err error) {
 	now := time.Now().UnixNano()
 	err = s.inTx(ctx, func(tx *txn) error {
 		rows, err := tx.Query(ctx, `SELECT id, mail_from, raw, state, attempts, created_at FROM outbox
-			WHERE sender = ? AND (state = ? AND next_attempt <= ? OR state = ?) ORDER BY id LIMIT ?`,
-			sender, OutboxQueued, now, OutboxSending, limit)
+			WHERE sender = ? AND (state = ? AND next_attempt <= ? OR state = ? AND claim_until <= ?) ORDER BY id LIMIT ?`+s.d.skipLocked,
+			sender, OutboxQueued, now, OutboxSending, now, limit)
 		if err != nil {
 			return err
 		}
+		byID := map[int64]int{}
 		for rows.Next() {
 			var m OutboxMessage
 			var created int64
@@ -84,28 +104,34 @@ func (s *Store) ClaimDue(ctx context.Context, sender string, limit int) (msgs []
 				recovered++
 			}
 			m.Sender, m.CreatedAt = sender, time.Unix(0, created)
+			byID[m.ID] = len(msgs)
 			msgs = append(msgs, m)
 		}
 		rows.Close()
-		if err := rows.Err(); err != nil {
+		if err := rows.Err(); err != nil || len(msgs) == 0 {
 			return err
 		}
-		for i := range msgs {
-			rrows, err := tx.Query(ctx, "SELECT rcpt, state FROM outbox_rcpts WHERE outbox_id = ? AND state <> ? ORDER BY rcpt", msgs[i].ID, OutboxSent)
-			if err != nil {
+		in, args := idList(msgs)
+		if _, err := tx.Exec(ctx, "UPDATE outbox SET state = ?, attempts = attempts + 1, claimed_by = ?, claim_until = ?, updated_at = ? WHERE id IN ("+in+")",
+			append([]any{OutboxSending, c.By, c.Until.UnixNano(), now}, args...)...); err != nil {
+			return err
+		}
+		rrows, err := tx.Query(ctx, "SELECT outbox_id, rcpt, state FROM outbox_rcpts WHERE outbox_id IN ("+in+") AND state <> ? ORDER BY outbox_id, rcpt",
+			append(args, OutboxSent)...)
+		if err != nil {
+			return err
+		}
+		defer rrows.Close()
+		for rrows.Next() {
+			var id int64
+			var r OutboxRcpt
+			if err := rrows.Scan(&id, &r.Addr, &r.State); err != nil {
 				return err
 			}
-			for rrows.Next() {
-				var r OutboxRcpt
-				if err := rrows.Scan(&r.Addr, &r.State); err != nil {
-					rrows.Close()
-					return err
-				}
-				msgs[i].Rcpts = append(msgs[i].Rcpts, r)
-			}
-			rrows.Close()
+			m := &msgs[byID[id]]
+			m.Rcpts = append(m.Rcpts, r)
 		}
-		return nil
+		return rrows.Err()
 	})
 	if err != nil {
 		return nil, 0, fmt.Errorf("store: outbox: %w", err)
@@ -113,10 +139,100 @@ func (s *Store) ClaimDue(ctx context.Context, sender string, limit int) (msgs []
 	return msgs, recovered, nil
 }
 
-// MarkSending records that the message is about to go to the server.
+// idList is "?, ?, …" for the messages' ids and the ids as arguments.
+func idList(msgs []OutboxMessage) (string, []any) {
+	args := make([]any, len(msgs))
+	for i, m := range msgs {
+		args[i] = m.ID
+	}
+	return strings.TrimSuffix(strings.Repeat("?, ", len(msgs)), ", "), args
+}
+
+// ReleaseClaim puts claimed messages that were not handed to the server
+// back in the queue as they were (state queued, the claim's attempt taken
+// back). Only messages still sending under c.By are touched.
+func (s *Store) ReleaseClaim(ctx context.Context, by string, ids ...int64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	msgs := make([]OutboxMessage, len(ids))
+	for i, id := range ids {
+		msgs[i].ID = id
+	}
+	in, args := idList(msgs)
+	_, err := s.exec(ctx, "UPDATE outbox SET state = ?, attempts = attempts - 1, claimed_by = '', claim_until = 0, updated_at = ? WHERE state = ? AND claimed_by = ? AND id IN ("+in+")",
+		append([]any{OutboxQueued, time.Now().UnixNano(), OutboxSending, by}, args...)...)
+	if err != nil {
+		return fmt.Errorf("store: outbox: release: %w", err)
+	}
+	return nil
+}
+
+// ExtendClaim moves the lapse of by's claim on its messages still sending
+// to until.
+func (s *Store) ExtendClaim(ctx context.Context, by string, until time.Time) error {
+	_, err := s.exec(ctx, "UPDATE outbox SET claim_until = ? WHERE state = ? AND claimed_by = ?", until.UnixNano(), OutboxSending, by)
+	if err != nil {
+		return fmt.Errorf("store: outbox: extend claim: %w", err)
+	}
+	return nil
+}
+
+// MarkSending records that the message is about to go to the server,
+// outside any claim (a message so marked is taken again by the next
+// ClaimDue: it stands for one a crash left behind).
 func (s *Store) MarkSending(ctx context.Context, id int64) error {
-	_, err := s.exec(ctx, "UPDATE outbox SET state = ?, attempts = attempts + 1, updated_at = ? WHERE id = ?", OutboxSending, time.Now().UnixNano(), id)
+	_, err := s.exec(ctx, "UPDATE outbox SET state = ?, attempts = attempts + 1, claimed_by = '', claim_until = 0, updated_at = ? WHERE id = ?", OutboxSending, time.Now().UnixNano(), id)
 	return err
+}
+
+// SentMessage is one message the server accepted, with the recipients it
+// refused (Reply holds the refusal).
+type SentMessage struct {
+	ID      int64
+	Refused []OutboxRcpt
+}
+
+// MarkSentAll records in one transaction that the server accepted each
+// message (group commit): the refused recipients failed with their reply,
+// the others sent, the message sent.
+func (s *Store) MarkSentAll(ctx context.Context, sent []SentMessage) error {
+	now := time.Now().UnixNano()
+	err := s.inTx(ctx, func(tx *txn) error {
+		fail, err := tx.Prepare(ctx, "UPDATE outbox_rcpts SET state = ?, reply = ? WHERE outbox_id = ? AND rcpt = ?")
+		if err != nil {
+			return err
+		}
+		defer fail.Close()
+		msg, err := tx.Prepare(ctx, "UPDATE outbox SET state = ?, last_error = '', claimed_by = '', claim_until = 0, updated_at = ? WHERE id = ?")
+		if err != nil {
+			return err
+		}
+		defer msg.Close()
+		rcpts, err := tx.Prepare(ctx, "UPDATE outbox_rcpts SET state = ?, reply = '' WHERE outbox_id = ? AND state <> ?")
+		if err != nil {
+			return err
+		}
+		defer rcpts.Close()
+		for _, m := range sent {
+			for _, r := range m.Refused {
+				if _, err := fail.ExecContext(ctx, OutboxFailed, r.Reply, m.ID, r.Addr); err != nil {
+					return err
+				}
+			}
+			if _, err := msg.ExecContext(ctx, OutboxSent, now, m.ID); err != nil {
+				return err
+			}
+			if _, err := rcpts.ExecContext(ctx, OutboxSent, m.ID, OutboxFailed); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store: outbox: record sent: %w", err)
+	}
+	return nil
 }
 
 // MarkSent records that the server accepted the message.
