@@ -52,6 +52,10 @@ type Sender struct {
 	// MaxConns is how many connections (SMTP sessions, or concurrent API
 	// requests) send at once, each with its own claimed batch; 0 is 1.
 	MaxConns int
+	// MaxRcptsPerDay is the most recipients submitted in any 24 hours;
+	// messages beyond it stay queued until the budget frees up. 0: no
+	// limit.
+	MaxRcptsPerDay int
 }
 
 // Mailer sends a whole message through an API that reads the recipients
@@ -160,7 +164,7 @@ func (w *Worker) Run(ctx context.Context) {
 	w.mu.Lock()
 	w.lanes = map[string]*lane{}
 	for _, s := range w.Senders {
-		w.lanes[s.Name] = newLane(s)
+		w.lanes[s.Name] = w.newLane(ctx, s)
 	}
 	w.mu.Unlock()
 	var wg sync.WaitGroup
@@ -175,18 +179,34 @@ func (w *Worker) Run(ctx context.Context) {
 	<-committed
 }
 
-// lane is one sender as its connections share it: the pacing gate.
+// lane is one sender as its connections share it: the pacing gate and
+// the daily recipient budget (nil: no limit).
 type lane struct {
 	s *Sender
 	g *gate
+	b *budget
 }
 
-func newLane(s *Sender) *lane {
+// newLane sets a sender up, its budget counting what the store recorded
+// as sent in the last 24 hours.
+func (w *Worker) newLane(ctx context.Context, s *Sender) *lane {
 	g := &gate{}
 	if s.Rate > 0 {
 		g.every = time.Minute / time.Duration(s.Rate)
 	}
-	return &lane{s: s, g: g}
+	l := &lane{s: s, g: g}
+	if s.MaxRcptsPerDay > 0 {
+		l.b = &budget{max: s.MaxRcptsPerDay}
+		sent, err := w.Store.OutboxSentRcpts(ctx, s.Name, time.Now().Add(-day))
+		if err != nil {
+			w.Log.Warn("outbox: the day's recipients so far are unknown; counting from now", "sender", s.Name, "err", err)
+		}
+		for _, r := range sent {
+			l.b.spent = append(l.b.spent, spend{at: r.At, n: r.N})
+			l.b.used += r.N
+		}
+	}
+	return l
 }
 
 // batchSize is how many messages a connection claims at once: 50, or what
@@ -211,6 +231,10 @@ func (w *Worker) loop(base context.Context, stop <-chan struct{}, l *lane, by st
 			return
 		default:
 		}
+		// a throttled or over-budget sender claims nothing until it resumes
+		if !l.g.waitHold(stop) {
+			return
+		}
 		rung := w.bell.wait()
 		claimed := time.Now()
 		msgs, recovered, err := w.Store.ClaimDue(ctx, l.s.Name, w.batchSize(l), store.OutboxClaim{By: by, Until: claimed.Add(w.ClaimTTL)})
@@ -234,11 +258,23 @@ func (w *Worker) loop(base context.Context, stop <-chan struct{}, l *lane, by st
 					w.Log.Warn("outbox: extend claim", "sender", l.s.Name, "err", err)
 				}
 			}
-			var next bool
+			var spent time.Time
+			if l.b != nil {
+				spent = time.Now()
+				if ok, until := l.b.take(spent, live(m)); !ok {
+					w.overBudget(ctx, l, by, msgs[i:], until)
+					break
+				}
+			}
+			var next, accepted bool
 			if l.s.Mailer != nil {
-				next = !w.sendAPI(ctx, l.s.Mailer, m, l.g)
+				next, accepted = w.sendAPI(ctx, l.s.Mailer, m, l.g)
+				next = !next
 			} else {
-				next = w.sendSMTP(ctx, l, cn, msgs[i:])
+				next, accepted = w.sendSMTP(ctx, l, cn, msgs[i:])
+			}
+			if l.b != nil && !accepted {
+				l.b.give(spent, live(m))
 			}
 			if !next {
 				w.release(ctx, by, msgs[i+1:])
@@ -257,6 +293,28 @@ func (w *Worker) loop(base context.Context, stop <-chan struct{}, l *lane, by st
 			}
 		}
 	}
+}
+
+// live is how many of a message's recipients are still to be sent to.
+func live(m store.OutboxMessage) int {
+	n := 0
+	for _, r := range m.Rcpts {
+		if r.State != store.OutboxFailed {
+			n++
+		}
+	}
+	return n
+}
+
+// overBudget holds the sender until its day's recipient budget allows
+// msgs[0]: that message waits in the queue with the reason, the rest of
+// the batch goes back unclaimed. Nothing is refused.
+func (w *Worker) overBudget(ctx context.Context, l *lane, by string, msgs []store.OutboxMessage, until time.Time) {
+	why := fmt.Sprintf("waits for the sender's daily recipient budget (%d in 24 h) until %s", l.s.MaxRcptsPerDay, until.UTC().Format(time.RFC3339))
+	w.Log.Info("outbox: over the daily recipient budget; the sender waits", "sender", l.s.Name, "until", until)
+	_ = w.Store.MarkRetry(ctx, msgs[0].ID, until, why)
+	w.release(ctx, by, msgs[1:])
+	l.g.hold(until, stateOverBudget)
 }
 
 // release hands claimed messages that were not sent back to the queue.
@@ -285,8 +343,8 @@ func (cn *conn) quit() {
 // sendSMTP sends msgs[0] over the connection, dialling it first when
 // needed; it reports whether the connection goes on with the batch (false
 // after a throttling answer, or when the connection failed and the rest
-// was put back for a retry).
-func (w *Worker) sendSMTP(ctx context.Context, l *lane, cn *conn, msgs []store.OutboxMessage) bool {
+// was put back for a retry), and whether the server accepted the message.
+func (w *Worker) sendSMTP(ctx context.Context, l *lane, cn *conn, msgs []store.OutboxMessage) (next, accepted bool) {
 	// a connection idle for a while may have been dropped (or its server
 	// restarted): check before trusting it with a message
 	if cn.c != nil && time.Since(cn.lastUse) > 5*time.Second && cn.c.Noop() != nil {
@@ -305,17 +363,17 @@ func (w *Worker) sendSMTP(ctx context.Context, l *lane, cn *conn, msgs []store.O
 			for _, rest := range msgs {
 				w.retry(ctx, rest, err)
 			}
-			return false
+			return false, false
 		}
 		cn.c = c
 	}
-	ok, throttled := w.send(ctx, cn.c, msgs[0], l.g)
+	ok, throttled, accepted := w.send(ctx, cn.c, msgs[0], l.g)
 	if !ok {
 		_ = cn.c.Close()
 		cn.c = nil
 	}
 	cn.lastUse = time.Now()
-	return !throttled
+	return !throttled, accepted
 }
 
 // commit is a message the server accepted, waiting for its record.
@@ -394,8 +452,9 @@ func (b *bell) ring() {
 }
 
 // send submits one message; it reports whether the connection is still
-// good and whether the server throttled the sender.
-func (w *Worker) send(ctx context.Context, c *smtp.Client, m store.OutboxMessage, g *gate) (ok, throttled bool) {
+// good, whether the server throttled the sender and whether it accepted
+// the message.
+func (w *Worker) send(ctx context.Context, c *smtp.Client, m store.OutboxMessage, g *gate) (ok, throttled, accepted bool) {
 	var rcpts []string
 	for _, r := range m.Rcpts {
 		if r.State != store.OutboxFailed {
@@ -410,11 +469,11 @@ func (w *Worker) send(ctx context.Context, c *smtp.Client, m store.OutboxMessage
 		w.mu.Lock()
 		w.stats.Failed++
 		w.mu.Unlock()
-		return true, false
+		return true, false, false
 	}
 	m.Attempts++
 	refused, err := c.SendEach(m.From, rcpts, bytes.NewReader(m.Raw))
-	accepted := time.Now()
+	at := time.Now()
 	g.sent()
 	if err == nil {
 		g.ok()
@@ -425,12 +484,12 @@ func (w *Worker) send(ctx context.Context, c *smtp.Client, m store.OutboxMessage
 		for _, r := range refused {
 			rec.Refused = append(rec.Refused, store.OutboxRcpt{Addr: r.Rcpt, Reply: reply(r.Err)})
 		}
-		w.commits <- commit{rec: rec, sender: m.Sender, accepted: accepted}
-		return true, false
+		w.commits <- commit{rec: rec, sender: m.Sender, accepted: at}
+		return true, false, true
 	}
 	if wait, ok := throttling(err); ok {
 		w.throttle(ctx, m, g, wait, err)
-		return false, true
+		return false, true, false
 	}
 	var se *smtp.Error
 	if errors.As(err, &se) && se.Code >= 500 {
@@ -442,17 +501,17 @@ func (w *Worker) send(ctx context.Context, c *smtp.Client, m store.OutboxMessage
 		w.mu.Lock()
 		w.stats.Failed++
 		w.mu.Unlock()
-		return true, false
+		return true, false, false
 	}
 	w.retry(ctx, m, err)
-	return false, false
+	return false, false, false
 }
 
 // sendAPI sends one message through a Mailer. A message that a crash
 // left in "sending" is first looked up, so that one the API already took is
 // recorded as sent instead of going out twice. It reports whether the API
-// throttled the sender.
-func (w *Worker) sendAPI(ctx context.Context, api Mailer, m store.OutboxMessage, g *gate) bool {
+// throttled the sender and whether it took the message.
+func (w *Worker) sendAPI(ctx context.Context, api Mailer, m store.OutboxMessage, g *gate) (throttled, accepted bool) {
 	if m.State == store.OutboxSending {
 		if id := messageID(m.Raw); id != "" {
 			if sent, known := api.Sent(ctx, id); known && sent {
@@ -464,22 +523,22 @@ func (w *Worker) sendAPI(ctx context.Context, api Mailer, m store.OutboxMessage,
 				w.stats.Confirmed++
 				w.stats.Recovered--
 				w.mu.Unlock()
-				return false
+				return false, false
 			}
 		}
 	}
 	m.Attempts++
 	err := api.Send(ctx, m.Raw)
-	accepted := time.Now()
+	at := time.Now()
 	g.sent()
 	if wait, ok := throttling(err); ok {
 		w.throttle(ctx, m, g, wait, err)
-		return true
+		return true, false
 	}
 	switch {
 	case err == nil:
 		g.ok()
-		w.commits <- commit{rec: store.SentMessage{ID: m.ID}, sender: m.Sender, accepted: accepted}
+		w.commits <- commit{rec: store.SentMessage{ID: m.ID}, sender: m.Sender, accepted: at}
 	case api.Permanent(err):
 		w.Log.Warn("outbox: refused", "id", m.ID, "err", err)
 		_ = w.Store.MarkFailed(ctx, m.ID, "", withHint(err))
@@ -490,7 +549,7 @@ func (w *Worker) sendAPI(ctx context.Context, api Mailer, m store.OutboxMessage,
 		w.Log.Warn("outbox: will retry", "id", m.ID, "err", err)
 		w.retry(ctx, m, err)
 	}
-	return false
+	return false, err == nil
 }
 
 // messageID is the Message-ID header of a message, angle brackets kept.
@@ -543,6 +602,43 @@ type gate struct {
 	mu        sync.Mutex
 	next      time.Time // earliest next submission
 	throttles int       // throttling answers in a row
+	holdUntil time.Time // end of a pause (throttled or over budget)
+	why       string    // stateThrottled or stateOverBudget
+}
+
+// hold pauses the sender until until, for why.
+func (g *gate) hold(until time.Time, why string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.next = later(g.next, until)
+	g.holdUntil, g.why = until, why
+}
+
+// held returns the pause in force at now, if any.
+func (g *gate) held(now time.Time) (until time.Time, why string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.holdUntil.After(now) {
+		return g.holdUntil, g.why
+	}
+	return time.Time{}, ""
+}
+
+// waitHold sleeps through a pause; false when stopped first.
+func (g *gate) waitHold(stop <-chan struct{}) bool {
+	for {
+		until, _ := g.held(time.Now())
+		if until.IsZero() {
+			return true
+		}
+		t := time.NewTimer(time.Until(until))
+		select {
+		case <-stop:
+			t.Stop()
+			return false
+		case <-t.C:
+		}
+	}
 }
 
 // wait sleeps until the sender may submit and takes that turn (the next
@@ -593,6 +689,7 @@ func (g *gate) pause(wait, backoff time.Duration) time.Time {
 	}
 	g.throttles++
 	g.next = later(g.next, time.Now().Add(wait))
+	g.holdUntil, g.why = g.next, stateThrottled
 	return g.next
 }
 

@@ -398,3 +398,52 @@ func (s *Store) OutboxFind(ctx context.Context, f OutboxFilter, limit int) ([]Ou
 	}
 	return out, nil
 }
+
+// SentRcpts is how many recipients one sent message had, and when.
+type SentRcpts struct {
+	At time.Time
+	N  int
+}
+
+// OutboxSentRcpts lists the messages of sender sent since since, oldest
+// first, with their recipients that were sent (the daily recipient
+// budget).
+func (s *Store) OutboxSentRcpts(ctx context.Context, sender string, since time.Time) ([]SentRcpts, error) {
+	rows, err := s.query(ctx, `SELECT o.updated_at, COUNT(*) FROM outbox o JOIN outbox_rcpts r ON r.outbox_id = o.id
+		WHERE o.sender = ? AND o.state = ? AND o.updated_at > ? AND r.state = ? GROUP BY o.id, o.updated_at ORDER BY o.updated_at`,
+		sender, OutboxSent, since.UnixNano(), OutboxSent)
+	if err != nil {
+		return nil, fmt.Errorf("store: outbox: %w", err)
+	}
+	defer rows.Close()
+	var out []SentRcpts
+	for rows.Next() {
+		var at int64
+		var n int
+		if err := rows.Scan(&at, &n); err != nil {
+			return nil, fmt.Errorf("store: outbox: %w", err)
+		}
+		out = append(out, SentRcpts{At: time.Unix(0, at), N: n})
+	}
+	return out, rows.Err()
+}
+
+// OutboxQueuedBySender counts each sender's messages waiting to be sent
+// (queued or sending).
+func (s *Store) OutboxQueuedBySender(ctx context.Context) (map[string]int, error) {
+	rows, err := s.query(ctx, "SELECT sender, COUNT(*) FROM outbox WHERE state IN (?, ?) GROUP BY sender", OutboxQueued, OutboxSending)
+	if err != nil {
+		return nil, fmt.Errorf("store: outbox: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var sender string
+		var n int
+		if err := rows.Scan(&sender, &n); err != nil {
+			return nil, fmt.Errorf("store: outbox: %w", err)
+		}
+		out[sender] = n
+	}
+	return out, rows.Err()
+}
