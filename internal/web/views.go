@@ -432,7 +432,8 @@ func (s *Server) apiStatus(w http.ResponseWriter, r *http.Request) {
 	if failing == nil {
 		failing = []BrokenRecord{}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"mailboxes": mbs, "warnings": orEmpty(warnings), "failing_records": failing})
+	writeJSON(w, http.StatusOK, map[string]any{"mailboxes": mbs, "warnings": orEmpty(warnings), "failing_records": failing,
+		"senders": s.senderViews(r)})
 }
 
 // warning is something about to stop working: a line for the API and a

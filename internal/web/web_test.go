@@ -110,6 +110,11 @@ func newFixture(t *testing.T) *fixture {
 	retried := make(chan string, 100)
 	w := New(Options{Store: st, Config: cfg, Metrics: reg, Now: func() time.Time { return now },
 		Runtime: &runtimeFuncs{wake: func(mb string) { retried <- mb },
+			outbox: func() []SenderQueueView {
+				left := 0
+				return []SenderQueueView{{Name: "noreply", State: "over_budget", Until: "2026-11-24T09:00:00Z", Queued: 1, Rate: 30,
+					RecipientsLeft: &left, DrainSeconds: 75600, Drain: "21h0m0s"}}
+			},
 			tokenHealth: func(p string) (TokenHealth, bool) {
 				return TokenHealth{Result: "refused", AADSTS: 7000215, At: now.Add(-time.Minute)}, p == "contoso"
 			},
@@ -588,6 +593,14 @@ type runtimeFuncs struct {
 	tokenHealth func(profile string) (TokenHealth, bool)
 	certExpiry  func(profile string) (time.Time, bool)
 	wake        func(mailbox string)
+	outbox      func() []SenderQueueView
+}
+
+func (r *runtimeFuncs) OutboxStatus(context.Context) []SenderQueueView {
+	if r.outbox == nil {
+		return nil
+	}
+	return r.outbox()
 }
 
 func (r *runtimeFuncs) Statuses() []agent.Status {
