@@ -100,8 +100,9 @@ type Worker struct {
 	// instances share one PostgreSQL outbox); default host-pid.
 	Instance string
 	// ClaimTTL is how long a claim holds before another worker may take
-	// its messages (a claimer that crashed); claims are extended while
-	// they are being sent. Default 1 min.
+	// its messages (a claimer that crashed); a live claimer renews its
+	// claim every third of it, however long a message takes. Default 15 s:
+	// after a crash, its batch is sent again that much later.
 	ClaimTTL time.Duration
 	// OnSent and OnThrottled, when set, are called with the sender's name
 	// for each message the server accepted and each throttling answer
@@ -135,7 +136,7 @@ func (w *Worker) Run(ctx context.Context) {
 		w.Backoff = 30 * time.Second
 	}
 	if w.ClaimTTL <= 0 {
-		w.ClaimTTL = time.Minute
+		w.ClaimTTL = 15 * time.Second
 	}
 	if w.Instance == "" {
 		host, _ := os.Hostname()
@@ -247,16 +248,12 @@ func (w *Worker) loop(base context.Context, stop <-chan struct{}, l *lane, by st
 			w.stats.Recovered += recovered
 			w.mu.Unlock()
 		}
+		renewed := w.renew(ctx, l.s.Name, by, len(msgs) > 0)
 		for i, m := range msgs {
 			if !l.g.wait(stop) {
 				w.release(ctx, by, msgs[i:])
+				renewed()
 				return
-			}
-			if time.Since(claimed) > w.ClaimTTL/2 {
-				claimed = time.Now()
-				if err := w.Store.ExtendClaim(ctx, by, claimed.Add(w.ClaimTTL)); err != nil {
-					w.Log.Warn("outbox: extend claim", "sender", l.s.Name, "err", err)
-				}
 			}
 			var spent time.Time
 			if l.b != nil {
@@ -281,6 +278,7 @@ func (w *Worker) loop(base context.Context, stop <-chan struct{}, l *lane, by st
 				break
 			}
 		}
+		renewed()
 		if len(msgs) == 0 {
 			t := time.NewTimer(w.Poll)
 			select {
@@ -315,6 +313,33 @@ func (w *Worker) overBudget(ctx context.Context, l *lane, by string, msgs []stor
 	_ = w.Store.MarkRetry(ctx, msgs[0].ID, until, why)
 	w.release(ctx, by, msgs[1:])
 	l.g.hold(until, stateOverBudget)
+}
+
+// renew keeps by's claim alive while its batch is being sent (held): it
+// extends the claim every third of ClaimTTL until the returned function
+// is called.
+func (w *Worker) renew(ctx context.Context, sender, by string, held bool) (done func()) {
+	if !held {
+		return func() {}
+	}
+	stop := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(w.ClaimTTL / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				if err := w.Store.ExtendClaim(ctx, by, time.Now().Add(w.ClaimTTL)); err != nil {
+					w.Log.Warn("outbox: extend claim", "sender", sender, "err", err)
+				}
+			}
+		}
+	}()
+	return func() { close(stop); <-finished }
 }
 
 // release hands claimed messages that were not sent back to the queue.

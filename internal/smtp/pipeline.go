@@ -27,12 +27,17 @@ import (
 // pipe is the session under go-smtp's client.
 type pipe struct {
 	conn net.Conn
+	tcp  net.Conn // the TCP connection under conn (quickAck)
 	r    *textproto.Reader
 	w    *bufio.Writer
 }
 
 func newPipe(conn net.Conn) *pipe {
-	return &pipe{conn: conn, r: textproto.NewReader(bufio.NewReader(conn)), w: bufio.NewWriter(conn)}
+	tcp := conn
+	if t, ok := conn.(*tls.Conn); ok {
+		tcp = t.NetConn()
+	}
+	return &pipe{conn: conn, tcp: tcp, r: textproto.NewReader(bufio.NewReader(conn)), w: bufio.NewWriter(conn)}
 }
 
 // greeted is a connection already past its greeting and STARTTLS: go-smtp
@@ -101,6 +106,7 @@ func (p *pipe) cmd(line string) error {
 
 // reply reads one reply; a code other than want is an *Error of step.
 func (p *pipe) reply(step string, want int) error {
+	quickAck(p.tcp)
 	_, _, err := p.r.ReadResponse(want)
 	var te *textproto.Error
 	if errors.As(err, &te) {
