@@ -406,14 +406,25 @@ type commit struct {
 	rec      store.SentMessage
 	sender   string
 	accepted time.Time
+	done     chan struct{} // closed once recorded
+}
+
+// record hands an accepted message to the committer and waits until it is
+// recorded: a connection sends its next message only then, so that a crash
+// finds at most one message per connection between the server's 250 and
+// the commit (the double-send window).
+func (w *Worker) record(c commit) {
+	c.done = make(chan struct{})
+	w.commits <- c
+	<-c.done
 }
 
 // commit records accepted messages as sent, grouping those that arrive
 // while a transaction is in progress into the next one (group commit):
-// a message's 250-to-commit window is at most its own transaction plus the
-// one before it, and with one connection it is one transaction, as if
-// each were committed alone. It returns when the channel is closed and
-// drained.
+// with several connections they share transactions; a message's
+// 250-to-commit window is at most its own transaction plus the one before
+// it, and with one connection it is one transaction, as if each were
+// committed alone. It returns when the channel is closed and drained.
 func (w *Worker) commit(ctx context.Context) {
 	for c := range w.commits {
 		batch := []commit{c}
@@ -447,6 +458,9 @@ func (w *Worker) commit(ctx context.Context) {
 			w.stats.Window = max(w.stats.Window, done.Sub(c.accepted))
 		}
 		w.mu.Unlock()
+		for _, c := range batch {
+			close(c.done)
+		}
 	}
 }
 
@@ -509,7 +523,7 @@ func (w *Worker) send(ctx context.Context, c *smtp.Client, m store.OutboxMessage
 		for _, r := range refused {
 			rec.Refused = append(rec.Refused, store.OutboxRcpt{Addr: r.Rcpt, Reply: reply(r.Err)})
 		}
-		w.commits <- commit{rec: rec, sender: m.Sender, accepted: at}
+		w.record(commit{rec: rec, sender: m.Sender, accepted: at})
 		return true, false, true
 	}
 	if wait, ok := throttling(err); ok {
@@ -563,7 +577,7 @@ func (w *Worker) sendAPI(ctx context.Context, api Mailer, m store.OutboxMessage,
 	switch {
 	case err == nil:
 		g.ok()
-		w.commits <- commit{rec: store.SentMessage{ID: m.ID}, sender: m.Sender, accepted: at}
+		w.record(commit{rec: store.SentMessage{ID: m.ID}, sender: m.Sender, accepted: at})
 	case api.Permanent(err):
 		w.Log.Warn("outbox: refused", "id", m.ID, "err", err)
 		_ = w.Store.MarkFailed(ctx, m.ID, "", withHint(err))
