@@ -182,3 +182,25 @@ func FuzzEnhanced(f *testing.F) {
 		}
 	})
 }
+
+// TestHasExtension: an EHLO reply's keywords, case-insensitively, never
+// the server's name on the first line.
+func TestHasExtension(t *testing.T) {
+	ehlo := "mx.example.com greets you\nPIPELINING\nsize 1000\nSTARTTLS"
+	for ext, want := range map[string]bool{"PIPELINING": true, "SIZE": true, "starttls": true, "mx.example.com": false, "AUTH": false} {
+		if got := hasExtension(ehlo, ext); got != want {
+			t.Errorf("hasExtension(%q) = %v, want %v", ext, got, want)
+		}
+	}
+}
+
+func FuzzHasExtension(f *testing.F) {
+	f.Add("mx.example.com\nPIPELINING\nSTARTTLS", "STARTTLS")
+	f.Add("", "")
+	f.Add("x\n\n \n", " ")
+	f.Fuzz(func(t *testing.T, ehlo, ext string) {
+		if hasExtension(ehlo, ext) && !strings.Contains(strings.ToUpper(ehlo), strings.ToUpper(ext)) && ext != "" {
+			t.Fatalf("hasExtension(%q, %q) found what is not there", ehlo, ext)
+		}
+	})
+}
