@@ -1,16 +1,23 @@
-// Package outbox sends the messages queued in the store: one worker per
-// sender, a connection reused across messages, retries with backoff for
+// Package outbox sends the messages queued in the store: per sender
+// max_connections connections (Sender.MaxConns), each reused across
+// messages and sending its own claimed batch, paced at the sender's rate
+// and within its daily recipient budget; retries with backoff for
 // temporary failures (4xx, network), a permanent failure (5xx) recorded
 // with the server's reply and its explanation, and a status per recipient.
 //
-// Nothing queued is lost: a message is marked "sending" in the store before
-// it goes to the server and "sent" after the server accepted it. The one
+// Nothing queued is lost: a connection claims a batch (store.ClaimDue
+// marks it "sending" in one transaction, with the claimer's name and a
+// claim that lapses unless renewed, so that several serve instances on one
+// PostgreSQL store never send the same message) and records each message
+// "sent" right after the server accepted it, in a transaction shared with
+// the other connections' (group commit), before it sends the next. The one
 // window in which a crash sends a message twice is between the server's
-// 250 to the end of DATA and the store's commit of "sent" (one durable
-// transaction, a few milliseconds; Worker.Window reports what it measured).
-// SMTP has no way to close it: the server cannot be asked whether it took a
-// message. After a crash, messages found in "sending" are sent again and
-// counted as possible duplicates (Stats.Recovered).
+// 250 to the end of DATA and that commit (one transaction, a few
+// milliseconds; Stats.Window reports the longest seen), one message per
+// connection at most. SMTP has no way to close it: the server cannot be
+// asked whether it took a message. After a crash, the messages of the
+// batch being sent are taken again once their claim lapsed, and counted as
+// possible duplicates (Stats.Recovered).
 //
 // Senders that go through Microsoft Graph (Sender.Mailer) close that window
 // where the API allows it: a recovered message is looked up by its
