@@ -40,30 +40,62 @@ type OutboxRcpt struct {
 // Enqueue stores a message for sending; it returns once the message is
 // durable (the store commits with synchronous=FULL / PostgreSQL's commit).
 func (s *Store) Enqueue(ctx context.Context, sender, from string, rcpts []string, raw []byte) (int64, error) {
+	ids, err := s.EnqueueAll(ctx, []NewOutboxMessage{{Sender: sender, From: from, Rcpts: rcpts, Raw: raw}})
+	if err != nil {
+		return 0, err
+	}
+	return ids[0], nil
+}
+
+// NewOutboxMessage is a message to queue.
+type NewOutboxMessage struct {
+	Sender, From string
+	Rcpts        []string
+	Raw          []byte
+}
+
+// EnqueueAll stores messages for sending in one transaction (all or none)
+// and returns their ids once they are durable; the outbox is woken once.
+func (s *Store) EnqueueAll(ctx context.Context, msgs []NewOutboxMessage) ([]int64, error) {
 	now := time.Now().UnixNano()
-	var id int64
+	ids := make([]int64, 0, len(msgs))
+	senders := map[string]bool{}
 	err := s.inTx(ctx, func(tx *txn) error {
-		if err := tx.QueryRow(ctx, `INSERT INTO outbox (sender, mail_from, raw, state, next_attempt, created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`, sender, from, raw, OutboxQueued, now, now, now).Scan(&id); err != nil {
+		ids = ids[:0]
+		rcpt, err := tx.Prepare(ctx, "INSERT INTO outbox_rcpts (outbox_id, rcpt, state) VALUES (?, ?, ?) ON CONFLICT DO NOTHING")
+		if err != nil {
 			return err
 		}
-		for _, r := range rcpts {
-			if _, err := tx.Exec(ctx, "INSERT INTO outbox_rcpts (outbox_id, rcpt, state) VALUES (?, ?, ?) ON CONFLICT DO NOTHING", id, r, OutboxQueued); err != nil {
+		defer rcpt.Close()
+		for _, m := range msgs {
+			var id int64
+			if err := tx.QueryRow(ctx, `INSERT INTO outbox (sender, mail_from, raw, state, next_attempt, created_at, updated_at)
+				VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`, m.Sender, m.From, m.Raw, OutboxQueued, now, now, now).Scan(&id); err != nil {
 				return err
 			}
+			for _, r := range m.Rcpts {
+				if _, err := rcpt.ExecContext(ctx, id, r, OutboxQueued); err != nil {
+					return err
+				}
+			}
+			ids = append(ids, id)
+			senders[m.Sender] = true
 		}
 		if s.d.name == "postgres" {
 			// delivered at commit to every serve LISTENing (OutboxWake)
-			_, err := tx.Exec(ctx, "SELECT pg_notify(?, ?)", outboxChannel, sender)
-			return err
+			for sender := range senders {
+				if _, err := tx.Exec(ctx, "SELECT pg_notify(?, ?)", outboxChannel, sender); err != nil {
+					return err
+				}
+			}
 		}
 		return nil
 	})
 	if err != nil {
-		return 0, fmt.Errorf("store: enqueue: %w", err)
+		return nil, fmt.Errorf("store: enqueue: %w", err)
 	}
 	s.wakeOutbox()
-	return id, nil
+	return ids, nil
 }
 
 // OutboxClaim is a worker's hold on the messages it takes: who holds
