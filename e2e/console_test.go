@@ -50,7 +50,10 @@ func graphServeConfig(t *testing.T, n int) (*emulator.Server, string) {
 }
 
 func TestServeConsoleAPIAndMetrics(t *testing.T) {
-	_, dir := graphServeConfig(t, 5)
+	srv, dir := graphServeConfig(t, 5)
+	// a sender, for its queue in the status (nothing is queued for it)
+	appendConfig(t, dir, fmt.Sprintf("senders:\n  - {name: gs, protocol: graph, endpoint: '%s', username: %s, profile: emulator-graph, rate: 60, max_recipients_per_day: 500}\n",
+		srv.URL(), emulator.DemoSenderMailbox))
 	run := func(stdin string, args ...string) (string, string, int) {
 		r := mailgateStdin(t, dir, stdin, args...)
 		return r.stdout, r.stderr, r.code
@@ -88,6 +91,11 @@ func TestServeConsoleAPIAndMetrics(t *testing.T) {
 	}
 	if !strings.Contains(status, `"state": "ok"`) {
 		t.Errorf("status:\n%s", status)
+	}
+	for _, want := range []string{`"senders": [`, `"name": "gs"`, `"state": "idle"`, `"rate": 60`, `"recipients_left": 500`, `"drain_seconds": 0`, `"queued": 0`} {
+		if !strings.Contains(status, want) {
+			t.Errorf("status lacks the sender's queue %s:\n%s", want, status)
+		}
 	}
 	if _, p := get("/api/v1/profiles/emulator-graph", tok); !strings.Contains(p, `"result": "ok"`) {
 		t.Errorf("profile token health:\n%s", p)

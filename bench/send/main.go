@@ -4,7 +4,12 @@
 // `passwordeval "mailgate token PROFILE"` and `auth xoauth2`, one process
 // per message as a password-command user runs it, same server, same run.
 //
-//	go run ./bench/send [-n 1000] [-peer-n 200]
+// With -outbox, the same messages also go through the durable outbox of a
+// running `mailgate serve`: `mailgate send` queues them (and wakes serve),
+// and the time runs until the store records the last one sent. It is
+// printed against the direct send and against msmtp.
+//
+//	go run ./bench/send [-n 1000] [-peer-n 200] [-outbox] [-max-connections 1]
 package main
 
 import (
@@ -17,10 +22,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/mailgate/mailgate/internal/dovecot"
 	"github.com/mailgate/mailgate/internal/emulator"
+	"github.com/mailgate/mailgate/internal/store"
 )
 
 func main() {
@@ -44,6 +51,8 @@ func run() (err error) {
 	}()
 	n := flag.Int("n", 1000, "messages sent by mailgate")
 	peerN := flag.Int("peer-n", 200, "messages sent by msmtp (one process each)")
+	viaOutbox := flag.Bool("outbox", false, "also send the messages through a running serve's outbox")
+	conns := flag.Int("max-connections", 1, "the sender's max_connections (outbox)")
 	flag.Parse()
 	log.SetFlags(0)
 	ctx := context.Background()
@@ -62,8 +71,8 @@ func run() (err error) {
 	defer dv.Stop()
 	host, port, _ := strings.Cut(dv.Addr("submission"), ":")
 	cfgPath := filepath.Join(work, "mailgate.yaml")
-	check(os.WriteFile(cfgPath, append(emu.ConfigYAML(), fmt.Sprintf("senders:\n  - {name: noreply, protocol: smtp, host: %s, port: %s, security: starttls, tls_ca: '%s', sasl: xoauth2, username: %s, profile: emulator-secret}\n",
-		host, port, dv.CAFile(), emulator.DemoSenderMailbox)...), 0o600))
+	check(os.WriteFile(cfgPath, append(emu.ConfigYAML(), fmt.Sprintf("listen: 127.0.0.1:0\nsenders:\n  - {name: noreply, protocol: smtp, host: %s, port: %s, security: starttls, tls_ca: '%s', sasl: xoauth2, username: %s, profile: emulator-secret, max_connections: %d}\n",
+		host, port, dv.CAFile(), emulator.DemoSenderMailbox, *conns)...), 0o600))
 	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + work, "MAILGATE_KEY=" + base64.StdEncoding.EncodeToString(make([]byte, 32))}
 
 	msg := func(who string, i int) string {
@@ -88,6 +97,10 @@ func run() (err error) {
 		fatalf("mailgate send: %v\n%s", err, out)
 	}
 	mg := time.Since(t0)
+	var ob time.Duration
+	if *viaOutbox {
+		ob = outbox(ctx, bin, cfgPath, work, env, files)
+	}
 
 	rc := filepath.Join(work, "msmtprc")
 	check(os.WriteFile(rc, []byte(fmt.Sprintf(`defaults
@@ -119,6 +132,9 @@ account default : bench
 
 	deadline := time.Now().Add(60 * time.Second)
 	want := *n
+	if *viaOutbox {
+		want += *n
+	}
 	if peerErr == "" {
 		want += *peerN
 	}
@@ -139,8 +155,62 @@ account default : bench
 	peerRate := float64(*peerN) / peer.Seconds()
 	fmt.Printf("  msmtp %s (1 process per message, %d msgs): %6.0f msgs/s  (%.2f s)\n", msmtpVersion(), *peerN, peerRate, peer.Seconds())
 	fmt.Printf("  ratio: %.1f  (goal >= 5)\n", mgRate/peerRate)
+	if *viaOutbox {
+		obRate := float64(*n) / ob.Seconds()
+		fmt.Printf("  outbox of a running serve (queued by mailgate send, max_connections %d): %7.0f msgs/s  (%.2f s)\n", *conns, obRate, ob.Seconds())
+		fmt.Printf("  outbox / direct send: %.2f  (goal >= 0.9)\n", obRate/mgRate)
+		fmt.Printf("  outbox / msmtp: %.1f  (goal >= 10)\n", obRate/peerRate)
+	}
 	fmt.Printf("  token endpoint calls: %d\n", emu.TokenRequests())
 	return nil
+}
+
+// outbox starts `mailgate serve`, queues files with `mailgate send` (which
+// finds serve running and hands them to its outbox) and returns the time
+// from the start of the send to the store recording the last one sent.
+func outbox(ctx context.Context, bin, cfgPath, work string, env, files []string) time.Duration {
+	serve := exec.Command(bin, "serve", "--config", cfgPath)
+	serve.Env = env
+	logs, err := os.Create(filepath.Join(work, "serve.log"))
+	check(err)
+	defer logs.Close()
+	serve.Stdout, serve.Stderr = logs, logs
+	check(serve.Start())
+	defer func() { _ = serve.Process.Signal(syscall.SIGTERM); _ = serve.Wait() }()
+	st, err := store.Open(ctx, "sqlite:"+filepath.Join(work, "mailgate.db"), &store.Options{Key: make([]byte, 32)})
+	check(err)
+	defer st.Close()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if up, _ := st.ServeRunning(ctx, 10*time.Second); up {
+			break
+		}
+		if time.Now().After(deadline) {
+			b, _ := os.ReadFile(filepath.Join(work, "serve.log"))
+			fatalf("serve did not start:\n%s", b)
+		}
+	}
+	before, err := st.OutboxCounts(ctx)
+	check(err)
+	t0 := time.Now()
+	cmd := exec.Command(bin, append([]string{"send", "--sender", "noreply", "--config", cfgPath}, files...)...)
+	cmd.Env = env
+	if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "queued") {
+		fatalf("mailgate send through serve: %v\n%s", err, out)
+	}
+	queued := time.Since(t0)
+	for deadline := time.Now().Add(5 * time.Minute); ; time.Sleep(20 * time.Millisecond) {
+		c, err := st.OutboxCounts(ctx)
+		check(err)
+		if c[store.OutboxSent]-before[store.OutboxSent] >= len(files) {
+			break
+		}
+		if c[store.OutboxFailed] > before[store.OutboxFailed] || time.Now().After(deadline) {
+			fatalf("outbox: %v after %v", c, time.Since(t0))
+		}
+	}
+	d := time.Since(t0)
+	fmt.Printf("  (outbox: %d messages queued in %.2f s, all sent after %.2f s)\n", len(files), queued.Seconds(), d.Seconds())
+	return d
 }
 
 func msmtpVersion() string {

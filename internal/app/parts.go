@@ -233,7 +233,7 @@ func (rt *parts) outboxSender(snd *config.Sender) (*outbox.Sender, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &outbox.Sender{Name: snd.Name, Mailer: gs, Rate: snd.Rate}, nil
+		return &outbox.Sender{Name: snd.Name, Mailer: gs, Rate: snd.Rate, MaxConns: snd.MaxConnections, MaxRcptsPerDay: snd.MaxRecipientsPerDay}, nil
 	}
 	p, ok := rt.profiles[snd.Profile]
 	if !ok {
@@ -250,6 +250,9 @@ func (rt *parts) outboxSender(snd *config.Sender) (*outbox.Sender, error) {
 		Name:   snd.Name,
 		Bearer: token,
 		Rate:   snd.Rate,
+		// each connection its own batch; the day's budget spans them
+		MaxConns:       snd.MaxConnections,
+		MaxRcptsPerDay: snd.MaxRecipientsPerDay,
 		Dial: func(ctx context.Context) (*smtp.Client, error) {
 			tok, err := token.Token(ctx)
 			if err != nil {

@@ -10,6 +10,7 @@ import (
 	"github.com/mailgate/mailgate/internal/graph"
 	"github.com/mailgate/mailgate/internal/oauth"
 	"github.com/mailgate/mailgate/internal/smtp"
+	"github.com/mailgate/mailgate/internal/store"
 )
 
 // TokenError is a failure to get the access token a sender logs in with
@@ -80,5 +81,39 @@ func (a *App) Send(ctx context.Context, snd *config.Sender, msgs []*Prepared, se
 		sent(m, fmt.Sprintf("sent from %s to %s", m.From, strings.Join(m.Rcpts, ", ")), c.Send(m.From, m.Rcpts, bytes.NewReader(m.Raw)))
 	}
 	_ = c.Quit()
+	return nil
+}
+
+// enqueueChunk bounds one queueing transaction: this many messages or
+// this many bytes, whichever comes first.
+const (
+	enqueueChunk      = 100
+	enqueueChunkBytes = 16 << 20
+)
+
+// Enqueue queues prepared messages in snd's outbox for a running serve,
+// a transaction per chunk of them (one durable commit, one wake, instead
+// of one per message); queued is told each message's id once its chunk is
+// durable. It stops at the first failure.
+func (a *App) Enqueue(ctx context.Context, snd *config.Sender, msgs []*Prepared, queued func(m *Prepared, id int64)) error {
+	for len(msgs) > 0 {
+		n, size := 0, 0
+		for n < len(msgs) && n < enqueueChunk && (n == 0 || size+len(msgs[n].Raw) <= enqueueChunkBytes) {
+			size += len(msgs[n].Raw)
+			n++
+		}
+		batch := make([]store.NewOutboxMessage, n)
+		for i, m := range msgs[:n] {
+			batch[i] = store.NewOutboxMessage{Sender: snd.Name, From: m.From, Rcpts: m.Rcpts, Raw: m.Raw}
+		}
+		ids, err := a.st.EnqueueAll(ctx, batch)
+		if err != nil {
+			return fmt.Errorf("%s…: %w", msgs[0].Name, err)
+		}
+		for i, m := range msgs[:n] {
+			queued(m, ids[i])
+		}
+		msgs = msgs[n:]
+	}
 	return nil
 }

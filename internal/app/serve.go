@@ -245,6 +245,35 @@ func (s *server) Statuses() []agent.Status {
 	return s.tel.statuses(g.statuses)()
 }
 
+// The server is the console's web.OutboxRuntime too.
+var _ web.OutboxRuntime = (*server)(nil)
+
+// OutboxStatus is each sender's queue in the running outbox.
+func (s *server) OutboxStatus(ctx context.Context) []web.SenderQueueView {
+	g := s.current.Load()
+	if g == nil {
+		return nil
+	}
+	st, err := g.ob.Status(ctx)
+	if err != nil {
+		s.so.Log.Warn("outbox status", "err", err)
+		return nil
+	}
+	out := make([]web.SenderQueueView, 0, len(st))
+	for _, ss := range st {
+		v := web.SenderQueueView{Name: ss.Name, State: ss.State, Queued: ss.Queued, Rate: ss.Rate,
+			DrainSeconds: ss.Drain.Round(time.Second).Seconds(), Drain: ss.Drain.Round(time.Second).String()}
+		if !ss.Until.IsZero() {
+			v.Until = ss.Until.UTC().Format(time.RFC3339)
+		}
+		if ss.RecipientsLeft >= 0 {
+			v.RecipientsLeft = &ss.RecipientsLeft
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
 // Test is the console's Test button on the running configuration.
 func (s *server) Test(ctx context.Context, kind, name string) (web.TestResult, bool) {
 	g := s.current.Load()

@@ -110,13 +110,11 @@ func runSend(ctx context.Context, env *Env, args []string) int {
 	// a running `mailgate serve` on the same store sends from the outbox:
 	// queue, and succeed once the messages are durable
 	if running, err := a.ServeRunning(ctx); err == nil && running {
-		for _, m := range msgs {
-			id, err := a.Store().Enqueue(ctx, snd.Name, m.From, m.Rcpts, m.Raw)
-			if err != nil {
-				fmt.Fprintf(env.Err, "mailgate: send: %s: %v\n", m.Name, err)
-				return ExitFailed
-			}
+		if err := a.Enqueue(ctx, snd, msgs, func(m *app.Prepared, id int64) {
 			fmt.Fprintf(env.Err, "%s: queued as %d (mailgate serve sends it)\n", m.Name, id)
+		}); err != nil {
+			fmt.Fprintf(env.Err, "mailgate: send: %v\n", err)
+			return ExitFailed
 		}
 		return ExitOK
 	}

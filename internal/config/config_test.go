@@ -623,3 +623,38 @@ func TestManyMailboxes(t *testing.T) {
 		t.Fatalf("%d mailboxes, want 10000", len(c.Mailboxes))
 	}
 }
+
+// TestSenderLimitDefaults: max_connections defaults to 1 and
+// max_recipients_per_day to Exchange Online's 10,000 for its hosts (0
+// elsewhere); explicit values win and negative ones are refused.
+func TestSenderLimitDefaults(t *testing.T) {
+	graph := "  - name: g\n    protocol: graph\n    username: g@contoso.com\n    profile: contoso\n"
+	tests := []struct {
+		name, src, sender string
+		conns, rcpts      int
+	}{
+		{"exchange online", valid, "noreply", 1, ExchangeOnlineRecipientsPerDay},
+		{"explicit", valid + "    max_connections: 4\n    max_recipients_per_day: 50\n", "noreply", 4, 50},
+		{"explicit zero", valid + "    max_recipients_per_day: 0\n", "noreply", 1, 0},
+		{"graph", valid + graph, "g", 1, ExchangeOnlineRecipientsPerDay},
+		{"other host", strings.Replace(valid, "smtp.office365.com", "mail.example.com", 1), "noreply", 1, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := parseTest(t, tc.src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, _ := cfg.Sender(tc.sender)
+			if s.MaxConnections != tc.conns || s.MaxRecipientsPerDay != tc.rcpts {
+				t.Errorf("max_connections %d, max_recipients_per_day %d; want %d, %d", s.MaxConnections, s.MaxRecipientsPerDay, tc.conns, tc.rcpts)
+			}
+		})
+	}
+	for _, bad := range []string{"    max_connections: -1\n", "    max_connections: 101\n", "    max_recipients_per_day: -1\n"} {
+		key, _, _ := strings.Cut(strings.TrimSpace(bad), ":")
+		if _, err := parseTest(t, valid+bad); err == nil || !strings.Contains(err.Error(), key) {
+			t.Errorf("%q: %v, want an error about %s", bad, err, key)
+		}
+	}
+}

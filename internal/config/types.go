@@ -366,6 +366,16 @@ type Sender struct {
 	// host smtp.office365.com and 1000 for graph at graph.microsoft.com
 	// (Microsoft's Exchange Online and Graph limits), else 0.
 	Rate int `yaml:"rate" label:"Messages per minute (0: no pacing)" example:"30"`
+	// MaxConnections is how many SMTP connections (or concurrent Graph
+	// requests) the outbox opens for this sender, each sending its own
+	// batch; Graph allows 4 concurrent requests per mailbox. Default: 1
+	MaxConnections int `yaml:"max_connections" label:"Connections at once" example:"1"`
+	// MaxRecipientsPerDay is the most recipients the outbox submits for
+	// this sender in any 24 hours; messages beyond it wait (queued) until
+	// the budget frees up, never refused. 0: no limit. Default: 10000 for
+	// host smtp.office365.com and for graph at graph.microsoft.com
+	// (Exchange Online's recipient rate limit), else 0.
+	MaxRecipientsPerDay int `yaml:"max_recipients_per_day" label:"Recipients per 24 hours (0: no limit)" example:"10000"`
 	// Origin is where the record comes from: OriginFile or OriginConsole
 	// (set by ParseWith, never read from YAML).
 	Origin string `yaml:"-"`

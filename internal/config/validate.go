@@ -129,6 +129,12 @@ func (d *decoder) defaults(c *Config) {
 		if !d.has(path + ".rate") {
 			s.Rate = defaultSenderRate(s)
 		}
+		if s.MaxConnections == 0 {
+			s.MaxConnections = 1
+		}
+		if !d.has(path + ".max_recipients_per_day") {
+			s.MaxRecipientsPerDay = defaultSenderRecipients(s)
+		}
 		s.TLSCA = d.abs(s.TLSCA)
 	}
 	d.listenerDefaults(c)
@@ -179,6 +185,19 @@ func defaultSenderRate(s *Sender) int {
 		return GraphSendRate
 	case s.Protocol != "graph" && strings.EqualFold(s.Host, "smtp.office365.com"):
 		return ExchangeOnlineSMTPRate
+	}
+	return 0
+}
+
+// ExchangeOnlineRecipientsPerDay is Exchange Online's recipient rate limit
+// per mailbox (learn.microsoft.com, "Exchange Online limits").
+const ExchangeOnlineRecipientsPerDay = 10000
+
+// defaultSenderRecipients is the daily recipient budget of an Exchange
+// Online mailbox (SMTP AUTH or Graph alike); 0 (no limit) elsewhere.
+func defaultSenderRecipients(s *Sender) int {
+	if defaultSenderRate(s) != 0 {
+		return ExchangeOnlineRecipientsPerDay
 	}
 	return 0
 }
@@ -639,6 +658,12 @@ func (d *decoder) validateSender(s *Sender, path string, profiles map[string]boo
 	}
 	if s.Rate < 0 {
 		d.at(path+".rate", "must be 0 (no pacing) or more messages per minute")
+	}
+	if s.MaxConnections < 0 || s.MaxConnections > 100 {
+		d.at(path+".max_connections", "must be between 1 and 100")
+	}
+	if s.MaxRecipientsPerDay < 0 {
+		d.at(path+".max_recipients_per_day", "must be 0 (no limit) or more recipients")
 	}
 	d.checkAllowedFrom(path, s.AllowedFrom)
 }

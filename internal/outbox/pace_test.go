@@ -69,8 +69,9 @@ func (s *paceSession) Data(r io.Reader) error {
 }
 
 // paceWorker queues n messages for sender "s" (at rate, per minute) and
-// runs a worker until all are sent or failed.
-func paceWorker(t *testing.T, ps *paceServer, rate, n int, backoff time.Duration) (*Worker, *store.Store) {
+// runs a worker until all are sent or failed; probe, when given, looks at
+// the running worker once, right after it started.
+func paceWorker(t *testing.T, ps *paceServer, rate, n int, backoff time.Duration, probe ...func(*Worker)) (*Worker, *store.Store) {
 	t.Helper()
 	st, err := store.Open(t.Context(), "sqlite:"+filepath.Join(t.TempDir(), "db"), &store.Options{Key: make([]byte, 32)})
 	if err != nil {
@@ -93,6 +94,9 @@ func paceWorker(t *testing.T, ps *paceServer, rate, n int, backoff time.Duration
 	var once sync.Once
 	halt := func() { once.Do(func() { stop(); <-done }) }
 	t.Cleanup(halt)
+	for _, p := range probe {
+		p(w)
+	}
 	deadline := time.Now().Add(5 * time.Minute)
 	for {
 		c, err := st.OutboxCounts(t.Context())
@@ -112,11 +116,23 @@ func paceWorker(t *testing.T, ps *paceServer, rate, n int, backoff time.Duration
 
 // TestPacedSender: a sender paced at 60 messages a minute submits its 30
 // messages no two within 0.9 s of each other (arrival at the server; a
-// lower bound on the spacing, never an upper bound on speed).
+// lower bound on the spacing, never an upper bound on speed), and its
+// status at the start says paced, with the queue drained in about 30 s
+// (the queue at the rate: computed, not timed).
 func TestPacedSender(t *testing.T) {
 	t.Parallel()
 	ps := startPaceServer(t)
-	w, _ := paceWorker(t, ps, 60, 30, time.Second)
+	var start SenderStatus
+	w, _ := paceWorker(t, ps, 60, 30, time.Second, func(w *Worker) {
+		st, err := w.Status(t.Context())
+		if err != nil || len(st) != 1 {
+			t.Fatalf("status %+v, %v", st, err)
+		}
+		start = st[0]
+	})
+	if start.State != statePaced || start.Rate != 60 || start.Queued < 28 || start.Drain < 28*time.Second || start.Drain > 30*time.Second {
+		t.Errorf("status at the start %+v, want paced at 60/min with about 30 s to drain", start)
+	}
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	if len(ps.arrived) != 30 {

@@ -36,6 +36,9 @@ type Options struct {
 	TLSConfig *tls.Config
 	Timeout   time.Duration
 	LocalName string // EHLO name; default "localhost"
+	// NoPipelining sends one command at a time even where the server
+	// offers PIPELINING (RFC 2920).
+	NoPipelining bool
 }
 
 // Error is a failed SMTP step with the server's reply.
@@ -114,7 +117,14 @@ var ErrNoRecipients = errors.New("smtp: no recipients")
 // Client is one submission session.
 type Client struct {
 	c *gosmtp.Client
+	// raw is the connection under c when the server offers PIPELINING
+	// (nil: one command at a time).
+	raw *pipe
 }
+
+// Pipelining says whether SendEach pipelines its commands (the server
+// offers PIPELINING and Options.NoPipelining was not set).
+func (c *Client) Pipelining() bool { return c.raw != nil }
 
 // Dial connects, applies Security and says EHLO.
 func Dial(ctx context.Context, addr string, o *Options) (*Client, error) {
@@ -130,26 +140,35 @@ func Dial(ctx context.Context, addr string, o *Options) (*Client, error) {
 		}
 		return nil, fmt.Errorf("smtp: %w", err)
 	}
+	name := o.LocalName
+	if name == "" {
+		name = "localhost"
+	}
+	raw := conn.Conn
 	var c *gosmtp.Client
 	if sec == loopback.StartTLS {
-		c, err = gosmtp.NewClientStartTLS(conn.Conn, conn.TLSConfig)
+		// STARTTLS here rather than in go-smtp, so that the TLS connection
+		// stays at hand for PIPELINING (pipeline.go)
+		tconn, err := startTLS(conn.Conn, conn.TLSConfig, name)
 		if err != nil {
 			conn.Close()
 			return nil, &Error{Step: "tls", Err: fmt.Errorf("STARTTLS failed (is it offered? port 465 needs security: tls): %w", err)}
 		}
+		raw = tconn
+		c = gosmtp.NewClient(&greeted{Conn: tconn, hello: strings.NewReader("220 " + name + "\r\n")})
 	} else {
 		c = gosmtp.NewClient(conn.Conn)
-	}
-	name := o.LocalName
-	if name == "" {
-		name = "localhost"
 	}
 	if err := c.Hello(name); err != nil {
 		c.Close()
 		return nil, replyError("ehlo", err)
 	}
 	conn.Ready()
-	return &Client{c: c}, nil
+	cl := &Client{c: c}
+	if ok, _ := c.Extension("PIPELINING"); ok && !o.NoPipelining {
+		cl.raw = newPipe(raw)
+	}
+	return cl, nil
 }
 
 // Authenticate runs AUTH; a refusal keeps the server's reply and, when
@@ -214,6 +233,9 @@ type RcptError struct {
 func (c *Client) SendEach(from string, to []string, r io.Reader) ([]RcptError, error) {
 	if len(to) == 0 {
 		return nil, ErrNoRecipients
+	}
+	if c.raw != nil {
+		return c.sendPipelined(from, to, r)
 	}
 	if err := c.c.Mail(from, nil); err != nil {
 		_ = c.c.Reset()

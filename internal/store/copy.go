@@ -94,7 +94,8 @@ var copyTables = []copyTable{
 		intCol("message_id"), intCol("seq"), bytesCol("data")}},
 	{name: "outbox", orderBy: "id", serial: true, cols: []copyCol{
 		intCol("id"), textCol("sender"), textCol("mail_from"), bytesCol("raw"), textCol("state"), intCol("attempts"),
-		intCol("next_attempt"), textCol("last_error"), intCol("created_at"), intCol("updated_at")}},
+		intCol("next_attempt"), textCol("last_error"), intCol("created_at"), intCol("updated_at"),
+		textCol("claimed_by"), intCol("claim_until")}},
 	{name: "outbox_rcpts", orderBy: "outbox_id, rcpt", cols: []copyCol{
 		intCol("outbox_id"), textCol("rcpt"), textCol("state"), textCol("reply")}},
 	{name: "admins", orderBy: "name", cols: []copyCol{

@@ -187,7 +187,7 @@ func TestCopy(t *testing.T) {
 		}
 		// The outbox: the sent message stays sent, the queued one is due,
 		// and new messages get new ids.
-		due, _, err := dst.ClaimDue(ctx, "smtp1", 10)
+		due, _, err := dst.ClaimDue(ctx, "smtp1", 10, OutboxClaim{By: "t", Until: time.Now().Add(time.Minute)})
 		if err != nil || len(due) != 1 || due[0].ID != queuedID || string(due[0].Raw) != "queued message" {
 			t.Errorf("ClaimDue = %+v, %v; want only message %d", due, err, queuedID)
 		}

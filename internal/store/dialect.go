@@ -22,6 +22,10 @@ type dialect struct {
 	dollar bool
 	// lockMigrations serialises migrations across processes inside tx.
 	lockMigrations func(ctx context.Context, tx *sql.Tx) error
+	// skipLocked ends a SELECT that claims rows: PostgreSQL locks them and
+	// skips the ones another transaction holds; SQLite's writer holds the
+	// whole database already.
+	skipLocked string
 	// afterRestore fixes what inserting explicit ids leaves behind
 	// (PostgreSQL's BIGSERIAL sequences).
 	afterRestore func(ctx context.Context, tx *txn) error
@@ -46,9 +50,10 @@ func sqliteDialect() dialect {
 // postgresDialect is PostgreSQL through pgx's database/sql driver.
 func postgresDialect() dialect {
 	return dialect{
-		name:   "postgres",
-		driver: "pgx",
-		dollar: true,
+		name:       "postgres",
+		driver:     "pgx",
+		dollar:     true,
+		skipLocked: " FOR UPDATE SKIP LOCKED",
 		lockMigrations: func(ctx context.Context, tx *sql.Tx) error {
 			_, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock($1)", int64(migrationLockID))
 			return err

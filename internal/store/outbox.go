@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -39,40 +40,91 @@ type OutboxRcpt struct {
 // Enqueue stores a message for sending; it returns once the message is
 // durable (the store commits with synchronous=FULL / PostgreSQL's commit).
 func (s *Store) Enqueue(ctx context.Context, sender, from string, rcpts []string, raw []byte) (int64, error) {
+	ids, err := s.EnqueueAll(ctx, []NewOutboxMessage{{Sender: sender, From: from, Rcpts: rcpts, Raw: raw}})
+	if err != nil {
+		return 0, err
+	}
+	return ids[0], nil
+}
+
+// NewOutboxMessage is a message to queue.
+type NewOutboxMessage struct {
+	Sender, From string
+	Rcpts        []string
+	Raw          []byte
+}
+
+// EnqueueAll stores messages for sending in one transaction (all or none)
+// and returns their ids once they are durable; the outbox is woken once.
+func (s *Store) EnqueueAll(ctx context.Context, msgs []NewOutboxMessage) ([]int64, error) {
 	now := time.Now().UnixNano()
-	var id int64
+	ids := make([]int64, 0, len(msgs))
+	senders := map[string]bool{}
 	err := s.inTx(ctx, func(tx *txn) error {
-		if err := tx.QueryRow(ctx, `INSERT INTO outbox (sender, mail_from, raw, state, next_attempt, created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`, sender, from, raw, OutboxQueued, now, now, now).Scan(&id); err != nil {
+		ids = ids[:0]
+		rcpt, err := tx.Prepare(ctx, "INSERT INTO outbox_rcpts (outbox_id, rcpt, state) VALUES (?, ?, ?) ON CONFLICT DO NOTHING")
+		if err != nil {
 			return err
 		}
-		for _, r := range rcpts {
-			if _, err := tx.Exec(ctx, "INSERT INTO outbox_rcpts (outbox_id, rcpt, state) VALUES (?, ?, ?) ON CONFLICT DO NOTHING", id, r, OutboxQueued); err != nil {
+		defer rcpt.Close()
+		for _, m := range msgs {
+			var id int64
+			if err := tx.QueryRow(ctx, `INSERT INTO outbox (sender, mail_from, raw, state, next_attempt, created_at, updated_at)
+				VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`, m.Sender, m.From, m.Raw, OutboxQueued, now, now, now).Scan(&id); err != nil {
 				return err
+			}
+			for _, r := range m.Rcpts {
+				if _, err := rcpt.ExecContext(ctx, id, r, OutboxQueued); err != nil {
+					return err
+				}
+			}
+			ids = append(ids, id)
+			senders[m.Sender] = true
+		}
+		if s.d.name == "postgres" {
+			// delivered at commit to every serve LISTENing (OutboxWake)
+			for sender := range senders {
+				if _, err := tx.Exec(ctx, "SELECT pg_notify(?, ?)", outboxChannel, sender); err != nil {
+					return err
+				}
 			}
 		}
 		return nil
 	})
 	if err != nil {
-		return 0, fmt.Errorf("store: enqueue: %w", err)
+		return nil, fmt.Errorf("store: enqueue: %w", err)
 	}
-	return id, nil
+	s.wakeOutbox()
+	return ids, nil
 }
 
-// ClaimDue returns up to limit due messages of sender. Messages left in
-// "sending" by a crash are returned too (they may have been sent: the
-// caller counts them as possible duplicates). Call MarkSending right
-// before each one goes to the server. (One worker per store: several
-// serve instances on one PostgreSQL store would each pick a message.)
-func (s *Store) ClaimDue(ctx context.Context, sender string, limit int) (msgs []OutboxMessage, recovered int, err error) {
+// OutboxClaim is a worker's hold on the messages it takes: who holds
+// them (an instance and connection name) and until when.
+type OutboxClaim struct {
+	By    string
+	Until time.Time
+}
+
+// ClaimDue takes up to limit due messages of sender for the claimer c and
+// marks them sending, all in one transaction (on PostgreSQL with SELECT …
+// FOR UPDATE SKIP LOCKED, so that concurrent claimers get disjoint
+// batches; SQLite's transactions are single-writer). Messages left in
+// sending are taken again only when their claim lapsed: a crashed
+// claimer's (they may have been sent: recovered counts them as possible
+// duplicates, and their State is still OutboxSending in msgs). The
+// messages come back with their attempts as before the claim; the claim
+// counts one more. Release what is not sent; extend a claim that may
+// outlive Until with ExtendClaim.
+func (s *Store) ClaimDue(ctx context.Context, sender string, limit int, c OutboxClaim) (msgs []OutboxMessage, recovered int, err error) {
 	now := time.Now().UnixNano()
 	err = s.inTx(ctx, func(tx *txn) error {
 		rows, err := tx.Query(ctx, `SELECT id, mail_from, raw, state, attempts, created_at FROM outbox
-			WHERE sender = ? AND (state = ? AND next_attempt <= ? OR state = ?) ORDER BY id LIMIT ?`,
-			sender, OutboxQueued, now, OutboxSending, limit)
+			WHERE sender = ? AND (state = ? AND next_attempt <= ? OR state = ? AND claim_until <= ?) ORDER BY id LIMIT ?`+s.d.skipLocked,
+			sender, OutboxQueued, now, OutboxSending, now, limit)
 		if err != nil {
 			return err
 		}
+		byID := map[int64]int{}
 		for rows.Next() {
 			var m OutboxMessage
 			var created int64
@@ -84,28 +136,34 @@ func (s *Store) ClaimDue(ctx context.Context, sender string, limit int) (msgs []
 				recovered++
 			}
 			m.Sender, m.CreatedAt = sender, time.Unix(0, created)
+			byID[m.ID] = len(msgs)
 			msgs = append(msgs, m)
 		}
 		rows.Close()
-		if err := rows.Err(); err != nil {
+		if err := rows.Err(); err != nil || len(msgs) == 0 {
 			return err
 		}
-		for i := range msgs {
-			rrows, err := tx.Query(ctx, "SELECT rcpt, state FROM outbox_rcpts WHERE outbox_id = ? AND state <> ? ORDER BY rcpt", msgs[i].ID, OutboxSent)
-			if err != nil {
+		in, args := idList(msgs)
+		if _, err := tx.Exec(ctx, "UPDATE outbox SET state = ?, attempts = attempts + 1, claimed_by = ?, claim_until = ?, updated_at = ? WHERE id IN ("+in+")",
+			append([]any{OutboxSending, c.By, c.Until.UnixNano(), now}, args...)...); err != nil {
+			return err
+		}
+		rrows, err := tx.Query(ctx, "SELECT outbox_id, rcpt, state FROM outbox_rcpts WHERE outbox_id IN ("+in+") AND state <> ? ORDER BY outbox_id, rcpt",
+			append(args, OutboxSent)...)
+		if err != nil {
+			return err
+		}
+		defer rrows.Close()
+		for rrows.Next() {
+			var id int64
+			var r OutboxRcpt
+			if err := rrows.Scan(&id, &r.Addr, &r.State); err != nil {
 				return err
 			}
-			for rrows.Next() {
-				var r OutboxRcpt
-				if err := rrows.Scan(&r.Addr, &r.State); err != nil {
-					rrows.Close()
-					return err
-				}
-				msgs[i].Rcpts = append(msgs[i].Rcpts, r)
-			}
-			rrows.Close()
+			m := &msgs[byID[id]]
+			m.Rcpts = append(m.Rcpts, r)
 		}
-		return nil
+		return rrows.Err()
 	})
 	if err != nil {
 		return nil, 0, fmt.Errorf("store: outbox: %w", err)
@@ -113,10 +171,100 @@ func (s *Store) ClaimDue(ctx context.Context, sender string, limit int) (msgs []
 	return msgs, recovered, nil
 }
 
-// MarkSending records that the message is about to go to the server.
+// idList is "?, ?, …" for the messages' ids and the ids as arguments.
+func idList(msgs []OutboxMessage) (string, []any) {
+	args := make([]any, len(msgs))
+	for i, m := range msgs {
+		args[i] = m.ID
+	}
+	return strings.TrimSuffix(strings.Repeat("?, ", len(msgs)), ", "), args
+}
+
+// ReleaseClaim puts claimed messages that were not handed to the server
+// back in the queue as they were (state queued, the claim's attempt taken
+// back). Only messages still sending under c.By are touched.
+func (s *Store) ReleaseClaim(ctx context.Context, by string, ids ...int64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	msgs := make([]OutboxMessage, len(ids))
+	for i, id := range ids {
+		msgs[i].ID = id
+	}
+	in, args := idList(msgs)
+	_, err := s.exec(ctx, "UPDATE outbox SET state = ?, attempts = attempts - 1, claimed_by = '', claim_until = 0, updated_at = ? WHERE state = ? AND claimed_by = ? AND id IN ("+in+")",
+		append([]any{OutboxQueued, time.Now().UnixNano(), OutboxSending, by}, args...)...)
+	if err != nil {
+		return fmt.Errorf("store: outbox: release: %w", err)
+	}
+	return nil
+}
+
+// ExtendClaim moves the lapse of by's claim on its messages still sending
+// to until.
+func (s *Store) ExtendClaim(ctx context.Context, by string, until time.Time) error {
+	_, err := s.exec(ctx, "UPDATE outbox SET claim_until = ? WHERE state = ? AND claimed_by = ?", until.UnixNano(), OutboxSending, by)
+	if err != nil {
+		return fmt.Errorf("store: outbox: extend claim: %w", err)
+	}
+	return nil
+}
+
+// MarkSending records that the message is about to go to the server,
+// outside any claim (a message so marked is taken again by the next
+// ClaimDue: it stands for one a crash left behind).
 func (s *Store) MarkSending(ctx context.Context, id int64) error {
-	_, err := s.exec(ctx, "UPDATE outbox SET state = ?, attempts = attempts + 1, updated_at = ? WHERE id = ?", OutboxSending, time.Now().UnixNano(), id)
+	_, err := s.exec(ctx, "UPDATE outbox SET state = ?, attempts = attempts + 1, claimed_by = '', claim_until = 0, updated_at = ? WHERE id = ?", OutboxSending, time.Now().UnixNano(), id)
 	return err
+}
+
+// SentMessage is one message the server accepted, with the recipients it
+// refused (Reply holds the refusal).
+type SentMessage struct {
+	ID      int64
+	Refused []OutboxRcpt
+}
+
+// MarkSentAll records in one transaction that the server accepted each
+// message (group commit): the refused recipients failed with their reply,
+// the others sent, the message sent.
+func (s *Store) MarkSentAll(ctx context.Context, sent []SentMessage) error {
+	now := time.Now().UnixNano()
+	err := s.inTx(ctx, func(tx *txn) error {
+		fail, err := tx.Prepare(ctx, "UPDATE outbox_rcpts SET state = ?, reply = ? WHERE outbox_id = ? AND rcpt = ?")
+		if err != nil {
+			return err
+		}
+		defer fail.Close()
+		msg, err := tx.Prepare(ctx, "UPDATE outbox SET state = ?, last_error = '', claimed_by = '', claim_until = 0, updated_at = ? WHERE id = ?")
+		if err != nil {
+			return err
+		}
+		defer msg.Close()
+		rcpts, err := tx.Prepare(ctx, "UPDATE outbox_rcpts SET state = ?, reply = '' WHERE outbox_id = ? AND state <> ?")
+		if err != nil {
+			return err
+		}
+		defer rcpts.Close()
+		for _, m := range sent {
+			for _, r := range m.Refused {
+				if _, err := fail.ExecContext(ctx, OutboxFailed, r.Reply, m.ID, r.Addr); err != nil {
+					return err
+				}
+			}
+			if _, err := msg.ExecContext(ctx, OutboxSent, now, m.ID); err != nil {
+				return err
+			}
+			if _, err := rcpts.ExecContext(ctx, OutboxSent, m.ID, OutboxFailed); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store: outbox: record sent: %w", err)
+	}
+	return nil
 }
 
 // MarkSent records that the server accepted the message.
@@ -281,4 +429,53 @@ func (s *Store) OutboxFind(ctx context.Context, f OutboxFilter, limit int) ([]Ou
 		out = append(out, *m)
 	}
 	return out, nil
+}
+
+// SentRcpts is how many recipients one sent message had, and when.
+type SentRcpts struct {
+	At time.Time
+	N  int
+}
+
+// OutboxSentRcpts lists the messages of sender sent since since, oldest
+// first, with their recipients that were sent (the daily recipient
+// budget).
+func (s *Store) OutboxSentRcpts(ctx context.Context, sender string, since time.Time) ([]SentRcpts, error) {
+	rows, err := s.query(ctx, `SELECT o.updated_at, COUNT(*) FROM outbox o JOIN outbox_rcpts r ON r.outbox_id = o.id
+		WHERE o.sender = ? AND o.state = ? AND o.updated_at > ? AND r.state = ? GROUP BY o.id, o.updated_at ORDER BY o.updated_at`,
+		sender, OutboxSent, since.UnixNano(), OutboxSent)
+	if err != nil {
+		return nil, fmt.Errorf("store: outbox: %w", err)
+	}
+	defer rows.Close()
+	var out []SentRcpts
+	for rows.Next() {
+		var at int64
+		var n int
+		if err := rows.Scan(&at, &n); err != nil {
+			return nil, fmt.Errorf("store: outbox: %w", err)
+		}
+		out = append(out, SentRcpts{At: time.Unix(0, at), N: n})
+	}
+	return out, rows.Err()
+}
+
+// OutboxQueuedBySender counts each sender's messages waiting to be sent
+// (queued or sending).
+func (s *Store) OutboxQueuedBySender(ctx context.Context) (map[string]int, error) {
+	rows, err := s.query(ctx, "SELECT sender, COUNT(*) FROM outbox WHERE state IN (?, ?) GROUP BY sender", OutboxQueued, OutboxSending)
+	if err != nil {
+		return nil, fmt.Errorf("store: outbox: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var sender string
+		var n int
+		if err := rows.Scan(&sender, &n); err != nil {
+			return nil, fmt.Errorf("store: outbox: %w", err)
+		}
+		out[sender] = n
+	}
+	return out, rows.Err()
 }

@@ -107,6 +107,7 @@ type Store struct {
 	d    dialect
 	seal *sealer
 	log  *slog.Logger
+	wake wakers
 }
 
 // busyTimeoutMS is how long a SQLite connection waits for another writer.
@@ -138,7 +139,11 @@ func Open(ctx context.Context, dsn string, opts *Options) (*Store, error) {
 	switch {
 	case strings.HasPrefix(dsn, "sqlite:"):
 		s.d = sqliteDialect()
-		s.db, err = openSQLite(strings.TrimPrefix(dsn, "sqlite:"), log)
+		path := strings.TrimPrefix(dsn, "sqlite:")
+		s.db, err = openSQLite(path, log)
+		if path != ":memory:" {
+			s.wake.sock = path + ".wake"
+		}
 	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
 		s.d = postgresDialect()
 		if s.db, err = sql.Open(s.d.driver, dsn); err == nil {

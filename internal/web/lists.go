@@ -126,7 +126,7 @@ func (s *Server) outboxPage(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "store unavailable", http.StatusServiceUnavailable)
 		return
 	}
-	s.render(w, "outbox.html", map[string]any{"Admin": s.admin(r), "Outbox": v,
+	s.render(w, "outbox.html", map[string]any{"Admin": s.admin(r), "Outbox": v, "Senders": s.senderViews(r),
 		"States": []string{store.OutboxQueued, store.OutboxSending, store.OutboxSent, store.OutboxFailed},
 		"State":  r.URL.Query().Get("state"), "Sender": r.URL.Query().Get("sender")})
 }

@@ -77,7 +77,7 @@ func (s *Server) openapi(w http.ResponseWriter, _ *http.Request) {
 					"401": map[string]any{"$ref": "#/components/responses/Unauthenticated"}}}},
 			"/api/v1/held/{mailbox}/{key}/drop": map[string]any{"post": heldDrop()},
 			"/api/v1/held/{mailbox}/{key}":      map[string]any{"delete": heldDrop()},
-			"/api/v1/status": map[string]any{"get": map[string]any{"summary": "Agent state of every mailbox (served_by: the serve instance holding its lease), expiry warnings, the console records that are failing (failing_records: kind, name, error), this serve's instance id (instance) and the live serve instances on the store (instances: instance, this, last_heartbeat, heartbeat_age_seconds, started, mailboxes)",
+			"/api/v1/status": map[string]any{"get": map[string]any{"summary": "Agent state of every mailbox (served_by: the serve instance holding its lease), expiry warnings, the console records that are failing (failing_records: kind, name, error), this serve's instance id (instance), the live serve instances on the store (instances: instance, this, last_heartbeat, heartbeat_age_seconds, started, mailboxes), and each sender's outbox queue (senders: name, state idle|sending|paced|throttled|over_budget, until, queued, rate, recipients_left, drain_seconds, drain)",
 				"responses": map[string]any{"200": map[string]any{"description": "status"}, "401": map[string]any{"$ref": "#/components/responses/Unauthenticated"}}}},
 		},
 		"components": map[string]any{

@@ -438,7 +438,7 @@ func (s *Server) apiStatus(w http.ResponseWriter, r *http.Request) {
 		failing = []BrokenRecord{}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"mailboxes": mbs, "warnings": orEmpty(warnings), "failing_records": failing,
-		"instance": s.o.Instance, "instances": s.instances(r.Context())})
+		"instance": s.o.Instance, "instances": s.instances(r.Context()), "senders": s.senderViews(r)})
 }
 
 // InstanceView is a live serve instance on the store.

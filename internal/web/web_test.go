@@ -120,6 +120,11 @@ func newFixture(t *testing.T) *fixture {
 				return map[string]ProxyLogin{"scanner": {At: now.Add(-time.Minute), Listener: "legacy-imap", Remote: "192.0.2.7", Result: "upstream",
 					Advice: []string{"the server refused the app-only token for scanner@contoso.com"}}}
 			},
+			outbox: func() []SenderQueueView {
+				left := 0
+				return []SenderQueueView{{Name: "noreply", State: "over_budget", Until: "2026-11-24T09:00:00Z", Queued: 1, Rate: 30,
+					RecipientsLeft: &left, DrainSeconds: 75600, Drain: "21h0m0s"}}
+			},
 			tokenHealth: func(p string) (TokenHealth, bool) {
 				return TokenHealth{Result: "refused", AADSTS: 7000215, At: now.Add(-time.Minute)}, p == "contoso"
 			},
@@ -599,6 +604,7 @@ type runtimeFuncs struct {
 	certExpiry  func(profile string) (time.Time, bool)
 	wake        func(mailbox string)
 	proxyLogins func() map[string]ProxyLogin
+	outbox      func() []SenderQueueView
 }
 
 func (r *runtimeFuncs) ProxyLogins() map[string]ProxyLogin {
@@ -606,6 +612,13 @@ func (r *runtimeFuncs) ProxyLogins() map[string]ProxyLogin {
 		return nil
 	}
 	return r.proxyLogins()
+}
+
+func (r *runtimeFuncs) OutboxStatus(context.Context) []SenderQueueView {
+	if r.outbox == nil {
+		return nil
+	}
+	return r.outbox()
 }
 
 func (r *runtimeFuncs) Statuses() []agent.Status {
