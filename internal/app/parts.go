@@ -250,6 +250,8 @@ func (rt *parts) outboxSender(snd *config.Sender) (*outbox.Sender, error) {
 		Name:   snd.Name,
 		Bearer: token,
 		Rate:   snd.Rate,
+		// the proxy's accounts of the same mailbox and host share its pace
+		Pace: outbox.PaceKey(snd.Username, snd.Host),
 		// each connection its own batch; the day's budget spans them
 		MaxConns:       snd.MaxConnections,
 		MaxRcptsPerDay: snd.MaxRecipientsPerDay,

@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/mailgate/mailgate/internal/config"
 	"github.com/mailgate/mailgate/internal/metrics"
 	"github.com/mailgate/mailgate/internal/oauth"
+	"github.com/mailgate/mailgate/internal/outbox"
 	"github.com/mailgate/mailgate/internal/proxy"
 	"github.com/mailgate/mailgate/internal/smtp"
 	"github.com/mailgate/mailgate/internal/web"
@@ -37,9 +39,12 @@ type proxies struct {
 	// sessions end, so the sessions' callbacks take statMu, never mu
 	mu      sync.Mutex
 	running map[string]*runningListener
-	statMu  sync.Mutex
-	counts  map[string]int // sessions per listener
-	last    map[string]LoginStatus
+	// gates pace SMTP submissions per mailbox and host, shared with the
+	// outbox's senders (generation sets its worker's Gates to it)
+	gates  *outbox.Gates
+	statMu sync.Mutex
+	counts map[string]int // sessions per listener
+	last   map[string]LoginStatus
 }
 
 // LoginStatus is an account's last login through the proxy.
@@ -64,6 +69,7 @@ func newProxies(reg *metrics.Registry, log *slog.Logger) *proxies {
 		sessions: reg.Gauge("mailgate_proxy_sessions", "Sessions open on a legacy-client proxy listener.", "listener"),
 		logins:   reg.Counter("mailgate_proxy_logins_total", "Logins on a legacy-client proxy listener by result (ok, bad_password, throttled, busy, token, upstream).", "listener", "result"),
 		running:  map[string]*runningListener{},
+		gates:    &outbox.Gates{},
 		counts:   map[string]int{},
 		last:     map[string]LoginStatus{},
 	}
@@ -78,6 +84,7 @@ type proxyAccount struct {
 	acct      *proxy.Account
 	hash      string
 	listeners []string
+	rate      int
 }
 
 // newAccountSet hashes every account's password (bcrypt: a few ms each;
@@ -98,7 +105,7 @@ func newAccountSet(rt *parts) (*accountSet, error) {
 				return nil, fmt.Errorf("accounts[%s]: %w", a.Username, err)
 			}
 		}
-		s.byName[a.Username] = &proxyAccount{hash: h, listeners: a.Listeners, acct: &proxy.Account{
+		s.byName[a.Username] = &proxyAccount{hash: h, listeners: a.Listeners, rate: a.Rate, acct: &proxy.Account{
 			Username: a.Username, Mailbox: a.Mailbox, Profile: a.Profile, AllowedFrom: a.AllowedFrom,
 			Bearer: rt.mgr.Bearer(p, nil)}}
 	}
@@ -216,7 +223,7 @@ func (px *proxies) startLocked(l *config.Listener, explain func(*proxy.Account, 
 	}
 	srv, err := proxy.New(proxy.Options{Name: l.Name, Protocol: l.Protocol, Security: l.Security, TLSConfig: tc,
 		Upstream: proxy.Upstream{Addr: net.JoinHostPort(l.Upstream.Host, strconv.Itoa(l.Upstream.Port)), Security: l.Upstream.Security, TLSConfig: up},
-		Accounts: proxyAccounts{px}, Recorder: px, Explain: explain, Throttle: px.throttle,
+		Accounts: proxyAccounts{px}, Recorder: px, Explain: explain, Throttle: px.throttle, Pacer: proxyPacer{px},
 		OnSessions: px.onSessions(l.Name), Log: px.log, Trace: px.trace})
 	if err != nil {
 		return err
@@ -253,6 +260,41 @@ func (px *proxies) stop() {
 	for name := range px.running {
 		px.stopLocked(name)
 	}
+}
+
+// proxyPacer is proxy.Pacer: an account's submissions take turns at the
+// outbox's gate of its mailbox at the listener's upstream host, shared
+// with an outbox sender of that mailbox and host (the slower rate of the
+// two spaces them; a throttling answer to either pauses both).
+type proxyPacer struct{ px *proxies }
+
+// proxyBackoff is the first pause after a throttling answer that named
+// no wait (the outbox's default Backoff), doubled per answer in a row.
+const proxyBackoff = 30 * time.Second
+
+func (p proxyPacer) Turn(ctx context.Context, a *proxy.Account, upstream string, patience time.Duration) (func(error), error) {
+	host, _, err := net.SplitHostPort(upstream)
+	if err != nil {
+		host = upstream
+	}
+	rate := 0
+	if s := p.px.accounts.Load(); s != nil && s.byName[a.Username] != nil {
+		rate = s.byName[a.Username].rate
+	}
+	return p.px.gates.Turn(ctx, outbox.PaceKey(a.Mailbox, host), paceEvery(rate, host), patience, proxyBackoff)
+}
+
+// paceEvery is the spacing of an account's submissions to host: its
+// rate, or Exchange Online's limit at smtp.office365.com when it sets
+// none; 0 does not pace (beyond a sender's rate on the same gate).
+func paceEvery(rate int, host string) time.Duration {
+	if rate == 0 && strings.EqualFold(host, "smtp.office365.com") {
+		rate = config.ExchangeOnlineSMTPRate
+	}
+	if rate <= 0 {
+		return 0
+	}
+	return time.Minute / time.Duration(rate)
 }
 
 // proxyExplainer is Diagnose's advice for an account's failed upstream

@@ -11,6 +11,7 @@ import (
 
 	"github.com/mailgate/mailgate/internal/config"
 	"github.com/mailgate/mailgate/internal/metrics"
+	"github.com/mailgate/mailgate/internal/outbox"
 	"github.com/mailgate/mailgate/internal/proxy"
 )
 
@@ -158,5 +159,79 @@ func TestConsoleAccount(t *testing.T) {
 	}
 	if _, err := set.Authenticate(t.Context(), "any", "printer", "wrong"); !errors.Is(err, proxy.ErrBadCredentials) {
 		t.Errorf("a wrong password: %v", err)
+	}
+}
+
+// TestProxyPacer: an account's submissions take turns at the outbox's
+// gate of its mailbox at the listener's upstream host — the key an outbox
+// sender of that mailbox and host paces with — spaced by the account's
+// rate (a turn a minute away is not waited for by a client with 1 s of
+// patience); a mailbox at another host has a gate of its own.
+func TestProxyPacer(t *testing.T) {
+	src := proxyConfig + `  - {username: scan, password: pw, profile: p, mailbox: Scan@t.example, rate: 1}
+senders:
+  - {name: scan, protocol: smtp, profile: p, host: smtp.office365.com, port: 587, username: scan@t.example}
+`
+	cfg, err := config.ParseWith([]byte(src), t.TempDir()+"/mailgate.yaml", func(string) string { return "" }, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt, err := newParts(nil, cfg, slog.New(slog.DiscardHandler), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := newAccountSet(rt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	px := newProxies(&metrics.Registry{}, slog.New(slog.DiscardHandler))
+	px.accounts.Store(set)
+	acct := set.byName["scan"].acct
+	pacer := proxyPacer{px}
+
+	snd, err := rt.outboxSender(&cfg.Senders[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := outbox.PaceKey(acct.Mailbox, "smtp.office365.com"); snd.Pace != want {
+		t.Fatalf("the sender paces with %q, the proxy with %q", snd.Pace, want)
+	}
+
+	done, err := pacer.Turn(t.Context(), acct, "smtp.office365.com:587", time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done(nil)
+	_, err = pacer.Turn(t.Context(), acct, "smtp.office365.com:587", time.Second)
+	var pe *outbox.PacedError
+	if !errors.As(err, &pe) || pe.RetryIn() < 30*time.Second {
+		t.Fatalf("second turn at 1 a minute: %v, want paced about a minute", err)
+	}
+	// the same mailbox at another host is another gate
+	done, err = pacer.Turn(t.Context(), acct, "smtp.other.example:587", time.Second)
+	if err != nil {
+		t.Fatalf("turn at another host: %v", err)
+	}
+	done(nil)
+}
+
+// TestProxyPaceEvery: an account's spacing is its rate, or Exchange
+// Online's 30 a minute at smtp.office365.com when it sets none.
+func TestProxyPaceEvery(t *testing.T) {
+	tests := []struct {
+		rate int
+		host string
+		want time.Duration
+	}{
+		{0, "smtp.office365.com", 2 * time.Second},
+		{0, "SMTP.Office365.com", 2 * time.Second},
+		{0, "mail.example.com", 0},
+		{6, "smtp.office365.com", 10 * time.Second},
+		{120, "mail.example.com", 500 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		if got := paceEvery(tt.rate, tt.host); got != tt.want {
+			t.Errorf("paceEvery(%d, %s) = %v, want %v", tt.rate, tt.host, got, tt.want)
+		}
 	}
 }

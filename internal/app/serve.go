@@ -84,11 +84,12 @@ func (a *App) Start(ctx context.Context, so ServeOptions) error {
 		Runtime: s})
 	s.ed.applied, s.ed.failing = s.console.SetConfig, s.console.SetBroken
 	s.console.SetBroken(broken)
+	s.px = newProxies(s.tel.reg, log)
 	g, err := newGeneration(a.st, cfg, s.tel, s.logins, log, a.log, nil)
 	if err != nil {
 		return fmt.Errorf("%s: %w", cfg.File, err)
 	}
-	s.px = newProxies(s.tel.reg, log)
+	g.ob.Gates = s.px.gates
 	if err := s.px.apply(g.rt); err != nil {
 		s.px.stop()
 		g.rt.closeSinks()
@@ -169,6 +170,7 @@ func (a *App) Reload(ctx context.Context) error {
 		log.Error("serve: the new configuration does not start; keeping the running one", "err", err)
 		return nil
 	}
+	ng.ob.Gates = s.px.gates
 	kept := prev.handOver(ng)
 	if err := s.px.apply(ng.rt); err != nil {
 		log.Error("serve: a proxy listener does not start", "err", err)

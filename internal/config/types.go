@@ -450,6 +450,15 @@ type Account struct {
 	// may send as through an smtp listener; "@example.com" allows a whole
 	// domain. Default: none (only mailbox).
 	AllowedFrom []string `yaml:"allowed_from" label:"Allowed From addresses (space-separated)" example:"[scanner@contoso.com]"`
+	// Rate is the most messages a minute the account submits through an
+	// smtp listener. Its submissions share one pace (and the pause after
+	// a throttling answer) with a sender of the same mailbox at the same
+	// host; a message whose turn is more than a minute away gets 451
+	// 4.7.0 and is retried by the client. The slower of this and that
+	// sender's rate applies. 0: 30 when the listener's upstream is
+	// smtp.office365.com (Exchange Online's limit), else only the
+	// sender's rate (none without a sender).
+	Rate int `yaml:"rate" label:"Messages per minute through smtp listeners (0: the mailbox's default)" example:"30"`
 	// Origin is where the account comes from: OriginFile or OriginConsole
 	// (set by ParseWith, never read from YAML).
 	Origin string `yaml:"-"`

@@ -727,6 +727,9 @@ func (d *decoder) validateProxy(c *Config, profiles map[string]bool) {
 			}
 		}
 		d.checkAllowedFrom(path, a.AllowedFrom)
+		if a.Rate < 0 {
+			d.at(path+".rate", "must be 0 or more (messages a minute)")
+		}
 	}
 }
 

@@ -63,6 +63,10 @@ type Sender struct {
 	// messages beyond it stay queued until the budget frees up. 0: no
 	// limit.
 	MaxRcptsPerDay int
+	// Pace, when set, is the PaceKey of the mailbox the sender submits as:
+	// its gate is the one Worker.Gates holds for that key, shared with
+	// others submitting as the mailbox. Empty: a gate of its own.
+	Pace string
 }
 
 // Mailer sends a whole message through an API that reads the recipients
@@ -115,6 +119,9 @@ type Worker struct {
 	// for each message the server accepted and each throttling answer
 	// (metrics).
 	OnSent, OnThrottled func(sender string)
+	// Gates, when set, holds the gates of senders with a Pace key (shared
+	// with the legacy-client proxy, kept across reloads).
+	Gates *Gates
 
 	mu      sync.Mutex
 	stats   Stats
@@ -198,11 +205,11 @@ type lane struct {
 // newLane sets a sender up, its budget counting what the store recorded
 // as sent in the last 24 hours.
 func (w *Worker) newLane(ctx context.Context, s *Sender) *lane {
-	g := &gate{}
+	var every time.Duration
 	if s.Rate > 0 {
-		g.every = time.Minute / time.Duration(s.Rate)
+		every = time.Minute / time.Duration(s.Rate)
 	}
-	l := &lane{s: s, g: g}
+	l := &lane{s: s, g: w.Gates.gate(s.Pace, every)}
 	if s.MaxRcptsPerDay > 0 {
 		l.b = &budget{max: s.MaxRcptsPerDay}
 		sent, err := w.Store.OutboxSentRcpts(ctx, s.Name, time.Now().Add(-day))

@@ -2,8 +2,10 @@ package proxy
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -182,6 +184,87 @@ func TestSMTPSubmission(t *testing.T) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("%d messages arrived\n%s", len(got), f.dv.Log())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// fakePacer lets the first turn through and refuses the next ones with a
+// wait of retry; it keeps the outcomes done was called with.
+type fakePacer struct {
+	mu       sync.Mutex
+	turns    int
+	outcomes []error
+	retry    time.Duration
+	upstream string
+}
+
+type pacedErr struct{ wait time.Duration }
+
+func (e *pacedErr) Error() string          { return "paced" }
+func (e *pacedErr) RetryIn() time.Duration { return e.wait }
+
+func (p *fakePacer) Turn(_ context.Context, _ *Account, upstream string, patience time.Duration) (func(error), error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.turns++
+	p.upstream = upstream
+	if p.turns > 1 && p.retry > patience {
+		return nil, &pacedErr{p.retry}
+	}
+	return func(err error) {
+		p.mu.Lock()
+		p.outcomes = append(p.outcomes, err)
+		p.mu.Unlock()
+	}, nil
+}
+
+// TestSMTPPaced: each message takes a turn of the Pacer for the
+// listener's upstream and reports the server's answer; a turn further
+// away than the client's patience is answered 451 4.7.0 with the wait in
+// seconds (a retry, never a refusal) and the message is not sent.
+func TestSMTPPaced(t *testing.T) {
+	f := newFixture(t, true)
+	pacer := &fakePacer{retry: 90*time.Second + 300*time.Millisecond}
+	addr := f.listen(t, SMTP, "none", "submission", func(o *Options) { o.Pacer = pacer })
+	to := emulator.DemoSharedMailbox
+	sender := emulator.DemoSenderMailbox
+	msg := func(subject string) []byte {
+		return []byte("From: " + sender + "\r\nTo: " + to + "\r\nSubject: " + subject + "\r\n\r\npaced\r\n")
+	}
+	if err := sendThrough(t, f, addr, gosasl.NewPlainClient("", "sender", "sendpass"), false, sender, []string{to}, msg("first")); err != nil {
+		t.Fatalf("first message: %v\n%s", err, f.dv.Log())
+	}
+	err := sendThrough(t, f, addr, gosasl.NewPlainClient("", "sender", "sendpass"), false, sender, []string{to}, msg("second"))
+	var se *gosmtp.SMTPError
+	if !errors.As(err, &se) || se.Code != 451 || se.EnhancedCode != (gosmtp.EnhancedCode{4, 7, 0}) || se.Message != "rate limit, try again in 91 s" {
+		t.Fatalf("paced message: %v, want 451 4.7.0 rate limit, try again in 91 s", err)
+	}
+	pacer.mu.Lock()
+	outcomes, up := pacer.outcomes, pacer.upstream
+	pacer.mu.Unlock()
+	if len(outcomes) != 1 || outcomes[0] != nil {
+		t.Errorf("outcomes reported to the pacer: %v, want one nil (accepted)", outcomes)
+	}
+	if up != f.dv.Addr("submission") {
+		t.Errorf("pacer asked for upstream %q, want %q", up, f.dv.Addr("submission"))
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		got, _ := f.dv.Messages(to, "")
+		if len(got) >= 1 {
+			for _, b := range got {
+				if bytes.Contains(b, []byte("Subject: second")) {
+					t.Error("the paced message reached the server")
+				}
+			}
+			if len(got) != 1 {
+				t.Errorf("%d messages arrived, want 1", len(got))
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the first message did not arrive\n%s", f.dv.Log())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

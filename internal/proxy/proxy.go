@@ -37,7 +37,23 @@ const (
 	loginTimeout = 2 * time.Minute
 	// maxLine bounds a command line (and a literal) before login.
 	maxLine = 8 << 10
+	// DefaultPatience is the longest an SMTP client is kept waiting for
+	// its account's pacing turn after DATA before it gets 451 (clients
+	// wait minutes for the reply to DATA; RFC 5321 4.5.3.2.6 says 10).
+	DefaultPatience = time.Minute
 )
+
+// Pacer paces the SMTP submissions of an account's mailbox (app: the
+// outbox's per-mailbox gate, shared with an outbox sender of the same
+// mailbox at the same host).
+type Pacer interface {
+	// Turn waits for the next submission of a's mailbox through upstream
+	// (host:port), at most patience, and returns done, to be called with
+	// the server's answer (nil: accepted; a throttling answer pauses the
+	// mailbox). A turn further away is not waited for: the error then has
+	// a RetryIn() time.Duration method saying when to try again.
+	Turn(ctx context.Context, a *Account, upstream string, patience time.Duration) (done func(error), err error)
+}
 
 // Bearer gives the account's access token (oauth.Bearer has these
 // methods); Invalidate is called when the server refused it.
@@ -130,6 +146,10 @@ type Options struct {
 	Throttle *Throttle
 	// OnSessions hears +1 when a session starts and -1 when it ends.
 	OnSessions func(delta int)
+	// Pacer, when set, paces SMTP submissions; Patience (0: the default)
+	// is the longest a client waits for its turn before 451 4.7.0.
+	Pacer    Pacer
+	Patience time.Duration
 	// IdleTimeout, SessionTimeout and MaxPerAccount: 0 means the default.
 	IdleTimeout, SessionTimeout time.Duration
 	MaxPerAccount               int
@@ -176,6 +196,9 @@ func New(o Options) (*Server, error) {
 	}
 	if o.MaxPerAccount <= 0 {
 		o.MaxPerAccount = DefaultMaxPerAccount
+	}
+	if o.Patience <= 0 {
+		o.Patience = DefaultPatience
 	}
 	if o.Throttle == nil {
 		o.Throttle = NewThrottle(0, 0)

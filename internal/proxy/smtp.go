@@ -6,11 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/mail"
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	gosasl "github.com/emersion/go-sasl"
 	gosmtp "github.com/emersion/go-smtp"
@@ -215,6 +217,10 @@ func (ss *smtpSession) Data(r io.Reader) error {
 		ss.s.o.Log.Warn("proxy: message refused", "account", a.Username, "err", err)
 		return &gosmtp.SMTPError{Code: 550, EnhancedCode: gosmtp.EnhancedCode{5, 7, 1}, Message: oneLine(err.Error())}
 	}
+	done, err := ss.turn(a)
+	if err != nil {
+		return err
+	}
 	err = ss.up.Send(ss.from, ss.to, bytes.NewReader(raw))
 	var se *smtp.Error
 	if err != nil && errors.As(err, &se) && se.Code == 0 {
@@ -224,6 +230,7 @@ func (ss *smtpSession) Data(r io.Reader) error {
 			err = ss.up.Send(ss.from, ss.to, bytes.NewReader(raw))
 		}
 	}
+	done(err)
 	if err != nil {
 		msg := oneLine(err.Error())
 		if ss.s.o.Explain != nil {
@@ -236,6 +243,28 @@ func (ss *smtpSession) Data(r io.Reader) error {
 	}
 	ss.s.o.Log.Info("proxy: message sent", "account", a.Username, "size", len(raw), "recipients", len(ss.to))
 	return nil
+}
+
+// turn waits for the account's pacing turn (Options.Pacer); one further
+// away than Options.Patience is answered 451 4.7.0 with the wait, so the
+// client retries later: a paced message is never refused for good.
+func (ss *smtpSession) turn(a *Account) (done func(error), err error) {
+	s := ss.s
+	if s.o.Pacer == nil {
+		return func(error) {}, nil
+	}
+	done, err = s.o.Pacer.Turn(ss.ctx, a, s.o.Upstream.Addr, s.o.Patience)
+	if err == nil {
+		return done, nil
+	}
+	var paced interface{ RetryIn() time.Duration }
+	if errors.As(err, &paced) {
+		secs := int(math.Ceil(paced.RetryIn().Seconds()))
+		s.o.Log.Info("proxy: message deferred; the mailbox is paced", "account", a.Username, "retry_in_s", secs)
+		return nil, &gosmtp.SMTPError{Code: 451, EnhancedCode: gosmtp.EnhancedCode{4, 7, 0}, Message: fmt.Sprintf("rate limit, try again in %d s", secs)}
+	}
+	// the session ended while waiting
+	return nil, &gosmtp.SMTPError{Code: 451, EnhancedCode: gosmtp.EnhancedCode{4, 3, 0}, Message: oneLine(err.Error())}
 }
 
 // checkFrom refuses a message whose From header names an address the
