@@ -21,6 +21,7 @@ import (
 	"github.com/mailgate/mailgate/internal/outbox"
 	"github.com/mailgate/mailgate/internal/proxy"
 	"github.com/mailgate/mailgate/internal/smtp"
+	"github.com/mailgate/mailgate/internal/store"
 	"github.com/mailgate/mailgate/internal/web"
 )
 
@@ -41,7 +42,9 @@ type proxies struct {
 	running map[string]*runningListener
 	// gates pace SMTP submissions per mailbox and host, shared with the
 	// outbox's senders (generation sets its worker's Gates to it)
-	gates  *outbox.Gates
+	gates *outbox.Gates
+	// st, when set, keeps each account's last login across restarts
+	st     *store.Store
 	statMu sync.Mutex
 	counts map[string]int // sessions per listener
 	last   map[string]LoginStatus
@@ -140,18 +143,51 @@ func (p proxyAccounts) Authenticate(ctx context.Context, listener, username, pas
 	return s.Authenticate(ctx, listener, username, password)
 }
 
-// LoginResult is proxy.Recorder: metrics and the last login per account.
-func (px *proxies) LoginResult(_ context.Context, l proxy.Login) {
+// LoginResult is proxy.Recorder: metrics and the last login per account,
+// kept in the store too (never the password: Login holds none).
+func (px *proxies) LoginResult(ctx context.Context, l proxy.Login) {
 	px.logins.Add(1, l.Listener, l.Result)
+	s := px.accounts.Load()
+	if s == nil || s.byName[l.Username] == nil {
+		return
+	}
+	ls := LoginStatus{Account: l.Username, Listener: l.Listener, Remote: l.Remote, Result: l.Result, At: time.Now(), Advice: l.Advice}
 	px.statMu.Lock()
-	defer px.statMu.Unlock()
-	if s := px.accounts.Load(); s != nil && s.byName[l.Username] != nil {
-		px.last[l.Username] = LoginStatus{Account: l.Username, Listener: l.Listener, Remote: l.Remote, Result: l.Result, At: time.Now(), Advice: l.Advice}
+	px.last[l.Username] = ls
+	px.statMu.Unlock()
+	if px.st == nil {
+		return
+	}
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := px.st.RecordProxyLogin(wctx, store.ProxyLogin(ls)); err != nil {
+		px.log.Warn("proxy: the last login is not kept in the store", "account", l.Username, "err", err)
 	}
 }
 
-// LastLogins are the accounts' last logins through the proxy since serve
-// started.
+// loadLogins reads the accounts' last logins kept in st (before a
+// restart, or by another serve instance) and keeps st for the next ones.
+func (px *proxies) loadLogins(ctx context.Context, st *store.Store) {
+	px.st = st
+	if st == nil {
+		return
+	}
+	ls, err := st.ProxyLogins(ctx)
+	if err != nil {
+		px.log.Warn("proxy: the last logins before this start are unknown", "err", err)
+		return
+	}
+	px.statMu.Lock()
+	defer px.statMu.Unlock()
+	for _, l := range ls {
+		if cur, ok := px.last[l.Account]; !ok || l.At.After(cur.At) {
+			px.last[l.Account] = LoginStatus(l)
+		}
+	}
+}
+
+// LastLogins are the accounts' last logins through the proxy, those
+// before serve started included (from the store).
 func (px *proxies) LastLogins() map[string]LoginStatus {
 	px.statMu.Lock()
 	defer px.statMu.Unlock()

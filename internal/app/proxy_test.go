@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/mailgate/mailgate/internal/metrics"
 	"github.com/mailgate/mailgate/internal/outbox"
 	"github.com/mailgate/mailgate/internal/proxy"
+	"github.com/mailgate/mailgate/internal/store"
 )
 
 const proxyConfig = `profiles:
@@ -233,5 +235,53 @@ func TestProxyPaceEvery(t *testing.T) {
 		if got := paceEvery(tt.rate, tt.host); got != tt.want {
 			t.Errorf("paceEvery(%d, %s) = %v, want %v", tt.rate, tt.host, got, tt.want)
 		}
+	}
+}
+
+// TestProxyLastLoginKept: the proxy's last login per account (with the
+// advice of a refusal, never the password) is in the store, and a serve
+// started later on that store shows it.
+func TestProxyLastLoginKept(t *testing.T) {
+	dsn := "sqlite:" + filepath.Join(t.TempDir(), "db")
+	open := func() *store.Store {
+		st, err := store.Open(t.Context(), dsn, &store.Options{Key: make([]byte, 32)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	cfg, err := config.ParseWith([]byte(proxyConfig), t.TempDir()+"/mailgate.yaml", func(string) string { return "" }, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt, err := newParts(nil, cfg, slog.New(slog.DiscardHandler), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := newAccountSet(rt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := open()
+	px := newProxies(&metrics.Registry{}, slog.New(slog.DiscardHandler))
+	px.accounts.Store(set)
+	px.loadLogins(t.Context(), st)
+	px.LoginResult(t.Context(), proxy.Login{Listener: "a", Protocol: "imap", Username: "u", Remote: "127.0.0.1:4000", Result: "upstream",
+		Err: errors.New("NO AUTHENTICATE failed"), Advice: []string{"fix: grant IMAP.AccessAsApp"}})
+	px.LoginResult(t.Context(), proxy.Login{Listener: "a", Username: "nobody", Result: "bad_password"})
+	st.Close()
+
+	st = open()
+	defer st.Close()
+	next := newProxies(&metrics.Registry{}, slog.New(slog.DiscardHandler))
+	next.loadLogins(t.Context(), st)
+	got := next.LastLogins()
+	l, ok := got["u"]
+	if !ok || l.Listener != "a" || l.Remote != "127.0.0.1:4000" || l.Result != "upstream" || l.At.IsZero() ||
+		len(l.Advice) != 1 || l.Advice[0] != "fix: grant IMAP.AccessAsApp" {
+		t.Fatalf("after a restart: %+v", got)
+	}
+	if _, ok := got["nobody"]; ok || len(got) != 1 {
+		t.Errorf("an unknown user name's login is kept: %+v", got)
 	}
 }

@@ -85,6 +85,7 @@ func (a *App) Start(ctx context.Context, so ServeOptions) error {
 	s.ed.applied, s.ed.failing = s.console.SetConfig, s.console.SetBroken
 	s.console.SetBroken(broken)
 	s.px = newProxies(s.tel.reg, log)
+	s.px.loadLogins(ctx, a.st)
 	g, err := newGeneration(a.st, cfg, s.tel, s.logins, log, a.log, nil)
 	if err != nil {
 		return fmt.Errorf("%s: %w", cfg.File, err)

@@ -54,7 +54,7 @@ var backupTables = []string{
 }
 
 // notBackedUp are the tables deliberately left out of backups.
-var notBackedUp = []string{"schema_migrations", "serve_heartbeats", "mailbox_leases", "serve_instances"}
+var notBackedUp = []string{"schema_migrations", "serve_heartbeats", "mailbox_leases", "serve_instances", "proxy_logins"}
 
 // ErrNotEmpty is returned by Restore when the target store already holds
 // data and force was not given.

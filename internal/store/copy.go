@@ -129,6 +129,8 @@ var copySkipped = map[string]string{
 	// own serve instances take the mailboxes anew.
 	"mailbox_leases":  "belongs to the running processes of the source",
 	"serve_instances": "belongs to the running processes of the source",
+	// The proxy accounts' last logins: what the source's processes saw.
+	"proxy_logins": "belongs to the running processes of the source",
 }
 
 // Copy copies every mailgate table of from into to, which must be opened
@@ -191,7 +193,7 @@ func sameKey(from, to *Store) error {
 // emptiedTables are the tables whose rows make a target non-empty, in an
 // order that deletes children before parents.
 func emptiedTables() []copyTable {
-	ts := []copyTable{{name: "serve_heartbeats"}, {name: "mailbox_leases"}, {name: "serve_instances"}}
+	ts := []copyTable{{name: "serve_heartbeats"}, {name: "mailbox_leases"}, {name: "serve_instances"}, {name: "proxy_logins"}}
 	for k := len(copyTables) - 1; k >= 0; k-- {
 		ts = append(ts, copyTables[k])
 	}
