@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -49,6 +50,9 @@ type AccountView struct {
 	Mailbox     string   `json:"mailbox"`
 	Listeners   []string `json:"listeners"`
 	AllowedFrom []string `json:"allowed_from"`
+	// Rate is the messages a minute through smtp listeners (0: the
+	// mailbox's default).
+	Rate int `json:"rate"`
 	// Source is "file" or "console" (made through the API).
 	Source    string      `json:"source"`
 	LastLogin *ProxyLogin `json:"last_login"`
@@ -71,7 +75,7 @@ func (s *Server) accounts() []AccountView {
 	out := []AccountView{}
 	for _, a := range s.cfg().Accounts {
 		v := AccountView{Username: a.Username, Password: "not set", Profile: a.Profile, Mailbox: a.Mailbox,
-			Listeners: orEmptyList(a.Listeners), AllowedFrom: orEmptyList(a.AllowedFrom), Source: source(a.Origin)}
+			Listeners: orEmptyList(a.Listeners), AllowedFrom: orEmptyList(a.AllowedFrom), Rate: a.Rate, Source: source(a.Origin)}
 		if !a.Password.IsZero() {
 			v.Password = "set"
 		}
@@ -117,7 +121,7 @@ func proxyPaths() map[string]any {
 	list := map[string]any{"type": "array", "items": str}
 	accountBody := map[string]any{"required": true, "content": map[string]any{"application/json": map[string]any{"schema": map[string]any{
 		"type": "object", "properties": map[string]any{"username": str, "password": map[string]any{"type": "string", "writeOnly": true},
-			"profile": str, "mailbox": str, "listeners": list, "allowed_from": list}}}}}
+			"profile": str, "mailbox": str, "listeners": list, "allowed_from": list, "rate": map[string]any{"type": "integer"}}}}}}
 	return map[string]any{
 		"/api/v1/listeners": map[string]any{"get": map[string]any{"summary": "The legacy-client proxy's listeners (name, protocol, listen, security, upstream)",
 			"responses": map[string]any{"200": map[string]any{"description": "{\"listeners\": [...]}"}, "401": unauth}}},
@@ -148,6 +152,44 @@ type AccountInput struct {
 	Mailbox     string   `json:"mailbox" yaml:"mailbox"`
 	Listeners   []string `json:"listeners,omitempty" yaml:"listeners,omitempty"`
 	AllowedFrom []string `json:"allowed_from,omitempty" yaml:"allowed_from,omitempty"`
+	Rate        int      `json:"rate,omitempty" yaml:"rate,omitempty"`
+}
+
+// accountFormSubmit saves the console's account form (new or edit) as
+// apiSaveAccount does: the password hashed before it is stored, an empty
+// password field keeping the current hash.
+func (s *Server) accountFormSubmit(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	if err := r.ParseForm(); err != nil {
+		http.Error(w, "bad form", http.StatusBadRequest)
+		return
+	}
+	shown := map[string]string{}
+	for _, f := range formOf("accounts") {
+		if !f.writeOnly() {
+			shown[f.Key] = strings.TrimSpace(r.PostFormValue(f.Key))
+		}
+	}
+	in := AccountInput{Username: shown["username"], Password: r.PostFormValue("password"), Profile: shown["profile"],
+		Mailbox: shown["mailbox"], Listeners: strings.Fields(shown["listeners"]), AllowedFrom: strings.Fields(shown["allowed_from"])}
+	original := r.PostFormValue("original")
+	var problems []string
+	if v := shown["rate"]; v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			problems = []string{"rate: " + strconv.Quote(v) + " is not a whole number"}
+		}
+		in.Rate = n
+	}
+	if problems == nil {
+		ctx := context.WithValue(r.Context(), reqKey{}, r)
+		_, problems = s.saveAccount(ctx, original, in)
+	}
+	if problems != nil {
+		s.renderForm(w, r, "accounts", original, shown, problems)
+		return
+	}
+	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
 
 // apiSaveAccount creates (POST) or changes (PUT …/{name}) a console

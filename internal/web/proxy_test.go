@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -103,6 +104,100 @@ func TestProxyAccountsAPI(t *testing.T) {
 		if code, body := do(tc.method, tc.path, tc.body); code != tc.code {
 			t.Errorf("%s %s %s: %d %s, want %d", tc.method, tc.path, tc.body, code, body, tc.code)
 		}
+	}
+	if _, found, _ := ed.Load(t.Context(), "accounts", "printer"); found {
+		t.Error("the deleted account is still stored")
+	}
+}
+
+// TestProxyAccountForm: the console's account form adds an account (its
+// password stored only as the bcrypt hash), edits it (an empty password
+// keeps the hash; the form never shows the hash), shows a problem without
+// echoing the password, refuses a file account, and deletes; the
+// dashboard offers Add, Edit and Delete.
+func TestProxyAccountForm(t *testing.T) {
+	f := newFixture(t)
+	_, ed, srv := recordsServer(t, f)
+	noRedirects := &http.Client{CheckRedirect: noRedirect}
+	post := func(path string, form url.Values) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, srv.URL+path, strings.NewReader(form.Encode()))
+		req.Header.Set("Authorization", "Bearer "+f.token)
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		resp, err := noRedirects.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	get := func(path string) (int, string) {
+		code, _, b := bearer(t, srv.URL, f.token, "GET", path, "")
+		return code, b
+	}
+	stored := func() AccountInput {
+		t.Helper()
+		y, found, err := ed.Load(t.Context(), "accounts", "printer")
+		if err != nil || !found {
+			t.Fatalf("printer not stored: %v", err)
+		}
+		var a AccountInput
+		if err := yaml.Unmarshal(y, &a); err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	if code, page := get("/accounts/new"); code != 200 || !strings.Contains(page, `<input type="password" name="password"`) ||
+		!strings.Contains(page, `name="username"`) || !strings.Contains(page, `name="allowed_from"`) || !strings.Contains(page, `name="rate"`) {
+		t.Fatalf("new account form: %d %s", code, page)
+	}
+	const pw = "typed-in-FORM-pw-7"
+	code, body := post("/accounts", url.Values{"original": {""}, "username": {"printer"}, "password": {pw}, "profile": {"contoso"},
+		"mailbox": {"printer@contoso.com"}, "listeners": {""}, "allowed_from": {"printer@contoso.com @reports.contoso.com"}, "rate": {"10"}})
+	if code != http.StatusSeeOther {
+		t.Fatalf("add: %d %s", code, body)
+	}
+	first := stored()
+	if !proxy.CheckPassword(first.Password, pw) || first.Rate != 10 || len(first.AllowedFrom) != 2 {
+		t.Fatalf("stored account: %+v", first)
+	}
+	code, page := get("/accounts/printer/edit")
+	if code != 200 || !strings.Contains(page, `value="printer@contoso.com @reports.contoso.com"`) || !strings.Contains(page, `value="10"`) ||
+		strings.Contains(page, first.Password) || strings.Contains(page, pw) {
+		t.Fatalf("edit form: %d %s", code, page)
+	}
+	code, body = post("/accounts", url.Values{"original": {"printer"}, "username": {"printer"}, "password": {""}, "profile": {"contoso"},
+		"mailbox": {"printer2@contoso.com"}, "allowed_from": {"@contoso.com"}})
+	if code != http.StatusSeeOther {
+		t.Fatalf("edit: %d %s", code, body)
+	}
+	if second := stored(); second.Password != first.Password || second.Mailbox != "printer2@contoso.com" || second.Rate != 0 {
+		t.Errorf("after an edit with an empty password: %+v (hash kept: %v)", second, second.Password == first.Password)
+	}
+	code, body = post("/accounts", url.Values{"original": {"printer"}, "username": {"printer"}, "password": {"another-" + pw}, "profile": {"contoso"},
+		"mailbox": {"printer2@contoso.com"}, "rate": {"fast"}})
+	if code != http.StatusUnprocessableEntity || !strings.Contains(body, "rate:") || strings.Contains(body, pw) {
+		t.Errorf("bad rate: %d %s", code, body)
+	}
+	code, body = post("/accounts", url.Values{"original": {""}, "username": {"x"}, "password": {"p"}, "profile": {"nope"}, "mailbox": {"x@contoso.com"}})
+	if code != http.StatusUnprocessableEntity || !strings.Contains(body, "nope") {
+		t.Errorf("unknown profile: %d %s", code, body)
+	}
+	if code, _ := get("/accounts/scanner/edit"); code != http.StatusNotFound {
+		t.Errorf("a file account's edit form: %d", code)
+	}
+	_, dash := get("/")
+	for _, want := range []string{`id="add-accounts" href="/accounts/new"`, `href="/accounts/printer/edit"`, `action="/accounts/printer/delete"`} {
+		if !strings.Contains(dash, want) {
+			t.Errorf("dashboard lacks %q", want)
+		}
+	}
+	if strings.Contains(dash, `href="/accounts/scanner/edit"`) {
+		t.Error("the dashboard offers to edit a file account")
+	}
+	if code, body := post("/accounts/printer/delete", url.Values{}); code != http.StatusSeeOther {
+		t.Fatalf("delete: %d %s", code, body)
 	}
 	if _, found, _ := ed.Load(t.Context(), "accounts", "printer"); found {
 		t.Error("the deleted account is still stored")
