@@ -333,6 +333,16 @@ func TestProxyLegacyClients(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stdout, "listener legacy-imap: XOAUTH2 as "+emulator.DemoSharedMailbox) || !strings.Contains(r.stdout, "listener legacy-pop3") {
 		t.Errorf("test scanner: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
+	// doctor ACCOUNT: the token against the listener's needs, the
+	// listener's certificate (the test one lasts a day: a warning), the
+	// upstream login
+	r = mailgate(t, t.Context(), dir, "doctor", "sender")
+	for _, want := range []string{"doctor: proxy account sender", "listener legacy-smtp: its certificate expires on", "renew it before then",
+		"listener legacy-smtp: XOAUTH2 as " + emulator.DemoSenderMailbox} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("doctor sender lacks %q: exit %d\n%s%s", want, r.code, r.stdout, r.stderr)
+		}
+	}
 	if strings.Contains(s.logs.String(), "scan pw") || strings.Contains(s.logs.String(), "Bearer") {
 		t.Error("serve's log shows a password or a token")
 	}

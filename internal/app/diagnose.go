@@ -243,7 +243,9 @@ func MailboxAdvice(m *config.Mailbox, p *oauth.Profile, err error) []string {
 
 // Diagnose is `mailgate doctor NAME`: for a profile, its token against
 // what every mailbox and sender using it needs; for a mailbox or a
-// sender, its profile's token against what it needs, then its Test steps.
+// sender, its profile's token against what it needs, then its Test steps;
+// for a proxy account, its profile's token against what each listener it
+// may use needs, the listeners' certificates, then its upstream logins.
 // note hears what is looked at, step and hint each step and what to
 // change. ok is false when a step failed, found when there is such a name.
 func (a *App) Diagnose(ctx context.Context, name string, note func(string), step StepFunc, hint func(string)) (ok, found bool) {
@@ -257,15 +259,20 @@ func (a *App) Diagnose(ctx context.Context, name string, note func(string), step
 	}(step)
 	var profile, subject string
 	var needs []need
-	var then func() bool // the Test steps, after the token's
+	var then func(*oauth.Token) bool // the Test steps, after the token's
 	if m, ok := cfg.Mailbox(name); ok {
 		profile, subject, needs = m.Profile, m.Username, []need{needOfMailbox(m)}
-		then = func() bool { return testMailbox(ctx, rt, m, step, hint) }
+		then = func(*oauth.Token) bool { return testMailbox(ctx, rt, m, step, hint) }
 		note(fmt.Sprintf("doctor: mailbox %s (%s, %s), profile %s", m.Name, m.Protocol, m.Username, m.Profile))
 	} else if s, ok := cfg.Sender(name); ok {
 		profile, subject, needs = s.Profile, s.Username, []need{needOfSender(s)}
-		then = func() bool { return testSender(ctx, rt, s, step, hint) }
+		then = func(*oauth.Token) bool { return testSender(ctx, rt, s, step, hint) }
 		note(fmt.Sprintf("doctor: sender %s (%s, %s), profile %s", s.Name, orDefault(s.Protocol, "smtp"), s.Username, s.Profile))
+	} else if acc, ok := cfg.Account(name); ok {
+		// the proxy logs in with the profile's token as it is (no subject)
+		profile, needs = acc.Profile, accountNeeds(cfg, acc)
+		then = func(tok *oauth.Token) bool { return doctorAccount(ctx, rt, acc, tok, time.Now(), step, hint) }
+		note(fmt.Sprintf("doctor: proxy account %s (mailbox %s), profile %s", acc.Username, acc.Mailbox, acc.Profile))
 	} else if _, ok := rt.profiles[name]; ok {
 		profile = name
 		for i := range cfg.Mailboxes {
@@ -295,7 +302,7 @@ func (a *App) Diagnose(ctx context.Context, name string, note func(string), step
 		checkClaims(tok.AccessToken, p, needs, step, hint)
 	}
 	if then != nil {
-		then() // its failures mark the diagnosis failed
+		then(tok) // its failures mark the diagnosis failed
 	}
 	return !failed, true
 }

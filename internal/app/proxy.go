@@ -361,12 +361,25 @@ func testAccount(ctx context.Context, rt *parts, a *config.Account, step StepFun
 	if !ok {
 		return false
 	}
-	ok = true
-	for i := range rt.cfg.Listeners {
-		l := &rt.cfg.Listeners[i]
-		if len(a.Listeners) > 0 && !slices.Contains(a.Listeners, l.Name) {
-			continue
+	return testAccountLogins(ctx, rt, a, tok.AccessToken, step, hint)
+}
+
+// accountListeners are the listeners a may use.
+func accountListeners(cfg *config.Config, a *config.Account) []*config.Listener {
+	var out []*config.Listener
+	for i := range cfg.Listeners {
+		if l := &cfg.Listeners[i]; len(a.Listeners) == 0 || slices.Contains(a.Listeners, l.Name) {
+			out = append(out, l)
 		}
+	}
+	return out
+}
+
+// testAccountLogins logs in upstream with token as a would, on each
+// listener it may use.
+func testAccountLogins(ctx context.Context, rt *parts, a *config.Account, token string, step StepFunc, hint func(string)) bool {
+	ok := true
+	for _, l := range accountListeners(rt.cfg, a) {
 		tc, err := tlsConfig(l.Upstream.Host, l.Upstream.TLSCA)
 		if err != nil {
 			step(false, "config", "listeners[%s]: %v", l.Name, err)
@@ -377,12 +390,12 @@ func testAccount(ctx context.Context, rt *parts, a *config.Account, step StepFun
 		t0 := time.Now()
 		switch l.Protocol {
 		case proxy.IMAP:
-			err = proxy.IMAPLogin(ctx, up, a.Mailbox, tok.AccessToken)
+			err = proxy.IMAPLogin(ctx, up, a.Mailbox, token)
 		case proxy.POP3:
-			err = proxy.POP3Login(ctx, up, a.Mailbox, tok.AccessToken)
+			err = proxy.POP3Login(ctx, up, a.Mailbox, token)
 		case proxy.SMTP:
 			var c *smtp.Client
-			if c, err = proxy.SMTPLogin(ctx, up, a.Mailbox, tok.AccessToken); err == nil {
+			if c, err = proxy.SMTPLogin(ctx, up, a.Mailbox, token); err == nil {
 				_ = c.Quit()
 				c.Close()
 			}

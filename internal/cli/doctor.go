@@ -8,7 +8,7 @@ import (
 func init() {
 	register(&command{
 		name:    "doctor",
-		summary: "diagnose a profile, mailbox or sender: the token's audience and permissions against what its mailboxes and senders need, expiry dates, then the Test steps, each with what to change",
+		summary: "diagnose a profile, mailbox, sender or proxy account: the token's audience and permissions against what its mailboxes and senders need, expiry dates, then the Test steps, each with what to change",
 		run:     runDoctor,
 	})
 }
@@ -24,7 +24,7 @@ func runDoctor(ctx context.Context, env *Env, args []string) int {
 		return code
 	}
 	if len(pos) != 1 {
-		fmt.Fprintln(env.Err, "usage: mailgate doctor NAME (a profile, mailbox or sender) [--config FILE]")
+		fmt.Fprintln(env.Err, "usage: mailgate doctor NAME (a profile, mailbox, sender or proxy account) [--config FILE]")
 		return ExitUsage
 	}
 	a, code, ok := openApp(ctx, env, "doctor", configPath(env, *cfgFlag))
@@ -36,7 +36,7 @@ func runDoctor(ctx context.Context, env *Env, args []string) int {
 	passed, found := a.Diagnose(ctx, pos[0], func(s string) { fmt.Fprintln(env.Out, s) }, out.step, out.hint)
 	switch {
 	case !found:
-		fmt.Fprintf(env.Err, "mailgate: doctor: no mailbox, sender or profile %q in %s\n", pos[0], a.Config().File)
+		fmt.Fprintf(env.Err, "mailgate: doctor: no mailbox, sender, proxy account or profile %q in %s\n", pos[0], a.Config().File)
 		return ExitUsage
 	case !passed:
 		return ExitFailed
