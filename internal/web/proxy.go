@@ -17,7 +17,7 @@ import (
 )
 
 // ProxyRuntime is what a Runtime may also tell of the legacy-client
-// proxy: each account's last login since serve started.
+// proxy: each account's last login (kept in the store across restarts).
 type ProxyRuntime interface {
 	ProxyLogins() map[string]ProxyLogin
 }
@@ -125,7 +125,7 @@ func proxyPaths() map[string]any {
 	return map[string]any{
 		"/api/v1/listeners": map[string]any{"get": map[string]any{"summary": "The legacy-client proxy's listeners (name, protocol, listen, security, upstream)",
 			"responses": map[string]any{"200": map[string]any{"description": "{\"listeners\": [...]}"}, "401": unauth}}},
-		"/api/v1/accounts": map[string]any{"get": map[string]any{"summary": "The legacy-client proxy's accounts (password only as set / not set) with each one's last login since serve started",
+		"/api/v1/accounts": map[string]any{"get": map[string]any{"summary": "The legacy-client proxy's accounts (password only as set / not set) with each one's last login (kept across restarts)",
 			"responses": map[string]any{"200": map[string]any{"description": "{\"accounts\": [...]}"}, "401": unauth}},
 			"post": map[string]any{"summary": "Create a console account: {username, password, profile, mailbox, listeners, allowed_from}; the password is stored only as its bcrypt hash",
 				"requestBody": accountBody,
