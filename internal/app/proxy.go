@@ -110,7 +110,7 @@ func newAccountSet(rt *parts) (*accountSet, error) {
 		}
 		s.byName[a.Username] = &proxyAccount{hash: h, listeners: a.Listeners, rate: a.Rate, acct: &proxy.Account{
 			Username: a.Username, Mailbox: a.Mailbox, Profile: a.Profile, AllowedFrom: a.AllowedFrom,
-			Bearer: rt.mgr.Bearer(p, nil)}}
+			Bearer: rt.mgr.Bearer(p.ForSubject(a.Mailbox), nil)}}
 	}
 	return s, nil
 }
@@ -338,7 +338,7 @@ func paceEvery(rate int, host string) time.Duration {
 // token for the mailbox, or an SMTP refusal's meaning.
 func proxyExplainer(rt *parts) func(*proxy.Account, error) []string {
 	return func(a *proxy.Account, err error) []string {
-		p := rt.profiles[a.Profile]
+		p := rt.profiles[a.Profile].ForSubject(a.Mailbox)
 		if ex, ok := oauth.ExplainError(err, p); ok {
 			return []string{"fix: " + ex.String()}
 		}
@@ -356,7 +356,7 @@ func proxyExplainer(rt *parts) func(*proxy.Account, error) []string {
 // testAccount is `mailgate test ACCOUNT`: the account's token, then a
 // login upstream as the account would on each listener it may use.
 func testAccount(ctx context.Context, rt *parts, a *config.Account, step StepFunc, hint func(string)) bool {
-	p := rt.profiles[a.Profile]
+	p := rt.profiles[a.Profile].ForSubject(a.Mailbox)
 	tok, ok := testProfile(ctx, rt, p, step, hint)
 	if !ok {
 		return false
