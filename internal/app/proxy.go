@@ -82,7 +82,8 @@ type proxyAccount struct {
 
 // newAccountSet hashes every account's password (bcrypt: a few ms each;
 // a password that is a bcrypt hash already is kept) and binds it to its
-// profile's token in rt.
+// profile's token in rt (a service account's acting for the account's
+// mailbox, as for a mailbox or sender).
 func newAccountSet(rt *parts) (*accountSet, error) {
 	s := &accountSet{byName: map[string]*proxyAccount{}}
 	for i := range rt.cfg.Accounts {
@@ -100,7 +101,7 @@ func newAccountSet(rt *parts) (*accountSet, error) {
 		}
 		s.byName[a.Username] = &proxyAccount{hash: h, listeners: a.Listeners, acct: &proxy.Account{
 			Username: a.Username, Mailbox: a.Mailbox, Profile: a.Profile, AllowedFrom: a.AllowedFrom,
-			Bearer: rt.mgr.Bearer(p, nil)}}
+			Bearer: rt.mgr.Bearer(p.ForSubject(a.Mailbox), nil)}}
 	}
 	return s, nil
 }
@@ -278,7 +279,7 @@ func proxyExplainer(rt *parts) func(*proxy.Account, error) []string {
 // testAccount is `mailgate test ACCOUNT`: the account's token, then a
 // login upstream as the account would on each listener it may use.
 func testAccount(ctx context.Context, rt *parts, a *config.Account, step StepFunc, hint func(string)) bool {
-	p := rt.profiles[a.Profile]
+	p := rt.profiles[a.Profile].ForSubject(a.Mailbox)
 	tok, ok := testProfile(ctx, rt, p, step, hint)
 	if !ok {
 		return false
