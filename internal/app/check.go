@@ -26,7 +26,8 @@ func ConfigWarnings(cfg *config.Config) ([]string, error) {
 }
 
 // Summary says what cfg holds: "1 profile, 2 mailboxes (1 enabled),
-// 1 sink, 0 senders".
+// 1 sink, 0 senders", then the legacy-client proxy's listeners and
+// accounts when it has any.
 func Summary(cfg *config.Config) string {
 	enabled := 0
 	for _, m := range cfg.Mailboxes {
@@ -34,8 +35,12 @@ func Summary(cfg *config.Config) string {
 			enabled++
 		}
 	}
-	return fmt.Sprintf("%s, %s (%d enabled), %s, %s", Plural(len(cfg.Profiles), "profile"),
+	s := fmt.Sprintf("%s, %s (%d enabled), %s, %s", Plural(len(cfg.Profiles), "profile"),
 		Plural(len(cfg.Mailboxes), "mailbox"), enabled, Plural(len(cfg.Sinks), "sink"), Plural(len(cfg.Senders), "sender"))
+	if len(cfg.Listeners) > 0 || len(cfg.Accounts) > 0 {
+		s += fmt.Sprintf(", %s, %s", Plural(len(cfg.Listeners), "listener"), Plural(len(cfg.Accounts), "account"))
+	}
+	return s
 }
 
 // Plural is "1 word" or "n words".

@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -143,5 +144,69 @@ func TestTestingExpiryAdvice(t *testing.T) {
 		if !strings.Contains(got, tt.want) || (tt.after > 8*24*time.Hour && strings.Contains(got, "Testing")) {
 			t.Errorf("refused after %s: advice %q, want %q", tt.after, got, tt.want)
 		}
+	}
+}
+
+// TestServiceAccountProxyAccount: a proxy account of a service_account
+// profile logs in upstream with a token for its own mailbox (the
+// assertion's sub), both for a client's login and for mailgate test; the
+// service account's own token is refused by Gmail.
+func TestServiceAccountProxyAccount(t *testing.T) {
+	srv, err := emulator.Start(t.Context(), emulator.Options{HTTPListen: "-", GmailSMTPListen: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	dir := t.TempDir()
+	alice := "alice@" + emulator.GoogleDomain
+	host, port, _ := net.SplitHostPort(srv.GmailSMTPAddr())
+	file := string(srv.ConfigYAML()) + `listeners:
+  - {name: out, protocol: smtp, listen: '127.0.0.1:0', upstream: {host: ` + host + `, port: ` + port + `, security: tls, tls_ca: '` + srv.CAFile() + `'}}
+accounts:
+  - {username: scanner, password: scanner-pw, profile: google-workspace, mailbox: ` + alice + `}
+`
+	path := filepath.Join(dir, "mailgate.yaml")
+	if err := os.WriteFile(path, []byte(file), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(path, func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(t.Context(), "sqlite:"+filepath.Join(dir, "db"), &store.Options{Key: make([]byte, 32)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	app, err := Open(t.Context(), cfg, st, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer app.Close()
+	rt := app.rt
+	set, err := newAccountSet(rt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	acct, err := set.Authenticate(t.Context(), "out", "scanner", "scanner-pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := acct.Bearer.Token(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, err := srv.VerifyGoogleToken(tok); err != nil || c.Email != alice {
+		t.Errorf("the account's login got a token for %+v (%v), want %s", c, err, alice)
+	}
+	a, _ := cfg.Account("scanner")
+	var failed []string
+	step := func(ok bool, name, format string, args ...any) {
+		if !ok {
+			failed = append(failed, name+": "+fmt.Sprintf(format, args...))
+		}
+	}
+	if !testAccount(t.Context(), rt, a, step, func(string) {}) || len(failed) > 0 {
+		t.Errorf("mailgate test scanner failed: %q", failed)
 	}
 }

@@ -21,6 +21,23 @@ type Prepared struct {
 	Raw   []byte
 }
 
+// fromAllowed says whether a sender may use address a: one of its
+// allowed_from ("@example.com": any address of that domain), compared
+// case-insensitively; without allowed_from, its username only.
+func fromAllowed(a string, snd *config.Sender) bool {
+	list := snd.AllowedFrom
+	if len(list) == 0 {
+		list = []string{snd.Username}
+	}
+	return slices.ContainsFunc(list, func(x string) bool {
+		if dom, ok := strings.CutPrefix(x, "@"); ok {
+			at := strings.LastIndexByte(a, '@')
+			return at >= 0 && strings.EqualFold(a[at+1:], dom)
+		}
+		return strings.EqualFold(x, a)
+	})
+}
+
 // Prepare finds the envelope of a message for sender snd and enforces its
 // allowed_from: from (--from), else the From header, else the sender's
 // username; the recipients to (--to), else To, Cc and Bcc. For SMTP the
@@ -43,16 +60,14 @@ func Prepare(raw []byte, from string, to []string, snd *config.Sender) (*Prepare
 	default:
 		out.From = snd.Username
 	}
-	allowed := func(a string) bool {
-		if len(snd.AllowedFrom) == 0 {
-			return true
-		}
-		return slices.ContainsFunc(snd.AllowedFrom, func(x string) bool { return strings.EqualFold(x, a) })
-	}
 	for _, a := range []string{out.From, hdrFrom} {
-		if a != "" && !allowed(a) {
-			return nil, fmt.Errorf("%s is not in senders[%s].allowed_from (%s)", a, snd.Name, strings.Join(snd.AllowedFrom, ", "))
+		if a == "" || fromAllowed(a, snd) {
+			continue
 		}
+		if len(snd.AllowedFrom) == 0 {
+			return nil, fmt.Errorf("%s may not send through senders[%s]: without allowed_from only its username %s may", a, snd.Name, snd.Username)
+		}
+		return nil, fmt.Errorf("%s is not in senders[%s].allowed_from (%s)", a, snd.Name, strings.Join(snd.AllowedFrom, ", "))
 	}
 	// --to wins over the headers; the message still goes through the
 	// Message-ID and Bcc steps below

@@ -47,6 +47,33 @@ func TestPrepare(t *testing.T) {
 	}
 }
 
+// TestPrepareAllowedFromDefault: without allowed_from a sender may use its
+// username only (as documented), and "@domain" allows a whole domain.
+func TestPrepareAllowedFromDefault(t *testing.T) {
+	bare := &config.Sender{Name: "bare", Username: "noreply@contoso.com"}
+	domain := &config.Sender{Name: "dom", Username: "noreply@contoso.com", AllowedFrom: []string{"@contoso.com"}}
+	for _, tt := range []struct {
+		name, from string
+		snd        *config.Sender
+		ok         bool
+	}{
+		{"username", "NoReply@contoso.com", bare, true},
+		{"another address", "ceo@contoso.com", bare, false},
+		{"domain", "ceo@CONTOSO.com", domain, true},
+		{"other domain", "ceo@contoso.com.evil.example", domain, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Prepare([]byte("From: "+tt.from+"\r\nTo: a@x.com\r\n\r\nx\r\n"), "", nil, tt.snd)
+			if (err == nil) != tt.ok {
+				t.Fatalf("From %s through %s: %v, want allowed %v", tt.from, tt.snd.Name, err, tt.ok)
+			}
+			if err != nil && !strings.Contains(err.Error(), tt.snd.Name) {
+				t.Errorf("the refusal does not name the sender: %v", err)
+			}
+		})
+	}
+}
+
 func FuzzStripHeader(f *testing.F) {
 	f.Add("Bcc: a\r\n b\r\nTo: c\r\n\r\nBcc: body\r\n")
 	f.Add("Bcc:x")

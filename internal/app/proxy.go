@@ -92,7 +92,8 @@ type proxyAccount struct {
 
 // newAccountSet hashes every account's password (bcrypt: a few ms each;
 // a password that is a bcrypt hash already is kept) and binds it to its
-// profile's token in rt.
+// profile's token in rt (a service account's acting for the account's
+// mailbox, as for a mailbox or sender).
 func newAccountSet(rt *parts) (*accountSet, error) {
 	s := &accountSet{byName: map[string]*proxyAccount{}}
 	for i := range rt.cfg.Accounts {

@@ -146,7 +146,8 @@ profiles:
     scopes: [https://mail.google.com/]
 
   # A Gmail user signs in ("mailgate login google-user --paste" prints the
-  # URL; paste the address the browser lands on).
+  # URL; sign in as alice, bob or carol@%[14]s and paste the address
+  # the browser lands on).
   - name: google-user
     provider: google
     grant: authorization_code

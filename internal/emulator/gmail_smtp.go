@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-sasl"
 	gosmtp "github.com/emersion/go-smtp"
 )
@@ -97,10 +98,11 @@ func (s *Server) GmailSMTPChallengeAnswers() (empty, other int) {
 }
 
 type gmailSMTPSession struct {
-	svc  *gmailSMTPService
-	conn *answerConn
-	mu   sync.Mutex
-	user string // once authenticated
+	svc   *gmailSMTPService
+	conn  *answerConn
+	mu    sync.Mutex
+	user  string   // once authenticated
+	rcpts []string // of the current message
 }
 
 func (sess *gmailSMTPSession) AuthMechanisms() []string { return []string{"XOAUTH2"} }
@@ -162,7 +164,16 @@ func (sess *gmailSMTPSession) authed() error {
 }
 
 func (sess *gmailSMTPSession) Mail(string, *gosmtp.MailOptions) error { return sess.authed() }
-func (sess *gmailSMTPSession) Rcpt(string, *gosmtp.RcptOptions) error { return sess.authed() }
+
+func (sess *gmailSMTPSession) Rcpt(to string, _ *gosmtp.RcptOptions) error {
+	if err := sess.authed(); err != nil {
+		return err
+	}
+	sess.mu.Lock()
+	sess.rcpts = append(sess.rcpts, to)
+	sess.mu.Unlock()
+	return nil
+}
 
 func (sess *gmailSMTPSession) Data(r io.Reader) error {
 	if err := sess.authed(); err != nil {
@@ -173,14 +184,43 @@ func (sess *gmailSMTPSession) Data(r io.Reader) error {
 		return err
 	}
 	sess.svc.sent.Add(1)
-	if g := sess.svc.s.gmail; g != nil {
-		u := g.user(sess.user)
-		u.mu.Lock()
-		_, _ = u.mem.Append(g.folders.sent, literal{bytes.NewReader(raw)}, nil)
-		u.mu.Unlock()
+	sess.mu.Lock()
+	user, rcpts := sess.user, sess.rcpts
+	sess.rcpts = nil
+	sess.mu.Unlock()
+	if err := sess.svc.s.gmailSubmitted(user, rcpts, raw); err != nil {
+		return &gosmtp.SMTPError{Code: 451, EnhancedCode: gosmtp.EnhancedCode{4, 3, 0}, Message: err.Error()}
 	}
 	return nil
 }
 
-func (sess *gmailSMTPSession) Reset()        {}
+// gmailSubmitted does what Gmail does with a message submitted by user when
+// the Gmail IMAP service runs: a copy in the sender's Sent folder, and the
+// message in each recipient's INBOX (every address is an account of the
+// emulator), so that mail sent through the SMTP service can be read back.
+func (s *Server) gmailSubmitted(user string, rcpts []string, raw []byte) error {
+	g := s.gmail
+	if g == nil {
+		return nil
+	}
+	u := g.user(user)
+	u.mu.Lock()
+	_, err := u.mem.Append(g.folders.sent, literal{bytes.NewReader(raw)}, &imap.AppendOptions{Time: s.now()})
+	u.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("emulator: Gmail append to %s's sent mail: %w", user, err)
+	}
+	for _, r := range rcpts {
+		if _, err := s.GmailDeliver(r, raw); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (sess *gmailSMTPSession) Reset() {
+	sess.mu.Lock()
+	sess.rcpts = nil
+	sess.mu.Unlock()
+}
 func (sess *gmailSMTPSession) Logout() error { return nil }

@@ -111,6 +111,45 @@ func TestGmailSMTPWire(t *testing.T) {
 	}
 }
 
+// TestGmailSMTPDelivers: with both Gmail services on (as mailgate emulator
+// runs them), a message submitted over SMTP lands in the sender's Sent
+// folder and each recipient's INBOX, and the session goes on (a failed
+// append once left the account locked and the IMAP service hanging).
+func TestGmailSMTPDelivers(t *testing.T) {
+	srv, err := Start(t.Context(), Options{HTTPListen: "-", GmailIMAPListen: "127.0.0.1:0", GmailSMTPListen: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	alice, bob := "alice@"+GoogleDomain, "bob@"+GoogleDomain
+	w := dialGmail(t, srv.GmailSMTPAddr(), srv)
+	w.line()
+	w.send("EHLO client")
+	for l := w.line(); !strings.HasPrefix(l, "250 "); l = w.line() {
+	}
+	w.send("AUTH XOAUTH2 " + xoauth2(alice, googleIssued(t, srv, alice, GoogleMailScope)))
+	if l := w.line(); !strings.HasPrefix(l, "235 ") {
+		t.Fatalf("auth: %q", l)
+	}
+	for range 2 {
+		for _, c := range []string{"MAIL FROM:<" + alice + ">", "RCPT TO:<" + alice + ">", "RCPT TO:<" + bob + ">", "DATA"} {
+			w.send(c)
+			if l := w.line(); !strings.HasPrefix(l, "250 ") && !strings.HasPrefix(l, "354 ") {
+				t.Fatalf("%s: %q", c, l)
+			}
+		}
+		w.send("Subject: hi\r\n\r\nhello\r\n.")
+		if l := w.line(); !strings.HasPrefix(l, "250 ") {
+			t.Fatalf("end of data: %q", l)
+		}
+	}
+	for _, c := range []struct{ user, folder string }{{alice, srv.GmailFolder(`\Sent`)}, {alice, "INBOX"}, {bob, "INBOX"}, {bob, srv.GmailFolder(`\All`)}} {
+		if n, err := srv.GmailCount(c.user, c.folder); err != nil || n != 2 {
+			t.Errorf("%s %s: %d messages (%v), want 2", c.user, c.folder, n, err)
+		}
+	}
+}
+
 // TestGmailMsgIDWire: X-GM-MSGID in FETCH, the same in INBOX and All Mail
 // and after GmailResetUIDValidity, which changes UIDVALIDITY.
 func TestGmailMsgIDWire(t *testing.T) {

@@ -284,7 +284,8 @@ func TestConfigYAMLGoogle(t *testing.T) {
 	srv := start(t)
 	y := string(srv.ConfigYAML())
 	for _, want := range []string{"grant: service_account", "service_account_key: 'file:" + srv.GoogleKeyFile() + "'",
-		"token_url: " + srv.GoogleTokenURL(), "client_id: " + GoogleClientID, "google-client-secret.txt"} {
+		"token_url: " + srv.GoogleTokenURL(), "client_id: " + GoogleClientID, "google-client-secret.txt",
+		"sign in as alice, bob or carol@" + GoogleDomain} {
 		if !strings.Contains(y, want) {
 			t.Errorf("config lacks %q", want)
 		}

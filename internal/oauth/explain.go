@@ -325,7 +325,7 @@ func ExplainError(err error, p *Profile) (Explanation, bool) {
 	if errors.Is(err, ErrStateMismatch) {
 		return Explanation{
 			Meaning: "the answer to the sign-in does not carry the state that was sent",
-			Fix:     "start the sign-in again and finish it in the browser tab it opened",
+			Fix:     "start the sign-in again and finish that one: in the browser tab it opened, or with --paste by pasting the address of the sign-in it printed (an address from an earlier sign-in is refused)",
 		}, true
 	}
 	var ua x509.UnknownAuthorityError

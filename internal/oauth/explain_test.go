@@ -81,6 +81,7 @@ func TestExplainOthers(t *testing.T) {
 		{"no refresh token", &LoginRequiredError{Profile: "p"}, "mailgate login p"},
 		{"device expired", ErrDeviceCodeExpired, "--device"},
 		{"state", ErrStateMismatch, "state"},
+		{"state pasted", ErrStateMismatch, "with --paste by pasting the address of the sign-in it printed"},
 		{"unknown CA", fmt.Errorf("post: %w", x509.UnknownAuthorityError{}), "tls_ca"},
 	}
 	for _, tt := range tests {
