@@ -45,8 +45,6 @@ mailboxes:
   - {name: fixed, protocol: imap, host: imap.gmail.com, username: ` + alice + `, profile: as-bob, sink: kept}
 senders:
   - {name: s, protocol: smtp, host: smtp.gmail.com, port: 587, username: ` + bob + `, profile: google-workspace}
-accounts:
-  - {username: scanner, password: local-secret, profile: google-workspace, mailbox: ` + alice + `}
 `
 	path := filepath.Join(dir, "mailgate.yaml")
 	if err := os.WriteFile(path, []byte(file), 0o600); err != nil {
@@ -100,17 +98,7 @@ accounts:
 	if c, err := srv.VerifyGoogleToken(tok); err != nil || c.Email != bob {
 		t.Errorf("sender got a token for %+v (%v)", c, err)
 	}
-	// a proxy account acts for its mailbox (the same token as a1 and a2)
-	accts, err := newAccountSet(a.rt)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if tok, err := accts.byName["scanner"].acct.Bearer.Token(t.Context()); err != nil {
-		t.Fatal(err)
-	} else if c, err := srv.VerifyGoogleToken(tok); err != nil || c.Email != alice {
-		t.Errorf("proxy account got a token for %+v (%v), want %s", c, err, alice)
-	}
-	// alice: one request for a1, a2 and the proxy account; bob: one for google-workspace
+	// alice: one request for a1 and a2; bob: one for google-workspace
 	// (b1 and the sender) and one for as-bob, another profile.
 	if n, m := srv.GoogleTokenRequests(alice), srv.GoogleTokenRequests(bob); n != 1 || m != 2 {
 		t.Errorf("token requests: alice %d (want 1), bob %d (want 2)", n, m)
