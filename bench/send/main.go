@@ -9,7 +9,7 @@
 // and the time runs until the store records the last one sent. It is
 // printed against the direct send and against msmtp.
 //
-//	go run ./bench/send [-n 1000] [-peer-n 200] [-outbox] [-max-connections 1]
+//	go run ./bench/send [-n 1000] [-peer-n 200] [-outbox] [-max-connections 1] [-rounds 1] [-store-dir DIR]
 package main
 
 import (
@@ -21,6 +21,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"syscall"
@@ -54,6 +55,7 @@ func run() (err error) {
 	peerN := flag.Int("peer-n", 200, "messages sent by msmtp (one process each)")
 	viaOutbox := flag.Bool("outbox", false, "also send the messages through a running serve's outbox")
 	conns := flag.Int("max-connections", 1, "the sender's max_connections (outbox)")
+	storeDir := flag.String("store-dir", "", "with -outbox: keep serve's SQLite store in this directory (e.g. /dev/shm, where a commit's fsync costs nothing: an experiment to isolate that cost, not a durable setup)")
 	rounds := flag.Int("rounds", 1, "with -outbox: alternate the direct send and the outbox this many times (the ratio of each round and their median are printed)")
 	flag.Parse()
 	log.SetFlags(0)
@@ -73,7 +75,16 @@ func run() (err error) {
 	defer dv.Stop()
 	host, port, _ := strings.Cut(dv.Addr("submission"), ":")
 	cfgPath := filepath.Join(work, "mailgate.yaml")
-	check(os.WriteFile(cfgPath, append(emu.ConfigYAML(), fmt.Sprintf("listen: 127.0.0.1:0\nsenders:\n  - {name: noreply, protocol: smtp, host: %s, port: %s, security: starttls, tls_ca: '%s', sasl: xoauth2, username: %s, profile: emulator-secret, max_connections: %d}\n",
+	dbPath := filepath.Join(work, "mailgate.db")
+	if *storeDir != "" {
+		d, err := os.MkdirTemp(*storeDir, "mailgate-bench-store-")
+		check(err)
+		defer os.RemoveAll(d)
+		dbPath = filepath.Join(d, "mailgate.db")
+	}
+	// the emulator's config names the store; point it at dbPath
+	base := regexp.MustCompile(`(?m)^store:.*$`).ReplaceAll(emu.ConfigYAML(), []byte("store: 'sqlite:"+dbPath+"'"))
+	check(os.WriteFile(cfgPath, append(base, fmt.Sprintf("listen: 127.0.0.1:0\nsenders:\n  - {name: noreply, protocol: smtp, host: %s, port: %s, security: starttls, tls_ca: '%s', sasl: xoauth2, username: %s, profile: emulator-secret, max_connections: %d}\n",
 		host, port, dv.CAFile(), emulator.DemoSenderMailbox, *conns)...), 0o600))
 	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + work, "MAILGATE_KEY=" + base64.StdEncoding.EncodeToString(make([]byte, 32))}
 
@@ -90,7 +101,9 @@ func run() (err error) {
 	// warm the token cache as a password-command user's first call would
 	warm := exec.Command(bin, "token", "emulator-secret", "--config", cfgPath)
 	warm.Env = env
-	check(warm.Run())
+	if out, err := warm.CombinedOutput(); err != nil {
+		fatalf("mailgate token: %v\n%s", err, out)
+	}
 
 	if !*viaOutbox || *rounds < 1 {
 		*rounds = 1
@@ -107,7 +120,7 @@ func run() (err error) {
 		}
 		mgs = append(mgs, time.Since(t0))
 		if *viaOutbox {
-			obs = append(obs, outbox(ctx, bin, cfgPath, work, env, files))
+			obs = append(obs, outbox(ctx, bin, cfgPath, dbPath, work, env, files))
 		}
 	}
 	mg := median(mgs)
@@ -185,7 +198,7 @@ account default : bench
 // outbox starts `mailgate serve`, queues files with `mailgate send` (which
 // finds serve running and hands them to its outbox) and returns the time
 // from the start of the send to the store recording the last one sent.
-func outbox(ctx context.Context, bin, cfgPath, work string, env, files []string) time.Duration {
+func outbox(ctx context.Context, bin, cfgPath, dbPath, work string, env, files []string) time.Duration {
 	serve := exec.Command(bin, "serve", "--config", cfgPath)
 	serve.Env = env
 	logs, err := os.Create(filepath.Join(work, "serve.log"))
@@ -194,7 +207,7 @@ func outbox(ctx context.Context, bin, cfgPath, work string, env, files []string)
 	serve.Stdout, serve.Stderr = logs, logs
 	check(serve.Start())
 	defer func() { _ = serve.Process.Signal(syscall.SIGTERM); _ = serve.Wait() }()
-	st, err := store.Open(ctx, "sqlite:"+filepath.Join(work, "mailgate.db"), &store.Options{Key: make([]byte, 32)})
+	st, err := store.Open(ctx, "sqlite:"+dbPath, &store.Options{Key: make([]byte, 32)})
 	check(err)
 	defer st.Close()
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
