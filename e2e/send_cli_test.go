@@ -164,9 +164,11 @@ func TestOutboxSurvivesKill(t *testing.T) {
 	if dups > recovered {
 		t.Fatalf("%d duplicates, but only %d messages were in the crash window\n%s", dups, recovered, logs.String())
 	}
-	// one connection sends its next message only once the previous one is
-	// recorded (group commit shares transactions between connections, it
-	// does not defer them): one message at most between 250 and commit
+	// one connection ends its next message (the final dot that makes the
+	// server take it) only once the previous one is recorded (group commit
+	// shares transactions between connections, it does not defer them; the
+	// envelope and content travel during the commit): one message at most
+	// between 250 and commit
 	if dups > 1 {
 		t.Fatalf("%d duplicates: more than the one message a connection can have between the 250 and its commit\n%s", dups, logs.String())
 	}

@@ -9,7 +9,7 @@
 // and the time runs until the store records the last one sent. It is
 // printed against the direct send and against msmtp.
 //
-//	go run ./bench/send [-n 1000] [-peer-n 200] [-outbox] [-max-connections 1]
+//	go run ./bench/send [-n 1000] [-peer-n 200] [-outbox] [-max-connections 1] [-rounds 1] [-store-dir DIR]
 package main
 
 import (
@@ -21,6 +21,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -53,6 +55,8 @@ func run() (err error) {
 	peerN := flag.Int("peer-n", 200, "messages sent by msmtp (one process each)")
 	viaOutbox := flag.Bool("outbox", false, "also send the messages through a running serve's outbox")
 	conns := flag.Int("max-connections", 1, "the sender's max_connections (outbox)")
+	storeDir := flag.String("store-dir", "", "with -outbox: keep serve's SQLite store in this directory (e.g. /dev/shm, where a commit's fsync costs nothing: an experiment to isolate that cost, not a durable setup)")
+	rounds := flag.Int("rounds", 1, "with -outbox: alternate the direct send and the outbox this many times (the ratio of each round and their median are printed)")
 	flag.Parse()
 	log.SetFlags(0)
 	ctx := context.Background()
@@ -71,7 +75,16 @@ func run() (err error) {
 	defer dv.Stop()
 	host, port, _ := strings.Cut(dv.Addr("submission"), ":")
 	cfgPath := filepath.Join(work, "mailgate.yaml")
-	check(os.WriteFile(cfgPath, append(emu.ConfigYAML(), fmt.Sprintf("listen: 127.0.0.1:0\nsenders:\n  - {name: noreply, protocol: smtp, host: %s, port: %s, security: starttls, tls_ca: '%s', sasl: xoauth2, username: %s, profile: emulator-secret, max_connections: %d}\n",
+	dbPath := filepath.Join(work, "mailgate.db")
+	if *storeDir != "" {
+		d, err := os.MkdirTemp(*storeDir, "mailgate-bench-store-")
+		check(err)
+		defer os.RemoveAll(d)
+		dbPath = filepath.Join(d, "mailgate.db")
+	}
+	// the emulator's config names the store; point it at dbPath
+	base := regexp.MustCompile(`(?m)^store:.*$`).ReplaceAll(emu.ConfigYAML(), []byte("store: 'sqlite:"+dbPath+"'"))
+	check(os.WriteFile(cfgPath, append(base, fmt.Sprintf("listen: 127.0.0.1:0\nsenders:\n  - {name: noreply, protocol: smtp, host: %s, port: %s, security: starttls, tls_ca: '%s', sasl: xoauth2, username: %s, profile: emulator-secret, max_connections: %d}\n",
 		host, port, dv.CAFile(), emulator.DemoSenderMailbox, *conns)...), 0o600))
 	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + work, "MAILGATE_KEY=" + base64.StdEncoding.EncodeToString(make([]byte, 32))}
 
@@ -88,19 +101,29 @@ func run() (err error) {
 	// warm the token cache as a password-command user's first call would
 	warm := exec.Command(bin, "token", "emulator-secret", "--config", cfgPath)
 	warm.Env = env
-	check(warm.Run())
+	if out, err := warm.CombinedOutput(); err != nil {
+		fatalf("mailgate token: %v\n%s", err, out)
+	}
 
-	t0 := time.Now()
-	cmd := exec.Command(bin, append([]string{"send", "--sender", "noreply", "--config", cfgPath}, files...)...)
-	cmd.Env = env
-	if out, err := cmd.CombinedOutput(); err != nil {
-		fatalf("mailgate send: %v\n%s", err, out)
+	if !*viaOutbox || *rounds < 1 {
+		*rounds = 1
 	}
-	mg := time.Since(t0)
-	var ob time.Duration
-	if *viaOutbox {
-		ob = outbox(ctx, bin, cfgPath, work, env, files)
+	// with -outbox, direct and outbox alternate, so that both see the same
+	// load on a shared machine; each round's ratio is its own
+	var mgs, obs []time.Duration
+	for range *rounds {
+		t0 := time.Now()
+		cmd := exec.Command(bin, append([]string{"send", "--sender", "noreply", "--config", cfgPath}, files...)...)
+		cmd.Env = env
+		if out, err := cmd.CombinedOutput(); err != nil {
+			fatalf("mailgate send: %v\n%s", err, out)
+		}
+		mgs = append(mgs, time.Since(t0))
+		if *viaOutbox {
+			obs = append(obs, outbox(ctx, bin, cfgPath, dbPath, work, env, files))
+		}
 	}
+	mg := median(mgs)
 
 	rc := filepath.Join(work, "msmtprc")
 	check(os.WriteFile(rc, []byte(fmt.Sprintf(`defaults
@@ -117,7 +140,7 @@ from %s
 passwordeval "%s token emulator-secret --config %s"
 account default : bench
 `, dv.CAFile(), filepath.Join(work, "msmtp.log"), host, port, emulator.DemoSenderMailbox, emulator.DemoSenderMailbox, bin, cfgPath)), 0o600))
-	t0 = time.Now()
+	t0 := time.Now()
 	peerErr := ""
 	for i := range *peerN {
 		m := exec.Command("msmtp", "-C", rc, "-t")
@@ -131,9 +154,9 @@ account default : bench
 	peer := time.Since(t0)
 
 	deadline := time.Now().Add(60 * time.Second)
-	want := *n
+	want := *n * *rounds
 	if *viaOutbox {
-		want += *n
+		want *= 2
 	}
 	if peerErr == "" {
 		want += *peerN
@@ -147,7 +170,7 @@ account default : bench
 		time.Sleep(100 * time.Millisecond)
 	}
 	mgRate := float64(*n) / mg.Seconds()
-	fmt.Printf("  mailgate send (1 process, 1 connection): %7.0f msgs/s  (%.2f s)\n", mgRate, mg.Seconds())
+	fmt.Printf("  mailgate send (1 process, 1 connection): %7.0f msgs/s  (%.2f s%s)\n", mgRate, mg.Seconds(), medianOf(*rounds))
 	if peerErr != "" {
 		fmt.Printf("  msmtp %s: failed: %s\n", msmtpVersion(), peerErr)
 		return
@@ -156,9 +179,16 @@ account default : bench
 	fmt.Printf("  msmtp %s (1 process per message, %d msgs): %6.0f msgs/s  (%.2f s)\n", msmtpVersion(), *peerN, peerRate, peer.Seconds())
 	fmt.Printf("  ratio: %.1f  (goal >= 5)\n", mgRate/peerRate)
 	if *viaOutbox {
+		ob := median(obs)
 		obRate := float64(*n) / ob.Seconds()
-		fmt.Printf("  outbox of a running serve (queued by mailgate send, max_connections %d): %7.0f msgs/s  (%.2f s)\n", *conns, obRate, ob.Seconds())
-		fmt.Printf("  outbox / direct send: %.2f  (goal >= 0.9)\n", obRate/mgRate)
+		fmt.Printf("  outbox of a running serve (queued by mailgate send, max_connections %d): %7.0f msgs/s  (%.2f s%s)\n", *conns, obRate, ob.Seconds(), medianOf(*rounds))
+		var ratios []float64
+		for i := range mgs {
+			ratios = append(ratios, mgs[i].Seconds()/obs[i].Seconds())
+			fmt.Printf("  round %d: direct %.2f s, outbox %.2f s, outbox / direct %.2f\n", i+1, mgs[i].Seconds(), obs[i].Seconds(), ratios[i])
+		}
+		slices.Sort(ratios)
+		fmt.Printf("  outbox / direct send: %.2f  (goal >= 0.9%s)\n", ratios[len(ratios)/2], medianOf(*rounds))
 		fmt.Printf("  outbox / msmtp: %.1f  (goal >= 10)\n", obRate/peerRate)
 	}
 	fmt.Printf("  token endpoint calls: %d\n", emu.TokenRequests())
@@ -168,7 +198,7 @@ account default : bench
 // outbox starts `mailgate serve`, queues files with `mailgate send` (which
 // finds serve running and hands them to its outbox) and returns the time
 // from the start of the send to the store recording the last one sent.
-func outbox(ctx context.Context, bin, cfgPath, work string, env, files []string) time.Duration {
+func outbox(ctx context.Context, bin, cfgPath, dbPath, work string, env, files []string) time.Duration {
 	serve := exec.Command(bin, "serve", "--config", cfgPath)
 	serve.Env = env
 	logs, err := os.Create(filepath.Join(work, "serve.log"))
@@ -177,7 +207,7 @@ func outbox(ctx context.Context, bin, cfgPath, work string, env, files []string)
 	serve.Stdout, serve.Stderr = logs, logs
 	check(serve.Start())
 	defer func() { _ = serve.Process.Signal(syscall.SIGTERM); _ = serve.Wait() }()
-	st, err := store.Open(ctx, "sqlite:"+filepath.Join(work, "mailgate.db"), &store.Options{Key: make([]byte, 32)})
+	st, err := store.Open(ctx, "sqlite:"+dbPath, &store.Options{Key: make([]byte, 32)})
 	check(err)
 	defer st.Close()
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
@@ -211,6 +241,20 @@ func outbox(ctx context.Context, bin, cfgPath, work string, env, files []string)
 	d := time.Since(t0)
 	fmt.Printf("  (outbox: %d messages queued in %.2f s, all sent after %.2f s)\n", len(files), queued.Seconds(), d.Seconds())
 	return d
+}
+
+// median is the middle of ds (the upper one of an even count).
+func median(ds []time.Duration) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+func medianOf(rounds int) string {
+	if rounds < 2 {
+		return ""
+	}
+	return fmt.Sprintf("; median of %d rounds", rounds)
 }
 
 func msmtpVersion() string {

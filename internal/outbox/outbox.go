@@ -10,7 +10,9 @@
 // claim that lapses unless renewed, so that several serve instances on one
 // PostgreSQL store never send the same message) and records each message
 // "sent" right after the server accepted it, in a transaction shared with
-// the other connections' (group commit), before it sends the next. The one
+// the other connections' (group commit), before the server can take the
+// next: the next message's envelope and content travel during that
+// commit, its final dot (which makes the server take it) only after. The one
 // window in which a crash sends a message twice is between the server's
 // 250 to the end of DATA and that commit (one transaction, a few
 // milliseconds; Stats.Window reports the longest seen), one message per
@@ -371,6 +373,10 @@ func (w *Worker) release(ctx context.Context, by string, msgs []store.OutboxMess
 type conn struct {
 	c       *smtp.Client
 	lastUse time.Time
+	// recorded is closed once the last message this connection got
+	// accepted is recorded as sent (nil: none pending): the next message's
+	// final dot waits for it, its envelope and content do not.
+	recorded <-chan struct{}
 }
 
 func (cn *conn) quit() {
@@ -406,7 +412,7 @@ func (w *Worker) sendSMTP(ctx context.Context, l *lane, cn *conn, msgs []store.O
 		}
 		cn.c = c
 	}
-	ok, throttled, accepted := w.send(ctx, cn.c, msgs[0], l.g)
+	ok, throttled, accepted := w.send(ctx, cn, msgs[0], l.g)
 	if !ok {
 		_ = cn.c.Close()
 		cn.c = nil
@@ -424,13 +430,20 @@ type commit struct {
 }
 
 // record hands an accepted message to the committer and waits until it is
-// recorded: a connection sends its next message only then, so that a crash
-// finds at most one message per connection between the server's 250 and
-// the commit (the double-send window).
+// recorded (an API sender sends its next message only then).
 func (w *Worker) record(c commit) {
+	<-w.hand(c)
+}
+
+// hand gives an accepted message to the committer and returns a channel
+// closed once it is recorded. An SMTP connection sends the next message's
+// envelope and content meanwhile and only its final dot after that, so
+// that a crash finds at most one message per connection between the
+// server's 250 and the commit (the double-send window).
+func (w *Worker) hand(c commit) <-chan struct{} {
 	c.done = make(chan struct{})
 	w.commits <- c
-	<-c.done
+	return c.done
 }
 
 // commit records accepted messages as sent, grouping those that arrive
@@ -507,7 +520,7 @@ func (b *bell) ring() {
 // send submits one message; it reports whether the connection is still
 // good, whether the server throttled the sender and whether it accepted
 // the message.
-func (w *Worker) send(ctx context.Context, c *smtp.Client, m store.OutboxMessage, g *gate) (ok, throttled, accepted bool) {
+func (w *Worker) send(ctx context.Context, cn *conn, m store.OutboxMessage, g *gate) (ok, throttled, accepted bool) {
 	var rcpts []string
 	for _, r := range m.Rcpts {
 		if r.State != store.OutboxFailed {
@@ -525,7 +538,7 @@ func (w *Worker) send(ctx context.Context, c *smtp.Client, m store.OutboxMessage
 		return true, false, false
 	}
 	m.Attempts++
-	refused, err := c.SendEach(m.From, rcpts, bytes.NewReader(m.Raw))
+	refused, err := cn.c.SendEachAfter(m.From, rcpts, bytes.NewReader(m.Raw), cn.recorded)
 	at := time.Now()
 	g.sent()
 	if err == nil {
@@ -537,7 +550,7 @@ func (w *Worker) send(ctx context.Context, c *smtp.Client, m store.OutboxMessage
 		for _, r := range refused {
 			rec.Refused = append(rec.Refused, store.OutboxRcpt{Addr: r.Rcpt, Reply: reply(r.Err)})
 		}
-		w.record(commit{rec: rec, sender: m.Sender, accepted: at})
+		cn.recorded = w.hand(commit{rec: rec, sender: m.Sender, accepted: at})
 		return true, false, true
 	}
 	if wait, ok := throttling(err); ok {

@@ -148,10 +148,10 @@ func enhanced(msg string) (gosmtp.EnhancedCode, string, bool) {
 	return code, strings.ReplaceAll(rest, "\n"+first+" ", "\n"), true
 }
 
-// sendPipelined is SendEach over PIPELINING: MAIL, every RCPT and DATA in
-// one write, their replies read in order (each recipient's own reply kept),
-// then the content.
-func (c *Client) sendPipelined(from string, to []string, r io.Reader) ([]RcptError, error) {
+// sendPipelined is SendEachAfter over PIPELINING: MAIL, every RCPT and
+// DATA in one write, their replies read in order (each recipient's own
+// reply kept), then the content, its final dot held back until ready.
+func (c *Client) sendPipelined(from string, to []string, r io.Reader, ready <-chan struct{}) ([]RcptError, error) {
 	for _, a := range append([]string{from}, to...) {
 		if strings.ContainsAny(a, "\r\n") {
 			return nil, &Error{Step: "mail", Err: errors.New("an address contains a line break")}
@@ -210,17 +210,60 @@ func (c *Client) sendPipelined(from string, to []string, r io.Reader) ([]RcptErr
 		return refused, dataErr
 	}
 	_ = p.conn.SetDeadline(time.Now().Add(c.c.SubmissionTimeout))
-	dw := textproto.NewWriter(p.w).DotWriter()
-	if _, err := io.Copy(dw, r); err != nil {
-		return refused, &Error{Step: "data", Err: err}
-	}
-	if err := dw.Close(); err != nil {
-		return refused, &Error{Step: "data", Err: err}
-	}
-	if err := p.w.Flush(); err != nil {
+	if err := p.content(r, ready); err != nil {
 		return refused, &Error{Step: "data", Err: err}
 	}
 	return refused, p.reply("data", 250)
+}
+
+// content writes a message's content dot-stuffed; with ready set, all of
+// it but the final ".\r\n" goes out first, and that only once ready is
+// closed.
+func (p *pipe) content(r io.Reader, ready <-chan struct{}) error {
+	out := io.Writer(p.w)
+	var held *holdBack
+	if ready != nil {
+		held = &holdBack{w: p.w}
+		out = held
+	}
+	bw := bufio.NewWriter(out)
+	dw := textproto.NewWriter(bw).DotWriter()
+	if _, err := io.Copy(dw, r); err != nil {
+		return err
+	}
+	if err := dw.Close(); err != nil {
+		return err
+	}
+	if err := bw.Flush(); err != nil {
+		return err
+	}
+	if held != nil {
+		if err := p.w.Flush(); err != nil {
+			return err
+		}
+		<-ready
+		if _, err := p.w.Write(held.tail); err != nil {
+			return err
+		}
+	}
+	return p.w.Flush()
+}
+
+// holdBack passes on everything written to it except the last len(".\r\n")
+// bytes, kept in tail.
+type holdBack struct {
+	w    io.Writer
+	tail []byte
+}
+
+func (h *holdBack) Write(b []byte) (int, error) {
+	all := append(h.tail, b...)
+	keep := min(len(all), len(".\r\n"))
+	if _, err := h.w.Write(all[:len(all)-keep]); err != nil {
+		return 0, err
+	}
+	h.tail = append([]byte(nil), all[len(all)-keep:]...)
+	return len(b), nil
 }
 
 // isNetwork says err is a failure of the connection, not a reply.

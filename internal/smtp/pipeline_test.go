@@ -18,6 +18,13 @@ import (
 // message's envelope and content.
 func scriptedServer(t *testing.T, got chan<- string) string {
 	t.Helper()
+	return scriptedServerLines(t, got, nil)
+}
+
+// scriptedServerLines is scriptedServer that also hands each line of
+// content to lines as soon as it is read (nil: not).
+func scriptedServerLines(t *testing.T, got, lines chan<- string) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -83,6 +90,9 @@ func scriptedServer(t *testing.T, got chan<- string) string {
 					if l == ".\r\n" {
 						break
 					}
+					if lines != nil {
+						lines <- l
+					}
 					body.WriteString(l)
 				}
 				got <- strings.Join(env, "|") + "\n" + body.String()
@@ -136,6 +146,87 @@ func TestPipelinedSendEach(t *testing.T) {
 	}
 	if err := c.Quit(); err != nil {
 		t.Errorf("quit: %v", err)
+	}
+}
+
+// TestSendEachAfter: with PIPELINING, the envelope and the whole content
+// (dot-stuffed) reach the server while ready is open, and the final dot,
+// which makes the server take the message, only once it is closed; a nil
+// ready sends at once.
+func TestSendEachAfter(t *testing.T) {
+	got, lines := make(chan string, 10), make(chan string, 100)
+	addr := scriptedServerLines(t, got, lines)
+	c, err := Dial(t.Context(), addr, &Options{Security: "none"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ready := make(chan struct{})
+	sent := make(chan error, 1)
+	go func() {
+		_, err := c.SendEachAfter("a@example.com", []string{"b@example.com"}, strings.NewReader("Subject: x\r\n\r\n.dot\r\nlast line"), ready)
+		sent <- err
+	}()
+	for _, want := range []string{"Subject: x\r\n", "\r\n", "..dot\r\n", "last line\r\n"} {
+		select {
+		case l := <-lines:
+			if l != want {
+				t.Fatalf("server read %q, want %q", l, want)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("the content did not reach the server before ready (waiting for %q)", want)
+		}
+	}
+	select {
+	case m := <-got:
+		t.Fatalf("the server took the message before ready: %q", m)
+	case err := <-sent:
+		t.Fatalf("SendEachAfter returned before ready: %v", err)
+	default:
+	}
+	close(ready)
+	if err := <-sent; err != nil {
+		t.Fatal(err)
+	}
+	want := "MAIL FROM:<a@example.com>|RCPT TO:<b@example.com>|DATA\nSubject: x\r\n\r\n..dot\r\nlast line\r\n"
+	if m := <-got; m != want {
+		t.Errorf("server got %q, want %q", m, want)
+	}
+	if _, err := c.SendEachAfter("a@example.com", []string{"c@example.com"}, strings.NewReader("Subject: y\r\n\r\ny\r\n"), nil); err != nil {
+		t.Fatalf("nil ready: %v", err)
+	}
+	if m := <-got; !strings.Contains(m, "RCPT TO:<c@example.com>") || !strings.HasSuffix(m, "\ny\r\n") {
+		t.Errorf("second message: %q", m)
+	}
+}
+
+// TestHoldBack: whatever the writes' sizes, holdBack passes on all but the
+// last three bytes.
+func TestHoldBack(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		writes []string
+	}{
+		{"one write", []string{"abc\r\n.\r\n"}},
+		{"byte by byte", []string{"a", "b", "\r", "\n", ".", "\r", "\n"}},
+		{"short then long", []string{"ab", "c\r\n.\r\n"}},
+		{"empty writes", []string{"", "abc\r\n.\r", "", "\n"}},
+		{"only the dot", []string{".\r\n"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out strings.Builder
+			h := &holdBack{w: &out}
+			all := ""
+			for _, w := range tc.writes {
+				if n, err := h.Write([]byte(w)); err != nil || n != len(w) {
+					t.Fatalf("write %q: %d, %v", w, n, err)
+				}
+				all += w
+			}
+			if out.String() != all[:len(all)-3] || string(h.tail) != all[len(all)-3:] {
+				t.Errorf("passed %q, held %q; want %q and %q", out.String(), h.tail, all[:len(all)-3], all[len(all)-3:])
+			}
+		})
 	}
 }
 

@@ -231,11 +231,21 @@ type RcptError struct {
 // not accepted (MAIL or DATA refused, every recipient refused, or the
 // connection failed).
 func (c *Client) SendEach(from string, to []string, r io.Reader) ([]RcptError, error) {
+	return c.SendEachAfter(from, to, r, nil)
+}
+
+// SendEachAfter is SendEach that ends the content (the final dot, which
+// makes the server take the message) only once ready is closed; nil: at
+// once. Over PIPELINING the envelope and the content travel before that,
+// so that the caller can overlap them with its own work (the outbox
+// records the previous message as sent meanwhile) without a second message
+// being accepted before that work is done.
+func (c *Client) SendEachAfter(from string, to []string, r io.Reader, ready <-chan struct{}) ([]RcptError, error) {
 	if len(to) == 0 {
 		return nil, ErrNoRecipients
 	}
 	if c.raw != nil {
-		return c.sendPipelined(from, to, r)
+		return c.sendPipelined(from, to, r, ready)
 	}
 	if err := c.c.Mail(from, nil); err != nil {
 		_ = c.c.Reset()
@@ -263,6 +273,9 @@ func (c *Client) SendEach(from string, to []string, r io.Reader) ([]RcptError, e
 	if _, err := io.Copy(w, r); err != nil {
 		w.Close()
 		return refused, &Error{Step: "data", Err: err}
+	}
+	if ready != nil {
+		<-ready
 	}
 	if err := w.Close(); err != nil {
 		return refused, replyError("data", err)
