@@ -220,21 +220,39 @@ func splitPOP3(line string) (cmd, arg string) {
 	return strings.ToUpper(cmd), arg
 }
 
+// indexFold is the first index of the ASCII word w in s, ignoring ASCII
+// case, or -1. (strings.ToUpper would move the offsets of any non-ASCII
+// text before the word, and the cut with them.)
+func indexFold(s, w string) int {
+	for i := 0; i+len(w) <= len(s); i++ {
+		j := 0
+		for j < len(w) && s[i+j]|0x20 == w[j]|0x20 && (w[j]|0x20 >= 'a' && w[j]|0x20 <= 'z' || s[i+j] == w[j]) {
+			j++
+		}
+		if j == len(w) {
+			return i
+		}
+	}
+	return -1
+}
+
 // redactLine is a command line as a trace shows it: credentials replaced.
 func redactLine(line string, secret bool) string {
 	if secret {
 		return "***"
 	}
-	cmd, _ := splitPOP3(line)
+	cmd, rest := splitPOP3(line)
 	if cmd != "PASS" && cmd != "AUTH" {
-		if _, name, _, err := splitCommand(line); err == nil {
-			cmd = name
-		}
+		// IMAP: the word after the tag, whether or not the tag is valid
+		// (a line the parser refuses is traced too)
+		cmd, _ = splitPOP3(rest)
 	}
 	switch cmd {
 	case "LOGIN", "AUTHENTICATE", "AUTH", "PASS":
-		i := strings.Index(strings.ToUpper(line), cmd)
-		return line[:i+len(cmd)] + " ***"
+		if i := indexFold(line, cmd); i >= 0 {
+			return line[:i+len(cmd)] + " ***"
+		}
+		return "***"
 	}
 	return line
 }
