@@ -46,9 +46,10 @@ func (a *App) GraphSender(snd *config.Sender) (*graph.Sender, error) {
 }
 
 // ServeRunning says whether a `mailgate serve` on the same store sends
-// from the outbox (its heartbeat is recent).
+// from the outbox: an instance beat within the lease, as the leaser does
+// every third of it.
 func (a *App) ServeRunning(ctx context.Context) (bool, error) {
-	return a.st.ServeRunning(ctx, heartbeatMaxAge)
+	return a.st.ServeRunning(ctx, leaseTTL(a.file))
 }
 
 // Send sends msgs through sender snd over one connection (SMTP) or one

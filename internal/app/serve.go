@@ -121,10 +121,6 @@ func (a *App) Running() (mailboxes, senders int) {
 func (s *server) background(ctx context.Context, st *store.Store) {
 	s.bg.Go(func() { s.tel.watchOutbox(ctx, st, 15*time.Second) })
 	s.bg.Go(func() { every(ctx, recordsPollEvery, func() { s.ed.poll(ctx) }) })
-	_ = st.Heartbeat(ctx, s.instance)
-	s.bg.Go(func() {
-		every(ctx, heartbeatEvery, func() { _ = st.Heartbeat(context.Background(), s.instance) })
-	})
 }
 
 // every calls f every d until ctx ends.
@@ -228,7 +224,6 @@ func (a *App) Stop() {
 	s.lz.release()
 	s.cancel()
 	s.bg.Wait()
-	_ = a.st.ForgetHeartbeat(context.Background(), s.instance)
 	if st := g.ob.Stats(); st.Sent+st.Failed+st.Recovered > 0 {
 		s.so.Log.Info("outbox", "sent", st.Sent, "failed", st.Failed, "retried", st.Retried, "recovered_possible_duplicates", st.Recovered, "max_250_to_commit", st.Window)
 	}
@@ -326,12 +321,6 @@ func (s *server) CertExpiry(name string) (time.Time, bool) {
 // outside it (`mailgate records delete`, another instance on the same
 // store).
 const recordsPollEvery = 5 * time.Second
-
-// The serve heartbeat tells `mailgate send` that an outbox worker runs.
-const (
-	heartbeatEvery  = 5 * time.Second
-	heartbeatMaxAge = 15 * time.Second
-)
 
 func hostname() string {
 	h, _ := os.Hostname()

@@ -27,7 +27,7 @@ func MigrateStore(ctx context.Context, cfg *config.Config, dsn string, force boo
 		return nil, err
 	}
 	defer src.Close()
-	if running, err := src.ServeRunning(ctx, heartbeatMaxAge); err != nil {
+	if running, err := src.ServeRunning(ctx, leaseTTL(cfg)); err != nil {
 		return nil, err
 	} else if running {
 		return nil, ErrServeRunning

@@ -27,14 +27,14 @@ func TestMigrateStore(t *testing.T) {
 	if err := src.SetAdmin(ctx, "root", "correct horse battery"); err != nil {
 		t.Fatal(err)
 	}
-	if err := src.Heartbeat(ctx, "serve-1"); err != nil {
+	if err := src.InstanceBeat(ctx, "serve-1"); err != nil {
 		t.Fatal(err)
 	}
 	to := "sqlite:" + filepath.Join(dir, "dst.db")
 	if _, err := MigrateStore(ctx, cfg, to, false, getenv, nil); !errors.Is(err, ErrServeRunning) {
 		t.Fatalf("MigrateStore while a serve heartbeats = %v, want ErrServeRunning", err)
 	}
-	if err := src.ForgetHeartbeat(ctx, "serve-1"); err != nil {
+	if err := src.ForgetInstance(ctx, "serve-1"); err != nil {
 		t.Fatal(err)
 	}
 	src.Close()

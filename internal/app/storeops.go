@@ -85,7 +85,7 @@ func (o StoreOps) Restore(ctx context.Context, path string, force bool) (string,
 		return "", err
 	}
 	defer st.Close()
-	if running, err := st.ServeRunning(ctx, heartbeatMaxAge); err != nil || running {
+	if running, err := st.ServeRunning(ctx, leaseTTL(o.Config)); err != nil || running {
 		return "", errors.Join(ErrServeRunning, err)
 	}
 	stats, err := st.Restore(ctx, f, force)
@@ -125,7 +125,7 @@ func (o StoreOps) Rekey(ctx context.Context, newKeyFile string) (string, error) 
 		return "", err
 	}
 	defer st.Close()
-	if running, err := st.ServeRunning(ctx, heartbeatMaxAge); err != nil || running {
+	if running, err := st.ServeRunning(ctx, leaseTTL(o.Config)); err != nil || running {
 		return "", errors.Join(ErrServeRunning, err)
 	}
 	target := newKeyFile

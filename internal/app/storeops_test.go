@@ -108,7 +108,7 @@ func TestStoreOpsRefusedWhileServeRuns(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	if err := st.Heartbeat(t.Context(), "other"); err != nil {
+	if err := st.InstanceBeat(t.Context(), "other"); err != nil {
 		t.Fatal(err)
 	}
 	backup := filepath.Join(dir, "b")

@@ -32,7 +32,8 @@ const backupFormat = 1
 
 // backupTables lists every table a backup holds, parents before children
 // (restore inserts in this order, --force deletes in the reverse one).
-// serve_heartbeats (which serve instances are alive) and schema_migrations
+// serve_instances and mailbox_leases (which serve instances are alive and
+// what they hold), proxy_logins, and schema_migrations
 // (the restoring binary's own migrations are applied) are left out;
 // TestBackupCoversEveryTable keeps the list complete.
 var backupTables = []string{
@@ -54,7 +55,7 @@ var backupTables = []string{
 }
 
 // notBackedUp are the tables deliberately left out of backups.
-var notBackedUp = []string{"schema_migrations", "serve_heartbeats", "mailbox_leases", "serve_instances", "proxy_logins"}
+var notBackedUp = []string{"schema_migrations", "mailbox_leases", "serve_instances", "proxy_logins"}
 
 // ErrNotEmpty is returned by Restore when the target store already holds
 // data and force was not given.

@@ -122,11 +122,9 @@ var copyTables = []copyTable{
 var copySkipped = map[string]string{
 	// Bookkeeping of the migrations, written by Open in the target.
 	"schema_migrations": "written by Open",
-	// Heartbeats of the serve processes that used the source store: in
-	// the target they would make `send` believe an outbox worker runs.
-	"serve_heartbeats": "belongs to the running processes of the source",
-	// Leases and instances of serve processes of the source: the target's
-	// own serve instances take the mailboxes anew.
+	// Leases and instances (heartbeats) of serve processes of the source:
+	// the target's own serve instances take the mailboxes anew, and in the
+	// target they would make `send` believe an outbox worker runs.
 	"mailbox_leases":  "belongs to the running processes of the source",
 	"serve_instances": "belongs to the running processes of the source",
 	// The proxy accounts' last logins: what the source's processes saw.
@@ -193,7 +191,7 @@ func sameKey(from, to *Store) error {
 // emptiedTables are the tables whose rows make a target non-empty, in an
 // order that deletes children before parents.
 func emptiedTables() []copyTable {
-	ts := []copyTable{{name: "serve_heartbeats"}, {name: "mailbox_leases"}, {name: "serve_instances"}, {name: "proxy_logins"}}
+	ts := []copyTable{{name: "mailbox_leases"}, {name: "serve_instances"}, {name: "proxy_logins"}}
 	for k := len(copyTables) - 1; k >= 0; k-- {
 		ts = append(ts, copyTables[k])
 	}

@@ -109,7 +109,7 @@ func fillForCopy(t *testing.T, s *Store) (apiToken, session string, sentID, queu
 	must(s.BeginLogin(ctx, "root", "192.0.2.1", now))
 	_, err = s.exec(ctx, "INSERT INTO store_meta (name, value) VALUES (?, ?)", "later_fact", []byte{1, 2, 3})
 	must(err)
-	must(s.Heartbeat(ctx, "instance-1"))
+	must(s.InstanceBeat(ctx, "instance-1"))
 	return apiToken, session, sentID, queuedID, msgID
 }
 
@@ -214,13 +214,13 @@ func TestCopyRefusesNonEmptyTarget(t *testing.T) {
 		}
 		dst := mustOpen(t, dsn, key)
 		// A freshly opened target (key check only) is empty.
-		if err := dst.Heartbeat(ctx, "other"); err != nil {
+		if err := dst.InstanceBeat(ctx, "other"); err != nil {
 			t.Fatal(err)
 		}
 		_, err := Copy(ctx, src, dst, CopyOptions{})
 		var ne *TargetNotEmptyError
-		if !errors.As(err, &ne) || !errors.Is(err, ErrTargetNotEmpty) || ne.Table != "serve_heartbeats" {
-			t.Fatalf("Copy into a target with a heartbeat = %v, want a TargetNotEmptyError naming serve_heartbeats", err)
+		if !errors.As(err, &ne) || !errors.Is(err, ErrTargetNotEmpty) || ne.Table != "serve_instances" {
+			t.Fatalf("Copy into a target with a heartbeat = %v, want a TargetNotEmptyError naming serve_instances", err)
 		}
 		if err := dst.SetAdmin(ctx, "old", "another password"); err != nil {
 			t.Fatal(err)

@@ -261,6 +261,17 @@ func (s *Store) Instances(ctx context.Context, maxAge time.Duration) ([]Instance
 	return out, rows.Err()
 }
 
+// ServeRunning reports whether a serve instance beat (InstanceBeat)
+// within maxAge, by the database's clock.
+func (s *Store) ServeRunning(ctx context.Context, maxAge time.Duration) (bool, error) {
+	var n int
+	err := s.queryRow(ctx, "SELECT COUNT(*) FROM serve_instances WHERE seen_ms >= "+s.nowMS()+" - ?", maxAge.Milliseconds()).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("store: serve instances: %w", err)
+	}
+	return n > 0, nil
+}
+
 // ForgetInstance removes an instance's heartbeat (a graceful stop).
 func (s *Store) ForgetInstance(ctx context.Context, instance string) error {
 	_, err := s.exec(ctx, "DELETE FROM serve_instances WHERE instance = ?", instance)

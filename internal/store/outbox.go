@@ -361,26 +361,6 @@ func (s *Store) OutboxMessageStatus(ctx context.Context, id int64) (*OutboxMessa
 	return m, rows.Err()
 }
 
-// Heartbeat records that a serve instance is alive.
-func (s *Store) Heartbeat(ctx context.Context, instance string) error {
-	_, err := s.exec(ctx, `INSERT INTO serve_heartbeats (instance, seen_at) VALUES (?, ?)
-		ON CONFLICT (instance) DO UPDATE SET seen_at = excluded.seen_at`, instance, time.Now().UnixNano())
-	return err
-}
-
-// ServeRunning reports whether a serve instance beat within maxAge.
-func (s *Store) ServeRunning(ctx context.Context, maxAge time.Duration) (bool, error) {
-	var n int
-	err := s.queryRow(ctx, "SELECT COUNT(*) FROM serve_heartbeats WHERE seen_at > ?", time.Now().Add(-maxAge).UnixNano()).Scan(&n)
-	return n > 0, err
-}
-
-// ForgetHeartbeat removes an instance's heartbeat (at a clean stop).
-func (s *Store) ForgetHeartbeat(ctx context.Context, instance string) error {
-	_, err := s.exec(ctx, "DELETE FROM serve_heartbeats WHERE instance = ?", instance)
-	return err
-}
-
 // OutboxList returns the newest outbox messages (at most limit), with
 // their recipients' states, without their bytes.
 func (s *Store) OutboxList(ctx context.Context, limit int) ([]OutboxMessage, error) {
