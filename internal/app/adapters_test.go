@@ -2,6 +2,7 @@ package app
 
 import (
 	"errors"
+	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/mailgate/mailgate/internal/agent"
+	"github.com/mailgate/mailgate/internal/config"
 	"github.com/mailgate/mailgate/internal/mailbox"
 	"github.com/mailgate/mailgate/internal/oauth"
 	"github.com/mailgate/mailgate/internal/store"
@@ -213,4 +215,25 @@ func openAt(t *testing.T, dsn string, key []byte) *store.Store {
 	}
 	t.Cleanup(func() { s.Close() })
 	return s
+}
+
+// openAppFile writes file as dir/mailgate.yaml, loads it and opens an App
+// on a fresh SQLite store in dir; both are closed when the test ends.
+func openAppFile(t *testing.T, dir, file string) *App {
+	t.Helper()
+	path := filepath.Join(dir, "mailgate.yaml")
+	if err := os.WriteFile(path, []byte(file), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(path, func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := openAt(t, "sqlite:"+filepath.Join(dir, "db"), make([]byte, 32))
+	a, err := Open(t.Context(), cfg, st, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	return a
 }

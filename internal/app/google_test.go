@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -13,7 +11,6 @@ import (
 	"github.com/mailgate/mailgate/internal/config"
 	"github.com/mailgate/mailgate/internal/emulator"
 	"github.com/mailgate/mailgate/internal/oauth"
-	"github.com/mailgate/mailgate/internal/store"
 )
 
 // TestServiceAccountSubjects: every mailbox and sender of a
@@ -46,24 +43,7 @@ mailboxes:
 senders:
   - {name: s, protocol: smtp, host: smtp.gmail.com, port: 587, username: ` + bob + `, profile: google-workspace}
 `
-	path := filepath.Join(dir, "mailgate.yaml")
-	if err := os.WriteFile(path, []byte(file), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(path, func(string) string { return "" })
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := store.Open(t.Context(), "sqlite:"+filepath.Join(dir, "db"), &store.Options{Key: make([]byte, 32)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	a, err := Open(t.Context(), cfg, st, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
+	a := openAppFile(t, dir, file)
 	want := map[string]string{"a1": alice, "a2": alice, "b1": bob, "fixed": bob}
 	for name, user := range want {
 		m, _ := a.Config().Mailbox(name)
@@ -153,24 +133,7 @@ func TestServiceAccountProxyAccount(t *testing.T) {
 accounts:
   - {username: scanner, password: scanner-pw, profile: google-workspace, mailbox: ` + alice + `}
 `
-	path := filepath.Join(dir, "mailgate.yaml")
-	if err := os.WriteFile(path, []byte(file), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(path, func(string) string { return "" })
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := store.Open(t.Context(), "sqlite:"+filepath.Join(dir, "db"), &store.Options{Key: make([]byte, 32)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	app, err := Open(t.Context(), cfg, st, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer app.Close()
+	app := openAppFile(t, dir, file)
 	rt := app.rt
 	set, err := newAccountSet(rt)
 	if err != nil {
@@ -187,7 +150,7 @@ accounts:
 	if c, err := srv.VerifyGoogleToken(tok); err != nil || c.Email != alice {
 		t.Errorf("the account's login got a token for %+v (%v), want %s", c, err, alice)
 	}
-	a, _ := cfg.Account("scanner")
+	a, _ := app.Config().Account("scanner")
 	var failed []string
 	step := func(ok bool, name, format string, args ...any) {
 		if !ok {

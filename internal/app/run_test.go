@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -14,9 +13,7 @@ import (
 	"time"
 
 	"github.com/mailgate/mailgate/internal/agent"
-	"github.com/mailgate/mailgate/internal/config"
 	"github.com/mailgate/mailgate/internal/mailbox"
-	"github.com/mailgate/mailgate/internal/store"
 )
 
 // dialerFunc adapts a function to mailbox.Dialer.
@@ -110,29 +107,12 @@ func TestRunOnceLoginRate(t *testing.T) {
 // per-host rule and serve's see the same host.
 func TestAgentMailboxWhole(t *testing.T) {
 	dir := t.TempDir()
-	path := filepath.Join(dir, "mailgate.yaml")
 	file := recordsFile + `sinks:
   - {name: kept, type: store}
 mailboxes:
   - {name: m, protocol: imap, host: imap.example, port: 993, username: u@example.com, profile: p, sink: kept, mode: idle, interval: 90s}
 `
-	if err := os.WriteFile(path, []byte(file), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(path, func(string) string { return "" })
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := store.Open(t.Context(), "sqlite:"+filepath.Join(dir, "db"), &store.Options{Key: make([]byte, 32)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	a, err := Open(t.Context(), cfg, st, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
+	a := openAppFile(t, dir, file)
 	m, _ := a.Config().Mailbox("m")
 	mb, err := a.rt.agentMailbox(m)
 	if err != nil {
