@@ -23,7 +23,7 @@ import (
 
 // sessionProxy forwards one mailbox's IMAP connections to the server and
 // keeps what the server sees of them: how many are open now, at most at
-// once, and in all. Each mailbox has its own proxy, so that two sessions
+// once, and in all (a mailbox's logins; reload_test counts them too). Each mailbox has its own proxy, so that two sessions
 // for one mailbox at once are two connections open at once here. A
 // connection counts from its accept until the client closed it (then
 // the server's side is closed too).

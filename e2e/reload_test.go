@@ -3,14 +3,11 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
-	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -43,45 +40,6 @@ func TestTokenConfigBeforeOrAfter(t *testing.T) {
 	}
 }
 
-// countingProxy forwards TCP connections to target and counts them: the
-// logins a mailbox's agent makes.
-type countingProxy struct {
-	ln    net.Listener
-	conns atomic.Int32
-}
-
-func newCountingProxy(t *testing.T, target string) *countingProxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &countingProxy{ln: ln}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			p.conns.Add(1)
-			go func() {
-				defer c.Close()
-				u, err := net.Dial("tcp", target)
-				if err != nil {
-					return
-				}
-				defer u.Close()
-				go func() { _, _ = io.Copy(u, c); u.Close() }()
-				_, _ = io.Copy(c, u)
-			}()
-		}
-	}()
-	return p
-}
-
-func (p *countingProxy) port() string { return fmt.Sprint(p.ln.Addr().(*net.TCPAddr).Port) }
-
 // TestServeReloadsOnSIGHUP: serve (logging JSON) reloads its config file
 // on SIGHUP. The IDLE mailbox whose settings did not change keeps its
 // session (its server sees no new connection) and still delivers; the
@@ -90,13 +48,13 @@ func (p *countingProxy) port() string { return fmt.Sprint(p.ln.Addr().(*net.TCPA
 // Every line serve writes on stderr is a JSON object.
 func TestServeReloadsOnSIGHUP(t *testing.T) {
 	srv, dir := emulatorConfig(t, "")
-	forms, invoices := newCountingProxy(t, srv.IMAPAddr()), newCountingProxy(t, srv.IMAPAddr())
+	forms, invoices := newSessionProxy(t, srv.IMAPAddr()), newSessionProxy(t, srv.IMAPAddr())
 	base, err := os.ReadFile(filepath.Join(dir, "mailgate.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	mailboxes := func(invoicesSink string) []byte {
-		mb := "  - {name: %s, protocol: imap, host: 127.0.0.1, port: %s, security: tls, tls_ca: '%s', username: %s, profile: emulator-cert, mode: idle, after: seen, sink: %s}\n"
+		mb := "  - {name: %s, protocol: imap, host: 127.0.0.1, port: %d, security: tls, tls_ca: '%s', username: %s, profile: emulator-cert, mode: idle, after: seen, sink: %s}\n"
 		return fmt.Appendf(append([]byte(nil), base...), "listen: 127.0.0.1:0\nmailboxes:\n"+mb+mb+
 			"sinks:\n  - {name: f, type: maildir, path: ./forms}\n  - {name: i, type: maildir, path: ./invoices}\n  - {name: i2, type: maildir, path: ./invoices2}\n",
 			"forms", forms.port(), srv.CAFile(), emulator.DemoSharedMailbox, "f",
@@ -140,7 +98,8 @@ func TestServeReloadsOnSIGHUP(t *testing.T) {
 		return len(es)
 	}
 	waitUntil("first deliveries", func() bool { return count("forms") == 1 && count("invoices") == 1 })
-	formsConns, invoicesConns := forms.conns.Load(), invoices.conns.Load()
+	_, formsConns := forms.counts()
+	_, invoicesConns := invoices.counts()
 
 	// invoices changes its sink; forms does not change
 	write(mailboxes("i2"))
@@ -154,10 +113,10 @@ func TestServeReloadsOnSIGHUP(t *testing.T) {
 	deliver(emulator.DemoSharedMailbox, "f2")
 	deliver(emulator.DemoInvoicesMailbox, "i2")
 	waitUntil("deliveries after the reload", func() bool { return count("forms") == 2 && count("invoices2") == 1 })
-	if n := forms.conns.Load(); n != formsConns {
+	if _, n := forms.counts(); n != formsConns {
 		t.Errorf("forms, unchanged, was reconnected by the reload: %d connections, then %d", formsConns, n)
 	}
-	if n := invoices.conns.Load(); n <= invoicesConns {
+	if _, n := invoices.counts(); n <= invoicesConns {
 		t.Errorf("invoices, changed, was not restarted: %d connections, then %d", invoicesConns, n)
 	}
 	if count("invoices") != 1 {
@@ -172,7 +131,7 @@ func TestServeReloadsOnSIGHUP(t *testing.T) {
 	waitUntil("refusal", func() bool { return strings.Contains(logs.String(), "the config file does not load") })
 	deliver(emulator.DemoSharedMailbox, "f3")
 	waitUntil("delivery after the refused reload", func() bool { return count("forms") == 3 })
-	if n := forms.conns.Load(); n != formsConns {
+	if _, n := forms.counts(); n != formsConns {
 		t.Errorf("forms was reconnected by a refused reload: %d connections, then %d", formsConns, n)
 	}
 
