@@ -94,22 +94,15 @@ func (rl *runLeases) fence(mailbox string) *store.Fence { return rl.fences[mailb
 func (rl *runLeases) keep(ctx context.Context, abort context.CancelFunc) {
 	watchdog := time.AfterFunc(rl.ttl-rl.ttl/5, abort)
 	defer watchdog.Stop()
-	t := time.NewTicker(rl.ttl / 3)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			start := time.Now()
-			rctx, cancel := context.WithTimeout(ctx, rl.ttl/3)
-			_, err := rl.st.RenewLeases(rctx, rl.id, rl.ttl)
-			cancel()
-			if err == nil {
-				watchdog.Reset(time.Until(start.Add(rl.ttl - rl.ttl/5)))
-			}
+	every(ctx, rl.ttl/3, func() {
+		start := time.Now()
+		rctx, cancel := context.WithTimeout(ctx, rl.ttl/3)
+		_, err := rl.st.RenewLeases(rctx, rl.id, rl.ttl)
+		cancel()
+		if err == nil {
+			watchdog.Reset(time.Until(start.Add(rl.ttl - rl.ttl/5)))
 		}
-	}
+	})
 }
 
 // release gives the leases up.
