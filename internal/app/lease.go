@@ -119,16 +119,7 @@ func (l *leaser) abort(mailbox string) {
 // run ticks until ctx ends: at once, then every renewal period.
 func (l *leaser) run(ctx context.Context) {
 	l.tick(ctx)
-	t := time.NewTicker(l.every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			l.tick(ctx)
-		}
-	}
+	every(ctx, l.every, func() { l.tick(ctx) })
 }
 
 // tick beats, renews, and moves towards the fair share.
