@@ -254,12 +254,12 @@ func (px *proxies) startLocked(l *config.Listener, explain func(*proxy.Account, 
 		}
 		tc = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
-	up, err := tlsConfig(l.Upstream.Host, l.Upstream.TLSCA)
+	up, err := listenerUpstream(l)
 	if err != nil {
 		return fmt.Errorf("upstream: %w", err)
 	}
 	srv, err := proxy.New(proxy.Options{Name: l.Name, Protocol: l.Protocol, Security: l.Security, TLSConfig: tc,
-		Upstream: proxy.Upstream{Addr: net.JoinHostPort(l.Upstream.Host, strconv.Itoa(l.Upstream.Port)), Security: l.Upstream.Security, TLSConfig: up},
+		Upstream: up,
 		Accounts: proxyAccounts{px}, Recorder: px, Explain: explain, Throttle: px.throttle, Pacer: proxyPacer{px},
 		OnSessions: px.onSessions(l.Name), Log: px.log, Trace: px.trace})
 	if err != nil {
@@ -279,8 +279,18 @@ func (px *proxies) startLocked(l *config.Listener, explain func(*proxy.Account, 
 		}
 	}()
 	px.log.Info("proxy: listening", "listener", l.Name, "protocol", l.Protocol, "addr", r.addr, "security", l.Security,
-		"upstream", net.JoinHostPort(l.Upstream.Host, strconv.Itoa(l.Upstream.Port)))
+		"upstream", up.Addr)
 	return nil
+}
+
+// listenerUpstream is where l's sessions log in: its upstream's address,
+// security and TLS settings (the listener's and `mailgate test`'s).
+func listenerUpstream(l *config.Listener) (proxy.Upstream, error) {
+	tc, err := tlsConfig(l.Upstream.Host, l.Upstream.TLSCA)
+	if err != nil {
+		return proxy.Upstream{}, err
+	}
+	return proxy.Upstream{Addr: net.JoinHostPort(l.Upstream.Host, strconv.Itoa(l.Upstream.Port)), Security: l.Upstream.Security, TLSConfig: tc}, nil
 }
 
 func (px *proxies) stopLocked(name string) {
@@ -381,13 +391,12 @@ func accountListeners(cfg *config.Config, a *config.Account) []*config.Listener 
 func testAccountLogins(ctx context.Context, rt *parts, a *config.Account, token string, step StepFunc, hint func(string)) bool {
 	ok := true
 	for _, l := range accountListeners(rt.cfg, a) {
-		tc, err := tlsConfig(l.Upstream.Host, l.Upstream.TLSCA)
+		up, err := listenerUpstream(l)
 		if err != nil {
 			step(false, "config", "listeners[%s]: %v", l.Name, err)
 			ok = false
 			continue
 		}
-		up := proxy.Upstream{Addr: net.JoinHostPort(l.Upstream.Host, strconv.Itoa(l.Upstream.Port)), Security: l.Upstream.Security, TLSConfig: tc}
 		t0 := time.Now()
 		switch l.Protocol {
 		case proxy.IMAP:

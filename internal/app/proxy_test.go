@@ -164,16 +164,9 @@ func TestConsoleAccount(t *testing.T) {
 	}
 }
 
-// TestProxyPacer: an account's submissions take turns at the outbox's
-// gate of its mailbox at the listener's upstream host — the key an outbox
-// sender of that mailbox and host paces with — spaced by the account's
-// rate (a turn a minute away is not waited for by a client with 1 s of
-// patience); a mailbox at another host has a gate of its own.
-func TestProxyPacer(t *testing.T) {
-	src := proxyConfig + `  - {username: scan, password: pw, profile: p, mailbox: Scan@t.example, rate: 1}
-senders:
-  - {name: scan, protocol: smtp, profile: p, host: smtp.office365.com, port: 587, username: scan@t.example}
-`
+// proxyTestSet parses src and builds its parts and proxy account set.
+func proxyTestSet(t *testing.T, src string) (*config.Config, *parts, *accountSet) {
+	t.Helper()
 	cfg, err := config.ParseWith([]byte(src), t.TempDir()+"/mailgate.yaml", func(string) string { return "" }, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -186,6 +179,20 @@ senders:
 	if err != nil {
 		t.Fatal(err)
 	}
+	return cfg, rt, set
+}
+
+// TestProxyPacer: an account's submissions take turns at the outbox's
+// gate of its mailbox at the listener's upstream host — the key an outbox
+// sender of that mailbox and host paces with — spaced by the account's
+// rate (a turn a minute away is not waited for by a client with 1 s of
+// patience); a mailbox at another host has a gate of its own.
+func TestProxyPacer(t *testing.T) {
+	src := proxyConfig + `  - {username: scan, password: pw, profile: p, mailbox: Scan@t.example, rate: 1}
+senders:
+  - {name: scan, protocol: smtp, profile: p, host: smtp.office365.com, port: 587, username: scan@t.example}
+`
+	cfg, rt, set := proxyTestSet(t, src)
 	px := newProxies(&metrics.Registry{}, slog.New(slog.DiscardHandler))
 	px.accounts.Store(set)
 	acct := set.byName["scan"].acct
@@ -250,18 +257,7 @@ func TestProxyLastLoginKept(t *testing.T) {
 		}
 		return st
 	}
-	cfg, err := config.ParseWith([]byte(proxyConfig), t.TempDir()+"/mailgate.yaml", func(string) string { return "" }, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rt, err := newParts(nil, cfg, slog.New(slog.DiscardHandler), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	set, err := newAccountSet(rt)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, _, set := proxyTestSet(t, proxyConfig)
 	st := open()
 	px := newProxies(&metrics.Registry{}, slog.New(slog.DiscardHandler))
 	px.accounts.Store(set)
