@@ -148,14 +148,7 @@ func (s *Server) startGmail(addr string, leaf tls.Certificate) error {
 	return nil
 }
 
-func (svc *gmailService) close() error {
-	err := svc.srv.Close()
-	_ = svc.ln.Close()
-	if errors.Is(err, net.ErrClosed) {
-		return nil
-	}
-	return err
-}
+func (svc *gmailService) close() error { return closeIMAP(svc.srv, svc.ln) }
 
 // user returns an account, creating it with its folders on first use.
 func (svc *gmailService) user(addr string) *gmailUser {

@@ -216,9 +216,7 @@ func (s *Server) NewGoogleKey() ([]byte, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	b := make([]byte, 20)
-	_, _ = rand.Read(b)
-	kid := hex.EncodeToString(b)
+	kid := randomHex(20)
 	cert, err := selfSigned(key, GoogleServiceAccountEmail, 3650)
 	if err != nil {
 		return nil, "", err

@@ -318,6 +318,8 @@ func googleRedirect(w http.ResponseWriter, r *http.Request, q url.Values, vals u
 	http.Redirect(w, r, q.Get("redirect_uri")+sep+vals.Encode(), http.StatusFound)
 }
 
+// randomHex returns n random bytes, hex encoded: Google-style key ids,
+// codes and refresh tokens.
 func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)

@@ -84,9 +84,13 @@ func (s *Server) startIMAP(addr string, leaf tls.Certificate) error {
 	return nil
 }
 
-func (svc *imapService) close() error {
-	err := svc.srv.Close()
-	_ = svc.ln.Close() // in case Close ran before Serve registered it
+func (svc *imapService) close() error { return closeIMAP(svc.srv, svc.ln) }
+
+// closeIMAP stops an emulated IMAP server and its listener (in case Close
+// ran before Serve registered it); an already closed listener is no error.
+func closeIMAP(srv *imapserver.Server, ln net.Listener) error {
+	err := srv.Close()
+	_ = ln.Close()
 	if errors.Is(err, net.ErrClosed) {
 		return nil
 	}

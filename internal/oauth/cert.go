@@ -194,13 +194,13 @@ func firstRSAKey(data []byte) (*rsa.PrivateKey, error) {
 			}
 			rk, ok := k.(*rsa.PrivateKey)
 			if !ok {
-				return nil, fmt.Errorf("oauth: the private key is %T; Entra ID client certificates must be RSA", k)
+				return nil, fmt.Errorf("oauth: the private key is %T; it must be RSA (Entra ID client certificates, Google service account keys)", k)
 			}
 			return rk, nil
 		case "ENCRYPTED PRIVATE KEY":
 			return nil, errors.New("oauth: the private key is encrypted (PKCS#8); decrypt it first (openssl pkey -in key.pem -out key-plain.pem)")
 		case "EC PRIVATE KEY":
-			return nil, errors.New("oauth: the private key is an EC key; Entra ID client certificates must be RSA")
+			return nil, errors.New("oauth: the private key is an EC key; it must be RSA (Entra ID client certificates, Google service account keys)")
 		}
 	}
 }

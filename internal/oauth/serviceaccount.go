@@ -67,36 +67,15 @@ func ParseServiceAccountKey(data []byte) (*ServiceAccountKey, error) {
 	} else if err := checkEndpointURL(k.TokenURI); err != nil {
 		probs = append(probs, "token_uri: "+err.Error())
 	}
-	key, err := parseRSAKey(k.PrivateKey)
+	key, err := firstRSAKey([]byte(k.PrivateKey))
 	if err != nil {
-		probs = append(probs, "private_key: "+err.Error())
+		probs = append(probs, "private_key: "+strings.TrimPrefix(err.Error(), "oauth: "))
 	}
 	if len(probs) > 0 {
 		return nil, fmt.Errorf("oauth: service account key: %s", strings.Join(probs, "; "))
 	}
 	k.key = key
 	return &k, nil
-}
-
-// parseRSAKey decodes a PEM RSA private key, PKCS#8 as Google writes it or
-// PKCS#1.
-func parseRSAKey(p string) (*rsa.PrivateKey, error) {
-	block, _ := pem.Decode([]byte(p))
-	if block == nil {
-		return nil, errors.New("not a PEM private key")
-	}
-	if k, err := x509.ParsePKCS1PrivateKey(block.Bytes); err == nil {
-		return k, nil
-	}
-	k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
-	if err != nil {
-		return nil, fmt.Errorf("not a PKCS#8 or PKCS#1 key: %w", err)
-	}
-	rk, ok := k.(*rsa.PrivateKey)
-	if !ok {
-		return nil, fmt.Errorf("the key is %T, not RSA", k)
-	}
-	return rk, nil
 }
 
 // String names the service account without its private key.
