@@ -3,7 +3,6 @@ package outbox
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -73,11 +72,7 @@ func TestBudget(t *testing.T) {
 func TestRecipientBudgetWaits(t *testing.T) {
 	t.Parallel()
 	ps := startPaceServer(t)
-	st, err := store.Open(t.Context(), "sqlite:"+filepath.Join(t.TempDir(), "db"), &store.Options{Key: make([]byte, 32)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := openStore(t)
 	enqueue := func(subj string) int64 {
 		id, err := st.Enqueue(t.Context(), "s", "a@example.com", []string{"b@example.com"}, []byte("Subject: "+subj+"\r\n\r\nbody\r\n"))
 		if err != nil {
@@ -107,6 +102,7 @@ func TestRecipientBudgetWaits(t *testing.T) {
 	defer func() { stop(); <-done }()
 	deadline := time.Now().Add(time.Minute)
 	var status []SenderStatus
+	var err error
 	for {
 		status, err = w.Status(t.Context())
 		if err != nil {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -46,11 +45,7 @@ func TestOutboxThroughGraph(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer emu.Close()
-	st, err := store.Open(t.Context(), "sqlite:"+filepath.Join(t.TempDir(), "db"), &store.Options{Key: make([]byte, 32)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openStore(t)
 	gs := graphSender(t, emu)
 	msg := func(i int) string {
 		return fmt.Sprintf("From: %s\r\nTo: %s\r\nSubject: g%d\r\nMessage-ID: <g-%d@mailgate.test>\r\n\r\nbody %d\r\n", emulator.DemoSenderMailbox, emulator.DemoInvoicesMailbox, i, i, i)

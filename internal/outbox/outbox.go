@@ -207,11 +207,7 @@ type lane struct {
 // newLane sets a sender up, its budget counting what the store recorded
 // as sent in the last 24 hours.
 func (w *Worker) newLane(ctx context.Context, s *Sender) *lane {
-	var every time.Duration
-	if s.Rate > 0 {
-		every = time.Minute / time.Duration(s.Rate)
-	}
-	l := &lane{s: s, g: w.Gates.gate(s.Pace, every)}
+	l := &lane{s: s, g: w.Gates.gate(s.Pace, s.every())}
 	if s.MaxRcptsPerDay > 0 {
 		l.b = &budget{max: s.MaxRcptsPerDay}
 		sent, err := w.Store.OutboxSentRcpts(ctx, s.Name, time.Now().Add(-day))
@@ -224,6 +220,14 @@ func (w *Worker) newLane(ctx context.Context, s *Sender) *lane {
 		}
 	}
 	return l
+}
+
+// every is the spacing of s's messages at its rate (0: unpaced).
+func (s *Sender) every() time.Duration {
+	if s.Rate <= 0 {
+		return 0
+	}
+	return time.Minute / time.Duration(s.Rate)
 }
 
 // batchSize is how many messages a connection claims at once: 50, or what

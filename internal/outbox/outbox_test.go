@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -76,11 +75,7 @@ func TestOutboxAgainstDovecot(t *testing.T) {
 	defer emu.Close()
 	dv := dovecot.StartT(t, dovecot.Options{CheckURL: emu.HTTPURL(), Relay: true})
 	tok := appToken(t, emu)
-	st, err := store.Open(t.Context(), "sqlite:"+filepath.Join(t.TempDir(), "db"), &store.Options{Key: make([]byte, 32)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openStore(t)
 	dials := 0
 	sender := &Sender{Name: "noreply", Dial: func(ctx context.Context) (*smtp.Client, error) {
 		dials++
@@ -198,11 +193,7 @@ func TestReauthAfterTokenExpiry(t *testing.T) {
 	defer emu.Close()
 	emu.SetTokenLifetime(2 * time.Second)
 	dv := dovecot.StartT(t, dovecot.Options{CheckURL: emu.HTTPURL(), Relay: true})
-	st, err := store.Open(t.Context(), "sqlite:"+filepath.Join(t.TempDir(), "db"), &store.Options{Key: make([]byte, 32)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openStore(t)
 	sender := &Sender{Name: "noreply", Dial: func(ctx context.Context) (*smtp.Client, error) {
 		tok := appToken(t, emu) // a fresh token per connection, as the token engine would hand out
 		c, err := smtp.Dial(ctx, dv.Addr("submission"), &smtp.Options{TLSConfig: dv.TLSConfig()})

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -73,11 +72,7 @@ func (s *paceSession) Data(r io.Reader) error {
 // the running worker once, right after it started.
 func paceWorker(t *testing.T, ps *paceServer, rate, n int, backoff time.Duration, probe ...func(*Worker)) (*Worker, *store.Store) {
 	t.Helper()
-	st, err := store.Open(t.Context(), "sqlite:"+filepath.Join(t.TempDir(), "db"), &store.Options{Key: make([]byte, 32)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := openStore(t)
 	for i := range n {
 		raw := fmt.Sprintf("Subject: m%02d\r\n\r\nbody\r\n", i)
 		if _, err := st.Enqueue(t.Context(), "s", "a@example.com", []string{"b@example.com"}, []byte(raw)); err != nil {
@@ -225,11 +220,7 @@ func (m *throttleMailer) Permanent(error) bool                      { return tru
 // Mailer calls every other error permanent.
 func TestMailerRetryAfter(t *testing.T) {
 	t.Parallel()
-	st, err := store.Open(t.Context(), "sqlite:"+filepath.Join(t.TempDir(), "db"), &store.Options{Key: make([]byte, 32)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openStore(t)
 	id, err := st.Enqueue(t.Context(), "g", "a@example.com", []string{"b@example.com"}, []byte("Subject: x\r\n\r\nbody\r\n"))
 	if err != nil {
 		t.Fatal(err)

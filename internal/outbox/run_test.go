@@ -29,11 +29,7 @@ func (m *gateMailer) Permanent(err error) bool { return !errors.Is(err, context.
 // TestRunStopFinishesTheMessage: cancelling Run's context does not cancel
 // the message being sent: it is sent and recorded, then Run returns.
 func TestRunStopFinishesTheMessage(t *testing.T) {
-	st, err := store.Open(t.Context(), "sqlite:"+filepath.Join(t.TempDir(), "db"), &store.Options{Key: make([]byte, 32)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openStore(t)
 	id, err := st.Enqueue(t.Context(), "g", "a@example.com", []string{"b@example.com"}, []byte("Subject: x\r\n\r\nbody\r\n"))
 	if err != nil {
 		t.Fatal(err)
@@ -55,4 +51,16 @@ func TestRunStopFinishesTheMessage(t *testing.T) {
 	if err != nil || got.State != store.OutboxSent {
 		t.Fatalf("message %+v %v, want sent", got, err)
 	}
+}
+
+// openStore opens a SQLite store in the test's directory, closed when the
+// test ends.
+func openStore(t *testing.T) *store.Store {
+	t.Helper()
+	st, err := store.Open(t.Context(), "sqlite:"+filepath.Join(t.TempDir(), "db"), &store.Options{Key: make([]byte, 32)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
 }

@@ -48,10 +48,7 @@ func (w *Worker) Status(ctx context.Context) ([]SenderStatus, error) {
 		l := w.lanes[s.Name]
 		w.mu.Unlock()
 		if l == nil {
-			l = &lane{s: s, g: &gate{}}
-			if s.Rate > 0 {
-				l.g.every = time.Minute / time.Duration(s.Rate)
-			}
+			l = &lane{s: s, g: &gate{every: s.every()}}
 		}
 		st := SenderStatus{Name: s.Name, Queued: queued[s.Name], Rate: s.Rate, RecipientsLeft: -1}
 		if l.b != nil {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -63,11 +62,7 @@ func (s *recordSession) Data(r io.Reader) error {
 // one it took before is recorded: a crash leaves at most one accepted,
 // unrecorded message per connection.
 func TestNextMessageWaitsForTheRecord(t *testing.T) {
-	st, err := store.Open(t.Context(), "sqlite:"+filepath.Join(t.TempDir(), "db"), &store.Options{Key: make([]byte, 32)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openStore(t)
 	rc := &recordCheck{st: st, ids: map[string]int64{}}
 	const n = 40
 	for i := range n {

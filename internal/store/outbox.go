@@ -267,16 +267,10 @@ func (s *Store) MarkSentAll(ctx context.Context, sent []SentMessage) error {
 	return nil
 }
 
-// MarkSent records that the server accepted the message.
+// MarkSent records that the server accepted the message, all its
+// recipients (MarkSentAll of one message, none refused).
 func (s *Store) MarkSent(ctx context.Context, id int64) error {
-	now := time.Now().UnixNano()
-	return s.inTx(ctx, func(tx *txn) error {
-		if _, err := tx.Exec(ctx, "UPDATE outbox SET state = ?, last_error = '', updated_at = ? WHERE id = ?", OutboxSent, now, id); err != nil {
-			return err
-		}
-		_, err := tx.Exec(ctx, "UPDATE outbox_rcpts SET state = ?, reply = '' WHERE outbox_id = ? AND state <> ?", OutboxSent, id, OutboxFailed)
-		return err
-	})
+	return s.MarkSentAll(ctx, []SentMessage{{ID: id}})
 }
 
 // MarkRetry puts the message back in the queue after a temporary failure.
