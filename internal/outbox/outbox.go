@@ -233,10 +233,11 @@ func (s *Sender) every() time.Duration {
 // batchSize is how many messages a connection claims at once: 50, or what
 // the sender's pace lets it send in half a claim's time.
 func (w *Worker) batchSize(l *lane) int {
-	if l.g.every <= 0 {
+	every := l.g.spacing()
+	if every <= 0 {
 		return 50
 	}
-	return min(max(int(w.ClaimTTL/2/l.g.every), 1), 50)
+	return min(max(int(w.ClaimTTL/2/every), 1), 50)
 }
 
 // loop is one connection of a sender: it claims a batch, sends it, and
@@ -692,6 +693,13 @@ func (g *gate) held(now time.Time) (until time.Time, why string) {
 		return g.holdUntil, g.why
 	}
 	return time.Time{}, ""
+}
+
+// spacing is the gate's current spacing (a reload may change it).
+func (g *gate) spacing() time.Duration {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.every
 }
 
 // waitHold sleeps through a pause; false when stopped first.

@@ -67,7 +67,7 @@ func (w *Worker) Status(ctx context.Context) ([]SenderStatus, error) {
 			st.State = stateSending
 		}
 		if st.Queued > 0 {
-			st.Drain += time.Duration(st.Queued) * l.g.every
+			st.Drain += time.Duration(st.Queued) * l.g.spacing()
 		}
 		out = append(out, st)
 	}
