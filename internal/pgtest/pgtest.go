@@ -98,11 +98,29 @@ func (s *Server) command(ctx context.Context, prog string, args ...string) *exec
 	return exec.CommandContext(ctx, "runuser", append([]string{"-u", s.runAs, "--", path}, args...)...)
 }
 
+// Test servers trade durability for speed; TCP on loopback only.
+const (
+	loopbackConf = "\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = ''\nmax_connections = 200\n"
+	fastConf     = loopbackConf + "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"
+)
+
 // Launch initialises a cluster in dir (which must exist and be empty
 // enough for a data/ subdirectory) and starts it on a free loopback port.
 // As root, dir and its parents are made traversable by the postgres user
-// and dir is given to it.
+// and dir is given to it. Its commits are not durable (fsync = off), which
+// suits tests.
 func Launch(ctx context.Context, dir string) (*Server, error) {
+	return launch(ctx, dir, fastConf)
+}
+
+// LaunchDurable is Launch with PostgreSQL's durable defaults (fsync,
+// synchronous_commit, full_page_writes on): a commit returns once its WAL
+// is on disk, as on a production server. Benchmarks use it.
+func LaunchDurable(ctx context.Context, dir string) (*Server, error) {
+	return launch(ctx, dir, loopbackConf)
+}
+
+func launch(ctx context.Context, dir, conf string) (*Server, error) {
 	runAs, err := available()
 	if err != nil {
 		return nil, err
@@ -119,9 +137,6 @@ func Launch(ctx context.Context, dir string) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pgtest: initdb: %w\n%s", err, out)
 	}
-	// Test servers trade durability for speed; TCP on loopback only.
-	conf := "\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = ''\nfsync = off\n" +
-		"synchronous_commit = off\nfull_page_writes = off\nmax_connections = 200\n"
 	if err := appendFile(filepath.Join(data, "postgresql.conf"), conf); err != nil {
 		return nil, fmt.Errorf("pgtest: %w", err)
 	}

@@ -1,6 +1,7 @@
 package pgtest
 
 import (
+	"context"
 	"net"
 	"os"
 	"strconv"
@@ -64,6 +65,41 @@ func TestLaunchAndStop(t *testing.T) {
 	}
 	if s.watchdog != nil && s.watchdog.ProcessState == nil {
 		t.Fatal("watchdog still running after Stop")
+	}
+}
+
+// TestLaunchDurable: a durable server commits as a production one does,
+// a test server does not.
+func TestLaunchDurable(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		launch func(context.Context, string) (*Server, error)
+		want   string
+	}{
+		{"Launch", Launch, "off"},
+		{"LaunchDurable", LaunchDurable, "on"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := tc.launch(t.Context(), t.TempDir())
+			if err != nil {
+				skipOrFail(t, err)
+			}
+			defer s.Stop()
+			conn, err := pgx.Connect(t.Context(), s.DSN("postgres"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close(t.Context())
+			for _, setting := range []string{"fsync", "synchronous_commit", "full_page_writes"} {
+				var got string
+				if err := conn.QueryRow(t.Context(), "SHOW "+setting).Scan(&got); err != nil {
+					t.Fatal(err)
+				}
+				if got != tc.want {
+					t.Errorf("%s = %s, want %s", setting, got, tc.want)
+				}
+			}
+		})
 	}
 }
 

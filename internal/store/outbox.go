@@ -230,6 +230,9 @@ type SentMessage struct {
 // the others sent, the message sent.
 func (s *Store) MarkSentAll(ctx context.Context, sent []SentMessage) error {
 	now := time.Now().UnixNano()
+	if noneRefused(sent) {
+		return s.markSentNoneRefused(ctx, sent, now)
+	}
 	err := s.inTx(ctx, func(tx *txn) error {
 		fail, err := tx.Prepare(ctx, "UPDATE outbox_rcpts SET state = ?, reply = ? WHERE outbox_id = ? AND rcpt = ?")
 		if err != nil {
@@ -265,6 +268,51 @@ func (s *Store) MarkSentAll(ctx context.Context, sent []SentMessage) error {
 		return fmt.Errorf("store: outbox: record sent: %w", err)
 	}
 	return nil
+}
+
+// markSentNoneRefused is MarkSentAll of messages every recipient took,
+// the common case: two statements for the whole batch, prepared once each
+// (a prepare costs SQLite more than its execution here), and on
+// PostgreSQL in one statement, so one round trip and one WAL flush (a
+// transaction of prepared statements is eight round trips). SQLite has
+// no UPDATE in a WITH.
+func (s *Store) markSentNoneRefused(ctx context.Context, sent []SentMessage, now int64) error {
+	in := strings.TrimSuffix(strings.Repeat("?, ", len(sent)), ", ")
+	ids := make([]any, len(sent))
+	for i, m := range sent {
+		ids[i] = m.ID
+	}
+	const (
+		msgs  = "UPDATE outbox SET state = ?, last_error = '', claimed_by = '', claim_until = 0, updated_at = ? WHERE id IN ("
+		rcpts = "UPDATE outbox_rcpts SET state = ?, reply = '' WHERE outbox_id IN ("
+	)
+	msgArgs := append([]any{OutboxSent, now}, ids...)
+	rcptArgs := append(append([]any{OutboxSent}, ids...), OutboxFailed)
+	var err error
+	if s.d.name == "postgres" {
+		_, err = s.exec(ctx, "WITH m AS ("+msgs+in+")) "+rcpts+in+") AND state <> ?", append(msgArgs, rcptArgs...)...)
+	} else {
+		err = s.inTx(ctx, func(tx *txn) error {
+			if _, err := tx.Exec(ctx, msgs+in+")", msgArgs...); err != nil {
+				return err
+			}
+			_, err := tx.Exec(ctx, rcpts+in+") AND state <> ?", rcptArgs...)
+			return err
+		})
+	}
+	if err != nil {
+		return fmt.Errorf("store: outbox: record sent: %w", err)
+	}
+	return nil
+}
+
+func noneRefused(sent []SentMessage) bool {
+	for _, m := range sent {
+		if len(m.Refused) > 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // MarkSent records that the server accepted the message, all its

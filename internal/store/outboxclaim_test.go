@@ -146,8 +146,48 @@ func TestMarkSentAll(t *testing.T) {
 		if m.State != OutboxSent || m.Rcpts[0].State != OutboxSent || m.Rcpts[1].State != OutboxFailed || m.Rcpts[1].Reply != "550 5.1.1 no such user" {
 			t.Fatalf("refused recipient: %+v", m)
 		}
+		if m, _ := s.OutboxMessageStatus(ctx, ids[0]); m.State != OutboxSent || m.Rcpts[0].State != OutboxSent || m.Rcpts[1].State != OutboxSent {
+			t.Fatalf("a message sent to all: %+v", m)
+		}
 		if m, _ := s.OutboxMessageStatus(ctx, ids[2]); m.State != OutboxQueued {
 			t.Fatalf("a message outside the batch: %s", m.State)
+		}
+		// a batch with nothing refused (PostgreSQL's one-statement path):
+		// a recipient refused on an earlier attempt stays failed, the
+		// claim is cleared, a message outside the batch is untouched
+		more := []int64{ids[2]}
+		for i := range 2 {
+			id, err := s.Enqueue(ctx, "noreply", "x@example.com", []string{"c@example.com"}, fmt.Appendf(nil, "Subject: more %d\r\n\r\nx\r\n", i))
+			if err != nil {
+				t.Fatal(err)
+			}
+			more = append(more, id)
+		}
+		if err := s.MarkFailed(ctx, ids[2], "a@example.com", "550 5.1.1 gone"); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := s.ClaimDue(ctx, "noreply", 10, OutboxClaim{By: "w", Until: time.Now().Add(time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.MarkSentAll(ctx, []SentMessage{{ID: more[0]}, {ID: more[1]}}); err != nil {
+			t.Fatal(err)
+		}
+		m, _ = s.OutboxMessageStatus(ctx, more[0])
+		if m.State != OutboxSent || m.Rcpts[0].State != OutboxFailed || m.Rcpts[0].Reply != "550 5.1.1 gone" || m.Rcpts[1].State != OutboxSent {
+			t.Fatalf("an earlier refusal after a batch: %+v", m)
+		}
+		if m, _ := s.OutboxMessageStatus(ctx, more[1]); m.State != OutboxSent || m.Rcpts[0].State != OutboxSent {
+			t.Fatalf("in the batch: %+v", m)
+		}
+		if m, _ := s.OutboxMessageStatus(ctx, more[2]); m.State != OutboxSending || m.Rcpts[0].State != OutboxQueued {
+			t.Fatalf("claimed, outside the batch: %+v", m)
+		}
+		// the claim of a recorded message is gone: releasing it does nothing
+		if err := s.ReleaseClaim(ctx, "w", more[0], more[1]); err != nil {
+			t.Fatal(err)
+		}
+		if m, _ := s.OutboxMessageStatus(ctx, more[0]); m.State != OutboxSent {
+			t.Fatalf("released after sent: %s", m.State)
 		}
 	})
 }
