@@ -2,6 +2,7 @@ package store
 
 import (
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -218,6 +219,74 @@ func TestOutboxWake(t *testing.T) {
 		case <-wake:
 		case <-time.After(30 * time.Second):
 			t.Fatal("the enqueue did not wake the other handle")
+		}
+	})
+}
+
+// TestEnqueueAll: each message of a chunk comes back under its own id
+// with its sender, envelope, bytes and recipients (a repeated recipient
+// once), whatever the dialect's way of inserting them.
+func TestEnqueueAll(t *testing.T) {
+	eachBackend(t, func(t *testing.T, dsn string) {
+		s := mustOpen(t, dsn, newKey(t))
+		ctx := t.Context()
+		var msgs []NewOutboxMessage
+		for i := range 250 {
+			m := NewOutboxMessage{Sender: []string{"noreply", "billing"}[i%2], From: fmt.Sprintf("f%d@example.com", i),
+				Raw: fmt.Appendf(nil, "Subject: %d\r\n\r\nbody %d\r\n", i, i)}
+			for r := range i % 4 {
+				m.Rcpts = append(m.Rcpts, fmt.Sprintf("r%d-%d@example.com", i, r))
+			}
+			if i%4 == 3 {
+				m.Rcpts = append(m.Rcpts, m.Rcpts[0])
+			}
+			msgs = append(msgs, m)
+		}
+		if ids, err := s.EnqueueAll(ctx, nil); err != nil || len(ids) != 0 {
+			t.Fatalf("nothing queued: %v, %v", ids, err)
+		}
+		ids, err := s.EnqueueAll(ctx, msgs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ids) != len(msgs) {
+			t.Fatalf("%d ids for %d messages", len(ids), len(msgs))
+		}
+		seen := map[int64]bool{}
+		for i, id := range ids {
+			if seen[id] {
+				t.Fatalf("id %d twice", id)
+			}
+			seen[id] = true
+			m, err := s.OutboxMessageStatus(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := msgs[i]
+			if m.Sender != want.Sender || m.From != want.From || m.State != OutboxQueued {
+				t.Fatalf("message %d (id %d): %s %s %s, want %s %s queued", i, id, m.Sender, m.From, m.State, want.Sender, want.From)
+			}
+			var got []string
+			for _, r := range m.Rcpts {
+				got = append(got, r.Addr)
+			}
+			wantRcpts := slices.Compact(slices.Sorted(slices.Values(want.Rcpts)))
+			if !slices.Equal(slices.Sorted(slices.Values(got)), wantRcpts) {
+				t.Fatalf("message %d recipients %v, want %v", i, got, wantRcpts)
+			}
+		}
+		claimed, _, err := s.ClaimDue(ctx, "billing", 500, OutboxClaim{By: "w", Until: time.Now().Add(time.Hour)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(claimed) != 125 {
+			t.Fatalf("claimed %d of billing's 125", len(claimed))
+		}
+		for _, m := range claimed {
+			i := slices.Index(ids, m.ID)
+			if string(m.Raw) != string(msgs[i].Raw) {
+				t.Fatalf("id %d: raw %q, want %q", m.ID, m.Raw, msgs[i].Raw)
+			}
 		}
 	})
 }
