@@ -17,14 +17,16 @@ import (
 // challenge, whose scope and meaning the output names, and the server saw
 // the empty-line answer; a token with the scope delivers, and after:
 // delete leaves the messages in \Trash (Papierkorb), not in All Mail; the
-// connection cap fails the run with Gmail's limit explained.
+// connection cap fails the run with Gmail's limit explained. The Gmail
+// tokens come as a Workspace deployment's do: from the emulated Google's
+// token endpoint for the service account with domain-wide delegation.
 func TestGmailThroughBinary(t *testing.T) {
 	srv, err := emulator.Start(t.Context(), emulator.Options{HTTPListen: "-", GmailIMAPListen: "127.0.0.1:0", GmailLocalized: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer srv.Close()
-	const user = "ops@example.com"
+	user, keep := "alice@"+emulator.GoogleDomain, "bob@"+emulator.GoogleDomain
 	for i := range 3 {
 		if _, err := srv.GmailDeliver(user, fmt.Appendf(nil, "Subject: g%d\r\nMessage-ID: <g%d@example.com>\r\n\r\nbody %d\r\n", i, i, i)); err != nil {
 			t.Fatal(err)
@@ -37,10 +39,9 @@ func TestGmailThroughBinary(t *testing.T) {
 		"  - {name: exchange, provider: microsoft, grant: client_credentials, authority: " + q(srv.URL()) + ", tls_ca: " + q(srv.CAFile()) +
 		", tenant: " + emulator.DemoTenantID + ", client_id: " + emulator.DemoAppID + ", client_secret: " + q(emulator.DemoAppSecret) +
 		", scopes: [https://outlook.office365.com/.default]}\n" +
-		"  - {name: google, provider: generic, grant: client_credentials, token_url: " + q(srv.URL()+"/_emulator/gmail/token") +
-		", tls_ca: " + q(srv.CAFile()) + ", client_id: test, client_secret: test, scopes: [" + q(emulator.GoogleMailScope) + "]}\n" +
+		serviceAccountProfile(srv, "google", emulator.GoogleMailScope) +
 		"mailboxes:\n"
-	for _, mb := range [][4]string{{"wrongscope", "exchange", user, "delete"}, {"gmail", "google", user, "delete"}, {"kept", "google", "keep@example.com", "seen"}} {
+	for _, mb := range [][4]string{{"wrongscope", "exchange", user, "delete"}, {"gmail", "google", user, "delete"}, {"kept", "google", keep, "seen"}} {
 		cfg += fmt.Sprintf("  - {name: %s, protocol: imap, host: %s, port: %s, security: tls, tls_ca: %s, sasl: xoauth2, username: %s, profile: %s, after: %s, sink: %s}\n",
 			mb[0], host, port, q(srv.CAFile()), mb[2], mb[1], mb[3], map[bool]string{true: "kept", false: "out"}[mb[0] == "kept"])
 	}
@@ -67,6 +68,9 @@ func TestGmailThroughBinary(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stderr, "gmail: 3 delivered") {
 		t.Fatalf("gmail: exit %d\n%s", r.code, r.stderr)
 	}
+	if n := srv.GoogleTokenRequests(user); n != 1 {
+		t.Errorf("%d service-account token requests for %s, want 1", n, user)
+	}
 	files, _ := os.ReadDir(filepath.Join(dir, "inbox", "new"))
 	in, _ := srv.GmailCount(user, "INBOX")
 	all, _ := srv.GmailCount(user, "[Google Mail]/Alle Nachrichten")
@@ -78,7 +82,7 @@ func TestGmailThroughBinary(t *testing.T) {
 	// messages without a Message-ID header survive a UIDVALIDITY change
 	// through X-GM-MSGID: nothing is delivered twice
 	for i := range 4 {
-		if _, err := srv.GmailDeliver("keep@example.com", fmt.Appendf(nil, "Subject: no id %d\r\n\r\nbody %d\r\n", i, i)); err != nil {
+		if _, err := srv.GmailDeliver(keep, fmt.Appendf(nil, "Subject: no id %d\r\n\r\nbody %d\r\n", i, i)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -87,10 +91,10 @@ func TestGmailThroughBinary(t *testing.T) {
 	}
 	// later, as a server-side restore is: the internal dates stay the messages'
 	srv.SetClock(func() time.Time { return time.Now().Add(10 * time.Second) })
-	if err := srv.GmailResetUIDValidity("keep@example.com"); err != nil {
+	if err := srv.GmailResetUIDValidity(keep); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := srv.GmailDeliver("keep@example.com", []byte("Subject: new\r\n\r\nnew\r\n")); err != nil {
+	if _, err := srv.GmailDeliver(keep, []byte("Subject: new\r\n\r\nnew\r\n")); err != nil {
 		t.Fatal(err)
 	}
 	r = mailgate(t, t.Context(), dir, "run", "--once", "--mailbox", "kept", "-v")
@@ -112,22 +116,25 @@ func TestGmailThroughBinary(t *testing.T) {
 // TestGmailSendThroughBinary: `mailgate send` through the emulator's Gmail
 // SMTP service: a token without https://mail.google.com/ gets the 334
 // challenge, answered with an empty line the server saw, and the output
-// names the scope; with the scope the message is sent.
+// names the scope; with the scope the message is sent. Both tokens are
+// the service account's (gmail.send delegated too, so that Google issues
+// the narrow one).
 func TestGmailSendThroughBinary(t *testing.T) {
 	srv, err := emulator.Start(t.Context(), emulator.Options{HTTPListen: "-", GmailSMTPListen: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer srv.Close()
-	const user = "ops@example.com"
+	// the narrow profile's scope is delegated too, so Google issues its
+	// token and Gmail's SMTP service is the one that refuses it
+	const send = "https://www.googleapis.com/auth/gmail.send"
+	srv.SetGoogleDelegation(emulator.GoogleServiceAccountClientID, emulator.GoogleMailScope, send)
+	user := "alice@" + emulator.GoogleDomain
 	host, port, _ := strings.Cut(srv.GmailSMTPAddr(), ":")
 	dir := t.TempDir()
 	q := func(s string) string { return "'" + s + "'" }
 	cfg := "store: sqlite:./mailgate.db\nprofiles:\n" +
-		"  - {name: narrow, provider: generic, grant: client_credentials, token_url: " + q(srv.URL()+"/_emulator/gmail/token") +
-		", tls_ca: " + q(srv.CAFile()) + ", client_id: test, client_secret: test, scopes: [https://www.googleapis.com/auth/gmail.send]}\n" +
-		"  - {name: google, provider: generic, grant: client_credentials, token_url: " + q(srv.URL()+"/_emulator/gmail/token") +
-		", tls_ca: " + q(srv.CAFile()) + ", client_id: test, client_secret: test, scopes: [" + q(emulator.GoogleMailScope) + "]}\n" +
+		serviceAccountProfile(srv, "narrow", send) + serviceAccountProfile(srv, "google", emulator.GoogleMailScope) +
 		"senders:\n"
 	for _, p := range []string{"narrow", "google"} {
 		cfg += fmt.Sprintf("  - {name: %s, protocol: smtp, host: %s, port: %s, security: tls, tls_ca: %s, sasl: xoauth2, username: %s, profile: %s, allowed_from: [%s]}\n",
@@ -154,4 +161,13 @@ func TestGmailSendThroughBinary(t *testing.T) {
 	if r := mailgate(t, t.Context(), dir, "send", "--sender", "google-out", "m.eml"); r.code != 0 || srv.GmailSMTPSent() != 1 {
 		t.Errorf("full scope: exit %d, sent %d\n%s", r.code, srv.GmailSMTPSent(), r.stderr)
 	}
+}
+
+// serviceAccountProfile is a profiles item getting tokens as a Workspace
+// deployment of mailgate does: the emulator's service-account key, with
+// domain-wide delegation, from the emulated Google's token endpoint (the
+// key's token_uri), acting for each mailbox's or sender's user.
+func serviceAccountProfile(srv *emulator.Server, name, scope string) string {
+	return "  - {name: " + name + ", provider: google, grant: service_account, service_account_key: 'file:" + srv.GoogleKeyFile() +
+		"', tls_ca: '" + srv.CAFile() + "', scopes: ['" + scope + "']}\n"
 }

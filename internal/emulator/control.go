@@ -46,7 +46,6 @@ func (s *Server) routes() *http.ServeMux {
 	m.Handle("POST /_emulator/device/approve", s.loopbackOnly(s.handleDeviceDecision(true)))
 	m.Handle("POST /_emulator/device/decline", s.loopbackOnly(s.handleDeviceDecision(false)))
 	m.Handle("POST /_emulator/exchange/check", s.loopbackOnly(s.handleExchangeCheck))
-	m.Handle("POST /_emulator/gmail/token", s.loopbackOnly(s.handleGmailToken))
 	m.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		s.render(w, http.StatusOK, page{Title: "Entra ID emulator",
 			Text: "Tenant " + s.tenant.id + " (" + s.tenant.domain + "). Token endpoint: " + s.base(r) + "/" + s.tenant.id + "/oauth2/v2.0/token"})

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -380,12 +379,14 @@ func cmpOr(v ...string) string {
 	return ""
 }
 
-// GoogleMailToken signs an access token for user with scopes, as Google's
-// token endpoint would issue one; user "" makes a token good for any
-// account (as a service account's is for its subject). It serves tests and
-// the control route POST /_emulator/gmail/token (form: scope, user), a
-// stand-in token endpoint for profiles that test the Gmail services through
-// the binary (provider generic, grant client_credentials).
+// GoogleMailToken signs an access token for user with scopes in the
+// emulator's own (Entra-shaped) format, which CheckGoogleMailAccess
+// accepts; user "" makes a token good for any account. It is for in-process
+// unit tests of the Gmail services' rules alone, and has no route: no
+// endpoint hands out tokens without credentials. Through the binary,
+// tokens come from /google/token, as Google's do: the service account with
+// domain-wide delegation (SetGoogleDelegation for other scopes) or a
+// signed-in user.
 func (s *Server) GoogleMailToken(user string, scopes ...string) (string, error) {
 	now := s.now()
 	life := s.tokenLifetime()
@@ -398,21 +399,6 @@ func (s *Server) GoogleMailToken(user string, scopes ...string) (string, error) 
 		claims["idtyp"], claims["sub"] = "app", "gmail-test"
 	}
 	return s.sign.signJWT(claims)
-}
-
-func (s *Server) handleGmailToken(w http.ResponseWriter, r *http.Request) {
-	scopes := strings.Fields(r.PostFormValue("scope"))
-	tok, err := s.GoogleMailToken(r.PostFormValue("user"), scopes...)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
-	}
-	life := time.Duration(s.lifetime.Load()) // the token's own when fixed, else the shortest it can be
-	if life <= 0 {
-		life = 3599 * time.Second
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"access_token": tok, "token_type": "Bearer",
-		"expires_in": int(life.Seconds()), "scope": strings.Join(scopes, " ")})
 }
 
 // gmailSession is one Gmail IMAP connection.

@@ -193,6 +193,35 @@ func TestGoogleServiceAccountStates(t *testing.T) {
 	}
 }
 
+// TestGoogleTokensNeedCredentials: the emulator hands out no Google token
+// to a caller without credentials: neither the removed stand-in control
+// route nor the token endpoint with made-up client credentials (Google has
+// no client-credentials grant; a refresh needs the real client secret).
+func TestGoogleTokensNeedCredentials(t *testing.T) {
+	srv := start(t)
+	alice := "alice@" + GoogleDomain
+	for _, tt := range []struct {
+		name   string
+		url    string
+		form   url.Values
+		status int
+		code   string
+	}{
+		{"stand-in route", srv.URL() + "/_emulator/gmail/token", url.Values{"scope": {GoogleMailScope}, "user": {alice}}, 404, ""},
+		{"client credentials", srv.GoogleTokenURL(), url.Values{"grant_type": {"client_credentials"}, "client_id": {"test"},
+			"client_secret": {"test"}, "scope": {GoogleMailScope}}, 400, "unsupported_grant_type"},
+		{"refresh with a made-up client", srv.GoogleTokenURL(), url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"1//x"},
+			"client_id": {"test"}, "client_secret": {"test"}}, 401, "invalid_client"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			a := post(t, srv, tt.url, tt.form)
+			if a.status != tt.status || a.str("error") != tt.code || a.str("access_token") != "" || strings.Contains(a.raw, "ya29.") {
+				t.Errorf("%d %s; want %d %q and no token", a.status, a.raw, tt.status, tt.code)
+			}
+		})
+	}
+}
+
 // googleSignIn runs the authorize page and returns the redirect's query.
 func googleSignIn(t *testing.T, srv *Server, q url.Values, email string) url.Values {
 	t.Helper()
