@@ -39,6 +39,19 @@ func TestGmailAcceptsGoogleTokens(t *testing.T) {
 	full := googleIssued(t, srv, alice, GoogleMailScope)
 	both := googleIssued(t, srv, alice, GoogleMailScope+" "+modify)
 	narrow := googleIssued(t, srv, alice, modify)
+	// a token of the Microsoft side, signed by the same emulator, naming
+	// the Gmail scope: Gmail does not take it
+	now := time.Now()
+	microsoft, err := srv.sign.signJWT(map[string]any{"aud": GoogleMailScope, "iss": "https://login.microsoftonline.com/" + srv.tenant.id + "/v2.0",
+		"tid": srv.tenant.id, "sub": alice, "upn": alice, "idtyp": "user", "ver": "2.0", "scp": GoogleMailScope,
+		"iat": now.Unix(), "nbf": now.Unix(), "exp": now.Add(time.Hour).Unix()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	made, err := srv.GoogleMailToken(alice, GoogleMailScope)
+	if err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name, token, user, wantErr string
 	}{
@@ -49,6 +62,9 @@ func TestGmailAcceptsGoogleTokens(t *testing.T) {
 		{"gmail.modify only", narrow, alice, "lack " + GoogleMailScope},
 		{"signature broken", full[:len(full)-4] + "AAAA", alice, "bad signature"},
 		{"not a token", "ya29.nonsense", alice, "not a valid Google access token"},
+		{"a Microsoft token naming the Gmail scope", microsoft, alice, "not a valid Google access token"},
+		{"GoogleMailToken's, its user", made, alice, ""},
+		{"GoogleMailToken's, another user", made, bob, "is for " + alice + ", not " + bob},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
