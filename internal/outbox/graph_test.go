@@ -15,8 +15,8 @@ import (
 // graphSender is the demo app's Graph client sending as noreply@.
 func graphSender(t *testing.T, emu *emulator.Server) *graph.Sender {
 	t.Helper()
-	tok := func(context.Context) (string, error) {
-		return emulatorToken(emu, "https://graph.microsoft.com/.default")
+	tok := func(ctx context.Context) (string, error) {
+		return emu.DemoAppToken(ctx, "https://graph.microsoft.com/.default")
 	}
 	c := graph.New(graph.Options{Endpoint: emu.URL(), HTTPClient: emu.Client(), Bearer: graph.BearerFunc(tok)})
 	return &graph.Sender{Client: c, User: emulator.DemoSenderMailbox, SaveToSentItems: true}

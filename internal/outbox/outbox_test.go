@@ -2,10 +2,8 @@ package outbox
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -21,28 +19,11 @@ import (
 // appToken is the demo app's token for Exchange (IMAP, SMTP).
 func appToken(t *testing.T, emu *emulator.Server) string {
 	t.Helper()
-	tok, err := emulatorToken(emu, "https://outlook.office365.com/.default")
+	tok, err := emu.DemoAppToken(t.Context(), "https://outlook.office365.com/.default")
 	if err != nil {
 		t.Fatal(err)
 	}
 	return tok
-}
-
-// emulatorToken asks the emulator for the demo app's token for scope
-// (client credentials).
-func emulatorToken(emu *emulator.Server, scope string) (string, error) {
-	resp, err := emu.Client().PostForm(emu.URL()+"/"+emulator.DemoTenantID+"/oauth2/v2.0/token", url.Values{
-		"grant_type": {"client_credentials"}, "client_id": {emulator.DemoAppID}, "client_secret": {emulator.DemoAppSecret},
-		"scope": {scope}})
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	var v struct {
-		AccessToken string `json:"access_token"`
-	}
-	err = json.NewDecoder(resp.Body).Decode(&v)
-	return v.AccessToken, err
 }
 
 // submissionDial is a Sender's Dial to dv's submission service (STARTTLS)
