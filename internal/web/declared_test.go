@@ -3,7 +3,6 @@ package web
 import (
 	"encoding/json"
 	"net/http/httptest"
-	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -11,7 +10,6 @@ import (
 
 	"github.com/mailgate/mailgate/internal/config"
 	"github.com/mailgate/mailgate/internal/metrics"
-	"github.com/mailgate/mailgate/internal/store"
 )
 
 // declaredConfig sets every key of every kind at least once; its secrets
@@ -58,16 +56,7 @@ var declaredSecrets = []string{"decl-CLIENT-secret-01", "decl-QUERY-02", "decl-P
 
 func declaredServer(t *testing.T) (*Server, *httptest.Server, string) {
 	t.Helper()
-	dir := t.TempDir()
-	cfg, err := config.Parse([]byte(declaredConfig), filepath.Join(dir, "mailgate.yaml"), func(string) string { return "" })
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := store.Open(t.Context(), "sqlite:"+filepath.Join(dir, "db"), &store.Options{Key: make([]byte, 32)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	cfg, st := configAndStore(t, declaredConfig, nil)
 	if err := st.SetAdmin(t.Context(), "ops", "declared-admin-password"); err != nil {
 		t.Fatal(err)
 	}
