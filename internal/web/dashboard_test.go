@@ -24,13 +24,7 @@ func TestDashboardLastTokenAndRefresh(t *testing.T) {
 		&store.Token{AccessToken: "at-value", TokenType: "Bearer", IssuedAt: now, Expiry: now.Add(time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.SetAdmin(t.Context(), "ops", secrets[6]); err != nil {
-		t.Fatal(err)
-	}
-	tok, err := st.NewAPIToken(t.Context(), "ops")
-	if err != nil {
-		t.Fatal(err)
-	}
+	tok := opsToken(t, st, secrets[6])
 	srv := httptest.NewServer(New(Options{Store: st, Config: cfg,
 		Runtime: &runtimeFuncs{}}))
 	t.Cleanup(srv.Close)

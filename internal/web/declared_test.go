@@ -57,13 +57,7 @@ var declaredSecrets = []string{"decl-CLIENT-secret-01", "decl-QUERY-02", "decl-P
 func declaredServer(t *testing.T) (*Server, *httptest.Server, string) {
 	t.Helper()
 	cfg, st := configAndStore(t, declaredConfig, nil)
-	if err := st.SetAdmin(t.Context(), "ops", "declared-admin-password"); err != nil {
-		t.Fatal(err)
-	}
-	tok, err := st.NewAPIToken(t.Context(), "ops")
-	if err != nil {
-		t.Fatal(err)
-	}
+	tok := opsToken(t, st, "declared-admin-password")
 	w := New(Options{Store: st, Config: cfg, Metrics: &metrics.Registry{}})
 	srv := httptest.NewServer(w)
 	t.Cleanup(srv.Close)

@@ -90,6 +90,20 @@ func configAndStore(t *testing.T, cfgText string, getenv func(string) string) (*
 	return cfg, st
 }
 
+// opsToken makes admin "ops" with password and returns a new API token
+// of theirs.
+func opsToken(t *testing.T, st *store.Store, password string) string {
+	t.Helper()
+	if err := st.SetAdmin(t.Context(), "ops", password); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := st.NewAPIToken(t.Context(), "ops")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	cfg, st := configAndStore(t, testConfig, func(k string) string {
@@ -98,9 +112,7 @@ func newFixture(t *testing.T) *fixture {
 		}
 		return ""
 	})
-	if err := st.SetAdmin(t.Context(), "ops", secrets[6]); err != nil {
-		t.Fatal(err)
-	}
+	tok := opsToken(t, st, secrets[6])
 	if _, _, err := st.PutMessage(t.Context(), "forms", "forms/imap/7/1", time.Time{}, strings.NewReader(keptMessage)); err != nil {
 		t.Fatal(err)
 	}
@@ -116,10 +128,6 @@ func newFixture(t *testing.T) *fixture {
 	}
 	if err := st.PutHeld(t.Context(), "forms", []store.HeldMessage{{Key: heldKey, UID: "3", MessageID: "<h3@contoso.com>", Subject: "Refused <b>invoice</b>",
 		From: "b@example.com", Size: 99, State: store.HeldRefused, Permanent: true, Reason: "sink command (permanent): exited 1", Attempts: 1}}); err != nil {
-		t.Fatal(err)
-	}
-	tok, err := st.NewAPIToken(t.Context(), "ops")
-	if err != nil {
 		t.Fatal(err)
 	}
 	reg := &metrics.Registry{}
@@ -530,13 +538,7 @@ func TestRefreshTokenState(t *testing.T) {
 	if _, err := st.LoadRefreshToken(t.Context(), "adele"); err != nil { // redeemed once
 		t.Fatal(err)
 	}
-	if err := st.SetAdmin(t.Context(), "ops", secrets[6]); err != nil {
-		t.Fatal(err)
-	}
-	tok, err := st.NewAPIToken(t.Context(), "ops")
-	if err != nil {
-		t.Fatal(err)
-	}
+	tok := opsToken(t, st, secrets[6])
 	later := time.Now().Add(70 * 24 * time.Hour) // 20 days before the 90-day limit
 	srv := httptest.NewServer(New(Options{Store: st, Config: cfg, Now: func() time.Time { return later }}))
 	t.Cleanup(srv.Close)
