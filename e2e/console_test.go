@@ -2,17 +2,9 @@ package e2e
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
-	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -27,6 +19,7 @@ import (
 	"time"
 
 	"github.com/mailgate/mailgate/internal/emulator"
+	"github.com/mailgate/mailgate/internal/testcert"
 )
 
 // TestServeConsoleAPIAndMetrics: an administrator created with `mailgate
@@ -218,20 +211,8 @@ func startServe(t *testing.T, dir string) *runningServe {
 // over HTTPS and its session cookie is Secure.
 func TestServeConsoleOverTLS(t *testing.T) {
 	_, dir := emulatorConfig(t, "")
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "127.0.0.1"},
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, _ := x509.MarshalPKCS8PrivateKey(key)
-	_ = os.WriteFile(filepath.Join(dir, "console.crt"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
-	_ = os.WriteFile(filepath.Join(dir, "console.key"), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600)
+	cert := testcert.Make(t, testcert.Options{Names: []string{"127.0.0.1"}})
+	cert.WriteFiles(t, dir, "console")
 	appendConfig(t, dir, "listen: 127.0.0.1:0\ntls_cert: console.crt\ntls_key: console.key\n")
 	adminAdd(t, dir, "a long enough password")
 	serve := startServe(t, dir)
@@ -239,9 +220,7 @@ func TestServeConsoleOverTLS(t *testing.T) {
 		t.Fatalf("serve did not announce an https console:\n%s", serve.logs.String())
 	}
 	base, logs := serve.base+"/", serve.logs
-	pool := x509.NewCertPool()
-	pool.AddCert(mustParse(t, der))
-	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}},
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: cert.Pool()}},
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	resp, err := c.PostForm(base+"login", url.Values{"name": {"ops"}, "password": {"a long enough password"}})
 	if err != nil {
@@ -262,15 +241,6 @@ func TestServeConsoleOverTLS(t *testing.T) {
 			t.Error("the console answered plain HTTP")
 		}
 	}
-}
-
-func mustParse(t *testing.T, der []byte) *x509.Certificate {
-	t.Helper()
-	c, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
 }
 
 // TestConsoleAuthorize: the Authorize button of an authorization-code

@@ -22,6 +22,43 @@ func imapConfig(t *testing.T, dir string, dv *dovecot.Server, user, after string
 		host, port, dv.CAFile(), user, after, batch))
 }
 
+// maildirHolds fails t unless the maildir inbox's new/ holds exactly the
+// messages want, byte for byte, each once (the files' order aside).
+func maildirHolds(t *testing.T, inbox string, want [][]byte) {
+	t.Helper()
+	left := map[[32]byte]int{}
+	for _, b := range want {
+		left[sha256.Sum256(b)]++
+	}
+	files, err := os.ReadDir(filepath.Join(inbox, "new"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(filepath.Join(inbox, "new", f.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := sha256.Sum256(b)
+		if left[h] == 0 {
+			t.Fatalf("%s is not one of the %d messages, or came twice", f.Name(), len(want))
+		}
+		left[h]--
+	}
+	if len(files) != len(want) {
+		t.Fatalf("%d files in the maildir, want %d", len(files), len(want))
+	}
+}
+
+// seeded is what dovecot's Seed(user, n, size) put into user's mailbox.
+func seeded(user string, n, size int) [][]byte {
+	var out [][]byte
+	for k := 1; k <= n; k++ {
+		out = append(out, dovecot.SeedBody(user, k, size))
+	}
+	return out
+}
+
 // TestCrashSafety kills `mailgate run --once` (SIGKILL) at random moments
 // while it ingests 2,000 messages, restarting it each time: the maildir
 // ends with exactly the 2,000 messages, none twice.
@@ -41,24 +78,7 @@ func TestCrashSafety(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("final run: %d\n%s", r.code, r.stderr)
 	}
-	files, _ := os.ReadDir(filepath.Join(dir, "inbox", "new"))
-	seen := map[[32]byte]bool{}
-	for _, f := range files {
-		b, _ := os.ReadFile(filepath.Join(dir, "inbox", "new", f.Name()))
-		h := sha256.Sum256(b)
-		if seen[h] {
-			t.Fatalf("%s delivered twice", f.Name())
-		}
-		seen[h] = true
-	}
-	for k := 1; k <= n; k++ {
-		if !seen[sha256.Sum256(dovecot.SeedBody(emulator.DemoSharedMailbox, k, 5000))] {
-			t.Fatalf("message %d lost", k)
-		}
-	}
-	if len(files) != n {
-		t.Fatalf("%d files, want %d", len(files), n)
-	}
+	maildirHolds(t, filepath.Join(dir, "inbox"), seeded(emulator.DemoSharedMailbox, n, 5000))
 	t.Logf("%d SIGKILLs mid-run; %d messages, each once", kills, n)
 }
 

@@ -1,9 +1,7 @@
 package e2e
 
 import (
-	"crypto/sha256"
 	"fmt"
-	"os"
 	"path/filepath"
 	"testing"
 
@@ -30,21 +28,11 @@ func TestGraphCrashSafety(t *testing.T) {
 	if r := mailgate(t, t.Context(), dir, "run", "--once"); r.code != 0 {
 		t.Fatalf("final run: %d\n%s", r.code, r.stderr)
 	}
-	files, _ := os.ReadDir(filepath.Join(dir, "inbox", "new"))
-	seen := map[[32]byte]bool{}
-	for _, f := range files {
-		b, _ := os.ReadFile(filepath.Join(dir, "inbox", "new", f.Name()))
-		h := sha256.Sum256(b)
-		if seen[h] {
-			t.Fatalf("%s twice", f.Name())
-		}
-		seen[h] = true
-	}
+	var want [][]byte
 	for i := range n {
-		if !seen[sha256.Sum256(body(i))] {
-			t.Fatalf("message %d lost", i)
-		}
+		want = append(want, body(i))
 	}
+	maildirHolds(t, filepath.Join(dir, "inbox"), want)
 	if kills < 8 {
 		t.Errorf("only %d kills landed mid-delivery", kills)
 	}

@@ -1,8 +1,6 @@
 package e2e
 
 import (
-	"crypto/sha256"
-	"os"
 	"path/filepath"
 	"testing"
 
@@ -51,22 +49,7 @@ func TestPOP3AgentAgainstDovecot(t *testing.T) {
 			if err != nil || stats.Delivered != tt.n {
 				t.Fatalf("%+v %v\n%s", stats, err, dv.Log())
 			}
-			want := map[[32]byte]bool{}
-			for k := 1; k <= tt.n; k++ {
-				want[sha256.Sum256(dovecot.SeedBody(tt.addr, k, 5000))] = true
-			}
-			files, _ := os.ReadDir(filepath.Join(dir, "inbox", "new"))
-			if len(files) != tt.n {
-				t.Fatalf("%d files", len(files))
-			}
-			for _, f := range files {
-				b, _ := os.ReadFile(filepath.Join(dir, "inbox", "new", f.Name()))
-				h := sha256.Sum256(b)
-				if !want[h] {
-					t.Fatalf("%s: not a seeded message, or twice", f.Name())
-				}
-				delete(want, h)
-			}
+			maildirHolds(t, filepath.Join(dir, "inbox"), seeded(tt.addr, tt.n, 5000))
 			left, _ := dv.Messages(tt.addr, "")
 			if tt.after == "delete" && len(left) != 0 || tt.after != "delete" && len(left) != tt.n {
 				t.Fatalf("%d messages left on the server after %s", len(left), tt.after)

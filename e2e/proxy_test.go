@@ -2,15 +2,7 @@ package e2e
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,47 +16,18 @@ import (
 
 	"github.com/mailgate/mailgate/internal/dovecot"
 	"github.com/mailgate/mailgate/internal/emulator"
+	"github.com/mailgate/mailgate/internal/testcert"
 )
-
-// writeTestCA writes ca.pem (a test CA) and legacy.crt/legacy.key (a
-// certificate for 127.0.0.1 it signed) into dir.
-func writeTestCA(t *testing.T, dir string) {
-	t.Helper()
-	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	ca := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "mailgate e2e CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour), IsCA: true,
-		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature, BasicConstraintsValid: true}
-	caDER, err := x509.CreateCertificate(rand.Reader, ca, ca, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caCert, _ := x509.ParseCertificate(caDER)
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	leaf := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "localhost"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour), DNSNames: []string{"localhost"},
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		KeyUsage: x509.KeyUsageDigitalSignature}
-	der, err := x509.CreateCertificate(rand.Reader, leaf, caCert, &key.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, _ := x509.MarshalECPrivateKey(key)
-	for name, block := range map[string]*pem.Block{
-		"ca.pem": {Type: "CERTIFICATE", Bytes: caDER}, "legacy.crt": {Type: "CERTIFICATE", Bytes: der},
-		"legacy.key": {Type: "EC PRIVATE KEY", Bytes: keyDER},
-	} {
-		if err := os.WriteFile(filepath.Join(dir, name), pem.EncodeToMemory(block), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
 
 // proxyConfig appends listeners in front of dv (STARTTLS with the test
 // CA's certificate) and accounts: scanner and fetcher read forms and
 // invoices, sender sends as noreply.
 func proxyConfig(t *testing.T, dir string, dv *dovecot.Server) {
 	t.Helper()
-	writeTestCA(t, dir)
+	// ca.pem, a test CA, signed legacy.crt (for 127.0.0.1 and localhost)
+	c := testcert.Make(t, testcert.Options{CA: true})
+	c.WriteFiles(t, dir, "legacy")
+	c.WriteRoot(t, filepath.Join(dir, "ca.pem"))
 	up := func(proto, security string) string {
 		host, port, _ := strings.Cut(dv.Addr(proto), ":")
 		return fmt.Sprintf("{host: %s, port: %s, security: %s, tls_ca: '%s'}", host, port, security, dv.CAFile())

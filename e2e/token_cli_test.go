@@ -159,15 +159,12 @@ func TestTokenCommandProcessesShareOneRequest(t *testing.T) {
 	}
 }
 
-// TestKilledAfterRefreshKeepsRotatedToken: with strict rotation, a process
-// killed (SIGKILL) the moment it printed a token must already have stored
-// the rotated refresh token, so the next process can refresh.
-func TestKilledAfterRefreshKeepsRotatedToken(t *testing.T) {
-	srv, dir := emulatorConfig(t, "")
-	srv.Tenant().SetDeviceInterval(time.Second)
-	srv.Tenant().SetRotationRevokesOld(true)
-	srv.SetTokenLifetime(2 * time.Second) // every run finds its token expired and refreshes
-	login := exec.CommandContext(t.Context(), mailgateBin, "login", "emulator-device", "--device")
+// startLogin starts `mailgate login` with args in dir and returns it with
+// a scanner of what it writes to stderr (its prompts), for the test to
+// play the user; it is killed if the test ends first.
+func startLogin(t *testing.T, dir string, args ...string) (*exec.Cmd, *bufio.Scanner) {
+	t.Helper()
+	login := exec.CommandContext(t.Context(), mailgateBin, append([]string{"login"}, args...)...)
 	login.Dir = dir
 	login.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + dir, "MAILGATE_KEY=" + testKey}
 	stderr, err := login.StderrPipe()
@@ -177,7 +174,18 @@ func TestKilledAfterRefreshKeepsRotatedToken(t *testing.T) {
 	if err := login.Start(); err != nil {
 		t.Fatal(err)
 	}
-	sc := bufio.NewScanner(stderr)
+	return login, bufio.NewScanner(stderr)
+}
+
+// TestKilledAfterRefreshKeepsRotatedToken: with strict rotation, a process
+// killed (SIGKILL) the moment it printed a token must already have stored
+// the rotated refresh token, so the next process can refresh.
+func TestKilledAfterRefreshKeepsRotatedToken(t *testing.T) {
+	srv, dir := emulatorConfig(t, "")
+	srv.Tenant().SetDeviceInterval(time.Second)
+	srv.Tenant().SetRotationRevokesOld(true)
+	srv.SetTokenLifetime(2 * time.Second) // every run finds its token expired and refreshes
+	login, sc := startLogin(t, dir, "emulator-device", "--device")
 	approved := false
 	for sc.Scan() && !approved {
 		for _, f := range strings.Fields(sc.Text()) {
@@ -240,17 +248,7 @@ func TestLoginBrowserFlow(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "mailgate.yaml"), cfg, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	login := exec.CommandContext(t.Context(), mailgateBin, "login", "emulator-user", "--no-browser", "--timeout", "30s")
-	login.Dir = dir
-	login.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + dir, "MAILGATE_KEY=" + testKey}
-	stderr, err := login.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := login.Start(); err != nil {
-		t.Fatal(err)
-	}
-	sc := bufio.NewScanner(stderr)
+	login, sc := startLogin(t, dir, "emulator-user", "--no-browser", "--timeout", "30s")
 	var lines []string
 	opened := false
 	for !opened && sc.Scan() {

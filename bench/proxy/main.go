@@ -20,17 +20,11 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"flag"
 	"fmt"
 	"io"
 	"log"
-	"math/big"
 	"net"
 	"os"
 	"slices"
@@ -42,6 +36,7 @@ import (
 	"github.com/mailgate/mailgate/internal/emulator"
 	"github.com/mailgate/mailgate/internal/oauth"
 	"github.com/mailgate/mailgate/internal/proxy"
+	"github.com/mailgate/mailgate/internal/testcert"
 )
 
 func main() {
@@ -125,10 +120,11 @@ func run() error {
 		acct *proxy.Account
 	}{h, &proxy.Account{Username: "big", Mailbox: big, Bearer: mgr.Bearer(p, nil)}}
 
-	cert, roots, err := selfSigned()
+	tc, err := testcert.New(testcert.Options{Names: []string{"127.0.0.1"}})
 	if err != nil {
 		return err
 	}
+	cert, roots := tc.ServerConfig(), tc.Pool()
 	// two listeners: implicit TLS, and clear text on loopback (the
 	// contract's example: a legacy client on the same machine)
 	addrs := map[string]string{}
@@ -315,23 +311,4 @@ func fetchAll(addr string, tc *tls.Config, login string) (int64, error) {
 			}
 		}
 	}
-}
-
-// selfSigned is a certificate for 127.0.0.1 and a pool trusting it.
-func selfSigned() (*tls.Config, *x509.CertPool, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, nil, err
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "127.0.0.1"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour), IsCA: true, BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature, IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return nil, nil, err
-	}
-	cert, _ := x509.ParseCertificate(der)
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}, pool, nil
 }

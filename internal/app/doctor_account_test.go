@@ -1,44 +1,15 @@
 package app
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/mailgate/mailgate/internal/config"
+	"github.com/mailgate/mailgate/internal/testcert"
 )
-
-// writeListenerCert writes a self-signed certificate valid until notAfter
-// and its key into dir, returning their paths.
-func writeListenerCert(t *testing.T, dir string, notAfter time.Time) (string, string) {
-	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "localhost"},
-		NotBefore: notAfter.Add(-48 * time.Hour), NotAfter: notAfter, DNSNames: []string{"localhost"}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, _ := x509.MarshalECPrivateKey(key)
-	crt, kf := filepath.Join(dir, "l.crt"), filepath.Join(dir, "l.key")
-	if err := os.WriteFile(crt, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(kf, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return crt, kf
-}
 
 // TestListenerCertificate: doctor reports a listener certificate's
 // expiry: fine, within 30 days (a warning, still passing), expired or
@@ -61,7 +32,8 @@ func TestListenerCertificate(t *testing.T) {
 			dir := t.TempDir()
 			l := &config.Listener{Name: "legacy-smtp", Security: "starttls", TLSCert: filepath.Join(dir, "none.crt"), TLSKey: filepath.Join(dir, "none.key")}
 			if !tt.notAfter.IsZero() {
-				l.TLSCert, l.TLSKey = writeListenerCert(t, dir, tt.notAfter)
+				c := testcert.Make(t, testcert.Options{Names: []string{"localhost"}, NotAfter: tt.notAfter})
+				l.TLSCert, l.TLSKey = c.WriteFiles(t, dir, "l")
 			}
 			var steps, hints []string
 			var failed bool

@@ -39,6 +39,10 @@ type rule struct {
 // package themselves.
 var leaves = []string{"loopback", "redact"}
 
+// testSupport are packages for tests and bench/ only: no other package's
+// non-test code depends on them.
+var testSupport = []string{"dovecot", "pgtest", "testcert"}
+
 var rules = []rule{
 	{pkg: "sasl", allowed: leaves, why: "protocol packages know nothing of the application"},
 	{pkg: "imap", allowed: leaves, why: "protocol packages know nothing of the application"},
@@ -49,6 +53,7 @@ var rules = []rule{
 	{pkg: "proxy", allowed: append([]string{"sasl", "smtp"}, leaves...), why: "the legacy-client proxy is protocol code; the composition root gives it accounts and tokens"},
 	{pkg: "loopback", allowed: []string{}, why: "a leaf helper"},
 	{pkg: "redact", allowed: []string{}, why: "a leaf helper"},
+	{pkg: "testcert", allowed: []string{}, why: "test support, a leaf"},
 	{pkg: "emulator", allowed: []string{}, why: "the emulator stands for Microsoft's services, not for mailgate"},
 	{pkg: "store", allowed: []string{"store/"}, why: "the store keeps plain values; the composition root adapts it"},
 	{pkg: "agent", forbidden: []string{"store"}, why: "agent.Ledger is the agent's interface; the store is adapted to it"},
@@ -101,6 +106,24 @@ func check(pkgs map[string]pkg, rules []rule) []string {
 	return slices.Compact(out)
 }
 
+// checkTestSupport returns, sorted, each package outside support that
+// depends on one of support, as "PKG depends on test support DEP".
+func checkTestSupport(pkgs map[string]pkg, support []string) []string {
+	var out []string
+	for name, p := range pkgs {
+		if matchesAny(name, support) {
+			continue
+		}
+		for _, d := range p.deps {
+			if matchesAny(d, support) {
+				out = append(out, fmt.Sprintf("%s depends on test support %s", name, d))
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
 // goList lists the module's packages under internal/ with their
 // dependencies (non-test code, this machine's GOOS and GOARCH).
 func goList(t *testing.T) map[string]pkg {
@@ -143,8 +166,34 @@ func goList(t *testing.T) map[string]pkg {
 
 // TestDependenciesPointInwards checks the module's own packages.
 func TestDependenciesPointInwards(t *testing.T) {
-	for _, v := range check(goList(t), rules) {
+	pkgs := goList(t)
+	for _, v := range check(pkgs, rules) {
 		t.Errorf("%s", v)
+	}
+	for _, v := range checkTestSupport(pkgs, testSupport) {
+		t.Errorf("%s", v)
+	}
+}
+
+// TestCheckTestSupport: a program's package reaching test support, even
+// through another, is found; test support using test support is not.
+func TestCheckTestSupport(t *testing.T) {
+	tests := []struct {
+		name string
+		pkgs map[string]pkg
+		want []string
+	}{
+		{"clean", map[string]pkg{"app": {deps: []string{"config", "loopback"}}, "dovecot": {deps: []string{"testcert"}}, "testcert": {}}, nil},
+		{"direct", map[string]pkg{"app": {imports: []string{"testcert"}, deps: []string{"testcert"}}}, []string{"app depends on test support testcert"}},
+		{"through another", map[string]pkg{"cli": {imports: []string{"app"}, deps: []string{"app", "pgtest"}}}, []string{"cli depends on test support pgtest"}},
+		{"named like one is not one", map[string]pkg{"app": {deps: []string{"testcertificates"}}}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := checkTestSupport(tt.pkgs, testSupport); !slices.Equal(got, tt.want) {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
 	}
 }
 

@@ -12,7 +12,10 @@
 //     adapts it to oauth.Store and agent.Ledger;
 //   - agent does not depend on store, sink not on config;
 //   - cli imports neither agent, sink, mailbox nor outbox: it parses,
-//     calls the composition root and prints.
+//     calls the composition root and prints;
+//   - the test-support packages (dovecot, pgtest, testcert) are for tests
+//     and bench/ only: no other package's non-test code depends on them,
+//     and testcert depends on no mailgate package.
 //
 // A rule whose package no longer exists fails too, so that renaming a
 // package cannot switch its rule off silently.

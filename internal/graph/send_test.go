@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,7 +11,6 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/mail"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -161,21 +159,7 @@ func emulatorClient(t *testing.T) (*emulator.Server, *Client) {
 	}
 	t.Cleanup(func() { emu.Close() })
 	tok := func(ctx context.Context) (string, error) {
-		form := url.Values{"grant_type": {"client_credentials"}, "client_id": {emulator.DemoAppID},
-			"client_secret": {emulator.DemoAppSecret}, "scope": {"https://graph.microsoft.com/.default"}}
-		resp, err := emu.Client().PostForm(emu.URL()+"/"+emulator.DemoTenantID+"/oauth2/v2.0/token", form)
-		if err != nil {
-			return "", err
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		var v struct {
-			AccessToken string `json:"access_token"`
-		}
-		if err := json.Unmarshal(b, &v); err != nil || v.AccessToken == "" {
-			return "", errors.New("no token: " + string(b))
-		}
-		return v.AccessToken, nil
+		return emu.DemoAppToken(ctx, "https://graph.microsoft.com/.default")
 	}
 	return emu, New(Options{Endpoint: emu.URL(), HTTPClient: emu.Client(), Bearer: BearerFunc(tok)})
 }

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mailgate/mailgate/internal/smtp"
 	"github.com/mailgate/mailgate/internal/store"
 )
 
@@ -71,7 +70,7 @@ func TestBudget(t *testing.T) {
 // status says over_budget until a day after the first send.
 func TestRecipientBudgetWaits(t *testing.T) {
 	t.Parallel()
-	ps := startPaceServer(t)
+	ps := startSMTP(t)
 	st := openStore(t)
 	enqueue := func(subj string) int64 {
 		id, err := st.Enqueue(t.Context(), "s", "a@example.com", []string{"b@example.com"}, []byte("Subject: "+subj+"\r\n\r\nbody\r\n"))
@@ -92,9 +91,7 @@ func TestRecipientBudgetWaits(t *testing.T) {
 	for i := range 6 {
 		enqueue(fmt.Sprintf("m%02d", i))
 	}
-	snd := &Sender{Name: "s", MaxRcptsPerDay: 5, Dial: func(ctx context.Context) (*smtp.Client, error) {
-		return smtp.Dial(ctx, ps.addr, &smtp.Options{Security: "none"})
-	}}
+	snd := &Sender{Name: "s", MaxRcptsPerDay: 5, Dial: ps.dial}
 	w := &Worker{Store: st, Senders: []*Sender{snd}, Poll: 20 * time.Millisecond, Backoff: time.Hour}
 	ctx, stop := context.WithCancel(t.Context())
 	done := make(chan struct{})

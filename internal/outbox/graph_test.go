@@ -2,9 +2,7 @@ package outbox
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -18,18 +16,7 @@ import (
 func graphSender(t *testing.T, emu *emulator.Server) *graph.Sender {
 	t.Helper()
 	tok := func(ctx context.Context) (string, error) {
-		resp, err := emu.Client().PostForm(emu.URL()+"/"+emulator.DemoTenantID+"/oauth2/v2.0/token", url.Values{
-			"grant_type": {"client_credentials"}, "client_id": {emulator.DemoAppID}, "client_secret": {emulator.DemoAppSecret},
-			"scope": {"https://graph.microsoft.com/.default"}})
-		if err != nil {
-			return "", err
-		}
-		defer resp.Body.Close()
-		var v struct {
-			AccessToken string `json:"access_token"`
-		}
-		err = json.NewDecoder(resp.Body).Decode(&v)
-		return v.AccessToken, err
+		return emu.DemoAppToken(ctx, "https://graph.microsoft.com/.default")
 	}
 	c := graph.New(graph.Options{Endpoint: emu.URL(), HTTPClient: emu.Client(), Bearer: graph.BearerFunc(tok)})
 	return &graph.Sender{Client: c, User: emulator.DemoSenderMailbox, SaveToSentItems: true}
@@ -76,24 +63,10 @@ func TestOutboxThroughGraph(t *testing.T) {
 	ctx, stop := context.WithCancel(t.Context())
 	done := make(chan struct{})
 	go func() { w.Run(ctx); close(done) }()
-	wait := func(id int64, state string) *store.OutboxMessage {
-		t.Helper()
-		deadline := time.Now().Add(20 * time.Second)
-		for {
-			m, err := st.OutboxMessageStatus(t.Context(), id)
-			if err == nil && m.State == state {
-				return m
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("message %d: %+v %v, want %s", id, m, err, state)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
 	for _, id := range append(ids, crashed) {
-		wait(id, store.OutboxSent)
+		waitState(t, st, id, store.OutboxSent)
 	}
-	if m := wait(bad, store.OutboxFailed); !strings.Contains(m.LastError, "ErrorInvalidRecipients") {
+	if m := waitState(t, st, bad, store.OutboxFailed); !strings.Contains(m.LastError, "ErrorInvalidRecipients") {
 		t.Errorf("refused message: %q", m.LastError)
 	}
 	got := map[string]int{}
@@ -118,7 +91,7 @@ func TestOutboxThroughGraph(t *testing.T) {
 	// an access policy now blocks the app: retried, the status names the fix
 	emu.Tenant().DenyGraphAccess(emulator.DemoAppID, emulator.DemoSenderMailbox)
 	blocked := enqueue(msg(99))
-	m := wait(blocked, store.OutboxQueued)
+	m := waitState(t, st, blocked, store.OutboxQueued)
 	for deadline := time.Now().Add(20 * time.Second); m.LastError == "" && time.Now().Before(deadline); {
 		time.Sleep(20 * time.Millisecond)
 		m, _ = st.OutboxMessageStatus(t.Context(), blocked)

@@ -2,10 +2,8 @@ package outbox
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -18,22 +16,48 @@ import (
 	"github.com/mailgate/mailgate/internal/store"
 )
 
+// appToken is the demo app's token for Exchange (IMAP, SMTP).
 func appToken(t *testing.T, emu *emulator.Server) string {
 	t.Helper()
-	resp, err := emu.Client().PostForm(emu.URL()+"/"+emulator.DemoTenantID+"/oauth2/v2.0/token", url.Values{
-		"grant_type": {"client_credentials"}, "client_id": {emulator.DemoAppID}, "client_secret": {emulator.DemoAppSecret},
-		"scope": {"https://outlook.office365.com/.default"}})
+	tok, err := emu.DemoAppToken(t.Context(), "https://outlook.office365.com/.default")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	var v struct {
-		AccessToken string `json:"access_token"`
+	return tok
+}
+
+// submissionDial is a Sender's Dial to dv's submission service (STARTTLS)
+// logging in as the demo sender with XOAUTH2 and the token token gives.
+func submissionDial(dv *dovecot.Server, token func() string) func(context.Context) (*smtp.Client, error) {
+	return func(ctx context.Context) (*smtp.Client, error) {
+		tok := token()
+		c, err := smtp.Dial(ctx, dv.Addr("submission"), &smtp.Options{TLSConfig: dv.TLSConfig()})
+		if err != nil {
+			return nil, err
+		}
+		if err := c.Authenticate(sasl.NewXOAuth2ClientNoIR(emulator.DemoSenderMailbox, tok)); err != nil {
+			c.Close()
+			return nil, err
+		}
+		return c, nil
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
-		t.Fatal(err)
+}
+
+// waitState waits up to 20 s for message id to be in state and returns
+// it.
+func waitState(t *testing.T, st *store.Store, id int64, state string) *store.OutboxMessage {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		m, err := st.OutboxMessageStatus(t.Context(), id)
+		if err == nil && m.State == state {
+			return m
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("message %d: %+v %v, want %s", id, m, err, state)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
-	return v.AccessToken
 }
 
 // readBack fetches every message of a mailbox over IMAPS with the
@@ -77,37 +101,16 @@ func TestOutboxAgainstDovecot(t *testing.T) {
 	tok := appToken(t, emu)
 	st := openStore(t)
 	dials := 0
+	dial := submissionDial(dv, func() string { return tok })
 	sender := &Sender{Name: "noreply", Dial: func(ctx context.Context) (*smtp.Client, error) {
 		dials++
-		c, err := smtp.Dial(ctx, dv.Addr("submission"), &smtp.Options{TLSConfig: dv.TLSConfig()})
-		if err != nil {
-			return nil, err
-		}
-		if err := c.Authenticate(sasl.NewXOAuth2ClientNoIR(emulator.DemoSenderMailbox, tok)); err != nil {
-			c.Close()
-			return nil, err
-		}
-		return c, nil
+		return dial(ctx)
 	}}
 	w := &Worker{Store: st, Senders: []*Sender{sender}, Poll: 20 * time.Millisecond, Backoff: 200 * time.Millisecond}
 	ctx, stop := context.WithCancel(t.Context())
 	done := make(chan struct{})
 	go func() { w.Run(ctx); close(done) }()
 	defer func() { stop(); <-done }()
-	waitState := func(id int64, state string) *store.OutboxMessage {
-		t.Helper()
-		deadline := time.Now().Add(20 * time.Second)
-		for {
-			m, err := st.OutboxMessageStatus(t.Context(), id)
-			if err == nil && m.State == state {
-				return m
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("message %d: %+v %v, want %s", id, m, err, state)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
 
 	t.Run("200 messages read back intact", func(t *testing.T) {
 		var ids []int64
@@ -123,7 +126,7 @@ func TestOutboxAgainstDovecot(t *testing.T) {
 			ids = append(ids, id)
 		}
 		for _, id := range ids {
-			waitState(id, store.OutboxSent)
+			waitState(t, st, id, store.OutboxSent)
 		}
 		got := readBack(t, dv, tok, emulator.DemoSharedMailbox)
 		seen := map[string]int{}
@@ -154,7 +157,7 @@ func TestOutboxAgainstDovecot(t *testing.T) {
 		dv.Relay().FailData(3)
 		id, _ := st.Enqueue(t.Context(), "noreply", emulator.DemoSenderMailbox, []string{emulator.DemoSharedMailbox},
 			[]byte("From: "+emulator.DemoSenderMailbox+"\r\nSubject: retry\r\n\r\nx\r\n"))
-		m := waitState(id, store.OutboxSent)
+		m := waitState(t, st, id, store.OutboxSent)
 		if m.Attempts != 4 {
 			t.Errorf("%d attempts, want 4", m.Attempts)
 		}
@@ -163,7 +166,7 @@ func TestOutboxAgainstDovecot(t *testing.T) {
 		dv.Relay().Reject("nobody@contoso.example")
 		id, _ := st.Enqueue(t.Context(), "noreply", emulator.DemoSenderMailbox, []string{"nobody@contoso.example", emulator.DemoSharedMailbox},
 			[]byte("From: "+emulator.DemoSenderMailbox+"\r\nSubject: partly\r\n\r\nx\r\n"))
-		m := waitState(id, store.OutboxSent)
+		m := waitState(t, st, id, store.OutboxSent)
 		for _, r := range m.Rcpts {
 			if r.Addr == "nobody@contoso.example" && (r.State != store.OutboxFailed || !strings.Contains(r.Reply, "550")) {
 				t.Errorf("%+v", r)
@@ -174,7 +177,7 @@ func TestOutboxAgainstDovecot(t *testing.T) {
 		}
 		id, _ = st.Enqueue(t.Context(), "noreply", emulator.DemoSenderMailbox, []string{"nobody@contoso.example"},
 			[]byte("From: "+emulator.DemoSenderMailbox+"\r\nSubject: none\r\n\r\nx\r\n"))
-		m = waitState(id, store.OutboxFailed)
+		m = waitState(t, st, id, store.OutboxFailed)
 		if !strings.Contains(m.LastError, "550 5.1.1") {
 			t.Errorf("last error %q", m.LastError)
 		}
@@ -194,18 +197,8 @@ func TestReauthAfterTokenExpiry(t *testing.T) {
 	emu.SetTokenLifetime(2 * time.Second)
 	dv := dovecot.StartT(t, dovecot.Options{CheckURL: emu.HTTPURL(), Relay: true})
 	st := openStore(t)
-	sender := &Sender{Name: "noreply", Dial: func(ctx context.Context) (*smtp.Client, error) {
-		tok := appToken(t, emu) // a fresh token per connection, as the token engine would hand out
-		c, err := smtp.Dial(ctx, dv.Addr("submission"), &smtp.Options{TLSConfig: dv.TLSConfig()})
-		if err != nil {
-			return nil, err
-		}
-		if err := c.Authenticate(sasl.NewXOAuth2ClientNoIR(emulator.DemoSenderMailbox, tok)); err != nil {
-			c.Close()
-			return nil, err
-		}
-		return c, nil
-	}}
+	// a fresh token per connection, as the token engine would hand out
+	sender := &Sender{Name: "noreply", Dial: submissionDial(dv, func() string { return appToken(t, emu) })}
 	w := &Worker{Store: st, Senders: []*Sender{sender}, Poll: 20 * time.Millisecond, Backoff: 100 * time.Millisecond}
 	ctx, stop := context.WithCancel(t.Context())
 	done := make(chan struct{})

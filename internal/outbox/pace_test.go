@@ -4,73 +4,19 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"sort"
-	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	gosmtp "github.com/emersion/go-smtp"
 
 	"github.com/mailgate/mailgate/internal/smtp"
 	"github.com/mailgate/mailgate/internal/store"
 )
 
-// paceServer is an in-process submission server that records when each
-// message arrived and can answer DATA with a 451 until a given time.
-type paceServer struct {
-	addr string
-
-	mu       sync.Mutex
-	busy     time.Time            // DATA answered "451 4.7.500 Server busy" before this
-	arrived  map[string]time.Time // Subject -> arrival
-	count    map[string]int       // Subject -> times accepted
-	refusals []time.Time
-}
-
-func startPaceServer(t *testing.T) *paceServer {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ps := &paceServer{addr: ln.Addr().String(), arrived: map[string]time.Time{}, count: map[string]int{}}
-	srv := gosmtp.NewServer(gosmtp.BackendFunc(func(*gosmtp.Conn) (gosmtp.Session, error) { return &paceSession{ps: ps}, nil }))
-	srv.Domain = "pace.localhost"
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	return ps
-}
-
-type paceSession struct{ ps *paceServer }
-
-func (s *paceSession) Reset()                                 {}
-func (s *paceSession) Logout() error                          { return nil }
-func (s *paceSession) Mail(string, *gosmtp.MailOptions) error { return nil }
-func (s *paceSession) Rcpt(string, *gosmtp.RcptOptions) error { return nil }
-func (s *paceSession) Data(r io.Reader) error {
-	b, err := io.ReadAll(r)
-	if err != nil {
-		return err
-	}
-	now := time.Now()
-	s.ps.mu.Lock()
-	defer s.ps.mu.Unlock()
-	if now.Before(s.ps.busy) {
-		s.ps.refusals = append(s.ps.refusals, now)
-		return &gosmtp.SMTPError{Code: 451, EnhancedCode: gosmtp.EnhancedCode{4, 7, 500}, Message: "Server busy"}
-	}
-	subj := strings.TrimSpace(strings.SplitN(strings.TrimPrefix(string(b), "Subject: "), "\r\n", 2)[0])
-	s.ps.arrived[subj] = now
-	s.ps.count[subj]++
-	return nil
-}
-
 // paceWorker queues n messages for sender "s" (at rate, per minute) and
 // runs a worker until all are sent or failed; probe, when given, looks at
 // the running worker once, right after it started.
-func paceWorker(t *testing.T, ps *paceServer, rate, n int, backoff time.Duration, probe ...func(*Worker)) (*Worker, *store.Store) {
+func paceWorker(t *testing.T, ps *testSMTP, rate, n int, backoff time.Duration, probe ...func(*Worker)) (*Worker, *store.Store) {
 	t.Helper()
 	st := openStore(t)
 	for i := range n {
@@ -79,9 +25,7 @@ func paceWorker(t *testing.T, ps *paceServer, rate, n int, backoff time.Duration
 			t.Fatal(err)
 		}
 	}
-	snd := &Sender{Name: "s", Rate: rate, Dial: func(ctx context.Context) (*smtp.Client, error) {
-		return smtp.Dial(ctx, ps.addr, &smtp.Options{Security: "none"})
-	}}
+	snd := &Sender{Name: "s", Rate: rate, Dial: ps.dial}
 	w := &Worker{Store: st, Senders: []*Sender{snd}, Poll: 50 * time.Millisecond, Backoff: backoff}
 	ctx, stop := context.WithCancel(t.Context())
 	done := make(chan struct{})
@@ -116,7 +60,7 @@ func paceWorker(t *testing.T, ps *paceServer, rate, n int, backoff time.Duration
 // (the queue at the rate: computed, not timed).
 func TestPacedSender(t *testing.T) {
 	t.Parallel()
-	ps := startPaceServer(t)
+	ps := startSMTP(t)
 	var start SenderStatus
 	w, _ := paceWorker(t, ps, 60, 30, time.Second, func(w *Worker) {
 		st, err := w.Status(t.Context())
@@ -157,7 +101,7 @@ func TestPacedSender(t *testing.T) {
 // none is failed.
 func TestThrottledSenderPauses(t *testing.T) {
 	t.Parallel()
-	ps := startPaceServer(t)
+	ps := startSMTP(t)
 	ps.mu.Lock()
 	ps.busy = time.Now().Add(20 * time.Second)
 	ps.mu.Unlock()

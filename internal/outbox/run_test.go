@@ -57,7 +57,14 @@ func TestRunStopFinishesTheMessage(t *testing.T) {
 // test ends.
 func openStore(t *testing.T) *store.Store {
 	t.Helper()
-	st, err := store.Open(t.Context(), "sqlite:"+filepath.Join(t.TempDir(), "db"), &store.Options{Key: make([]byte, 32)})
+	return openStoreAt(t, "sqlite:"+filepath.Join(t.TempDir(), "db"))
+}
+
+// openStoreAt opens a handle of the store at dsn, closed when the test
+// ends.
+func openStoreAt(t *testing.T, dsn string) *store.Store {
+	t.Helper()
+	st, err := store.Open(t.Context(), dsn, &store.Options{Key: make([]byte, 32)})
 	if err != nil {
 		t.Fatal(err)
 	}

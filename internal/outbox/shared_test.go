@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/mailgate/mailgate/internal/pgtest"
-	"github.com/mailgate/mailgate/internal/smtp"
 	"github.com/mailgate/mailgate/internal/store"
 )
 
@@ -18,17 +17,9 @@ import (
 func TestTwoWorkersShareOutbox(t *testing.T) {
 	t.Parallel()
 	dsn := pgtest.Start(t)
-	ps := startPaceServer(t)
+	ps := startSMTP(t)
 	const n = 300
-	open := func() *store.Store {
-		st, err := store.Open(t.Context(), dsn, &store.Options{Key: make([]byte, 32)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() })
-		return st
-	}
-	a, b := open(), open()
+	a, b := openStoreAt(t, dsn), openStoreAt(t, dsn)
 	for i := range n {
 		raw := fmt.Sprintf("Subject: m%03d\r\n\r\nbody\r\n", i)
 		if _, err := a.Enqueue(t.Context(), "s", "a@example.com", []string{"b@example.com"}, []byte(raw)); err != nil {
@@ -39,9 +30,7 @@ func TestTwoWorkersShareOutbox(t *testing.T) {
 	var wg sync.WaitGroup
 	var workers []*Worker
 	for i, st := range []*store.Store{a, b} {
-		snd := &Sender{Name: "s", MaxConns: 2, Dial: func(ctx context.Context) (*smtp.Client, error) {
-			return smtp.Dial(ctx, ps.addr, &smtp.Options{Security: "none"})
-		}}
+		snd := &Sender{Name: "s", MaxConns: 2, Dial: ps.dial}
 		w := &Worker{Store: st, Senders: []*Sender{snd}, Instance: fmt.Sprintf("instance%d", i), Poll: 20 * time.Millisecond, Backoff: time.Hour}
 		workers = append(workers, w)
 		wg.Go(func() { w.Run(ctx) })

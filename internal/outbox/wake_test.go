@@ -5,9 +5,6 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
-
-	"github.com/mailgate/mailgate/internal/smtp"
-	"github.com/mailgate/mailgate/internal/store"
 )
 
 // TestEnqueueWakesWorker: a worker whose poll is an hour sends a message
@@ -16,20 +13,10 @@ import (
 // reaches it through the socket beside the database.
 func TestEnqueueWakesWorker(t *testing.T) {
 	t.Parallel()
-	ps := startPaceServer(t)
-	path := filepath.Join(t.TempDir(), "db")
-	open := func() *store.Store {
-		st, err := store.Open(t.Context(), "sqlite:"+path, &store.Options{Key: make([]byte, 32)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() })
-		return st
-	}
-	serve, send := open(), open()
-	snd := &Sender{Name: "s", Dial: func(ctx context.Context) (*smtp.Client, error) {
-		return smtp.Dial(ctx, ps.addr, &smtp.Options{Security: "none"})
-	}}
+	ps := startSMTP(t)
+	dsn := "sqlite:" + filepath.Join(t.TempDir(), "db")
+	serve, send := openStoreAt(t, dsn), openStoreAt(t, dsn)
+	snd := &Sender{Name: "s", Dial: ps.dial}
 	w := &Worker{Store: serve, Senders: []*Sender{snd}, Poll: time.Hour, Backoff: time.Hour}
 	ctx, stop := context.WithCancel(t.Context())
 	done := make(chan struct{})

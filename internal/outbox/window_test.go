@@ -3,58 +3,12 @@ package outbox
 import (
 	"context"
 	"fmt"
-	"io"
-	"net"
-	"strings"
-	"sync"
 	"testing"
 	"time"
-
-	gosmtp "github.com/emersion/go-smtp"
 
 	"github.com/mailgate/mailgate/internal/smtp"
 	"github.com/mailgate/mailgate/internal/store"
 )
-
-// recordCheck is a submission server (go-smtp's, which offers PIPELINING)
-// that, each time it takes a message (its final dot), reads from the
-// store whether the message it took before on the connection is recorded
-// as sent yet.
-type recordCheck struct {
-	st  *store.Store
-	ids map[string]int64 // Subject -> outbox id
-
-	mu       sync.Mutex
-	prev     int64
-	taken    int
-	unrecord []string // messages still unrecorded when the next was taken
-}
-
-type recordSession struct{ rc *recordCheck }
-
-func (s *recordSession) Reset()                                 {}
-func (s *recordSession) Logout() error                          { return nil }
-func (s *recordSession) Mail(string, *gosmtp.MailOptions) error { return nil }
-func (s *recordSession) Rcpt(string, *gosmtp.RcptOptions) error { return nil }
-func (s *recordSession) Data(r io.Reader) error {
-	b, err := io.ReadAll(r) // returns at the final dot
-	if err != nil {
-		return err
-	}
-	rc := s.rc
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	if rc.prev != 0 {
-		m, err := rc.st.OutboxMessageStatus(context.Background(), rc.prev)
-		if err != nil || m.State != store.OutboxSent {
-			rc.unrecord = append(rc.unrecord, fmt.Sprintf("%d (%v)", rc.prev, err))
-		}
-	}
-	subj := strings.TrimSpace(strings.SplitN(strings.TrimPrefix(string(b), "Subject: "), "\r\n", 2)[0])
-	rc.prev = rc.ids[subj]
-	rc.taken++
-	return nil
-}
 
 // TestNextMessageWaitsForTheRecord: the connection sends the next
 // message's envelope and content while the previous one is being recorded
@@ -63,7 +17,7 @@ func (s *recordSession) Data(r io.Reader) error {
 // unrecorded message per connection.
 func TestNextMessageWaitsForTheRecord(t *testing.T) {
 	st := openStore(t)
-	rc := &recordCheck{st: st, ids: map[string]int64{}}
+	ids := map[string]int64{} // Subject -> outbox id
 	const n = 40
 	for i := range n {
 		subj := fmt.Sprintf("m%02d", i)
@@ -71,19 +25,29 @@ func TestNextMessageWaitsForTheRecord(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		rc.ids[subj] = id
+		ids[subj] = id
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	// each time the server takes a message, it reads from the store
+	// whether the one it took before is recorded as sent yet
+	ps := startSMTP(t)
+	var prev int64
+	var checked int         // messages taken through the check
+	var unrecorded []string // messages still unrecorded when the next was taken
+	ps.mu.Lock()
+	ps.onTake = func(subj string) {
+		checked++
+		if prev != 0 {
+			m, err := st.OutboxMessageStatus(context.Background(), prev)
+			if err != nil || m.State != store.OutboxSent {
+				unrecorded = append(unrecorded, fmt.Sprintf("%d (%v)", prev, err))
+			}
+		}
+		prev = ids[subj]
 	}
-	srv := gosmtp.NewServer(gosmtp.BackendFunc(func(*gosmtp.Conn) (gosmtp.Session, error) { return &recordSession{rc: rc}, nil }))
-	srv.Domain = "record.localhost"
-	go srv.Serve(ln)
-	defer srv.Close()
+	ps.mu.Unlock()
 	pipelined := make(chan bool, 1)
 	snd := &Sender{Name: "s", Dial: func(ctx context.Context) (*smtp.Client, error) {
-		c, err := smtp.Dial(ctx, ln.Addr().String(), &smtp.Options{Security: "none"})
+		c, err := ps.dial(ctx)
 		if err == nil {
 			select {
 			case pipelined <- c.Pipelining():
@@ -113,10 +77,14 @@ func TestNextMessageWaitsForTheRecord(t *testing.T) {
 	if !<-pipelined {
 		t.Fatal("the server offers PIPELINING but the client does not use it")
 	}
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	if rc.taken != n || len(rc.unrecord) > 0 {
-		t.Fatalf("taken %d of %d; taken while the previous was unrecorded: %v", rc.taken, n, rc.unrecord)
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	taken := 0
+	for _, k := range ps.count {
+		taken += k
+	}
+	if taken != n || checked != n || len(unrecorded) > 0 {
+		t.Fatalf("taken %d of %d, %d checked; taken while the previous was unrecorded: %v", taken, n, checked, unrecorded)
 	}
 	if s := w.Stats(); s.Sent != n || s.Recovered != 0 {
 		t.Errorf("stats %+v", s)

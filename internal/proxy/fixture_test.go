@@ -3,14 +3,9 @@ package proxy
 import (
 	"bufio"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
-	"math/big"
 	"net"
 	"os"
 	"strings"
@@ -21,6 +16,7 @@ import (
 	"github.com/mailgate/mailgate/internal/dovecot"
 	"github.com/mailgate/mailgate/internal/emulator"
 	"github.com/mailgate/mailgate/internal/oauth"
+	"github.com/mailgate/mailgate/internal/testcert"
 )
 
 // testAccounts is an Accounts of hashed passwords.
@@ -120,7 +116,8 @@ func newFixture(t *testing.T, relay bool) *fixture {
 	add("fax", faxPassword, emulator.DemoSharedMailbox)
 	add("ceo", "ceopass", emulator.DemoRestrictedMailbox)
 	add("sender", "sendpass", emulator.DemoSenderMailbox, emulator.DemoSenderMailbox, "@reports.contoso.example")
-	f.cert, f.roots = testCert(t)
+	c := testcert.Make(t, testcert.Options{CA: true}) // the listener's, from a test CA
+	f.cert, f.roots = c.ServerConfig(), c.Pool()
 	return f
 }
 
@@ -161,32 +158,6 @@ func (f *fixture) listen(t *testing.T, protocol, security, upstream string, opts
 	}()
 	t.Cleanup(func() { cancel(); <-done })
 	return ln.Addr().String()
-}
-
-// testCert is a certificate for 127.0.0.1 signed by a test CA, and a pool
-// trusting that CA.
-func testCert(t *testing.T) (*tls.Config, *x509.CertPool) {
-	t.Helper()
-	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	ca := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "mailgate test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true,
-		KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true}
-	caDER, err := x509.CreateCertificate(rand.Reader, ca, ca, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caCert, _ := x509.ParseCertificate(caDER)
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	leaf := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, leaf, caCert, &key.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(caCert)
-	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}, pool
 }
 
 // conv is a scripted conversation with a listener.

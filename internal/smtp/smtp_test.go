@@ -1,9 +1,7 @@
 package smtp
 
 import (
-	"encoding/json"
 	"errors"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -13,22 +11,14 @@ import (
 	"github.com/mailgate/mailgate/internal/sasl"
 )
 
+// appToken is the demo app's token for Exchange (IMAP, POP, SMTP).
 func appToken(t *testing.T, emu *emulator.Server) string {
 	t.Helper()
-	resp, err := emu.Client().PostForm(emu.URL()+"/"+emulator.DemoTenantID+"/oauth2/v2.0/token", url.Values{
-		"grant_type": {"client_credentials"}, "client_id": {emulator.DemoAppID}, "client_secret": {emulator.DemoAppSecret},
-		"scope": {"https://outlook.office365.com/.default"}})
+	tok, err := emu.DemoAppToken(t.Context(), "https://outlook.office365.com/.default")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	var v struct {
-		AccessToken string `json:"access_token"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
-		t.Fatal(err)
-	}
-	return v.AccessToken
+	return tok
 }
 
 // TestSubmissionAgainstDovecot sends through Dovecot's submission service

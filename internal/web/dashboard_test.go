@@ -2,12 +2,10 @@ package web
 
 import (
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/mailgate/mailgate/internal/config"
 	"github.com/mailgate/mailgate/internal/store"
 )
 
@@ -17,31 +15,16 @@ import (
 // nothing cached still says "none yet"; the dashboard reloads itself
 // without scripts (a meta refresh, which the CSP allows).
 func TestDashboardLastTokenAndRefresh(t *testing.T) {
-	dir := t.TempDir()
-	cfg, err := config.Parse([]byte(`profiles:
+	cfg, st := configAndStore(t, `profiles:
   - {name: app, provider: microsoft, grant: client_credentials, tenant: contoso.onmicrosoft.com, client_id: aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee, client_secret: x, scopes: [https://outlook.office365.com/.default]}
   - {name: idle, provider: microsoft, grant: client_credentials, tenant: contoso.onmicrosoft.com, client_id: aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee, client_secret: x, scopes: [https://outlook.office365.com/.default]}
-`), filepath.Join(dir, "mailgate.yaml"), func(string) string { return "" })
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := store.Open(t.Context(), "sqlite:"+filepath.Join(dir, "db"), &store.Options{Key: make([]byte, 32)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+`, nil)
 	now := time.Now()
 	if err := st.SaveToken(t.Context(), "app", "https://outlook.office365.com/.default",
 		&store.Token{AccessToken: "at-value", TokenType: "Bearer", IssuedAt: now, Expiry: now.Add(time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.SetAdmin(t.Context(), "ops", secrets[6]); err != nil {
-		t.Fatal(err)
-	}
-	tok, err := st.NewAPIToken(t.Context(), "ops")
-	if err != nil {
-		t.Fatal(err)
-	}
+	tok := opsToken(t, st, secrets[6])
 	srv := httptest.NewServer(New(Options{Store: st, Config: cfg,
 		Runtime: &runtimeFuncs{}}))
 	t.Cleanup(srv.Close)

@@ -3,7 +3,6 @@ package web
 import (
 	"encoding/json"
 	"net/http/httptest"
-	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -11,7 +10,6 @@ import (
 
 	"github.com/mailgate/mailgate/internal/config"
 	"github.com/mailgate/mailgate/internal/metrics"
-	"github.com/mailgate/mailgate/internal/store"
 )
 
 // declaredConfig sets every key of every kind at least once; its secrets
@@ -58,23 +56,8 @@ var declaredSecrets = []string{"decl-CLIENT-secret-01", "decl-QUERY-02", "decl-P
 
 func declaredServer(t *testing.T) (*Server, *httptest.Server, string) {
 	t.Helper()
-	dir := t.TempDir()
-	cfg, err := config.Parse([]byte(declaredConfig), filepath.Join(dir, "mailgate.yaml"), func(string) string { return "" })
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := store.Open(t.Context(), "sqlite:"+filepath.Join(dir, "db"), &store.Options{Key: make([]byte, 32)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	if err := st.SetAdmin(t.Context(), "ops", "declared-admin-password"); err != nil {
-		t.Fatal(err)
-	}
-	tok, err := st.NewAPIToken(t.Context(), "ops")
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg, st := configAndStore(t, declaredConfig, nil)
+	tok := opsToken(t, st, "declared-admin-password")
 	w := New(Options{Store: st, Config: cfg, Metrics: &metrics.Registry{}})
 	srv := httptest.NewServer(w)
 	t.Cleanup(srv.Close)

@@ -69,15 +69,16 @@ type fixture struct {
 	retried chan string // Options.Retried's calls
 }
 
-func newFixture(t *testing.T) *fixture {
+// configAndStore parses cfgText as mailgate.yaml in a temporary directory
+// (getenv answers its ${VAR}s; nil: none is set) and opens a SQLite store
+// beside it, closed when the test ends.
+func configAndStore(t *testing.T, cfgText string, getenv func(string) string) (*config.Config, *store.Store) {
 	t.Helper()
+	if getenv == nil {
+		getenv = func(string) string { return "" }
+	}
 	dir := t.TempDir()
-	cfg, err := config.Parse([]byte(testConfig), filepath.Join(dir, "mailgate.yaml"), func(k string) string {
-		if k == "SECRET" {
-			return secrets[0]
-		}
-		return ""
-	})
+	cfg, err := config.Parse([]byte(cfgText), filepath.Join(dir, "mailgate.yaml"), getenv)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,9 +87,32 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	if err := st.SetAdmin(t.Context(), "ops", secrets[6]); err != nil {
+	return cfg, st
+}
+
+// opsToken makes admin "ops" with password and returns a new API token
+// of theirs.
+func opsToken(t *testing.T, st *store.Store, password string) string {
+	t.Helper()
+	if err := st.SetAdmin(t.Context(), "ops", password); err != nil {
 		t.Fatal(err)
 	}
+	tok, err := st.NewAPIToken(t.Context(), "ops")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	cfg, st := configAndStore(t, testConfig, func(k string) string {
+		if k == "SECRET" {
+			return secrets[0]
+		}
+		return ""
+	})
+	tok := opsToken(t, st, secrets[6])
 	if _, _, err := st.PutMessage(t.Context(), "forms", "forms/imap/7/1", time.Time{}, strings.NewReader(keptMessage)); err != nil {
 		t.Fatal(err)
 	}
@@ -104,10 +128,6 @@ func newFixture(t *testing.T) *fixture {
 	}
 	if err := st.PutHeld(t.Context(), "forms", []store.HeldMessage{{Key: heldKey, UID: "3", MessageID: "<h3@contoso.com>", Subject: "Refused <b>invoice</b>",
 		From: "b@example.com", Size: 99, State: store.HeldRefused, Permanent: true, Reason: "sink command (permanent): exited 1", Attempts: 1}}); err != nil {
-		t.Fatal(err)
-	}
-	tok, err := st.NewAPIToken(t.Context(), "ops")
-	if err != nil {
 		t.Fatal(err)
 	}
 	reg := &metrics.Registry{}
@@ -505,21 +525,12 @@ func TestCallbackRefusesStrangers(t *testing.T) {
 // refresh token was saved and last used, and warn before Entra ID revokes
 // it for 90 days of inactivity — never showing the token.
 func TestRefreshTokenState(t *testing.T) {
-	dir := t.TempDir()
 	const cfgText = `profiles:
   - {name: adele, provider: microsoft, grant: authorization_code, tenant: contoso.onmicrosoft.com, client_id: aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee, scopes: [https://outlook.office.com/IMAP.AccessAsUser.All, offline_access]}
   - {name: megan, provider: microsoft, grant: device_code, tenant: contoso.onmicrosoft.com, client_id: aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee, scopes: [https://outlook.office.com/IMAP.AccessAsUser.All, offline_access]}
   - {name: app, provider: microsoft, grant: client_credentials, tenant: contoso.onmicrosoft.com, client_id: aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee, client_secret: x-secret-value, scopes: [https://outlook.office365.com/.default]}
 `
-	cfg, err := config.Parse([]byte(cfgText), filepath.Join(dir, "mailgate.yaml"), func(string) string { return "" })
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := store.Open(t.Context(), "sqlite:"+filepath.Join(dir, "db"), &store.Options{Key: make([]byte, 32)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	cfg, st := configAndStore(t, cfgText, nil)
 	const rt = "0.AAAA-refresh-TOKEN-value-never-shown"
 	if err := st.SaveRefreshToken(t.Context(), "adele", rt); err != nil {
 		t.Fatal(err)
@@ -527,13 +538,7 @@ func TestRefreshTokenState(t *testing.T) {
 	if _, err := st.LoadRefreshToken(t.Context(), "adele"); err != nil { // redeemed once
 		t.Fatal(err)
 	}
-	if err := st.SetAdmin(t.Context(), "ops", secrets[6]); err != nil {
-		t.Fatal(err)
-	}
-	tok, err := st.NewAPIToken(t.Context(), "ops")
-	if err != nil {
-		t.Fatal(err)
-	}
+	tok := opsToken(t, st, secrets[6])
 	later := time.Now().Add(70 * 24 * time.Hour) // 20 days before the 90-day limit
 	srv := httptest.NewServer(New(Options{Store: st, Config: cfg, Now: func() time.Time { return later }}))
 	t.Cleanup(srv.Close)
