@@ -256,3 +256,91 @@ func FuzzMaildirName(f *testing.F) {
 		}
 	})
 }
+
+// TestMaildirRescan: two handles on one maildir, as two serve instances
+// sharing it. A key the second delivers after the first was opened is new
+// to the first until Rescan (with a since before the delivery) and a
+// duplicate after it, also once a mail reader moved the file to cur/; a
+// Rescan whose since is older than the last read does not read again.
+func TestMaildirRescan(t *testing.T) {
+	for _, mode := range []string{"batch", "file"} {
+		t.Run(mode, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "inbox")
+			x, err := NewMaildir(MaildirOptions{Path: dir, Sync: mode})
+			if err != nil {
+				t.Fatal(err)
+			}
+			y, err := NewMaildir(MaildirOptions{Path: dir, Sync: mode})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var _ Rescanner = x
+			ry := deliver(t, y, "box/imap/7/1", "from y")
+			deliver(t, y, "box/imap/7/2", "from y, read since")
+			if err := y.Sync(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			// a mail reader took 7/2 into cur/ with a flag
+			r2 := filepath.Join(dir, "new", filepath.Base(deliver(t, y, "box/imap/7/2", "").Ref))
+			cur := filepath.Join(dir, "cur", filepath.Base(r2)+":2,S")
+			if err := os.Rename(r2, cur); err != nil {
+				t.Fatal(err)
+			}
+			since := time.Now() // x takes the mailbox over from y
+			if err := x.Rescan(t.Context(), since); err != nil {
+				t.Fatal(err)
+			}
+			if r := deliver(t, x, "box/imap/7/1", "again from x"); !r.Duplicate || r.Ref != ry.Ref {
+				t.Errorf("7/1 after Rescan: %+v, want a duplicate of %s", r, ry.Ref)
+			}
+			if r := deliver(t, x, "box/imap/7/2", "again from x"); !r.Duplicate || r.Ref != cur {
+				t.Errorf("7/2 after Rescan: %+v, want a duplicate of %s", r, cur)
+			}
+			if err := x.Sync(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			if n := len(files(t, dir, "new")) + len(files(t, dir, "cur")); n != 2 {
+				t.Errorf("%d messages in the maildir, want 2", n)
+			}
+			// y delivers 7/3 after x's read began: a since older than that
+			// read costs nothing and does not see it; a later one does
+			deliver(t, y, "box/imap/7/3", "late")
+			if err := y.Sync(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			if err := x.Rescan(t.Context(), since); err != nil {
+				t.Fatal(err)
+			}
+			if x.Len() != 2 {
+				t.Errorf("Len %d after a Rescan with an old since, want 2 (no second read)", x.Len())
+			}
+			if err := x.Rescan(t.Context(), time.Now()); err != nil {
+				t.Fatal(err)
+			}
+			if r := deliver(t, x, "box/imap/7/3", "again"); !r.Duplicate {
+				t.Errorf("7/3 after the second Rescan: %+v, want a duplicate", r)
+			}
+		})
+	}
+}
+
+// TestMaildirWithoutRescan: the same shared maildir without Rescan
+// delivers the other handle's key a second time (what Rescan is for).
+func TestMaildirWithoutRescan(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "inbox")
+	x, err := NewMaildir(MaildirOptions{Path: dir, Sync: "file"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	y, err := NewMaildir(MaildirOptions{Path: dir, Sync: "file"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deliver(t, y, "box/imap/7/1", "from y")
+	if r := deliver(t, x, "box/imap/7/1", "from x"); r.Duplicate {
+		t.Fatalf("x knew y's delivery without a Rescan: %+v", r)
+	}
+	if n := len(files(t, dir, "new")); n != 2 {
+		t.Errorf("%d files, want the 2 copies a Rescan prevents", n)
+	}
+}
