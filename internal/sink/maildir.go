@@ -8,12 +8,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -119,11 +122,37 @@ func NewMaildir(o MaildirOptions) (*Maildir, error) {
 		if err != nil {
 			continue
 		}
-		if keyHashOf(e.Name()) != "" || time.Since(info.ModTime()) > 36*time.Hour {
+		if m.leftover(e.Name(), info.ModTime()) {
 			_ = os.Remove(filepath.Join(o.Path, "tmp", e.Name()))
 		}
 	}
 	return m, nil
+}
+
+// leftover reports whether a file in tmp/ is garbage: older than 36 hours
+// (the maildir rule), or one of this sink's names written by a process of
+// this host that is gone (a crash's). A file of a live process (another
+// serve instance sharing the maildir, another handle of this process after
+// a reload) is staged for that one's next Sync and stays; so does, until
+// the 36 hours, one of another host or of a process with this pid.
+func (m *Maildir) leftover(name string, mod time.Time) bool {
+	if time.Since(mod) > 36*time.Hour {
+		return true
+	}
+	if keyHashOf(name) == "" {
+		return false
+	}
+	parts := strings.SplitN(name, ".", 4)
+	pidText, _, _ := strings.Cut(parts[1], "_")
+	pid, err := strconv.Atoi(pidText)
+	if err != nil || pid <= 0 || pid == m.pid || parts[3] != m.host {
+		return false
+	}
+	p, err := os.FindProcess(pid)
+	if err != nil {
+		return true
+	}
+	return errors.Is(p.Signal(syscall.Signal(0)), os.ErrProcessDone)
 }
 
 // scan reads the key hashes of the files in new/ and then cur/: in that
@@ -374,9 +403,16 @@ func (m *Maildir) Sync(ctx context.Context) error {
 	}
 	for i, s := range batch {
 		if err := renameNew(s.tmp, s.final); err != nil {
-			// what was renamed is done; keep the rest staged
+			// what was renamed is done; keep the rest staged, but forget
+			// a file that is gone (removed by another hand): renaming it
+			// would fail at every Sync; its message comes again
 			m.moved(batch[:i])
-			requeue(batch[i:])
+			rest := batch[i:]
+			if errors.Is(err, fs.ErrNotExist) {
+				m.forget(s)
+				rest = rest[1:]
+			}
+			requeue(rest)
 			return &Error{Sink: "maildir", Err: err}
 		}
 	}
@@ -401,6 +437,15 @@ func (m *Maildir) moved(batch []*staged) {
 	}
 }
 
+// forget drops a staged message that will not reach new/.
+func (m *Maildir) forget(s *staged) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.staged[s.hash] == s {
+		delete(m.staged, s.hash)
+	}
+}
+
 func (m *Maildir) syncStaged(batch []*staged) error {
 	dir, err := os.Open(filepath.Join(m.dir, "tmp"))
 	if err != nil {
@@ -412,6 +457,9 @@ func (m *Maildir) syncStaged(batch []*staged) error {
 	}
 	for _, s := range batch { // no syncfs: one fsync per file
 		f, err := os.Open(s.tmp)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // Sync's rename finds it gone and forgets it
+		}
 		if err != nil {
 			return err
 		}

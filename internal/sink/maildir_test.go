@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -105,25 +107,89 @@ func TestMaildirAbortAndCrashLeftovers(t *testing.T) {
 	if len(files(t, dir, "tmp")) != 0 {
 		t.Error("Abort left a tmp file")
 	}
-	// a crash: one staged (committed, not synced) message and one half-written
+	// a crash of a process of this host: one staged (committed, not
+	// synced) message and one half-written, under the dead process's pid
 	deliver(t, m, "k2", "staged")
 	d, _ = m.Begin(t.Context(), Message{Key: "k3"})
 	_, _ = d.Write([]byte("half"))
+	dead := deadPid(t)
+	live := files(t, dir, "tmp") // m's: this process is alive
+	for _, name := range live {
+		crashed := strings.Replace(name, fmt.Sprintf(".%d_", m.pid), fmt.Sprintf(".%d_", dead), 1)
+		if err := os.WriteFile(filepath.Join(dir, "tmp", crashed), []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 	foreign := filepath.Join(dir, "tmp", "1700000000.123.other-mda")
 	_ = os.WriteFile(foreign, []byte("x"), 0o600)
+	elsewhere := filepath.Join(dir, "tmp", fmt.Sprintf("1700000000.%d_1.mg0123456789abcdef.other-host", dead))
+	_ = os.WriteFile(elsewhere, []byte("x"), 0o600)
 	m2, err := NewMaildir(MaildirOptions{Path: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := files(t, dir, "tmp"); len(got) != 1 || got[0] != filepath.Base(foreign) {
-		t.Errorf("tmp after reopen: %v (our leftovers go, a fresh foreign file stays)", got)
+	want := append([]string{filepath.Base(foreign), filepath.Base(elsewhere)}, live...)
+	if got := files(t, dir, "tmp"); !slices.Equal(slices.Sorted(slices.Values(got)), slices.Sorted(slices.Values(want))) {
+		t.Errorf("tmp after reopen: %v, want %v (a dead process's leftovers go; a live one's, another host's and a fresh foreign file stay)", got, want)
 	}
+	if err := d.Abort(); err != nil {
+		t.Fatal(err)
+	}
+	m.Close()
 	if len(files(t, dir, "new")) != 0 || m2.Len() != 0 {
 		t.Error("an unsynced message became visible")
 	}
 	// the agent had not acknowledged k2, so it comes again and is delivered once
 	if r := deliver(t, m2, "k2", "staged"); r.Duplicate {
 		t.Error("k2 was never synced, yet seen as duplicate")
+	}
+}
+
+// deadPid is the pid of a process that has ended.
+func deadPid(t *testing.T) int {
+	t.Helper()
+	cmd := exec.Command("true")
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd.Process.Pid
+}
+
+// TestMaildirStagedFileGone: a staged file removed by another hand before
+// Sync fails that Sync, but not every Sync after it: the message is
+// forgotten and delivered again.
+func TestMaildirStagedFileGone(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "inbox")
+	m, err := NewMaildir(MaildirOptions{Path: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deliver(t, m, "k1", "one")
+	deliver(t, m, "k2", "two")
+	for _, name := range files(t, dir, "tmp") {
+		if keyHashOf(name) == keyHash("k1") {
+			if err := os.Remove(filepath.Join(dir, "tmp", name)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := m.Sync(t.Context()); err == nil {
+		t.Fatal("Sync with a staged file gone: no error")
+	}
+	if err := m.Sync(t.Context()); err != nil {
+		t.Fatalf("the next Sync: %v", err)
+	}
+	if r := deliver(t, m, "k1", "one"); r.Duplicate {
+		t.Fatalf("k1 again: %+v, want delivered", r)
+	}
+	if r := deliver(t, m, "k2", "two"); !r.Duplicate {
+		t.Errorf("k2 again: %+v, want a duplicate", r)
+	}
+	if err := m.Sync(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(files(t, dir, "new")); n != 2 {
+		t.Errorf("%d files in new/, want 2", n)
 	}
 }
 
