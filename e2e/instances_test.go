@@ -495,3 +495,69 @@ func TestInstancesRebalance(t *testing.T) {
 	stop(a)
 	f.check(t)
 }
+
+// TestInstancesSharedMaildirTakeover: an instance that wrote messages into
+// the maildir it shares with another and died before recording them (here
+// a `mailgate run --once` with a store of its own, leaving the server
+// untouched, while a ghost instance holds the mailboxes' leases in the
+// shared store) does not get them written twice: the survivor, whose sink
+// opened the maildir before they were written, reads it again when it
+// takes the expired leases over, so every Message-ID is in the maildir
+// once, the mail that arrives after the takeover included.
+func TestInstancesSharedMaildirTakeover(t *testing.T) {
+	const n, perBox = 4, 10
+	const ghost = "ghost-1-abcdef"
+	f := newFleet(t, n, perBox, "3s", "maildir")
+	for i := range n {
+		if _, ok, err := f.st.AcquireLease(t.Context(), fmt.Sprintf("box%d", i), ghost, 10*time.Minute); err != nil || !ok {
+			t.Fatal(ok, err)
+		}
+	}
+	b := startServe(t, f.dir)
+	idb := instanceOf(t, b) // its sink has read the (empty) maildir
+	cfg, err := os.ReadFile(filepath.Join(f.dir, "mailgate.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	own := regexp.MustCompile(`(?m)^store: .*$`).ReplaceAllString(string(cfg), "store: sqlite:./ghost.db")
+	own = strings.ReplaceAll(own, "after: seen", "after: keep")
+	if err := os.WriteFile(filepath.Join(f.dir, "ghost.yaml"), []byte(own), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if r := mailgate(t, t.Context(), f.dir, "-c", "ghost.yaml", "run", "--once"); r.code != 0 {
+		t.Fatalf("the ghost's run: exit %d\n%s", r.code, r.stderr)
+	}
+	if got := f.kept(t); got != n*perBox {
+		t.Fatalf("the ghost wrote %d messages, want %d", got, n*perBox)
+	}
+	if h := f.held(t); len(h[idb]) != 0 {
+		t.Fatalf("the survivor holds %v while the ghost's leases are live", h[idb])
+	}
+	// the ghost dies: its leases expire now, and the survivor takes them
+	if _, err := f.st.RenewLeases(t.Context(), ghost, -time.Second); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the ghost's mailboxes were not taken over", 2*time.Minute, func() bool {
+		return len(f.held(t)[idb]) == n
+	}, b)
+	late := map[string]bool{}
+	for i := range n {
+		late[f.put(t, i, "late")] = true
+	}
+	waitFor(t, "the mail after the takeover was not delivered", 2*time.Minute, func() bool {
+		got := f.keptIDs(t)
+		for id := range late {
+			if got[id] == 0 {
+				return false
+			}
+		}
+		return true
+	}, b)
+	if err := b.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.cmd.Wait(); err != nil {
+		t.Fatalf("serve exit: %v\n%s", err, tail(b.logs.String(), 3000))
+	}
+	f.check(t)
+}
