@@ -464,3 +464,27 @@ func BenchmarkRescan(b *testing.B) {
 	b.ReportMetric(float64(ref)/float64(time.Millisecond), "ref-list-ms")
 	b.ReportMetric(float64(per)/float64(ref), "x-vs-list")
 }
+
+// FuzzMaildirLeftover: any name found in tmp/ is classified without
+// panicking; a fresh file is garbage only if it is one of ours, of this
+// host, and not of this process.
+func FuzzMaildirLeftover(f *testing.F) {
+	m, err := NewMaildir(MaildirOptions{Path: filepath.Join(f.TempDir(), "inbox")})
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, seed := range []string{"1700000000.123_1.mg0123456789abcdef." + m.host, "1700000000.0_1.mg0123456789abcdef." + m.host,
+		"1700000000.x_1.mg0123456789abcdef." + m.host, fmt.Sprintf("1700000000.%d_1.mg0123456789abcdef.%s", m.pid, m.host),
+		"1700000000.123_1.mg0123456789abcdef.elsewhere", "1700000000.M1P2.other-mda", "...."} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		if !m.leftover(name, time.Now()) {
+			return
+		}
+		parts := strings.SplitN(name, ".", 4)
+		if keyHashOf(name) == "" || parts[3] != m.host || strings.HasPrefix(parts[1], fmt.Sprintf("%d_", m.pid)) {
+			t.Fatalf("leftover(%q) for a fresh file that is not a dead process's of this host", name)
+		}
+	})
+}
