@@ -105,6 +105,12 @@ func (u *unit) retire() {
 	u.stop()
 }
 
+// rescan makes the unit's sinks know what another process delivered into
+// them before since (sink.Rescanner: a maildir several instances share).
+func (u *unit) rescan(ctx context.Context, since time.Time) error {
+	return rescanSinks(ctx, u.sup.Mailboxes, since)
+}
+
 // unitKey is what a mailbox's agent depends on in cfg.
 func unitKey(cfg *config.Config, m *config.Mailbox) []any {
 	key := []any{*m}
@@ -161,9 +167,9 @@ func newGeneration(st *store.Store, cfg *config.Config, tel *telemetry, logins *
 
 // start starts the units whose lease serve holds and that do not run
 // yet, and the outbox, and shows the configuration in the console.
-func (g *generation) start(console *web.Server, lz *leaser) {
+func (g *generation) start(ctx context.Context, console *web.Server, lz *leaser) {
 	for _, name := range g.names {
-		lz.start(name, g.units[name])
+		lz.start(ctx, name, g.units[name])
 	}
 	running, halt := context.WithCancel(context.Background())
 	g.halt = halt

@@ -67,6 +67,9 @@ type leaser struct {
 	mu      sync.Mutex
 	held    map[string]int64 // mailbox → epoch
 	leaving map[string]bool  // being given up: its agent is stopping
+	// taken are the mailboxes whose lease this instance took and whose
+	// sinks were not read again since (rescan), by when it took them
+	taken map[string]time.Time
 	// units are the units started under a lease, by mailbox (a reload's
 	// new unit replaces its predecessor)
 	units map[string]*unit
@@ -77,7 +80,7 @@ type leaser struct {
 
 func newLeaser(st *store.Store, id string, ttl, grace time.Duration, log *slog.Logger, tel *telemetry, current func() *generation) *leaser {
 	l := &leaser{st: st, id: id, ttl: ttl, every: ttl / 3, grace: grace, log: log, tel: tel, current: current,
-		held: map[string]int64{}, leaving: map[string]bool{}, units: map[string]*unit{}}
+		held: map[string]int64{}, leaving: map[string]bool{}, taken: map[string]time.Time{}, units: map[string]*unit{}}
 	l.watchdog = time.AfterFunc(time.Hour, l.expire)
 	l.watchdog.Stop()
 	return l
@@ -92,11 +95,28 @@ func (l *leaser) fence(mailbox string) (store.Fence, bool) {
 }
 
 // start runs u, mailbox's unit, if this instance holds the mailbox's
-// lease (and is not giving it up).
-func (l *leaser) start(mailbox string, u *unit) {
+// lease (and is not giving it up). After the lease was taken, u's sinks
+// first read again what another instance may have delivered for the
+// mailbox before (rescan); if that fails the unit is not started, and the
+// next tick tries again.
+func (l *leaser) start(ctx context.Context, mailbox string, u *unit) {
 	f, ok := l.fence(mailbox)
 	if !ok {
 		return
+	}
+	l.mu.Lock()
+	since, fresh := l.taken[mailbox]
+	l.mu.Unlock()
+	if fresh {
+		if err := u.rescan(ctx, since); err != nil {
+			l.log.Warn("serve: reading the sink again after taking the mailbox failed; its agent waits", "mailbox", mailbox, "err", err)
+			return
+		}
+		l.mu.Lock()
+		if l.taken[mailbox] == since {
+			delete(l.taken, mailbox)
+		}
+		l.mu.Unlock()
 	}
 	if u.run(l.grace, f) {
 		l.mu.Lock()
@@ -250,7 +270,7 @@ func (l *leaser) balance(ctx context.Context) {
 	// a unit a reload replaced while its lease was being taken
 	for mb := range l.serving() {
 		if u := g.units[mb]; u != nil {
-			l.start(mb, u)
+			l.start(ctx, mb, u)
 		}
 	}
 	if kept < share {
@@ -300,7 +320,9 @@ func (l *leaser) giveUp(mb string) {
 
 // take acquires up to n free or expired leases of g's mailboxes, in
 // random order (so that instances starting together rarely collide), and
-// starts their agents. It stops after half a renewal period.
+// then starts their agents. It stops acquiring after half a renewal
+// period. The agents start after all the acquisitions, so that a shared
+// sink is read again once for all of them (start, rescan).
 func (l *leaser) take(ctx context.Context, g *generation, n int) {
 	leases, err := l.st.Leases(ctx)
 	if err != nil {
@@ -326,6 +348,14 @@ func (l *leaser) take(ctx context.Context, g *generation, n int) {
 	l.mu.Unlock()
 	rand.Shuffle(len(free), func(i, j int) { free[i], free[j] = free[j], free[i] })
 	deadline := time.Now().Add(l.every / 2)
+	var got []string
+	defer func() {
+		for _, mb := range got {
+			if u := l.current().units[mb]; u != nil {
+				l.start(ctx, mb, u)
+			}
+		}
+	}()
 	for _, mb := range free {
 		if n == 0 || time.Now().After(deadline) {
 			return
@@ -341,15 +371,14 @@ func (l *leaser) take(ctx context.Context, g *generation, n int) {
 		n--
 		l.mu.Lock()
 		l.held[mb] = epoch
+		l.taken[mb] = time.Now()
 		l.mu.Unlock()
+		got = append(got, mb)
 		if from := expired[mb]; from != "" {
 			l.tel.takeovers.Add(1)
 			l.log.Info("serve: took a mailbox over from an instance whose lease expired", "instance", l.id, "mailbox", mb, "from", from, "epoch", epoch)
 		} else {
 			l.log.Info("serve: serving a mailbox", "instance", l.id, "mailbox", mb, "epoch", epoch)
-		}
-		if u := l.current().units[mb]; u != nil {
-			l.start(mb, u)
 		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/mailgate/mailgate/internal/agent"
 	"github.com/mailgate/mailgate/internal/config"
+	"github.com/mailgate/mailgate/internal/sink"
 	"github.com/mailgate/mailgate/internal/store"
 )
 
@@ -306,4 +307,124 @@ func FuzzDeadRun(f *testing.F) {
 			t.Fatalf("deadRun(%q) for an owner that is not a run of this host", owner)
 		}
 	})
+}
+
+// knows reports whether maildir sink s already holds key: a delivery of it
+// is a duplicate.
+func knows(t *testing.T, s sink.Sink, key string) bool {
+	t.Helper()
+	d, err := s.Begin(t.Context(), sink.Message{Mailbox: "m0", Key: key, Size: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := d.Commit(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Sync(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	return r.Duplicate
+}
+
+// otherProcess delivers key into the maildir at path through a handle of
+// its own, as another serve instance sharing the maildir does.
+func otherProcess(t *testing.T, path, key string) {
+	t.Helper()
+	y, err := sink.NewMaildir(sink.MaildirOptions{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer y.Close()
+	d, err := y.Begin(t.Context(), sink.Message{Mailbox: "m0", Key: key, Size: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Write([]byte("Subject: from the other instance\r\n\r\nbody\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Commit(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := y.Sync(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestLeaserTakeoverRescansSink: a dead instance wrote a message of m0
+// into the shared maildir after this instance opened it, and died before
+// recording it; taking m0's lease over makes the maildir sink read its
+// directories again before m0's agent starts, so the message is a
+// duplicate here. A lease this instance goes on holding reads nothing
+// again.
+func TestLeaserTakeoverRescansSink(t *testing.T) {
+	dsn := "sqlite:" + filepath.Join(t.TempDir(), "db")
+	a := newLeaseInstance(t, dsn, 2, time.Minute)
+	ctx := t.Context()
+	if _, ok, err := a.st.AcquireLease(ctx, "m0", "ghost", -time.Second); err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	path := filepath.Join(filepath.Dir(strings.TrimPrefix(dsn, "sqlite:")), "x")
+	x := a.g.rt.sinks["x"]
+	if x == nil {
+		t.Fatal("the generation did not open sink x")
+	}
+	otherProcess(t, path, "m0/imap/7/1") // after x was opened
+	a.lz.tick(ctx)                       // takes m0 over from ghost, and m1
+	if a.running() != 2 {
+		t.Fatalf("%d agents running, want 2", a.running())
+	}
+	if !knows(t, x, "m0/imap/7/1") {
+		t.Error("after the takeover the sink delivers the dead instance's message again")
+	}
+	a.lz.mu.Lock()
+	left := len(a.lz.taken)
+	a.lz.mu.Unlock()
+	if left != 0 {
+		t.Errorf("%d mailboxes still wait for their sinks to be read again", left)
+	}
+	// renewing reads nothing again: a key written now stays unknown
+	otherProcess(t, path, "m1/imap/7/1")
+	a.lz.tick(ctx)
+	if knows(t, x, "m1/imap/7/1") {
+		t.Error("a renewal read the maildir again")
+	}
+}
+
+// TestRunOnceRescansSink: `run --once` reads a maildir sink again after
+// taking the leases, so a message another process wrote after the sink
+// was opened is a duplicate.
+func TestRunOnceRescansSink(t *testing.T) {
+	dir := t.TempDir()
+	st, err := store.Open(t.Context(), "sqlite:"+filepath.Join(dir, "db"), &store.Options{Key: make([]byte, 32)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	cfg, err := config.ParseWith([]byte(`profiles:
+  - {name: p, provider: microsoft, grant: client_credentials, tenant: t.example, client_id: aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee, client_secret: s1}
+sinks:
+  - {name: x, type: maildir, path: ./x}
+mailboxes:
+  - {name: m0, protocol: imap, host: 127.0.0.1, port: 1, username: m0@t.example, profile: p, sink: x}
+`), filepath.Join(dir, "mailgate.yaml"), func(string) string { return "" }, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := Open(t.Context(), cfg, st, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, err := a.rt.sink("x") // opened before the other process writes
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherProcess(t, filepath.Join(dir, "x"), "m0/imap/7/1")
+	res, err := a.RunOnce(t.Context(), "", nil)
+	if err != nil || len(res) != 1 || res[0].ServedBy != "" {
+		t.Fatalf("RunOnce = %+v, %v", res, err)
+	}
+	if !knows(t, x, "m0/imap/7/1") {
+		t.Error("run --once did not read the maildir again after taking the lease")
+	}
 }

@@ -3,11 +3,14 @@ package app
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/mailgate/mailgate/internal/agent"
 	"github.com/mailgate/mailgate/internal/config"
+	"github.com/mailgate/mailgate/internal/sink"
 )
 
 // ErrNoMailbox is RunOnce's error when there is nothing to read: no
@@ -70,6 +73,10 @@ func (a *App) RunOnce(ctx context.Context, only string, progress func(mailbox st
 			leased = append(leased, mb)
 		}
 	}
+	if err := rescanSinks(ctx, leased, time.Now()); err != nil {
+		rl.release()
+		return nil, err
+	}
 	var stats []agent.Stats
 	var errs []error
 	rl.runLeased(ctx, func(ctx context.Context) {
@@ -90,6 +97,21 @@ func (a *App) RunOnce(ctx context.Context, only string, progress func(mailbox st
 		}
 	}
 	return out, nil
+}
+
+// rescanSinks makes the sinks of agents know what another process
+// delivered into them before since (sink.Rescanner): the sinks were opened
+// before the leases were taken, and the previous holder of one may have
+// written a message it did not record in the ledger.
+func rescanSinks(ctx context.Context, agents []*agent.Mailbox, since time.Time) error {
+	for _, mb := range agents {
+		if r, ok := mb.Sink.(sink.Rescanner); ok {
+			if err := r.Rescan(ctx, since); err != nil {
+				return fmt.Errorf("mailboxes[%s]: %w", mb.Name, err)
+			}
+		}
+	}
+	return nil
 }
 
 // DefaultConcurrency is how many mailboxes RunOnce reads at once unless

@@ -99,7 +99,7 @@ func (a *App) Start(ctx context.Context, so ServeOptions) error {
 	s.current.Store(g)
 	s.lz = newLeaser(a.st, s.instance, leaseTTL(cfg), so.Grace, log, s.tel, s.current.Load)
 	log.Info("serve: instance", "instance", s.instance, "lease", leaseTTL(cfg).String())
-	g.start(s.console, s.lz)
+	g.start(ctx, s.console, s.lz)
 	lctx, stopL := context.WithCancel(context.WithoutCancel(ctx))
 	s.stopL = stopL
 	s.leases.Go(func() { s.lz.run(lctx) })
@@ -173,7 +173,7 @@ func (a *App) Reload(ctx context.Context) error {
 		log.Error("serve: a proxy listener does not start", "err", err)
 	}
 	s.current.Store(ng)
-	ng.start(s.console, s.lz)
+	ng.start(ctx, s.console, s.lz)
 	s.cfg = next
 	log.Info("mailgate reloaded", "mailboxes", len(ng.units), "kept_running", kept, "senders", len(ng.ob.Senders))
 	return nil

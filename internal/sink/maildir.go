@@ -7,11 +7,16 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -30,19 +35,28 @@ type MaildirOptions struct {
 // file per message, the bytes exactly as received. File names embed a hash
 // of the idempotency key, so the set of delivered keys is rebuilt from new/
 // and cur/ at open (also after a mail reader moved files into cur/), and a
-// key delivered before is recognised as a duplicate.
+// key delivered before is recognised as a duplicate. What another process
+// delivers into the same maildir later is known after Rescan.
 type Maildir struct {
 	dir   string
 	batch bool
 	host  string
 	pid   int
-	seq   atomic.Uint64
+	// seq numbers the files of this handle; it starts at a random
+	// point, so that two handles of one process on one maildir (a reload
+	// reopens it while kept agents still use the old one) write distinct
+	// names within a second
+	seq atomic.Uint64
 
 	// syncMu serialises Sync and Close; mu guards the maps and order and
 	// is not held across syncfs and renames, so deliveries of the next
 	// batch go on while a batch is made durable.
-	syncMu    sync.Mutex
-	newDirty  bool // renames into new/ not yet known durable (guarded by syncMu)
+	syncMu   sync.Mutex
+	newDirty bool // renames into new/ not yet known durable (guarded by syncMu)
+	// scanMu serialises reads of new/ and cur/ (Rescan); scanned is when
+	// the last complete one began (the open's at first)
+	scanMu    sync.Mutex
+	scanned   time.Time
 	mu        sync.Mutex
 	delivered map[string]string // key hash → path in new/ or cur/
 	staged    map[string]*staged
@@ -89,20 +103,16 @@ func NewMaildir(o MaildirOptions) (*Maildir, error) {
 	}
 	m := &Maildir{dir: o.Path, batch: o.Sync != "file", host: host, pid: os.Getpid(),
 		delivered: map[string]string{}, staged: map[string]*staged{}}
+	m.seq.Store(uint64(rand.Uint32()))
 	if err := MakeMaildir(o.Path); err != nil {
 		return nil, err
 	}
-	for _, sub := range []string{"new", "cur"} {
-		entries, err := os.ReadDir(filepath.Join(o.Path, sub))
-		if err != nil {
-			return nil, fmt.Errorf("sink: maildir: %w", err)
-		}
-		for _, e := range entries {
-			if h := keyHashOf(e.Name()); h != "" {
-				m.delivered[h] = filepath.Join(o.Path, sub, e.Name())
-			}
-		}
+	m.scanned = time.Now()
+	found, err := m.scan(context.Background())
+	if err != nil {
+		return nil, fmt.Errorf("sink: maildir: %w", err)
 	}
+	m.delivered = found
 	tmp, err := os.ReadDir(filepath.Join(o.Path, "tmp"))
 	if err != nil {
 		return nil, fmt.Errorf("sink: maildir: %w", err)
@@ -112,11 +122,101 @@ func NewMaildir(o MaildirOptions) (*Maildir, error) {
 		if err != nil {
 			continue
 		}
-		if keyHashOf(e.Name()) != "" || time.Since(info.ModTime()) > 36*time.Hour {
+		if m.leftover(e.Name(), info.ModTime()) {
 			_ = os.Remove(filepath.Join(o.Path, "tmp", e.Name()))
 		}
 	}
 	return m, nil
+}
+
+// leftover reports whether a file in tmp/ is garbage: older than 36 hours
+// (the maildir rule), or one of this sink's names written by a process of
+// this host that is gone (a crash's). A file of a live process (another
+// serve instance sharing the maildir, another handle of this process after
+// a reload) is staged for that one's next Sync and stays; so does, until
+// the 36 hours, one of another host or of a process with this pid.
+func (m *Maildir) leftover(name string, mod time.Time) bool {
+	if time.Since(mod) > 36*time.Hour {
+		return true
+	}
+	if keyHashOf(name) == "" {
+		return false
+	}
+	parts := strings.SplitN(name, ".", 4)
+	pidText, _, _ := strings.Cut(parts[1], "_")
+	pid, err := strconv.Atoi(pidText)
+	if err != nil || pid <= 0 || pid == m.pid || parts[3] != m.host {
+		return false
+	}
+	p, err := os.FindProcess(pid)
+	if err != nil {
+		return true
+	}
+	return errors.Is(p.Signal(syscall.Signal(0)), os.ErrProcessDone)
+}
+
+// scan reads the key hashes of the files in new/ and then cur/: in that
+// order, a file a mail reader moves from new/ to cur/ meanwhile is seen
+// in one or the other.
+func (m *Maildir) scan(ctx context.Context) (map[string]string, error) {
+	found := map[string]string{}
+	for _, sub := range []string{"new", "cur"} {
+		dir := filepath.Join(m.dir, sub)
+		f, err := os.Open(dir)
+		if err != nil {
+			return nil, err
+		}
+		for {
+			if err := ctx.Err(); err != nil {
+				f.Close()
+				return nil, err
+			}
+			names, err := f.Readdirnames(4096)
+			for _, name := range names {
+				if h := keyHashOf(name); h != "" {
+					found[h] = filepath.Join(dir, name)
+				}
+			}
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				f.Close()
+				return nil, err
+			}
+		}
+		f.Close()
+	}
+	return found, nil
+}
+
+// Rescan reads new/ and cur/ again and adds the keys it finds to those the
+// sink knows, so that a message another process (another serve instance
+// sharing the maildir) delivered after this sink was opened is recognised
+// as a duplicate. It reads the directories only if no read began after
+// since (the open's or an earlier Rescan's): callers pass the moment they
+// took a mailbox over, and the takeovers of one moment cost one read.
+// Rescan is not on the delivery path: Begin consults only the memory.
+func (m *Maildir) Rescan(ctx context.Context, since time.Time) error {
+	m.scanMu.Lock()
+	defer m.scanMu.Unlock()
+	if m.scanned.After(since) {
+		return nil
+	}
+	began := time.Now()
+	found, err := m.scan(ctx)
+	if err != nil {
+		return &Error{Sink: "maildir", Err: fmt.Errorf("rescan: %w", err)}
+	}
+	m.mu.Lock()
+	for h, p := range found {
+		if _, ok := m.delivered[h]; !ok {
+			m.delivered[h] = p
+		}
+	}
+	m.mu.Unlock()
+	m.scanned = began
+	return nil
 }
 
 // keyHash is the first 16 hex digits of SHA-256(key).
@@ -303,9 +403,16 @@ func (m *Maildir) Sync(ctx context.Context) error {
 	}
 	for i, s := range batch {
 		if err := renameNew(s.tmp, s.final); err != nil {
-			// what was renamed is done; keep the rest staged
+			// what was renamed is done; keep the rest staged, but forget
+			// a file that is gone (removed by another hand): renaming it
+			// would fail at every Sync; its message comes again
 			m.moved(batch[:i])
-			requeue(batch[i:])
+			rest := batch[i:]
+			if errors.Is(err, fs.ErrNotExist) {
+				m.forget(s)
+				rest = rest[1:]
+			}
+			requeue(rest)
 			return &Error{Sink: "maildir", Err: err}
 		}
 	}
@@ -330,6 +437,15 @@ func (m *Maildir) moved(batch []*staged) {
 	}
 }
 
+// forget drops a staged message that will not reach new/.
+func (m *Maildir) forget(s *staged) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.staged[s.hash] == s {
+		delete(m.staged, s.hash)
+	}
+}
+
 func (m *Maildir) syncStaged(batch []*staged) error {
 	dir, err := os.Open(filepath.Join(m.dir, "tmp"))
 	if err != nil {
@@ -341,6 +457,9 @@ func (m *Maildir) syncStaged(batch []*staged) error {
 	}
 	for _, s := range batch { // no syncfs: one fsync per file
 		f, err := os.Open(s.tmp)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // Sync's rename finds it gone and forgets it
+		}
 		if err != nil {
 			return err
 		}

@@ -32,7 +32,9 @@
 //     or d.Abort() on any failure.
 //  3. After a batch: s.Sync(ctx); only then record the batch as delivered
 //     and acknowledge it on the server.
-//  4. Classify failures with IsPermanent (a permanent failure will fail
+//  4. After taking a mailbox over from another process that shared the
+//     sink: Rescan, if the sink is a Rescanner, before delivering.
+//  5. Classify failures with IsPermanent (a permanent failure will fail
 //     again for this message; others are retried later).
 //
 // Webhook and command deliveries are spooled to a temporary file while
@@ -63,6 +65,16 @@ type Sink interface {
 	// visible. Sinks that are durable at Commit return nil at once.
 	Sync(ctx context.Context) error
 	Close() error
+}
+
+// Rescanner is a sink that learns the keys it holds when opened and may
+// miss what another process delivers into the same place afterwards (a
+// maildir that several serve instances share). Whoever takes a mailbox
+// over from another process calls Rescan with the moment it took it,
+// before delivering that mailbox's messages: every key delivered before
+// since is then recognised.
+type Rescanner interface {
+	Rescan(ctx context.Context, since time.Time) error
 }
 
 // Delivery is one message being written.
