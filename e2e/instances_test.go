@@ -189,6 +189,18 @@ func (f *fleet) maildirFiles(t *testing.T) []string {
 	return out
 }
 
+// keptAll reports whether every Message-ID in ids was delivered.
+func (f *fleet) keptAll(t *testing.T, ids map[string]bool) bool {
+	t.Helper()
+	got := f.keptIDs(t)
+	for id := range ids {
+		if got[id] == 0 {
+			return false
+		}
+	}
+	return true
+}
+
 // keptIDs counts the sink's messages by Message-ID.
 func (f *fleet) keptIDs(t *testing.T) map[string]int {
 	t.Helper()
@@ -386,15 +398,7 @@ func failover(t *testing.T, sinkType string) {
 		return true
 	}, b)
 	took := time.Since(killed)
-	waitFor(t, "the dead instance's mailboxes did not deliver their new mail", 2*time.Minute, func() bool {
-		got := f.keptIDs(t)
-		for id := range late {
-			if got[id] == 0 {
-				return false
-			}
-		}
-		return true
-	}, b)
+	waitFor(t, "the dead instance's mailboxes did not deliver their new mail", 2*time.Minute, func() bool { return f.keptAll(t, late) }, b)
 	t.Logf("killed %s holding %d mailboxes with %d of %d messages delivered; after the kill its mailboxes were taken over in %v, each delivered again after %v, their new mail (behind their backlog) after %v",
 		ida, len(victims), before, n*perBox, takeover.Round(100*time.Millisecond), took.Round(100*time.Millisecond), time.Since(killed).Round(100*time.Millisecond))
 	// the bounds: the 30 s for the takeover; delivering again also
@@ -544,15 +548,7 @@ func TestInstancesSharedMaildirTakeover(t *testing.T) {
 	for i := range n {
 		late[f.put(t, i, "late")] = true
 	}
-	waitFor(t, "the mail after the takeover was not delivered", 2*time.Minute, func() bool {
-		got := f.keptIDs(t)
-		for id := range late {
-			if got[id] == 0 {
-				return false
-			}
-		}
-		return true
-	}, b)
+	waitFor(t, "the mail after the takeover was not delivered", 2*time.Minute, func() bool { return f.keptAll(t, late) }, b)
 	if err := b.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}

@@ -217,31 +217,41 @@ func TestLeaserWatchdog(t *testing.T) {
 	}
 }
 
-// TestRunOnceSkipsLeasedMailbox: `run --once` skips a mailbox whose lease
-// another instance holds, naming it, reads the others under leases of its
-// own, and releases those when done.
-func TestRunOnceSkipsLeasedMailbox(t *testing.T) {
-	dir := t.TempDir()
+// runOnceApp opens an App on a SQLite store in a temporary directory with
+// a maildir sink x and n mailboxes m0, m1, … on a host nothing answers.
+func runOnceApp(t *testing.T, n int) (dir string, st *store.Store, a *App) {
+	t.Helper()
+	dir = t.TempDir()
 	st, err := store.Open(t.Context(), "sqlite:"+filepath.Join(dir, "db"), &store.Options{Key: make([]byte, 32)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
-	cfg, err := config.ParseWith([]byte(`profiles:
+	t.Cleanup(func() { st.Close() })
+	yaml := `profiles:
   - {name: p, provider: microsoft, grant: client_credentials, tenant: t.example, client_id: aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee, client_secret: s1}
 sinks:
   - {name: x, type: maildir, path: ./x}
 mailboxes:
-  - {name: m0, protocol: imap, host: 127.0.0.1, port: 1, username: m0@t.example, profile: p, sink: x}
-  - {name: m1, protocol: imap, host: 127.0.0.1, port: 1, username: m1@t.example, profile: p, sink: x}
-`), filepath.Join(dir, "mailgate.yaml"), func(string) string { return "" }, nil)
+`
+	for i := range n {
+		yaml += fmt.Sprintf("  - {name: m%d, protocol: imap, host: 127.0.0.1, port: 1, username: m%d@t.example, profile: p, sink: x}\n", i, i)
+	}
+	cfg, err := config.ParseWith([]byte(yaml), filepath.Join(dir, "mailgate.yaml"), func(string) string { return "" }, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := Open(t.Context(), cfg, st, nil)
+	a, err = Open(t.Context(), cfg, st, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return dir, st, a
+}
+
+// TestRunOnceSkipsLeasedMailbox: `run --once` skips a mailbox whose lease
+// another instance holds, naming it, reads the others under leases of its
+// own, and releases those when done.
+func TestRunOnceSkipsLeasedMailbox(t *testing.T) {
+	_, st, a := runOnceApp(t, 2)
 	if _, ok, err := st.AcquireLease(t.Context(), "m1", "serve-elsewhere", time.Minute); err != nil || !ok {
 		t.Fatal(ok, err)
 	}
@@ -395,26 +405,7 @@ func TestLeaserTakeoverRescansSink(t *testing.T) {
 // taking the leases, so a message another process wrote after the sink
 // was opened is a duplicate.
 func TestRunOnceRescansSink(t *testing.T) {
-	dir := t.TempDir()
-	st, err := store.Open(t.Context(), "sqlite:"+filepath.Join(dir, "db"), &store.Options{Key: make([]byte, 32)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	cfg, err := config.ParseWith([]byte(`profiles:
-  - {name: p, provider: microsoft, grant: client_credentials, tenant: t.example, client_id: aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee, client_secret: s1}
-sinks:
-  - {name: x, type: maildir, path: ./x}
-mailboxes:
-  - {name: m0, protocol: imap, host: 127.0.0.1, port: 1, username: m0@t.example, profile: p, sink: x}
-`), filepath.Join(dir, "mailgate.yaml"), func(string) string { return "" }, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := Open(t.Context(), cfg, st, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, _, a := runOnceApp(t, 1)
 	x, err := a.rt.sink("x") // opened before the other process writes
 	if err != nil {
 		t.Fatal(err)

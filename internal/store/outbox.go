@@ -188,17 +188,8 @@ func enqueueRows(ctx context.Context, tx *txn, msgs []NewOutboxMessage, now int6
 	if err != nil {
 		return nil, err
 	}
-	ids := make([]int64, 0, len(msgs))
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		ids = append(ids, id)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+	ids, err := scanIDs(rows)
+	if err != nil {
 		return nil, err
 	}
 	if len(ids) != len(msgs) {
@@ -240,6 +231,20 @@ func enqueueRows(ctx context.Context, tx *txn, msgs []NewOutboxMessage, now int6
 		return nil, err
 	}
 	return ids, nil
+}
+
+// scanIDs reads rows of one integer column and closes rows.
+func scanIDs(rows *sql.Rows) ([]int64, error) {
+	defer rows.Close()
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
 }
 
 // valuesList is "(?, ?), (?, ?)" for rows of cols placeholders.
@@ -499,17 +504,8 @@ func (s *Store) OutboxFind(ctx context.Context, f OutboxFilter, limit int) ([]Ou
 	if err != nil {
 		return nil, fmt.Errorf("store: outbox: %w", err)
 	}
-	var ids []int64
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		ids = append(ids, id)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+	ids, err := scanIDs(rows)
+	if err != nil {
 		return nil, err
 	}
 	out := make([]OutboxMessage, 0, len(ids))
