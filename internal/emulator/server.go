@@ -54,6 +54,12 @@ type Options struct {
 	// submission service (implicit TLS, XOAUTH2 with Gmail's 334 error
 	// challenge; see gmail_smtp.go). Default "": none.
 	GmailSMTPListen string
+	// GmailPOP3Listen is the listen address of the Gmail-flavoured POP3
+	// service (implicit TLS, XOAUTH2 with Gmail's error challenge, messages
+	// listed once, "recent:" mode; see gmail_pop3.go). It serves the Gmail
+	// IMAP service's mailboxes, so GmailIMAPListen must be set too.
+	// Default "": none.
+	GmailPOP3Listen string
 	// GmailLocalized gives the Gmail folders German names
 	// ("[Google Mail]/Papierkorb"…), as localized accounts have them.
 	GmailLocalized bool
@@ -87,6 +93,7 @@ type Server struct {
 	google    *googleState
 	gmail     *gmailService
 	gmailSMTP *gmailSMTPService
+	gmailPOP3 *gmailPOP3Service
 
 	mu      sync.Mutex
 	faults  []*Fault
@@ -221,8 +228,13 @@ func (s *Server) listen(_ context.Context) error {
 			return err
 		}
 	}
+	if s.opts.GmailPOP3Listen != "" {
+		if err := s.startGmailPOP3(s.opts.GmailPOP3Listen, leaf); err != nil {
+			return err
+		}
+	}
 	s.log.Info("emulator: serving", "url", s.URL(), "http", s.HTTPURL(), "imap", s.IMAPAddr(), "gmail_imap", s.GmailIMAPAddr(),
-		"gmail_smtp", s.GmailSMTPAddr(), "tenant", DemoTenantID)
+		"gmail_smtp", s.GmailSMTPAddr(), "gmail_pop3", s.GmailPOP3Addr(), "tenant", DemoTenantID)
 	return nil
 }
 
@@ -245,6 +257,9 @@ func (s *Server) Close() error {
 	}
 	if s.gmailSMTP != nil {
 		errs = append(errs, s.gmailSMTP.close())
+	}
+	if s.gmailPOP3 != nil {
+		errs = append(errs, s.gmailPOP3.close())
 	}
 	s.wg.Wait()
 	s.cleanup()
