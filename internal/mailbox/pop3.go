@@ -31,6 +31,15 @@ type POP3Options struct {
 // sends DELE for each message after the sink has it and then QUIT, which
 // is when POP3 deletes (the connection is re-opened for the next batch);
 // "move" is not possible. Keys are "<name>/pop3/<uidl>".
+//
+// QUIT is only sent when every message RETRieved in the session has been
+// acknowledged (Ack: durable in the sink and recorded): Gmail marks a
+// message RETRieved in a session that ends with QUIT as downloaded and
+// never lists it again, so a QUIT after a failed or refused delivery would
+// lose that message. Otherwise the connection is dropped, which on every
+// POP3 server undoes the session (RFC 1939 §6), and an "after: delete"
+// whose QUIT had to wait leaves those messages on the server: they are
+// recorded as acknowledged, so nothing is delivered twice.
 func NewPOP3(o POP3Options) Dialer {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -91,13 +100,15 @@ func (d *pop3Dialer) Dial(ctx context.Context) (Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &pop3Conn{d: d, c: c}, nil
+	return &pop3Conn{d: d, c: c, unacked: map[string]bool{}}, nil
 }
 
 type pop3Conn struct {
-	d    *pop3Dialer
-	c    *pop3.Client
-	nums map[string]int // UIDL → message number in this session
+	d       *pop3Dialer
+	c       *pop3.Client
+	nums    map[string]int  // UIDL → message number in this session
+	unacked map[string]bool // UIDLs RETRieved in this session and not acknowledged yet
+	deleted int             // DELEs sent in this session, waiting for a QUIT
 }
 
 func (c *pop3Conn) refresh() ([]pop3.Listing, error) {
@@ -140,6 +151,7 @@ func (c *pop3Conn) Fetch(ctx context.Context, items []Item, deliver func(Item, i
 		if err != nil {
 			return pop3Error(c.d.o.Name, StepFetch, err)
 		}
+		c.unacked[it.UID] = true
 		if err := deliver(it, r); err != nil {
 			return err
 		}
@@ -150,11 +162,13 @@ func (c *pop3Conn) Fetch(ctx context.Context, items []Item, deliver func(Item, i
 	return nil
 }
 
-// Ack deletes (DELE then QUIT, and a new session for what follows); seen
-// and keep need nothing on POP3.
+// Ack deletes (DELE, then QUIT and a new session for what follows once
+// nothing RETRieved is left unacknowledged); seen and keep need nothing on
+// POP3 but the note that the items may be popped.
 func (c *pop3Conn) Ack(ctx context.Context, items []Item, a After) error {
 	switch a.Kind {
 	case "seen", "keep", "":
+		c.acked(items)
 		return nil
 	case "move":
 		return &Error{Mailbox: c.d.o.Name, Step: StepAck, Err: errors.New("POP3 has no folders: use after: delete, seen or keep")}
@@ -162,17 +176,18 @@ func (c *pop3Conn) Ack(ctx context.Context, items []Item, a After) error {
 	default:
 		return &Error{Mailbox: c.d.o.Name, Step: StepAck, Err: fmt.Errorf("after %q", a.Kind)}
 	}
-	n := 0
 	for _, it := range items {
 		if num, ok := c.nums[it.UID]; ok {
 			if err := c.c.Dele(num); err != nil {
 				return pop3Error(c.d.o.Name, StepAck, err)
 			}
-			n++
+			delete(c.nums, it.UID)
+			c.deleted++
 		}
 	}
-	if n == 0 {
-		return nil
+	c.acked(items)
+	if c.deleted == 0 || len(c.unacked) > 0 {
+		return nil // the QUIT waits until what was RETRieved since is acknowledged too
 	}
 	if err := c.c.Quit(); err != nil {
 		return pop3Error(c.d.o.Name, StepAck, err)
@@ -181,9 +196,24 @@ func (c *pop3Conn) Ack(ctx context.Context, items []Item, a After) error {
 	if err != nil {
 		return err
 	}
-	c.c = nc
+	c.c, c.deleted = nc, 0
 	_, err = c.refresh()
 	return err
 }
 
-func (c *pop3Conn) Close() error { return c.c.Quit() }
+func (c *pop3Conn) acked(items []Item) {
+	for _, it := range items {
+		delete(c.unacked, it.UID)
+	}
+}
+
+// Close ends the session with QUIT, or drops it when a message RETRieved
+// in it was not acknowledged (see NewPOP3).
+func (c *pop3Conn) Close() error {
+	if len(c.unacked) > 0 {
+		c.d.o.Logger.Info("mailbox: POP3 session dropped without QUIT: messages fetched were not acknowledged, so the server must not mark them downloaded",
+			"mailbox", c.d.o.Name, "unacknowledged", len(c.unacked), "deletions_undone", c.deleted)
+		return c.c.Close()
+	}
+	return c.c.Quit()
+}
