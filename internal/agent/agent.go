@@ -414,11 +414,16 @@ func (b *batches) one(dv *deliverer, items []mailbox.Item, through int) (stop bo
 	// refused messages are recorded before the cursor moves past
 	// them; if this fails, the run fails and they come again
 	if len(refused) > 0 {
-		if herr := b.l.PutHeld(b.ctx, b.mb.Name, refused); herr != nil {
-			err = errors.Join(err, herr)
-		}
+		herr := b.l.PutHeld(b.ctx, b.mb.Name, refused)
+		err = errors.Join(err, herr)
+		settled := make([]mailbox.Item, 0, len(refused))
 		for _, h := range refused {
 			b.log.Warn("agent: the sink refused a message", "mailbox", b.mb.Name, "key", h.Key, "state", string(h.State), "attempts", h.Attempts, "err", h.Reason)
+			settled = append(settled, mailbox.Item{UID: h.UID, Key: h.Key})
+		}
+		// recorded as held: the connection need not keep them unsettled
+		if s, ok := b.conn.(mailbox.Settler); ok && herr == nil {
+			s.Settled(settled)
 		}
 	}
 	// the previous batch: durable and recorded by now (or failed)

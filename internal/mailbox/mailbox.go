@@ -130,6 +130,14 @@ type Waiter interface {
 	Wait(ctx context.Context, max time.Duration) error
 }
 
+// Settler is implemented by connections that must know which fetched
+// items were settled without an acknowledgement: refused by the sink and
+// recorded as held (POP3, whose QUIT waits until every message RETRieved
+// in the session is acknowledged or settled).
+type Settler interface {
+	Settled(items []Item)
+}
+
 // Bearer is the token hook of a mailbox: Token returns a valid access
 // token for its login, Invalidate drops the cached one after the server
 // refused or expired it (oauth.Manager.Bearer implements it).

@@ -33,7 +33,8 @@ type POP3Options struct {
 // "move" is not possible. Keys are "<name>/pop3/<uidl>".
 //
 // QUIT is only sent when every message RETRieved in the session has been
-// acknowledged (Ack: durable in the sink and recorded): Gmail marks a
+// acknowledged (Ack: durable in the sink and recorded) or settled (Settled:
+// refused by the sink and recorded as held): Gmail marks a
 // message RETRieved in a session that ends with QUIT as downloaded and
 // never lists it again, so a QUIT after a failed or refused delivery would
 // lose that message. Otherwise the connection is dropped, which on every
@@ -200,6 +201,11 @@ func (c *pop3Conn) Ack(ctx context.Context, items []Item, a After) error {
 	_, err = c.refresh()
 	return err
 }
+
+// Settled notes items the sink refused and the ledger holds: they do not
+// keep the session from its QUIT (on Gmail, a held message is then no
+// longer listed, except in "recent:" mode).
+func (c *pop3Conn) Settled(items []Item) { c.acked(items) }
 
 func (c *pop3Conn) acked(items []Item) {
 	for _, it := range items {
