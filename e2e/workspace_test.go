@@ -131,12 +131,13 @@ func TestWorkspaceMailboxes(t *testing.T) {
 
 // TestEmulatorConfigOutGmail: `mailgate emulator --config-out` with the
 // Gmail IMAP service writes a config that works as written: run reads
-// alice's Gmail through the service-account profile.
+// alice's Gmail through the service-account profile. The output names the
+// Gmail POP3 service's address.
 func TestEmulatorConfigOutGmail(t *testing.T) {
 	dir := t.TempDir()
 	cfgPath := filepath.Join(dir, "mailgate.yaml")
 	cmd := exec.Command(mailgateBin, "emulator", "--listen", "127.0.0.1:0", "--http-listen", "-", "--gmail-imap", "127.0.0.1:0",
-		"--config-out", cfgPath)
+		"--gmail-pop3", "127.0.0.1:0", "--config-out", cfgPath)
 	cmd.Dir = dir
 	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + dir}
 	var out syncBuffer
@@ -150,7 +151,7 @@ func TestEmulatorConfigOutGmail(t *testing.T) {
 			t.Fatalf("the emulator did not start:\n%s", out.String())
 		}
 	}
-	if !strings.Contains(out.String(), "Gmail IMAP 127.0.0.1:") || !strings.Contains(out.String(), "SMTP off") || !strings.Contains(out.String(), "google-sa.json") {
+	if !strings.Contains(out.String(), "Gmail IMAP 127.0.0.1:") || !strings.Contains(out.String(), "SMTP off, POP3 127.0.0.1:") || !strings.Contains(out.String(), "google-sa.json") {
 		t.Errorf("the emulator does not name its Gmail IMAP service:\n%s", out.String())
 	}
 	r := mailgate(t, t.Context(), dir, "run", "--once")

@@ -28,7 +28,8 @@ func runEmulator(ctx context.Context, env *Env, args []string) int {
 	dir := fs.String("dir", "", "directory for the emulator's CA, demo certificate and secret files (default: beside --config-out, else a temporary one)")
 	imapListen := fs.String("imap", "", `listen address of the emulated Exchange Online IMAP service (implicit TLS, XOAUTH2), e.g. 127.0.0.1:9993; "" for none`)
 	gmailIMAP := fs.String("gmail-imap", "127.0.0.1:9994", `listen address of the Gmail-flavoured IMAP service (implicit TLS, XOAUTH2 with Gmail's error challenge; the config then reads alice's Gmail through the service account); "" for none`)
-	gmailSMTP := fs.String("gmail-smtp", "", `listen address of the Gmail-flavoured SMTP submission service (implicit TLS), e.g. 127.0.0.1:9465`)
+	gmailSMTP, gmailPOP3 := fs.String("gmail-smtp", "", `listen address of the Gmail-flavoured SMTP submission service (implicit TLS), e.g. 127.0.0.1:9465`),
+		fs.String("gmail-pop3", "127.0.0.1:9995", `listen address of the Gmail-flavoured POP3 service (implicit TLS, XOAUTH2; the IMAP service's mail, each message listed once; "recent:" user prefix); "" for none`)
 	gmailLocalized := fs.Bool("gmail-localized", false, "German Gmail folder names ([Google Mail]/Papierkorb…)")
 	_ = fs.String("config", "", "ignored: the emulator needs no config")
 	pos, code, ok := parseFlags(fs, args)
@@ -49,9 +50,8 @@ func runEmulator(ctx context.Context, env *Env, args []string) int {
 			return ExitFailed
 		}
 	}
-	logger := logging.New(env.Err, env.Log, slog.LevelWarn)
-	srv, err := emulator.Start(ctx, emulator.Options{Listen: *listen, HTTPListen: *httpListen, Dir: d, Logger: logger, IMAPListen: *imapListen,
-		GmailIMAPListen: *gmailIMAP, GmailSMTPListen: *gmailSMTP, GmailLocalized: *gmailLocalized})
+	srv, err := emulator.Start(ctx, emulator.Options{Listen: *listen, HTTPListen: *httpListen, Dir: d, Logger: logging.New(env.Err, env.Log, slog.LevelWarn), IMAPListen: *imapListen,
+		GmailIMAPListen: *gmailIMAP, GmailSMTPListen: *gmailSMTP, GmailPOP3Listen: *gmailPOP3, GmailLocalized: *gmailLocalized})
 	if err != nil {
 		fmt.Fprintf(env.Err, "mailgate: emulator: %v\n", err)
 		return ExitFailed
@@ -73,8 +73,8 @@ func runEmulator(ctx context.Context, env *Env, args []string) int {
 	if a := srv.IMAPAddr(); a != "" {
 		fmt.Fprintf(env.Err, "Exchange IMAP service: %s (implicit TLS, XOAUTH2 with this emulator's tokens)\n", a)
 	}
-	if a, b := srv.GmailIMAPAddr(), srv.GmailSMTPAddr(); a != "" || b != "" {
-		fmt.Fprintf(env.Err, "Gmail IMAP %s, SMTP %s (implicit TLS, XOAUTH2 with scope %s)\n", cmp.Or(a, "off"), cmp.Or(b, "off"), emulator.GoogleMailScope)
+	if a, b, c := srv.GmailIMAPAddr(), srv.GmailSMTPAddr(), srv.GmailPOP3Addr(); a != "" || b != "" || c != "" {
+		fmt.Fprintf(env.Err, "Gmail IMAP %s, SMTP %s, POP3 %s (implicit TLS, XOAUTH2 with scope %s)\n", cmp.Or(a, "off"), cmp.Or(b, "off"), cmp.Or(c, "off"), emulator.GoogleMailScope)
 	}
 	fmt.Fprintf(env.Err, "Google Workspace %s: service account key %s (alice and bob delegated, not carol)\n", emulator.GoogleDomain, srv.GoogleKeyFile())
 	fmt.Fprintf(env.Err, "Confidential app %s (secret in %s, certificate %s)\n", emulator.DemoAppID,

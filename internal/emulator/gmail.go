@@ -121,11 +121,7 @@ func (s *Server) startGmail(addr string, leaf tls.Certificate) error {
 	if err != nil {
 		return fmt.Errorf("emulator: listen %s (Gmail IMAP): %w", addr, err)
 	}
-	svc := &gmailService{s: s, folders: gmailEnglish, users: map[string]*gmailUser{}, sessions: map[*gmailSession]struct{}{}}
-	if s.opts.GmailLocalized {
-		svc.folders = gmailGerman
-	}
-	svc.maxConns.Store(gmailMaxConnections)
+	svc := s.gmailAccounts()
 	svc.ln = &answerListener{Listener: ln, cfg: &tls.Config{Certificates: []tls.Certificate{leaf}, MinVersion: tls.VersionTLS12},
 		addCap: "X-GM-EXT-1"}
 	svc.srv = imapserver.New(&imapserver.Options{
@@ -147,7 +143,23 @@ func (s *Server) startGmail(addr string, leaf tls.Certificate) error {
 	return nil
 }
 
-func (svc *gmailService) close() error { return closeIMAP(svc.srv, svc.ln) }
+// gmailAccounts makes the Gmail accounts' service, not yet serving IMAP
+// (the POP3 service alone reads the accounts without it).
+func (s *Server) gmailAccounts() *gmailService {
+	svc := &gmailService{s: s, folders: gmailEnglish, users: map[string]*gmailUser{}, sessions: map[*gmailSession]struct{}{}}
+	if s.opts.GmailLocalized {
+		svc.folders = gmailGerman
+	}
+	svc.maxConns.Store(gmailMaxConnections)
+	return svc
+}
+
+func (svc *gmailService) close() error {
+	if svc.srv == nil {
+		return nil
+	}
+	return closeIMAP(svc.srv, svc.ln)
+}
 
 // user returns an account, creating it with its folders on first use.
 func (svc *gmailService) user(addr string) *gmailUser {
@@ -228,7 +240,7 @@ func (c *answerConn) Read(p []byte) (int, error) {
 // GmailIMAPAddr is the host:port of the Gmail IMAP service (implicit TLS,
 // certificate from CAFile), or "" when Options.GmailIMAPListen was empty.
 func (s *Server) GmailIMAPAddr() string {
-	if s.gmail == nil {
+	if s.gmail == nil || s.gmail.ln == nil {
 		return ""
 	}
 	return s.gmail.ln.Addr().String()
@@ -238,7 +250,7 @@ func (s *Server) GmailIMAPAddr() string {
 // Gmail does) and returns its INBOX UID.
 func (s *Server) GmailDeliver(account string, raw []byte) (uint32, error) {
 	if s.gmail == nil {
-		return 0, errors.New("emulator: no Gmail IMAP service (Options.GmailIMAPListen is empty)")
+		return 0, errors.New("emulator: no Gmail service (Options.GmailIMAPListen and GmailPOP3Listen are empty)")
 	}
 	u := s.gmail.user(account)
 	u.mu.Lock()

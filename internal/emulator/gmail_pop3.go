@@ -78,10 +78,11 @@ type gmailPOP3Service struct {
 }
 
 // startGmailPOP3 serves the Gmail POP3 service with implicit TLS on addr;
-// it reads the Gmail IMAP service's accounts.
+// it reads the Gmail IMAP service's accounts (its own when there is no
+// IMAP service).
 func (s *Server) startGmailPOP3(addr string, leaf tls.Certificate) error {
 	if s.gmail == nil {
-		return errors.New("emulator: the Gmail POP3 service needs the Gmail IMAP service's mailboxes (set GmailIMAPListen)")
+		s.gmail = s.gmailAccounts() // the accounts without IMAP
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {

@@ -56,9 +56,8 @@ type Options struct {
 	GmailSMTPListen string
 	// GmailPOP3Listen is the listen address of the Gmail-flavoured POP3
 	// service (implicit TLS, XOAUTH2 with Gmail's error challenge, messages
-	// listed once, "recent:" mode; see gmail_pop3.go). It serves the Gmail
-	// IMAP service's mailboxes, so GmailIMAPListen must be set too.
-	// Default "": none.
+	// listed once, "recent:" mode; see gmail_pop3.go). It serves the same
+	// mailboxes as the Gmail IMAP service. Default "": none.
 	GmailPOP3Listen string
 	// GmailLocalized gives the Gmail folders German names
 	// ("[Google Mail]/Papierkorb"…), as localized accounts have them.
