@@ -15,7 +15,8 @@ import (
 // token with domain-wide delegation) into a maildir, each message once,
 // byte for byte; a second run delivers nothing (Gmail no longer lists
 // them, and the ledger would skip them anyway); the IMAP view still holds
-// them (the account keeps Gmail's copy). A token without
+// them (the account keeps Gmail's copy). A mailbox of user
+// "recent:alice@…" (Gmail's recent mode) gets them again, once. A token without
 // https://mail.google.com/ gets Gmail's challenge, answered with the empty
 // line, and the output names the scope.
 func TestGmailPOP3ThroughBinary(t *testing.T) {
@@ -40,11 +41,11 @@ func TestGmailPOP3ThroughBinary(t *testing.T) {
 	cfg := "store: sqlite:./mailgate.db\nprofiles:\n" +
 		serviceAccountProfile(srv, "google", emulator.GoogleMailScope) + serviceAccountProfile(srv, "narrow", modify) +
 		"mailboxes:\n"
-	for _, p := range []string{"google", "narrow"} {
-		cfg += fmt.Sprintf("  - {name: pop-%s, protocol: pop3, host: %s, port: %s, security: tls, tls_ca: '%s', sasl: xoauth2, username: %s, profile: %s, after: keep, sink: out}\n",
-			p, host, port, srv.CAFile(), user, p)
+	for _, mb := range [][4]string{{"google", user, "google", "out"}, {"narrow", user, "narrow", "out"}, {"recent", "recent:" + user, "google", "recent"}} {
+		cfg += fmt.Sprintf("  - {name: pop-%s, protocol: pop3, host: %s, port: %s, security: tls, tls_ca: '%s', sasl: xoauth2, username: '%s', profile: %s, after: keep, sink: %s}\n",
+			mb[0], host, port, srv.CAFile(), mb[1], mb[2], mb[3])
 	}
-	cfg += "sinks:\n  - {name: out, type: maildir, path: ./inbox}\n"
+	cfg += "sinks:\n  - {name: out, type: maildir, path: ./inbox}\n  - {name: recent, type: maildir, path: ./recent}\n"
 	if err := os.WriteFile(filepath.Join(dir, "mailgate.yaml"), []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -65,6 +66,16 @@ func TestGmailPOP3ThroughBinary(t *testing.T) {
 		}
 	}
 	maildirHolds(t, filepath.Join(dir, "inbox"), want)
+
+	// recent mode lists the popped messages again (the service account
+	// acts for alice, not for "recent:alice"); the ledger keeps them once
+	for i, n := range []int{3, 0} {
+		r := mailgate(t, t.Context(), dir, "run", "--once", "--mailbox", "pop-recent")
+		if line := fmt.Sprintf("pop-recent: %d delivered", n); r.code != 0 || !strings.Contains(r.stderr, line) {
+			t.Fatalf("recent run %d: exit %d, want %q\n%s", i+1, r.code, line, r.stderr)
+		}
+	}
+	maildirHolds(t, filepath.Join(dir, "recent"), want)
 	if n, _ := srv.GmailCount(user, "INBOX"); n != 3 {
 		t.Errorf("INBOX over IMAP holds %d, want 3 (the account keeps Gmail's copy)", n)
 	}
