@@ -341,6 +341,14 @@ func planScan(ctx context.Context, mb *Mailbox, l Ledger, scanned []mailbox.Item
 			}
 		case LedgerDelivered:
 			p.ackOnly = append(p.ackOnly, it)
+		case LedgerAcked:
+			// deleted, and listed again: the deletion did not take (a
+			// POP3 session dropped before the QUIT that deletes, which
+			// the connection does rather than let Gmail pop a message
+			// the sink does not have yet); delete it again
+			if mb.After.Kind == "delete" {
+				p.ackOnly = append(p.ackOnly, it)
+			}
 		}
 	}
 	return p, nil

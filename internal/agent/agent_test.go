@@ -32,6 +32,9 @@ type memServer struct {
 	failAck  int  // fail the next n Ack calls
 	failAt   int  // fail Fetch after this many deliveries (0 = never)
 	pop      bool // the scan lists every message, like POP3's UIDL
+	// undoDeletes: the next n Ack calls with delete succeed but delete
+	// nothing (a POP3 session dropped before its QUIT)
+	undoDeletes int
 }
 
 func newServer(n int) *memServer {
@@ -108,6 +111,10 @@ func (c *memConn) Ack(_ context.Context, items []mailbox.Item, a mailbox.After) 
 		c.s.failAck--
 		return errors.New("ack failed")
 	}
+	if a.Kind == "delete" && c.s.undoDeletes > 0 {
+		c.s.undoDeletes--
+		return nil
+	}
 	for _, it := range items {
 		if !strings.HasPrefix(it.Key, "mb/imap/"+c.s.validity+"/") {
 			continue
@@ -175,6 +182,40 @@ func TestRunOnceDeliversOnceAndAcks(t *testing.T) {
 			s, err = RunOnce(t.Context(), mb, st, nil, nil)
 			if err != nil || s.Delivered != 1 || s.Duplicates != 0 || count(t, dir) != 31 {
 				t.Fatalf("second run %+v %v, %d files", s, err, count(t, dir))
+			}
+		})
+	}
+}
+
+// TestDeleteRedoneWhenStillListed: messages acknowledged with a delete
+// that are listed again (the POP3 session that deleted them was dropped
+// before its QUIT) are deleted again by the next run, not left on the
+// server for good and not delivered again; with seen, acknowledged
+// messages listed again are left alone.
+func TestDeleteRedoneWhenStillListed(t *testing.T) {
+	for _, after := range []string{"delete", "seen"} {
+		t.Run(after, func(t *testing.T) {
+			srv := newServer(20)
+			srv.pop, srv.undoDeletes = true, 1
+			mb, st, _, dir := setup(t, srv, after)
+			s, err := RunOnce(t.Context(), mb, st, nil, nil)
+			if err != nil || s.Delivered != 20 {
+				t.Fatalf("%+v %v", s, err)
+			}
+			left := len(srv.msgs)
+			if after == "delete" && left != mb.BatchSize {
+				t.Fatalf("%d left after the first run, want the first batch's %d", left, mb.BatchSize)
+			}
+			s, err = RunOnce(t.Context(), mb, st, nil, nil)
+			if err != nil || s.Delivered != 0 || s.Duplicates != 0 || count(t, dir) != 20 {
+				t.Fatalf("second run %+v %v, %d files", s, err, count(t, dir))
+			}
+			want := 0
+			if after == "seen" {
+				want = 20
+			}
+			if len(srv.msgs) != want {
+				t.Errorf("%d left on the server after the second run, want %d", len(srv.msgs), want)
 			}
 		})
 	}

@@ -38,9 +38,10 @@ type POP3Options struct {
 // message RETRieved in a session that ends with QUIT as downloaded and
 // never lists it again, so a QUIT after a failed or refused delivery would
 // lose that message. Otherwise the connection is dropped, which on every
-// POP3 server undoes the session (RFC 1939 §6), and an "after: delete"
-// whose QUIT had to wait leaves those messages on the server: they are
-// recorded as acknowledged, so nothing is delivered twice.
+// POP3 server undoes the session (RFC 1939 §6): an "after: delete" whose
+// QUIT had to wait leaves those messages on the server, recorded as
+// acknowledged (nothing is delivered twice), and the agent deletes them
+// again when the next scan lists them.
 func NewPOP3(o POP3Options) Dialer {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
