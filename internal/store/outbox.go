@@ -311,58 +311,16 @@ type SentMessage struct {
 // message (group commit): the refused recipients failed with their reply,
 // the others sent, the message sent.
 func (s *Store) MarkSentAll(ctx context.Context, sent []SentMessage) error {
-	now := time.Now().UnixNano()
-	if noneRefused(sent) {
-		return s.markSentNoneRefused(ctx, sent, now)
-	}
-	err := s.inTx(ctx, func(tx *txn) error {
-		fail, err := tx.Prepare(ctx, "UPDATE outbox_rcpts SET state = ?, reply = ? WHERE outbox_id = ? AND rcpt = ?")
-		if err != nil {
-			return err
-		}
-		defer fail.Close()
-		msg, err := tx.Prepare(ctx, "UPDATE outbox SET state = ?, last_error = '', claimed_by = '', claim_until = 0, updated_at = ? WHERE id = ?")
-		if err != nil {
-			return err
-		}
-		defer msg.Close()
-		rcpts, err := tx.Prepare(ctx, "UPDATE outbox_rcpts SET state = ?, reply = '' WHERE outbox_id = ? AND state <> ?")
-		if err != nil {
-			return err
-		}
-		defer rcpts.Close()
-		for _, m := range sent {
-			for _, r := range m.Refused {
-				if _, err := fail.ExecContext(ctx, OutboxFailed, r.Reply, m.ID, r.Addr); err != nil {
-					return err
-				}
-			}
-			if _, err := msg.ExecContext(ctx, OutboxSent, now, m.ID); err != nil {
-				return err
-			}
-			if _, err := rcpts.ExecContext(ctx, OutboxSent, m.ID, OutboxFailed); err != nil {
-				return err
-			}
-		}
+	if len(sent) == 0 {
 		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("store: outbox: record sent: %w", err)
 	}
-	return nil
-}
-
-// markSentNoneRefused is MarkSentAll of messages every recipient took,
-// the common case: two statements for the whole batch, prepared once each
-// (a prepare costs SQLite more than its execution here), and on
-// PostgreSQL in one statement, so one round trip and one WAL flush (a
-// transaction of prepared statements is eight round trips). SQLite has
-// no UPDATE in a WITH.
-func (s *Store) markSentNoneRefused(ctx context.Context, sent []SentMessage, now int64) error {
+	now := time.Now().UnixNano()
 	in := strings.TrimSuffix(strings.Repeat("?, ", len(sent)), ", ")
 	ids := make([]any, len(sent))
+	var refused int
 	for i, m := range sent {
 		ids[i] = m.ID
+		refused += len(m.Refused)
 	}
 	const (
 		msgs  = "UPDATE outbox SET state = ?, last_error = '', claimed_by = '', claim_until = 0, updated_at = ? WHERE id IN ("
@@ -371,10 +329,21 @@ func (s *Store) markSentNoneRefused(ctx context.Context, sent []SentMessage, now
 	msgArgs := append([]any{OutboxSent, now}, ids...)
 	rcptArgs := append(append([]any{OutboxSent}, ids...), OutboxFailed)
 	var err error
-	if s.d.name == "postgres" {
+	if s.d.name == "postgres" && refused == 0 {
+		// the usual batch in one statement: one round trip and one WAL
+		// flush (SQLite has no UPDATE in a WITH)
 		_, err = s.exec(ctx, "WITH m AS ("+msgs+in+")) "+rcpts+in+") AND state <> ?", append(msgArgs, rcptArgs...)...)
 	} else {
+		// the refused recipients failed first, so that the batch's
+		// statement, which skips failed ones, leaves them so
 		err = s.inTx(ctx, func(tx *txn) error {
+			for _, m := range sent {
+				for _, r := range m.Refused {
+					if _, err := tx.Exec(ctx, "UPDATE outbox_rcpts SET state = ?, reply = ? WHERE outbox_id = ? AND rcpt = ?", OutboxFailed, r.Reply, m.ID, r.Addr); err != nil {
+						return err
+					}
+				}
+			}
 			if _, err := tx.Exec(ctx, msgs+in+")", msgArgs...); err != nil {
 				return err
 			}
@@ -386,15 +355,6 @@ func (s *Store) markSentNoneRefused(ctx context.Context, sent []SentMessage, now
 		return fmt.Errorf("store: outbox: record sent: %w", err)
 	}
 	return nil
-}
-
-func noneRefused(sent []SentMessage) bool {
-	for _, m := range sent {
-		if len(m.Refused) > 0 {
-			return false
-		}
-	}
-	return true
 }
 
 // MarkSent records that the server accepted the message, all its
