@@ -271,24 +271,10 @@ func TestConsoleAuthorize(t *testing.T) {
 		t.Fatalf("authorize: %d %s\n%s", resp.StatusCode, authURL, logs.String())
 	}
 	// the user signs in on the emulator's pages
-	ec := srv.Client()
-	ec.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	resp, err = ec.Get(authURL)
+	back, err := entraSignIn(srv, authURL, emulator.DemoUser, emulator.DemoUserPassword)
 	if err != nil {
 		t.Fatal(err)
 	}
-	page, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	m := formReq.FindSubmatch(page)
-	if m == nil {
-		t.Fatalf("no sign-in form: %s", page)
-	}
-	resp, err = ec.PostForm(srv.URL()+"/"+emulator.DemoTenantID+"/login", url.Values{"req": {string(m[1])}, "username": {emulator.DemoUser}, "password": {emulator.DemoUserPassword}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	back := resp.Header.Get("Location")
 	if !strings.HasPrefix(back, base+"/oauth/callback?") {
 		t.Fatalf("the emulator sent the browser to %q", back)
 	}

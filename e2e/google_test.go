@@ -119,9 +119,11 @@ func googleBrowser(t *testing.T, srv *emulator.Server, user string) func(string)
 		}
 		page, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		_, after, _ := strings.Cut(string(page), `name="req" value="`)
-		req, _, _ := strings.Cut(after, `"`)
-		resp, err = c.PostForm(srv.URL()+"/google/signin", url.Values{"req": {req}, "email": {user}, "decision": {"allow"}})
+		m := formReq.FindSubmatch(page)
+		if m == nil {
+			t.Fatalf("no sign-in form: %s", page)
+		}
+		resp, err = c.PostForm(srv.URL()+"/google/signin", url.Values{"req": {string(m[1])}, "email": {user}, "decision": {"allow"}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -138,27 +140,12 @@ func googleBrowser(t *testing.T, srv *emulator.Server, user string) func(string)
 // and returns the address it is sent back to.
 func entraBrowser(t *testing.T, srv *emulator.Server) func(string) string {
 	return func(authURL string) string {
-		c := srv.Client()
-		c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-		resp, err := c.Get(authURL)
+		loc, err := entraSignIn(srv, authURL, emulator.DemoUser, emulator.DemoUserPassword)
 		if err != nil {
 			t.Fatal(err)
 		}
-		page, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		m := formReq.FindSubmatch(page)
-		if m == nil {
-			t.Fatalf("no sign-in form: %s", page)
-		}
-		resp, err = c.PostForm(srv.URL()+"/"+emulator.DemoTenantID+"/login", url.Values{"req": {string(m[1])},
-			"username": {emulator.DemoUser}, "password": {emulator.DemoUserPassword}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		loc := resp.Header.Get("Location")
 		if !strings.HasPrefix(loc, "http://localhost:8400/?") {
-			t.Fatalf("sign-in answered %d, Location %q", resp.StatusCode, loc)
+			t.Fatalf("sign-in sent the browser to %q", loc)
 		}
 		return loc
 	}

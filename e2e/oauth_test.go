@@ -83,28 +83,9 @@ var formReq = regexp.MustCompile(`name="req" value="([^"]+)"`)
 // listener.
 func signIn(t *testing.T, srv *emulator.Server, user, password string) func(string) error {
 	return func(authURL string) error {
-		c := srv.Client()
-		c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-		resp, err := c.Get(authURL)
+		loc, err := entraSignIn(srv, authURL, user, password)
 		if err != nil {
 			return err
-		}
-		page, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		m := formReq.FindSubmatch(page)
-		if m == nil {
-			return errors.New("no sign-in form: " + string(page))
-		}
-		u, _ := url.Parse(authURL)
-		tenant := strings.Split(strings.TrimPrefix(u.Path, "/"), "/")[0]
-		resp, err = c.PostForm(srv.URL()+"/"+tenant+"/login", url.Values{"req": {string(m[1])}, "username": {user}, "password": {password}})
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		loc := resp.Header.Get("Location")
-		if resp.StatusCode != http.StatusFound || loc == "" {
-			return errors.New("sign-in did not redirect")
 		}
 		go func() { // the browser lands on mailgate's listener
 			r, err := http.Get(loc)
@@ -114,6 +95,35 @@ func signIn(t *testing.T, srv *emulator.Server, user, password string) func(stri
 		}()
 		return nil
 	}
+}
+
+// entraSignIn opens the authorization URL, signs user in on the emulated
+// Entra ID's pages and returns the address the browser is sent back to.
+func entraSignIn(srv *emulator.Server, authURL, user, password string) (string, error) {
+	c := srv.Client()
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	resp, err := c.Get(authURL)
+	if err != nil {
+		return "", err
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	m := formReq.FindSubmatch(page)
+	if m == nil {
+		return "", errors.New("no sign-in form: " + string(page))
+	}
+	u, _ := url.Parse(authURL)
+	tenant := strings.Split(strings.TrimPrefix(u.Path, "/"), "/")[0]
+	resp, err = c.PostForm(srv.URL()+"/"+tenant+"/login", url.Values{"req": {string(m[1])}, "username": {user}, "password": {password}})
+	if err != nil {
+		return "", err
+	}
+	resp.Body.Close()
+	loc := resp.Header.Get("Location")
+	if resp.StatusCode != http.StatusFound || loc == "" {
+		return "", errors.New("sign-in did not redirect")
+	}
+	return loc, nil
 }
 
 // TestGrantsAgainstEmulator obtains a token with every grant from the

@@ -40,7 +40,7 @@ type need struct {
 // needOf says what a mailbox or sender needs of a Microsoft token.
 func needOfMailbox(m *config.Mailbox) need {
 	n := need{what: fmt.Sprintf("mailbox %s (%s)", m.Name, m.Protocol), audiences: exchangeAudiences, api: "Office 365 Exchange Online",
-		user: m.Username, google: oauthGoogleMail}
+		user: m.Username, google: sasl.GoogleMailScope}
 	switch m.Protocol {
 	case "pop3":
 		n.app, n.delegated = []string{"POP.AccessAsApp"}, []string{"POP.AccessAsUser.All"}
@@ -62,7 +62,7 @@ func needOfSender(s *config.Sender) need {
 			app: []string{"Mail.Send"}, delegated: []string{"Mail.Send"}, user: s.Username}
 	}
 	return need{what: "sender " + s.Name + " (smtp)", audiences: exchangeAudiences, api: "Office 365 Exchange Online",
-		app: []string{"SMTP.SendAsApp"}, delegated: []string{"SMTP.Send"}, user: s.Username, google: oauthGoogleMail}
+		app: []string{"SMTP.SendAsApp"}, delegated: []string{"SMTP.Send"}, user: s.Username, google: sasl.GoogleMailScope}
 }
 
 // claims are the parts of a Microsoft access token doctor reads.

@@ -10,9 +10,6 @@ import (
 	"github.com/mailgate/mailgate/internal/oauth"
 )
 
-// oauthGoogleMail is Gmail's scope for IMAP, POP and SMTP.
-const oauthGoogleMail = "https://mail.google.com/"
-
 // googleKeyMaxAge is the key age doctor warns about: Google advises
 // rotating service account keys, and 90 days is the usual policy.
 const googleKeyMaxAge = 90 * 24 * time.Hour
@@ -57,9 +54,10 @@ func checkGoogle(ctx context.Context, rt *parts, p *oauth.Profile, tok *oauth.To
 		}
 	}
 	for _, u := range users {
-		if _, err := rt.mgr.Fresh(ctx, p.ForSubject(u), nil); err != nil {
+		pu := p.ForSubject(u)
+		if _, err := rt.mgr.Fresh(ctx, pu, nil); err != nil {
 			step(false, "delegation", "acting for %s: %v", u, err)
-			for _, l := range TokenAdvice(err, p.ForSubject(u)) {
+			for _, l := range TokenAdvice(err, pu) {
 				hint(l)
 			}
 			continue

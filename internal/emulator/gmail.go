@@ -362,15 +362,6 @@ func (s *Server) CheckGoogleMailAccess(token, user string) error {
 	return nil
 }
 
-func cmpOr(v ...string) string {
-	for _, s := range v {
-		if s != "" {
-			return s
-		}
-	}
-	return ""
-}
-
 // GoogleMailToken is an access token for user with scopes, exactly as the
 // emulator's Google token endpoint issues one to the service account
 // acting for user. It is for in-process unit tests of the Gmail services'

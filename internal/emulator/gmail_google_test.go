@@ -93,12 +93,5 @@ func TestGmailAcceptsGoogleTokens(t *testing.T) {
 	}
 	w = dialGmail(t, srv.GmailIMAPAddr(), srv)
 	w.line()
-	w.send("a1 AUTHENTICATE XOAUTH2 " + xoauth2(bob, full))
-	if l := w.line(); l != "+ "+gmailChallengeB64 {
-		t.Fatalf("bob with alice's token: %q", l)
-	}
-	w.send("")
-	if l := w.line(); l != "a1 NO [AUTHENTICATIONFAILED] Invalid credentials (Failure)" {
-		t.Fatalf("bob after the empty line: %q", l)
-	}
+	w.refusedXOAUTH2("bob with alice's token", bob, full)
 }

@@ -3,6 +3,7 @@ package emulator
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"crypto/tls"
 	"encoding/base64"
 	"errors"
@@ -341,21 +342,11 @@ func (svc *gmailPOP3Service) listing(account string, recent bool) []gmailPOPMsg 
 		}
 		out = append(out, m)
 	}
-	slices.SortFunc(out, func(a, b gmailPOPMsg) int { return cmpUint(a.id, b.id) })
+	slices.SortFunc(out, func(a, b gmailPOPMsg) int { return cmp.Compare(a.id, b.id) })
 	if len(out) > gmailPOPWindow {
 		out = out[:gmailPOPWindow]
 	}
 	return out
-}
-
-func cmpUint(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // msg resolves a message-number argument.
@@ -516,7 +507,7 @@ func (sess *gmailPOPSession) quit() {
 			svc.popped[sess.account][sess.msgs[i].id] = true
 			ins = append(ins, sess.msgs[i].in)
 		}
-		disp := cmpOr(svc.disp[sess.account], GmailPOPKeep)
+		disp := cmp.Or(svc.disp[sess.account], GmailPOPKeep)
 		svc.mu.Unlock()
 		if err := svc.dispose(sess.account, disp, ins); err != nil {
 			svc.s.log.Warn("emulator: Gmail POP3 disposition", "disposition", disp, "err", err.Error())

@@ -3,6 +3,8 @@ package emulator
 import (
 	"strings"
 	"testing"
+
+	"github.com/emersion/go-imap/v2"
 )
 
 // popWire is a POP3 conversation over imapWire's line reader.
@@ -144,9 +146,9 @@ func TestGmailPOP3Disposition(t *testing.T) {
 	srv := startGmailPOP3(t)
 	const user = "ops@example.com"
 	for _, c := range []struct {
-		disp            string
-		inbox, all, bin int
-	}{{GmailPOPKeep, 1, 1, 0}, {GmailPOPRead, 1, 1, 0}, {GmailPOPArchive, 0, 1, 0}, {GmailPOPTrash, 0, 0, 1}} {
+		disp                    string
+		inbox, all, bin, unseen int
+	}{{GmailPOPKeep, 1, 1, 0, 1}, {GmailPOPRead, 1, 1, 0, 0}, {GmailPOPArchive, 0, 1, 0, 0}, {GmailPOPTrash, 0, 0, 1, 0}} {
 		t.Run(c.disp, func(t *testing.T) {
 			acct := c.disp + "-" + user
 			if err := srv.GmailPOPDisposition(acct, c.disp); err != nil {
@@ -169,6 +171,11 @@ func TestGmailPOP3Disposition(t *testing.T) {
 				if n, err := srv.GmailCount(acct, f.folder); err != nil || n != f.want {
 					t.Errorf("%s: %d (%v), want %d", f.folder, n, err, f.want)
 				}
+			}
+			// keep leaves the Inbox message unread, read marks it \Seen
+			st, err := srv.gmail.user(acct).mem.Status("INBOX", &imap.StatusOptions{NumUnseen: true})
+			if err != nil || int(*st.NumUnseen) != c.unseen {
+				t.Errorf("INBOX unseen: %v (%v), want %d", st, err, c.unseen)
 			}
 			w = dialGmailPOP3(t, srv)
 			w.login(acct, tok)

@@ -22,6 +22,20 @@ func dialGmail(t *testing.T, addr string, srv *Server) *imapWire {
 	return &imapWire{t: t, conn: conn, r: bufio.NewReader(conn)}
 }
 
+// refusedXOAUTH2 logs in as user with a token Gmail refuses: the answer
+// is the error challenge and, after the empty line, the NO.
+func (w *imapWire) refusedXOAUTH2(what, user, token string) {
+	w.t.Helper()
+	w.send("a1 AUTHENTICATE XOAUTH2 " + xoauth2(user, token))
+	if l := w.line(); l != "+ "+gmailChallengeB64 {
+		w.t.Fatalf("%s: challenge %q", what, l)
+	}
+	w.send("")
+	if l := w.line(); l != "a1 NO [AUTHENTICATIONFAILED] Invalid credentials (Failure)" {
+		w.t.Fatalf("%s: after the empty line: %q", what, l)
+	}
+}
+
 // TestGmailIMAPWire checks the Gmail service's bytes: the greeting's
 // X-GM-EXT-1, the error challenge and the NO after the empty line, LIST's
 // special-use attributes, and the connection cap's ALERT.
@@ -37,14 +51,7 @@ func TestGmailIMAPWire(t *testing.T) {
 		t.Errorf("greeting %q", g)
 	}
 	bad, _ := srv.GoogleMailToken(user, "https://www.googleapis.com/auth/gmail.modify")
-	w.send("a1 AUTHENTICATE XOAUTH2 " + xoauth2(user, bad))
-	if l := w.line(); l != "+ "+gmailChallengeB64 {
-		t.Fatalf("challenge %q", l)
-	}
-	w.send("")
-	if l := w.line(); l != "a1 NO [AUTHENTICATIONFAILED] Invalid credentials (Failure)" {
-		t.Fatalf("after the empty line: %q", l)
-	}
+	w.refusedXOAUTH2("a token without the scope", user, bad)
 	if empty, other := srv.GmailChallengeAnswers(); empty != 1 || other != 0 {
 		t.Errorf("answers %d %d", empty, other)
 	}
