@@ -10,7 +10,6 @@ import (
 	"reflect"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -332,11 +331,11 @@ func (p proxyPacer) Turn(ctx context.Context, a *proxy.Account, upstream string,
 }
 
 // paceEvery is the spacing of an account's submissions to host: its
-// rate, or Exchange Online's limit at smtp.office365.com when it sets
+// rate, or config.DefaultSMTPRate (Exchange Online's limit) when it sets
 // none; 0 does not pace (beyond a sender's rate on the same gate).
 func paceEvery(rate int, host string) time.Duration {
-	if rate == 0 && strings.EqualFold(host, "smtp.office365.com") {
-		rate = config.ExchangeOnlineSMTPRate
+	if rate == 0 {
+		rate = config.DefaultSMTPRate(host)
 	}
 	if rate <= 0 {
 		return 0

@@ -148,14 +148,7 @@ func TestConsoleAccount(t *testing.T) {
 	if a, ok := cfg.Account("printer"); !ok || a.Origin != config.OriginConsole {
 		t.Fatalf("account in the configuration: %+v", a)
 	}
-	rt, err := newParts(nil, cfg, slog.New(slog.DiscardHandler), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	set, err := newAccountSet(rt)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, set := proxyTestParts(t, cfg)
 	if _, err := set.Authenticate(t.Context(), "any", "printer", "printer pw"); err != nil {
 		t.Errorf("the console account's password: %v", err)
 	}
@@ -171,6 +164,13 @@ func proxyTestSet(t *testing.T, src string) (*config.Config, *parts, *accountSet
 	if err != nil {
 		t.Fatal(err)
 	}
+	rt, set := proxyTestParts(t, cfg)
+	return cfg, rt, set
+}
+
+// proxyTestParts builds cfg's parts and proxy account set.
+func proxyTestParts(t *testing.T, cfg *config.Config) (*parts, *accountSet) {
+	t.Helper()
 	rt, err := newParts(nil, cfg, slog.New(slog.DiscardHandler), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -179,7 +179,7 @@ func proxyTestSet(t *testing.T, src string) (*config.Config, *parts, *accountSet
 	if err != nil {
 		t.Fatal(err)
 	}
-	return cfg, rt, set
+	return rt, set
 }
 
 // TestProxyPacer: an account's submissions take turns at the outbox's

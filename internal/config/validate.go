@@ -183,7 +183,18 @@ func defaultSenderRate(s *Sender) int {
 	switch {
 	case s.Protocol == "graph" && strings.EqualFold(strings.TrimSuffix(s.Endpoint, "/"), DefaultGraphEndpoint):
 		return GraphSendRate
-	case s.Protocol != "graph" && strings.EqualFold(s.Host, "smtp.office365.com"):
+	case s.Protocol != "graph":
+		return DefaultSMTPRate(s.Host)
+	}
+	return 0
+}
+
+// DefaultSMTPRate is the pace Microsoft allows a mailbox's SMTP AUTH
+// submissions at host (Exchange Online's smtp.office365.com); 0 (no
+// pacing) for other servers. A sender's rate and a proxy account's
+// submissions default to it.
+func DefaultSMTPRate(host string) int {
+	if strings.EqualFold(host, "smtp.office365.com") {
 		return ExchangeOnlineSMTPRate
 	}
 	return 0

@@ -220,16 +220,13 @@ func splitPOP3(line string) (cmd, arg string) {
 	return strings.ToUpper(cmd), arg
 }
 
-// indexFold is the first index of the ASCII word w in s, ignoring ASCII
-// case, or -1. (strings.ToUpper would move the offsets of any non-ASCII
-// text before the word, and the cut with them.)
+// indexFold is the first index of the ASCII word w in s, ignoring case,
+// or -1. (strings.ToUpper would move the offsets of any non-ASCII text
+// before the word, and the cut with them; a slice of len(w) bytes that
+// holds a non-ASCII rune has fewer runes than w, so never folds to it.)
 func indexFold(s, w string) int {
 	for i := 0; i+len(w) <= len(s); i++ {
-		j := 0
-		for j < len(w) && s[i+j]|0x20 == w[j]|0x20 && (w[j]|0x20 >= 'a' && w[j]|0x20 <= 'z' || s[i+j] == w[j]) {
-			j++
-		}
-		if j == len(w) {
+		if strings.EqualFold(s[i:i+len(w)], w) {
 			return i
 		}
 	}
