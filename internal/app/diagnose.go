@@ -40,7 +40,7 @@ type need struct {
 // needOf says what a mailbox or sender needs of a Microsoft token.
 func needOfMailbox(m *config.Mailbox) need {
 	n := need{what: fmt.Sprintf("mailbox %s (%s)", m.Name, m.Protocol), audiences: exchangeAudiences, api: "Office 365 Exchange Online",
-		user: m.Username, google: sasl.GoogleMailScope}
+		user: mailboxUser(m), google: sasl.GoogleMailScope}
 	switch m.Protocol {
 	case "pop3":
 		n.app, n.delegated = []string{"POP.AccessAsApp"}, []string{"POP.AccessAsUser.All"}
@@ -261,7 +261,7 @@ func (a *App) Diagnose(ctx context.Context, name string, note func(string), step
 	var needs []need
 	var then func(*oauth.Token) bool // the Test steps, after the token's
 	if m, ok := cfg.Mailbox(name); ok {
-		profile, subject, needs = m.Profile, m.Username, []need{needOfMailbox(m)}
+		profile, subject, needs = m.Profile, mailboxUser(m), []need{needOfMailbox(m)}
 		then = func(*oauth.Token) bool { return testMailbox(ctx, rt, m, step, hint) }
 		note(fmt.Sprintf("doctor: mailbox %s (%s, %s), profile %s", m.Name, m.Protocol, m.Username, m.Profile))
 	} else if s, ok := cfg.Sender(name); ok {

@@ -161,3 +161,24 @@ accounts:
 		t.Errorf("mailgate test scanner failed: %q", failed)
 	}
 }
+
+// TestMailboxUser: a mailbox's login is for its username; Gmail's POP3
+// recent mode ("recent:USER", any case) is USER's login, and only POP3
+// has that mode.
+func TestMailboxUser(t *testing.T) {
+	for _, c := range []struct {
+		protocol, username, want string
+	}{
+		{"imap", "alice@example.com", "alice@example.com"},
+		{"pop3", "alice@example.com", "alice@example.com"},
+		{"pop3", "recent:alice@example.com", "alice@example.com"},
+		{"pop3", "Recent:bob@example.com", "bob@example.com"},
+		{"pop3", "recent:", "recent:"},
+		{"imap", "recent:alice@example.com", "recent:alice@example.com"},
+	} {
+		m := &config.Mailbox{Protocol: c.protocol, Username: c.username}
+		if got := mailboxUser(m); got != c.want {
+			t.Errorf("mailboxUser(%s %q) = %q, want %q", c.protocol, c.username, got, c.want)
+		}
+	}
+}

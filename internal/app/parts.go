@@ -182,7 +182,7 @@ func (rt *parts) dialer(m *config.Mailbox) (mailbox.Dialer, mailbox.Bearer, erro
 			return nil, nil, err
 		}
 	}
-	p = p.ForSubject(m.Username)
+	p = p.ForSubject(mailboxUser(m))
 	token := rt.mgr.Bearer(p, nil)
 	addr := net.JoinHostPort(m.Host, strconv.Itoa(m.Port))
 	switch m.Protocol {
@@ -275,4 +275,15 @@ func (rt *parts) outboxSender(snd *config.Sender) (*outbox.Sender, error) {
 			return c, nil
 		},
 	}, nil
+}
+
+// mailboxUser is the user a mailbox's login is for, the subject a service
+// account acts for: its username, without the "recent:" of Gmail's POP3
+// recent mode (a way to log in, not another user).
+func mailboxUser(m *config.Mailbox) string {
+	const recent = "recent:"
+	if m.Protocol == "pop3" && len(m.Username) > len(recent) && strings.EqualFold(m.Username[:len(recent)], recent) {
+		return m.Username[len(recent):]
+	}
+	return m.Username
 }

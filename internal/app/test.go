@@ -87,7 +87,7 @@ func testMailbox(ctx context.Context, rt *parts, m *config.Mailbox, step StepFun
 	if !testReach(ctx, m.Host, m.Port, m.Security, m.TLSCA, "Exchange Online: IMAP 993, POP3 995", step, hint) {
 		return false
 	}
-	p := rt.profiles[m.Profile].ForSubject(m.Username)
+	p := rt.profiles[m.Profile].ForSubject(mailboxUser(m))
 	if _, ok := testProfile(ctx, rt, p, step, hint); !ok {
 		return false
 	}

@@ -146,22 +146,14 @@ func (r requester) serviceAccount(ctx context.Context, p *Profile, scopes []stri
 // ForSubject returns the profile a mailbox or sender of user uses: for a
 // service_account profile without a fixed Subject, a copy acting for user
 // (Manager caches its tokens apart from other users'); else p itself.
-// Gmail's POP3 login "recent:alice@example.com" (its recent mode) acts
-// for alice@example.com: the prefix is no part of the user.
 func (p *Profile) ForSubject(user string) *Profile {
 	if !p.serviceAccount() || p.Subject != "" || user == "" {
 		return p
-	}
-	if len(user) > len(gmailRecentPrefix) && strings.EqualFold(user[:len(gmailRecentPrefix)], gmailRecentPrefix) {
-		user = user[len(gmailRecentPrefix):]
 	}
 	c := *p
 	c.Subject = user
 	return &c
 }
-
-// gmailRecentPrefix starts a Gmail POP3 login in recent mode.
-const gmailRecentPrefix = "recent:"
 
 // WithSubject returns a copy of a service_account profile acting for user
 // (mailgate token --subject); other grants have no subject to set.

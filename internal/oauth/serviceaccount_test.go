@@ -460,8 +460,7 @@ func TestServiceAccountKeyCreated(t *testing.T) {
 }
 
 // TestForSubject: a service account without a fixed subject acts for each
-// mailbox's user, and Gmail's POP3 recent-mode login "recent:USER" for
-// USER; a fixed subject and other grants are left as they are.
+// mailbox's user; a fixed subject and other grants are left as they are.
 func TestForSubject(t *testing.T) {
 	sa := &Profile{Name: "w", Provider: ProviderGoogle, Grant: GrantServiceAccount}
 	fixed := &Profile{Name: "f", Provider: ProviderGoogle, Grant: GrantServiceAccount, Subject: "ops@example.com"}
@@ -471,11 +470,9 @@ func TestForSubject(t *testing.T) {
 		user, want string
 	}{
 		{sa, "alice@example.com", "alice@example.com"},
-		{sa, "recent:alice@example.com", "alice@example.com"},
-		{sa, "Recent:bob@example.com", "bob@example.com"},
-		{sa, "recent:", "recent:"},
-		{fixed, "recent:alice@example.com", "ops@example.com"},
-		{user, "recent:alice@example.com", ""},
+		{sa, "", ""},
+		{fixed, "alice@example.com", "ops@example.com"},
+		{user, "alice@example.com", ""},
 	} {
 		if got := c.p.ForSubject(c.user).Subject; got != c.want {
 			t.Errorf("%s.ForSubject(%q).Subject = %q, want %q", c.p.Name, c.user, got, c.want)
