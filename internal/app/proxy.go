@@ -42,11 +42,18 @@ type proxies struct {
 	// gates pace SMTP submissions per mailbox and host, shared with the
 	// outbox's senders (generation sets its worker's Gates to it)
 	gates *outbox.Gates
-	// st, when set, keeps each account's last login across restarts
+	// st, when set, keeps each account's last login across restarts,
+	// written by writeLogins off the login path: kick wakes it for what
+	// unwritten holds (an account's latest only), done says it finished
 	st     *store.Store
 	statMu sync.Mutex
 	counts map[string]int // sessions per listener
 	last   map[string]LoginStatus
+	// unwritten, kick and stopped are guarded by statMu
+	unwritten map[string]LoginStatus
+	kick      chan struct{}
+	stopped   bool
+	done      chan struct{}
 }
 
 // LoginStatus is an account's last login through the proxy.
@@ -74,6 +81,9 @@ func newProxies(reg *metrics.Registry, log *slog.Logger) *proxies {
 		gates:    &outbox.Gates{},
 		counts:   map[string]int{},
 		last:     map[string]LoginStatus{},
+
+		unwritten: map[string]LoginStatus{},
+		kick:      make(chan struct{}, 1),
 	}
 }
 
@@ -153,16 +163,55 @@ func (px *proxies) LoginResult(ctx context.Context, l proxy.Login) {
 	}
 	ls := LoginStatus{Account: l.Username, Listener: l.Listener, Remote: l.Remote, Result: l.Result, At: time.Now(), Advice: l.Advice}
 	px.statMu.Lock()
+	defer px.statMu.Unlock()
 	px.last[l.Username] = ls
-	px.statMu.Unlock()
-	if px.st == nil {
+	if px.done == nil || px.stopped {
+		return // no store, or stopped
+	}
+	// the store write waits for writeLogins, not the client's login
+	px.unwritten[l.Username] = ls
+	select {
+	case px.kick <- struct{}{}:
+	default: // a write is due already; it takes this one too
+	}
+}
+
+// writeLogins keeps the last logins in the store as they come, until
+// stopLogins; a burst of logins costs one write per account.
+func (px *proxies) writeLogins() {
+	defer close(px.done)
+	for range px.kick {
+		px.statMu.Lock()
+		batch := px.unwritten
+		px.unwritten = map[string]LoginStatus{}
+		px.statMu.Unlock()
+		for _, ls := range batch {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			if err := px.st.RecordProxyLogin(ctx, store.ProxyLogin(ls)); err != nil {
+				px.log.Warn("proxy: the last login is not kept in the store", "account", ls.Account, "err", err)
+			}
+			cancel()
+		}
+	}
+}
+
+// stopLogins writes what logins are left to the store and ends
+// writeLogins; later logins are only kept in memory.
+func (px *proxies) stopLogins() {
+	px.statMu.Lock()
+	done := px.done
+	if done == nil || px.stopped {
+		px.statMu.Unlock()
 		return
 	}
-	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	if err := px.st.RecordProxyLogin(wctx, store.ProxyLogin(ls)); err != nil {
-		px.log.Warn("proxy: the last login is not kept in the store", "account", l.Username, "err", err)
+	px.stopped = true
+	select {
+	case px.kick <- struct{}{}: // what is unwritten goes before the end
+	default:
 	}
+	close(px.kick)
+	px.statMu.Unlock()
+	<-done
 }
 
 // loadLogins reads the accounts' last logins kept in st (before a
@@ -184,6 +233,8 @@ func (px *proxies) loadLogins(ctx context.Context, st *store.Store) {
 			px.last[l.Account] = LoginStatus(l)
 		}
 	}
+	px.done = make(chan struct{})
+	go px.writeLogins()
 }
 
 // LastLogins are the accounts' last logins through the proxy, those
@@ -299,13 +350,15 @@ func (px *proxies) stopLocked(name string) {
 	<-r.done
 }
 
-// stop ends every listener and its sessions.
+// stop ends every listener and its sessions, then writes the last logins
+// left to the store.
 func (px *proxies) stop() {
 	px.mu.Lock()
-	defer px.mu.Unlock()
 	for name := range px.running {
 		px.stopLocked(name)
 	}
+	px.mu.Unlock()
+	px.stopLogins()
 }
 
 // proxyPacer is proxy.Pacer: an account's submissions take turns at the

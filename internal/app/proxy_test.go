@@ -265,6 +265,7 @@ func TestProxyLastLoginKept(t *testing.T) {
 	px.LoginResult(t.Context(), proxy.Login{Listener: "a", Protocol: "imap", Username: "u", Remote: "127.0.0.1:4000", Result: "upstream",
 		Err: errors.New("NO AUTHENTICATE failed"), Advice: []string{"fix: grant IMAP.AccessAsApp"}})
 	px.LoginResult(t.Context(), proxy.Login{Listener: "a", Username: "nobody", Result: "bad_password"})
+	px.stop() // serve's end: the last logins not yet written go to the store
 	st.Close()
 
 	st = open()
