@@ -294,8 +294,6 @@ func (l *leaser) giveUp(mb string) {
 	if l.units[mb] == u {
 		delete(l.units, mb)
 	}
-	l.mu.Unlock()
-	l.mu.Lock()
 	e, ok := l.held[mb]
 	l.mu.Unlock()
 	// forgotten here only once released in the store (a renewal in

@@ -90,7 +90,10 @@ func (a *App) Start(ctx context.Context, so ServeOptions) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", cfg.File, err)
 	}
-	g.ob.Gates = s.px.gates
+	// the outbox claims messages in this instance's name: a serve restarted
+	// with the same host and pid (a container) must not extend its dead
+	// predecessor's claims
+	g.ob.Gates, g.ob.Instance = s.px.gates, s.instance
 	if err := s.px.apply(g.rt); err != nil {
 		s.px.stop()
 		g.rt.closeSinks()
@@ -167,7 +170,7 @@ func (a *App) Reload(ctx context.Context) error {
 		log.Error("serve: the new configuration does not start; keeping the running one", "err", err)
 		return nil
 	}
-	ng.ob.Gates = s.px.gates
+	ng.ob.Gates, ng.ob.Instance = s.px.gates, s.instance
 	kept := prev.handOver(ng)
 	if err := s.px.apply(ng.rt); err != nil {
 		log.Error("serve: a proxy listener does not start", "err", err)

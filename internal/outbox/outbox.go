@@ -545,7 +545,7 @@ func (w *Worker) send(ctx context.Context, cn *conn, m store.OutboxMessage, g *g
 	m.Attempts++
 	refused, err := cn.c.SendEachAfter(m.From, rcpts, bytes.NewReader(m.Raw), cn.recorded)
 	at := time.Now()
-	g.sent()
+	g.sentEvery(0)
 	if err == nil {
 		g.ok()
 		// the refused recipients go in the same transaction as the sent
@@ -601,7 +601,7 @@ func (w *Worker) sendAPI(ctx context.Context, api Mailer, m store.OutboxMessage,
 	m.Attempts++
 	err := api.Send(ctx, m.Raw)
 	at := time.Now()
-	g.sent()
+	g.sentEvery(0)
 	if wait, ok := throttling(err); ok {
 		w.throttle(ctx, m, g, wait, err)
 		return true, false
@@ -739,14 +739,6 @@ func (g *gate) wait(stop <-chan struct{}) bool {
 		case <-t.C:
 		}
 	}
-}
-
-// sent records a submission's end: the next one waits for the rate's
-// spacing from here.
-func (g *gate) sent() {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.next = later(g.next, time.Now().Add(g.every))
 }
 
 // ok records an accepted submission: the throttling run is over.

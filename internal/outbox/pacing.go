@@ -118,7 +118,7 @@ func (g *gate) reserve(now time.Time, every, patience time.Duration) (time.Time,
 		at = later(at, g.holdUntil)
 	}
 	if wait := at.Sub(now); wait > patience {
-		why := "paced"
+		why := statePaced
 		if g.holdUntil.After(now) {
 			why = g.why
 		}
@@ -129,7 +129,8 @@ func (g *gate) reserve(now time.Time, every, patience time.Duration) (time.Time,
 }
 
 // sentEvery records a submission's end: the next turn is spaced from
-// here (the longer of g.every and every).
+// here (the longer of g.every and every; an outbox sender's own
+// submissions pass 0, its rate's spacing).
 func (g *gate) sentEvery(every time.Duration) {
 	g.mu.Lock()
 	defer g.mu.Unlock()

@@ -132,6 +132,7 @@ func (s *Store) ClaimDue(ctx context.Context, sender string, limit int, c Outbox
 			return err
 		}
 		byID := map[int64]int{}
+		var ids []int64
 		for rows.Next() {
 			var m OutboxMessage
 			var created int64
@@ -144,13 +145,13 @@ func (s *Store) ClaimDue(ctx context.Context, sender string, limit int, c Outbox
 			}
 			m.Sender, m.CreatedAt = sender, time.Unix(0, created)
 			byID[m.ID] = len(msgs)
-			msgs = append(msgs, m)
+			msgs, ids = append(msgs, m), append(ids, m.ID)
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil || len(msgs) == 0 {
 			return err
 		}
-		in, args := idList(msgs)
+		in, args := idList(ids)
 		if _, err := tx.Exec(ctx, "UPDATE outbox SET state = ?, attempts = attempts + 1, claimed_by = ?, claim_until = ?, updated_at = ? WHERE id IN ("+in+")",
 			append([]any{OutboxSending, c.By, c.Until.UnixNano(), now}, args...)...); err != nil {
 			return err
@@ -253,27 +254,23 @@ func valuesList(rows, cols int) string {
 	return strings.TrimSuffix(strings.Repeat(row+", ", rows), ", ")
 }
 
-// idList is "?, ?, …" for the messages' ids and the ids as arguments.
-func idList(msgs []OutboxMessage) (string, []any) {
-	args := make([]any, len(msgs))
-	for i, m := range msgs {
-		args[i] = m.ID
+// idList is "?, ?, …" for ids and the ids as arguments.
+func idList(ids []int64) (string, []any) {
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
 	}
-	return strings.TrimSuffix(strings.Repeat("?, ", len(msgs)), ", "), args
+	return strings.TrimSuffix(strings.Repeat("?, ", len(ids)), ", "), args
 }
 
 // ReleaseClaim puts claimed messages that were not handed to the server
 // back in the queue as they were (state queued, the claim's attempt taken
-// back). Only messages still sending under c.By are touched.
+// back). Only messages still sending under by's claim are touched.
 func (s *Store) ReleaseClaim(ctx context.Context, by string, ids ...int64) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	msgs := make([]OutboxMessage, len(ids))
-	for i, id := range ids {
-		msgs[i].ID = id
-	}
-	in, args := idList(msgs)
+	in, args := idList(ids)
 	_, err := s.exec(ctx, "UPDATE outbox SET state = ?, attempts = attempts - 1, claimed_by = '', claim_until = 0, updated_at = ? WHERE state = ? AND claimed_by = ? AND id IN ("+in+")",
 		append([]any{OutboxQueued, time.Now().UnixNano(), OutboxSending, by}, args...)...)
 	if err != nil {
@@ -315,13 +312,13 @@ func (s *Store) MarkSentAll(ctx context.Context, sent []SentMessage) error {
 		return nil
 	}
 	now := time.Now().UnixNano()
-	in := strings.TrimSuffix(strings.Repeat("?, ", len(sent)), ", ")
-	ids := make([]any, len(sent))
+	sentIDs := make([]int64, len(sent))
 	var refused int
 	for i, m := range sent {
-		ids[i] = m.ID
+		sentIDs[i] = m.ID
 		refused += len(m.Refused)
 	}
+	in, ids := idList(sentIDs)
 	const (
 		msgs  = "UPDATE outbox SET state = ?, last_error = '', claimed_by = '', claim_until = 0, updated_at = ? WHERE id IN ("
 		rcpts = "UPDATE outbox_rcpts SET state = ?, reply = '' WHERE outbox_id IN ("
